@@ -1,0 +1,172 @@
+"""TimeSformer: parity with the published implementations, every checkpoint layout, configs and inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import videoattn_core as vac
+from reference import Reference, relative_error
+
+VARIANTS = {
+    "timesformer_divided": "divided_space_time",
+    "timesformer_joint": "joint_space_time",
+    "timesformer_space_only": "space_only",
+}
+
+
+def _official_layout(model: torch.nn.Module) -> dict:
+    """The same weights as the official repository saves them: {"model_state": {"model.<name>": ...}}."""
+    return {"model_state": {f"model.{k}": v for k, v in model.state_dict().items()}, "epoch": 15}
+
+
+@pytest.mark.parametrize("fixture", list(VARIANTS))
+def test_logits_match_reference_from_hf_and_official_layouts(fixture, tmp_path):
+    ref = Reference(fixture)
+    model = vac.build_model("timesformer_base", attention_type=VARIANTS[fixture])
+    assert sum(p.numel() for p in model.parameters()) == ref.params
+
+    hf_file = tmp_path / "model.safetensors"
+    save_file(ref.state_dict(), str(hf_file))
+    report = vac.load_checkpoint(model, hf_file)
+    assert report.layout.startswith("Hugging Face")
+    x = ref.input()
+    with torch.no_grad():
+        logits = model(x)
+    assert relative_error(logits, ref.logits) <= 1e-4
+
+    official_file = tmp_path / "checkpoint_epoch_00015.pyth"
+    torch.save(_official_layout(model), official_file)
+    fresh = vac.build_model("timesformer_base", attention_type=VARIANTS[fixture])
+    report = vac.load_checkpoint(fresh, official_file)
+    assert report.layout.startswith("official")
+    with torch.no_grad():
+        assert relative_error(fresh(x), ref.logits) <= 1e-4
+
+
+def test_hf_bin_file_and_save_pretrained_directory(tmp_path):
+    ref = Reference("timesformer_joint")
+    state = ref.state_dict()
+    torch.save(state, tmp_path / "pytorch_model.bin")
+    (tmp_path / "config.json").write_text('{"id2label": {"0": "abseiling"}}')
+    model = vac.build_model("timesformer_base", attention_type="joint_space_time")
+    report = vac.load_checkpoint(model, tmp_path)  # the directory, as save_pretrained writes it
+    assert report.metadata["config"]["id2label"]["0"] == "abseiling"
+    with torch.no_grad():
+        assert relative_error(model(ref.input()), ref.logits) <= 1e-4
+    bin_model = vac.build_model("timesformer_base", attention_type="joint_space_time")
+    vac.load_checkpoint(bin_model, tmp_path / "pytorch_model.bin")
+    assert torch.equal(bin_model.head.weight, model.head.weight)
+
+
+def test_published_parameter_counts():
+    counts = {"timesformer_base": 121_566_352, "timesformer_hr": 122_024_080, "timesformer_l": 121_633_936}
+    for name, expected in counts.items():
+        model = vac.build_model(name, device="meta")
+        assert sum(p.numel() for p in model.parameters()) == expected, name
+
+
+def _small(**overrides):
+    base = dict(embed_dim=64, depth=2, num_heads=4, num_frames=4, img_size=32, patch_size=8, num_classes=10)
+    base.update(overrides)
+    return vac.build_model("timesformer_base", **base)
+
+
+@pytest.mark.parametrize("attention_type", list(VARIANTS.values()))
+def test_sdpa_and_explicit_paths_agree(attention_type):
+    model = _small(attention_type=attention_type)
+    x = torch.randn(2, 3, 4, 32, 32)
+    with torch.no_grad():
+        fused = model(x)
+        vac.set_fused_attention(model, False)
+        explicit = model(x)
+    assert fused.shape == (2, 10)
+    torch.testing.assert_close(fused, explicit, rtol=1e-5, atol=1e-5)
+
+
+def test_temporal_relative_bias_variant():
+    model = _small(temporal_relative_bias=True)
+    table = model.blocks[0].temporal_attn.relative_position_bias_table
+    assert table.shape == (2 * 4 - 1, 4)
+    x = torch.randn(1, 3, 4, 32, 32)
+    with torch.no_grad():
+        before = model(x)
+        table.copy_(torch.randn_like(table))
+        after = model(x)
+        vac.set_fused_attention(model, False)
+        explicit = model(x)
+        longer = model(torch.randn(1, 3, 6, 32, 32))  # offsets beyond the table are clamped
+    assert not torch.allclose(before, after)
+    torch.testing.assert_close(after, explicit, rtol=1e-5, atol=1e-5)
+    assert torch.isfinite(longer).all()
+    bias = model.blocks[0].temporal_attn.relative_bias(4)
+    assert torch.equal(bias[:, 0, 3], table[6]) and torch.equal(bias[:, 3, 0], table[0])
+
+
+def test_embeddings_resized_for_other_frames_and_resolution():
+    model = _small()
+    x = torch.randn(1, 3, 6, 48, 40)  # 6 frames, a 6×5 patch grid instead of 4 frames and 4×4
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == (1, 10) and torch.isfinite(out).all()
+
+    # the resized embeddings are nearest-neighbour copies of the built ones
+    pos = model._pos_embed(8, 8)
+    assert pos.shape == (1, 65, 64)
+    grid = model.pos_embed[0, 1:].reshape(4, 4, 64)
+    torch.testing.assert_close(pos[0, 1:].reshape(8, 8, 64)[::2, ::2], grid)
+    time = model._time_embed(8)
+    torch.testing.assert_close(time[0, ::2], model.time_embed[0])
+
+
+def test_resizing_matches_a_model_built_for_that_size():
+    """A model built for 4 frames at 32 px, run on 4 frames at 32 px, equals itself; a model built for another
+    size given the resized embeddings computes the same logits as the resizing path."""
+    small = _small()
+    big = _small(num_frames=8, img_size=64)
+    state = {k: v for k, v in small.state_dict().items() if k not in ("pos_embed", "time_embed")}
+    big.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        big.pos_embed.copy_(small._pos_embed(8, 8))
+        big.time_embed.copy_(small._time_embed(8))
+        x = torch.randn(1, 3, 8, 64, 64)
+        torch.testing.assert_close(small(x), big(x))
+
+
+@pytest.mark.parametrize("overrides, field, words", [
+    (dict(embed_dim=100, num_heads=12), "num_heads", "not divisible by num_heads"),
+    (dict(img_size=230), "img_size", "multiple of patch_size"),
+    (dict(attention_type="space_time_magic"), "attention_type", "one of"),
+    (dict(depth=0), "depth", "from 1 to 128"),
+    (dict(num_frames=-4), "num_frames", "from 1"),
+    (dict(patch_size=0), "patch_size", "from 1"),
+    (dict(mlp_ratio=float("nan")), "mlp_ratio", "a number"),
+    (dict(qkv_bias="yes"), "qkv_bias", "true or false"),
+    (dict(num_classes=2.5), "num_classes", "an integer"),
+    (dict(temporal_relative_bias=True, attention_type="joint_space_time"), "temporal_relative_bias",
+     "divided_space_time"),
+    (dict(frobnicate=3), "frobnicate", "known:"),
+])
+def test_impossible_configs_raise_config_error(overrides, field, words):
+    with pytest.raises(vac.ConfigError) as info:
+        vac.build_model("timesformer_base", device="meta", **overrides)
+    assert info.value.field == field
+    assert field in str(info.value) and words in str(info.value)
+
+
+def test_unknown_model_lists_presets():
+    with pytest.raises(vac.ConfigError, match="available: timesformer_base"):
+        vac.build_model("timesformer_huge")
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 32, 32), (1, 1, 4, 32, 32), (1, 3, 4, 30, 32), (1, 3, 4, 4, 4)])
+def test_wrong_input_shape_says_what_is_expected(shape):
+    model = _small()
+    with pytest.raises(ValueError, match=r"expected a float tensor \(B, C, T, H, W\) with C=3.*multiple of 8"):
+        model(torch.randn(*shape))
+
+
+def test_integer_input_rejected():
+    with pytest.raises(ValueError, match="float tensor"):
+        _small()(torch.zeros(1, 3, 4, 32, 32, dtype=torch.uint8))

@@ -1,0 +1,20 @@
+"""videoattn: build, inspect and compare video transformers.
+
+>>> import videoattn_core as vac
+>>> vac.list_models()[:1]
+['timesformer_base']
+>>> model = vac.build_model("timesformer_base", attention_type="joint_space_time", num_frames=16)
+"""
+
+from . import models  # noqa: F401  (registers the families)
+from .checkpoints import LoadReport, load_checkpoint, read_checkpoint
+from .config import ModelConfig, coerce_overrides
+from .errors import CheckpointError, ConfigError, VideoAttnError, VideoError, WeightsError
+from .models.layers import set_fused_attention
+from .registry import build_model, get_config, get_preset, list_families, list_models
+
+__all__ = [
+    "build_model", "get_config", "get_preset", "list_families", "list_models", "load_checkpoint",
+    "read_checkpoint", "LoadReport", "ModelConfig", "coerce_overrides", "set_fused_attention",
+    "VideoAttnError", "ConfigError", "CheckpointError", "VideoError", "WeightsError",
+]

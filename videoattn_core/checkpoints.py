@@ -1,0 +1,239 @@
+"""The one checkpoint loader: read any supported file safely, recognise its key layout, load it.
+
+Files are read with ``torch.load(..., weights_only=True)`` or safetensors, so a checkpoint can never run code.
+Each model class lists the foreign layouts it understands in ``checkpoint_layouts`` (a tuple of
+:class:`CheckpointLayout`, defined next to the model, where the knowledge of its names lives); the model's own
+names are the native layout. Containers are unwrapped here: ``{"model_state": ...}`` (PySlowFast and the
+official TimeSformer), ``{"state_dict": ...}`` (mmaction, the official Video Swin), ``{"model": ...}``, and a
+``module.`` prefix left by DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor, nn
+
+from .errors import CheckpointError
+
+StateDict = dict[str, Tensor]
+_CONTAINER_KEYS = ("model_state", "state_dict", "model", "module", "model_ema")
+_SHOW = 5
+
+
+@dataclass(frozen=True)
+class CheckpointLayout:
+    """A foreign key layout: how to recognise it and how to rename its tensors into the model's names.
+
+    ``convert(state_dict, config)`` returns a new dict in the native layout; derived buffers of the foreign
+    layout (index tables and the like) are dropped there.
+    """
+
+    name: str
+    detect: Callable[[StateDict], bool]
+    convert: Callable[[StateDict, Any], StateDict]
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_checkpoint` did."""
+
+    source: str
+    file_format: str
+    layout: str
+    tensors: int
+    ignored: list[str] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        text = f"loaded {self.tensors} tensors from {self.source} ({self.file_format}, {self.layout} layout)"
+        if self.ignored:
+            text += f"; ignored {len(self.ignored)} derived entries"
+        return text
+
+
+def _read_bytes(data: bytes, name: str) -> tuple[Any, str]:
+    if name.endswith(".safetensors") or data[8:9] == b"{":
+        try:
+            from safetensors.torch import load as load_safetensors
+            return load_safetensors(data), "safetensors"
+        except Exception as exc:  # safetensors raises its own error types
+            if name.endswith(".safetensors"):
+                raise CheckpointError(f"{name} is not a readable safetensors file: {exc}") from None
+    return _torch_load(io.BytesIO(data), name), "torch"
+
+
+def _torch_load(source: Any, name: str) -> Any:
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(
+            f"{name} was refused: it holds Python objects other than tensors and plain containers, which could "
+            f"run code when loaded. Only weights are accepted (torch.save of a state dict, or safetensors). "
+            f"Detail: {str(exc).splitlines()[0]}") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, KeyError,
+            IndexError, TypeError) as exc:
+        raise CheckpointError(
+            f"{name} is not a readable checkpoint (expected a PyTorch .pth/.pyth/.bin file, a .safetensors "
+            f"file or a Hugging Face model directory): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from None
+
+
+def _read_directory(path: Path) -> tuple[Any, str, dict[str, Any]]:
+    meta: dict[str, Any] = {}
+    config_file = path / "config.json"
+    if config_file.is_file():
+        try:
+            meta["config"] = json.loads(config_file.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{config_file} is not valid JSON: {exc}") from None
+    for name in ("model.safetensors", "pytorch_model.bin", "model.pth"):
+        if (path / name).is_file():
+            obj, fmt = _read_file(path / name)
+            return obj, f"{fmt} ({name} in a directory)", meta
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = path / index_name
+        if index.is_file():
+            try:
+                shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
+                raise CheckpointError(f"{index} is not a valid shard index: {exc}") from None
+            merged: dict[str, Any] = {}
+            for shard in shards:
+                shard_path = (path / shard).resolve()
+                if shard_path.parent != path.resolve():
+                    raise CheckpointError(f"{index} names a shard outside its directory: {shard!r}")
+                obj, _ = _read_file(shard_path)
+                merged.update(obj)
+            return merged, f"sharded ({len(shards)} files)", meta
+    raise CheckpointError(f"{path} is a directory without model.safetensors, pytorch_model.bin or a shard index")
+
+
+def _read_file(path: Path) -> tuple[Any, str]:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+            return load_file(str(path)), "safetensors"
+        except Exception as exc:  # safetensors raises its own error types
+            raise CheckpointError(f"{path} is not a readable safetensors file: {exc}") from None
+    return _torch_load(str(path), str(path)), "torch"
+
+
+def _unwrap(obj: Any, source: str) -> StateDict:
+    """Find the state dict inside the containers training scripts save, and keep only its tensors."""
+    for _ in range(3):
+        if not isinstance(obj, dict):
+            break
+        inner = next((obj[k] for k in _CONTAINER_KEYS if isinstance(obj.get(k), dict)), None)
+        if inner is None or any(isinstance(v, Tensor) and k in _CONTAINER_KEYS for k, v in obj.items()):
+            break
+        obj = inner
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{source} holds a {type(obj).__name__}, not a dict of named tensors")
+    tensors = {k: v for k, v in obj.items() if isinstance(k, str) and isinstance(v, Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{source} holds no named tensors")
+    if all(k.startswith("module.") for k in tensors):
+        tensors = {k[len("module."):]: v for k, v in tensors.items()}
+    return tensors
+
+
+def read_checkpoint(source: str | Path | bytes) -> tuple[StateDict, str, dict[str, Any]]:
+    """Read a checkpoint file, directory or in-memory bytes; return ``(tensors, file_format, metadata)``.
+
+    ``metadata`` carries a Hugging Face ``config.json`` when one sits beside the weights."""
+    meta: dict[str, Any] = {}
+    if isinstance(source, (bytes, bytearray)):
+        obj, fmt = _read_bytes(bytes(source), "the uploaded checkpoint")
+        name = "the uploaded checkpoint"
+    else:
+        path = Path(source)
+        name = str(path)
+        if path.is_dir():
+            obj, fmt, meta = _read_directory(path)
+        else:
+            obj, fmt = _read_file(path)
+    return _unwrap(obj, name), fmt, meta
+
+
+def _short(names: list[str]) -> str:
+    shown = ", ".join(names[:_SHOW])
+    return shown + (f", … ({len(names) - _SHOW} more)" if len(names) > _SHOW else "")
+
+
+def load_checkpoint(model: nn.Module, source: str | Path | bytes | StateDict) -> LoadReport:
+    """Load a checkpoint into ``model``, whatever its layout (native, or one of ``model.checkpoint_layouts``).
+
+    Raises :class:`CheckpointError` listing missing, unexpected and wrongly shaped keys (the first few of
+    each) and the layout that was detected, when the checkpoint does not fit the model.
+    """
+    if isinstance(source, dict):
+        state, fmt, meta, name = _unwrap(source, "the state dict"), "state dict", {}, "a state dict"
+    else:
+        state, fmt, meta = read_checkpoint(source)
+        name = "the uploaded checkpoint" if isinstance(source, (bytes, bytearray)) else str(source)
+
+    expected = model.state_dict()
+    layout_name = "native"
+    if not set(state) <= set(expected):
+        for layout in getattr(type(model), "checkpoint_layouts", ()):
+            if layout.detect(state):
+                state = layout.convert(state, getattr(model, "config", None))
+                layout_name = layout.name
+                break
+
+    derived = {n for n, _ in model.named_buffers() if n not in expected}
+    ignored = sorted(k for k in state if k in derived)
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected and k not in derived]
+    wrong = [k for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k].shape)]
+    if missing or unexpected or wrong:
+        parts = [f"{name} does not fit {type(model).__name__} (detected layout: {layout_name})"]
+        if missing:
+            parts.append(f"missing {len(missing)}: {_short(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {len(unexpected)}: {_short(unexpected)}")
+        if wrong:
+            shapes = [f"{k} checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}" for k in wrong]
+            parts.append(f"wrong shape {len(wrong)}: {_short(shapes)}")
+        hint = getattr(model, "checkpoint_hint", None)
+        if hint is not None:
+            extra = hint(state, wrong)
+            if extra:
+                parts.append(extra)
+        raise CheckpointError("; ".join(parts))
+
+    with torch.no_grad():
+        for key, value in expected.items():
+            value.copy_(state[key])
+    return LoadReport(source=name, file_format=fmt, layout=layout_name, tensors=len(expected),
+                      ignored=ignored, metadata=meta)
+
+
+def rename_keys(state: StateDict, rules: list[tuple[str, str]], *, drop: tuple[str, ...] = ()) -> StateDict:
+    """Rename keys by regular-expression rules applied in order (the first match wins); drop keys matching
+    any pattern in ``drop``. The building block of every layout's ``convert``."""
+    import re
+
+    compiled = [(re.compile(p), r) for p, r in rules]
+    dropped = [re.compile(p) for p in drop]
+    out: StateDict = {}
+    for key, value in state.items():
+        if any(d.search(key) for d in dropped):
+            continue
+        new = key
+        for pattern, repl in compiled:
+            if pattern.search(key):
+                new = pattern.sub(repl, key)
+                break
+        out[new] = value
+    return out

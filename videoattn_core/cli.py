@@ -1,0 +1,47 @@
+"""The ``python -m videoattn_core`` command line.
+
+Each subcommand is a function taking parsed arguments and returning an exit status. Errors a user can cause
+(:class:`~videoattn_core.errors.VideoAttnError`) end with exit status 2 and one ``error: ...`` line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable
+
+from .errors import VideoAttnError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .registry import get_preset, list_models
+
+    for name in list_models():
+        print(f"{name:28s} {get_preset(name).description}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m videoattn_core",
+                                     description="Build, inspect and run video transformers.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("models", help="list the model presets")
+    p.set_defaults(func=_cmd_models)
+    return parser
+
+
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except VideoAttnError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

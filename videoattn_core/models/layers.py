@@ -1,0 +1,155 @@
+"""Layers shared by every model family: the attention core with its capture point, MLP, drop path, input checks.
+
+Every attention of every family computes ``softmax(q·kᵀ·scale + bias)·v`` in :class:`AttentionCore`. That one
+module is where the fused kernel (``F.scaled_dot_product_attention``) or the explicit softmax path is chosen,
+where the inspection engine captures probabilities, and where attention MACs are counted, whatever the
+attention kind (joint, divided space/time, windows, pooled).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ATTENTION_KINDS = ("space", "time", "joint", "window", "pooled")
+
+
+@dataclass(frozen=True)
+class AttentionLayout:
+    """Where the tokens of one attention call sit on the video's token grid, so a figure can lay them back.
+
+    ``groups`` and ``tokens`` are einops patterns over the axes ``b`` (batch), ``t``, ``h``, ``w`` (the token
+    grid ``grid`` = (T, H, W)) and, for windows, ``nw`` (window index) and ``wt wh ww`` (position in a window).
+    ``q_grid``/``kv_grid`` are the (T, H, W) grids of queries and keys when they differ (pooled attention).
+    """
+
+    kind: str
+    grid: tuple[int, int, int]
+    groups: str
+    tokens: str
+    cls: bool = False
+    q_grid: tuple[int, int, int] | None = None
+    kv_grid: tuple[int, int, int] | None = None
+    window: tuple[int, int, int] | None = None
+    shift: tuple[int, int, int] | None = None
+    padded_grid: tuple[int, int, int] | None = None
+
+
+@dataclass
+class CapturedAttention:
+    """Softmax probabilities exactly as the network computed them, with where their tokens sit."""
+
+    probs: Tensor  # (groups, heads, N_q, N_k)
+    layout: AttentionLayout
+
+    @property
+    def kind(self) -> str:
+        return self.layout.kind
+
+
+class AttentionCore(nn.Module):
+    """``softmax(q·kᵀ·scale + bias)·v`` for ``q (G, heads, N_q, d)``, ``k (G, heads, N_k, d)``, ``v (G, heads, N_k, d_v)``.
+
+    ``bias`` is an additive term broadcastable to ``(G, heads, N_q, N_k)`` (relative positions, window masks).
+    Runs the fused kernel unless ``fused`` is off or a ``sink`` is set; with a sink, the probabilities are
+    handed to it as a :class:`CapturedAttention`. Both paths compute the same function.
+    """
+
+    def __init__(self, kind: str, scale: float, attn_drop: float = 0.0):
+        super().__init__()
+        if kind not in ATTENTION_KINDS:
+            raise ValueError(f"attention kind must be one of {ATTENTION_KINDS}, got {kind!r}")
+        self.kind = kind
+        self.scale = scale
+        self.attn_drop = attn_drop
+        self.fused = True
+        self.sink: Callable[[CapturedAttention], None] | None = None
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind}, scale={self.scale:.4g}, fused={self.fused}"
+
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None = None,
+                layout: AttentionLayout | None = None) -> Tensor:
+        drop = self.attn_drop if self.training else 0.0
+        if self.fused and self.sink is None:
+            if bias is not None:
+                bias = bias.to(q.dtype)
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop, scale=self.scale)
+        attn = (q @ k.transpose(-2, -1)) * self.scale  # (G, heads, N_q, N_k)
+        if bias is not None:
+            attn = attn + bias
+        attn = attn.softmax(dim=-1)
+        if self.sink is not None:
+            self.sink(CapturedAttention(attn.detach(), layout or AttentionLayout(self.kind, (0, 0, 0), "", "")))
+        attn = F.dropout(attn, drop) if drop else attn
+        return attn @ v
+
+
+def set_fused_attention(model: nn.Module, enabled: bool) -> nn.Module:
+    """Switch every attention of ``model`` between the fused kernel and the explicit softmax path."""
+    for module in model.modules():
+        if isinstance(module, AttentionCore):
+            module.fused = enabled
+    return model
+
+
+class Mlp(nn.Module):
+    """Linear → GELU → dropout → Linear → dropout (names ``fc1``/``fc2`` as in timm and the official repos)."""
+
+    def __init__(self, in_features: int, hidden_features: int, out_features: int | None = None,
+                 drop: float = 0.0):
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_features, out_features or in_features)
+        self.drop = nn.Dropout(drop)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.drop(self.act(self.fc1(x)))))
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drops a whole residual branch per sample while training (Huang et al., 2016)."""
+
+    def __init__(self, drop_prob: float = 0.0):
+        super().__init__()
+        self.drop_prob = drop_prob
+
+    def extra_repr(self) -> str:
+        return f"drop_prob={self.drop_prob}"
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep = 1.0 - self.drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep
+
+
+def drop_path_rates(rate: float, depth: int) -> list[float]:
+    """Stochastic-depth rates growing linearly from 0 to ``rate`` over ``depth`` blocks."""
+    if depth == 1:
+        return [0.0]
+    return [rate * i / (depth - 1) for i in range(depth)]
+
+
+def check_video_input(x: Tensor, *, channels: int, multiple_hw: tuple[int, int] = (1, 1), multiple_t: int = 1,
+                      min_t: int = 1, min_hw: tuple[int, int] = (1, 1)) -> tuple[int, int, int, int]:
+    """Check that ``x`` is a ``(B, C, T, H, W)`` float clip the model can take; return ``(B, T, H, W)``.
+
+    Raises ``ValueError`` stating the expected layout and sizes."""
+    expected = (f"expected a float tensor (B, C, T, H, W) with C={channels}, T a multiple of {multiple_t} "
+                f"and ≥ {min_t}, H a multiple of {multiple_hw[0]} and ≥ {min_hw[0]}, W a multiple of "
+                f"{multiple_hw[1]} and ≥ {min_hw[1]}")
+    if not isinstance(x, Tensor) or x.ndim != 5 or not x.is_floating_point():
+        got = f"{tuple(x.shape)} {x.dtype}" if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{expected}; got {got}")
+    b, c, t, h, w = x.shape
+    if (c != channels or t < min_t or t % multiple_t or h < min_hw[0] or w < min_hw[1]
+            or h % multiple_hw[0] or w % multiple_hw[1]):
+        raise ValueError(f"{expected}; got shape {tuple(x.shape)}")
+    return b, t, h, w
