@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import re
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,8 +223,6 @@ def load_checkpoint(model: nn.Module, source: str | Path | bytes | StateDict) ->
 def rename_keys(state: StateDict, rules: list[tuple[str, str]], *, drop: tuple[str, ...] = ()) -> StateDict:
     """Rename keys by regular-expression rules applied in order (the first match wins); drop keys matching
     any pattern in ``drop``. The building block of every layout's ``convert``."""
-    import re
-
     compiled = [(re.compile(p), r) for p, r in rules]
     dropped = [re.compile(p) for p in drop]
     out: StateDict = {}
