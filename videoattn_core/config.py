@@ -65,6 +65,10 @@ class ModelConfig:
     """
 
     family: ClassVar[str] = ""
+    #: axis order of the model's input tensor
+    input_layout: ClassVar[str] = "B C T H W"
+    #: whether the model ends in a classification head (predictions and labels make sense)
+    has_head: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         for spec in self.field_specs():
@@ -85,6 +89,14 @@ class ModelConfig:
                 min=meta.get("min"), max=meta.get("max"), choices=meta.get("choices"),
                 length=meta.get("length"), optional=meta.get("optional", False)))
         return specs
+
+    def input_shape(self, frames: int | None = None, size: int | None = None, batch: int = 1) -> tuple[int, ...]:
+        """The input tensor shape for ``frames`` frames of ``size``×``size`` pixels (defaults: what the model
+        is built for). Families whose input is not ``(B, C, T, H, W)`` with ``in_chans``, ``num_frames`` and
+        ``img_size`` fields override this."""
+        t = frames if frames is not None else getattr(self, "num_frames")
+        s = size if size is not None else getattr(self, "img_size")
+        return (batch, getattr(self, "in_chans", 3), t, s, s)
 
     def replace(self, **overrides: Any) -> "ModelConfig":
         """A copy with some fields changed; unknown names raise a :class:`ConfigError` listing the known ones."""
