@@ -104,7 +104,7 @@ class ModelConfig:
         unknown = sorted(set(overrides) - known)
         if unknown:
             raise ConfigError(
-                f"unknown hyperparameter {unknown[0]!r} for the {self.family} family; "
+                f"unknown hyperparameter {show_value(unknown[0])} for the {self.family} family; "
                 f"known: {', '.join(sorted(known))}", field=unknown[0])
         return dataclasses.replace(self, **overrides)
 
@@ -114,6 +114,12 @@ class ModelConfig:
     def diff(self, other: "ModelConfig") -> dict[str, Any]:
         """Fields whose value differs from ``other`` (used for share links: only non-defaults travel)."""
         return {k: v for k, v in self.to_dict().items() if getattr(other, k) != v}
+
+
+def show_value(value: Any, limit: int = 40) -> str:
+    """``repr(value)``, cut short so that a tampered link cannot flood a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _describe_allowed(spec: FieldSpec) -> str:
@@ -155,7 +161,7 @@ def _check_number(spec: FieldSpec, value: Any, expected: type) -> bool:
 
 
 def _check_field(spec: FieldSpec, value: Any) -> None:
-    bad = ConfigError(f"{spec.name}={value!r} is not allowed: {spec.name} must be {_describe_allowed(spec)}",
+    bad = ConfigError(f"{spec.name}={show_value(value)} is not allowed: {spec.name} must be {_describe_allowed(spec)}",
                       field=spec.name)
     if value is None:
         if spec.optional:
@@ -217,7 +223,7 @@ def coerce_value(spec: FieldSpec, text: str) -> Any:
             return _parse_scalar(text, spec.type)
         return _parse_scalar(text, spec.type)
     except (ValueError, TypeError, json.JSONDecodeError):
-        raise ConfigError(f"{spec.name}={text!r} is not allowed: {spec.name} must be "
+        raise ConfigError(f"{spec.name}={show_value(text)} is not allowed: {spec.name} must be "
                           f"{_describe_allowed(spec)}", field=spec.name) from None
 
 
@@ -227,7 +233,7 @@ def coerce_overrides(config_cls: type[ModelConfig], raw: dict[str, str]) -> dict
     out = {}
     for name, text in raw.items():
         if name not in specs:
-            raise ConfigError(f"unknown hyperparameter {name!r} for the {config_cls.family} family; "
+            raise ConfigError(f"unknown hyperparameter {show_value(name)} for the {config_cls.family} family; "
                               f"known: {', '.join(sorted(specs))}", field=name)
         out[name] = coerce_value(specs[name], text)
     return out
