@@ -1,0 +1,258 @@
+"""Captured attention laid back onto the video's T×H×W token grid, and attention rollout across layers.
+
+Every captured attention carries an :class:`~videoattn_core.models.layers.AttentionLayout` saying how its
+groups and tokens sit on the grid. From it :func:`token_coordinates` derives, for each group and token, the
+flat grid cell it stands for (the cyclic shift of shifted windows undone, padding marked), so one mechanism
+serves spatial, temporal, joint, windowed and pooled attention alike.
+
+Rollout follows Abnar & Zuidema, "Quantifying Attention Flow in Transformers" (ACL 2020): each layer's
+head-averaged attention A becomes ½·I + ½·A (the residual path), and the layers' matrices are multiplied. Only
+the CLS token's row is needed, so it is propagated backwards through the layers as a vector; no
+(N × N) product is ever formed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+
+from .models.layers import AttentionCore, AttentionLayout, CapturedAttention
+
+CLS = -2  # token coordinate of a CLS token
+PAD = -1  # token coordinate of a padding token (windows over a grid that is not a multiple of the window)
+
+Query = str | tuple[int | None, int, int]
+
+
+@dataclass
+class AttentionMap:
+    """One query's attention over the key grid.
+
+    ``values`` is (T, H, W) over ``grid`` (the key grid: the token grid, or the pooled kv grid), NaN where the
+    query cannot attend; ``cls_weight`` is the probability given to the CLS key (None without one); ``boxes``
+    are the borders of the attended window(s) as ``(t0, t1, y0, y1, x0, x1)`` half-open token ranges."""
+
+    values: np.ndarray
+    grid: tuple[int, int, int]
+    cls_weight: float | None = None
+    boxes: list[tuple[int, int, int, int, int, int]] = field(default_factory=list)
+    note: str = ""
+
+
+def _grid_index(batch: int, grid: tuple[int, int, int]) -> Tensor:
+    t, h, w = grid
+    return torch.arange(batch * t * h * w).reshape(batch, t, h, w)
+
+
+def token_coordinates(layout: AttentionLayout, batch: int, *, keys: bool = False) -> Tensor:
+    """``(groups, tokens)`` tensor: the flat cell ``b·T·H·W + t·H·W + y·W + x`` each token stands for, with
+    ``CLS`` and ``PAD`` markers. ``keys`` selects the key grid of pooled attention (``kv_grid``)."""
+    grid = (layout.kv_grid if keys else layout.q_grid) or layout.grid
+    index = _grid_index(batch, grid)
+    if layout.window is not None:
+        coords = _window_coordinates(index, layout)
+    else:
+        coords = rearrange(index, f"b t h w -> {layout.groups} {layout.tokens}")
+    if layout.cls:
+        coords = torch.cat((torch.full((coords.shape[0], 1), CLS, dtype=coords.dtype), coords), dim=1)
+    return coords
+
+
+def _window_coordinates(index: Tensor, layout: AttentionLayout) -> Tensor:
+    """Windows as the Video Swin code forms them: pad to ``padded_grid``, roll by −shift, partition."""
+    wt, wh, ww = layout.window
+    padded = layout.padded_grid or layout.grid
+    b, t, h, w = index.shape
+    full = torch.full((b, *padded), PAD, dtype=index.dtype)
+    full[:, :t, :h, :w] = index
+    shift = layout.shift or (0, 0, 0)
+    if any(shift):
+        full = torch.roll(full, shifts=tuple(-s for s in shift), dims=(1, 2, 3))
+    return rearrange(full, "b (nt wt) (nh wh) (nw ww) -> (b nt nh nw) (wt wh ww)", wt=wt, wh=wh, ww=ww)
+
+
+def query_grid(captured: CapturedAttention) -> tuple[tuple[int, int, int], bool]:
+    """The (T, H, W) grid a query is chosen on, and whether a CLS query exists."""
+    layout = captured.layout
+    return (layout.q_grid or layout.grid), layout.cls
+
+
+def _head_probs(captured: CapturedAttention, head: int | None) -> Tensor:
+    probs = captured.probs.float()
+    heads = probs.shape[1]
+    if head is None:
+        return probs.mean(dim=1)
+    if not 0 <= head < heads:
+        raise ValueError(f"head must be from 0 to {heads - 1} (or None for the mean over heads), got {head}")
+    return probs[:, head]
+
+
+def _query_cells(query: Query, grid: tuple[int, int, int], batch: int, has_cls: bool) -> list[int]:
+    t_n, h_n, w_n = grid
+    if query == "cls":
+        if not has_cls:
+            raise ValueError("this layer has no CLS token; choose a query position (t, y, x)")
+        return [CLS]
+    t, y, x = query
+    if not (0 <= y < h_n and 0 <= x < w_n and (t is None or 0 <= t < t_n)):
+        raise ValueError(f"query position {query} is outside the {t_n}×{h_n}×{w_n} query grid")
+    frames = range(t_n) if t is None else [t]
+    return [batch * t_n * h_n * w_n + f * h_n * w_n + y * w_n + x for f in frames]
+
+
+def attention_map(captured: CapturedAttention, *, query: Query = "cls", head: int | None = None,
+                  batch: int = 0) -> AttentionMap:
+    """Where one query looks: its attention row laid onto the key grid.
+
+    ``query`` is ``"cls"`` or ``(t, y, x)`` on the query grid (:func:`query_grid`); ``t=None`` takes that
+    position in every frame (each frame's row lands on its own frame for spatial attention; overlapping rows
+    are averaged). ``head=None`` averages the heads."""
+    layout = captured.layout
+    probs = _head_probs(captured, head)  # (G, Nq, Nk)
+    groups = probs.shape[0]
+    n_batch = max(1, groups // token_coordinates(layout, 1).shape[0])
+    q_coords = token_coordinates(layout, n_batch)
+    k_coords = token_coordinates(layout, n_batch, keys=True)
+    grid_q, has_cls = query_grid(captured)
+    kv_grid = layout.kv_grid or layout.grid
+    cells = _query_cells(query, grid_q, batch, has_cls)
+
+    size = int(np.prod(kv_grid))
+    offset = batch * size
+    total = torch.zeros(size + 1)  # the last slot collects the CLS key
+    count = torch.zeros(size + 1)
+    clip_groups = ((k_coords >= offset) & (k_coords < offset + size)).any(dim=1)  # groups of this clip
+    for cell in cells:
+        g_idx, n_idx = torch.nonzero((q_coords == cell) & clip_groups[:, None], as_tuple=True)
+        for g, n in zip(g_idx.tolist(), n_idx.tolist()):
+            keys = k_coords[g]
+            row = probs[g, n]
+            valid = keys >= 0
+            slots = torch.where(keys == CLS, torch.tensor(size), keys - offset)
+            keep = valid | (keys == CLS)
+            total.index_add_(0, slots[keep], row[keep])
+            count.index_add_(0, slots[keep], torch.ones(int(keep.sum())))
+    if not count.any():
+        raise ValueError(f"query {query} does not occur in batch element {batch}")
+    mean = torch.where(count > 0, total / count.clamp(min=1), torch.tensor(float("nan")))
+    values = mean[:size].reshape(kv_grid).numpy()
+    cls_weight = float(mean[size]) if count[size] > 0 else None
+
+    boxes = []
+    if layout.window is not None and query != "cls":
+        attended = np.argwhere(~np.isnan(values))
+        boxes = _boxes(attended, kv_grid)
+    note = ""
+    if layout.kv_grid is not None and (kv_grid != layout.grid or grid_q != layout.grid):
+        note = (f"queries on a {'×'.join(map(str, grid_q))} grid, keys pooled to "
+                f"{'×'.join(map(str, kv_grid))} from the {'×'.join(map(str, layout.grid))} input grid")
+    return AttentionMap(values=values, grid=kv_grid, cls_weight=cls_weight, boxes=boxes, note=note)
+
+
+def _runs(values: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted distinct integers as half-open runs: [0, 1, 2, 6, 7] → [(0, 3), (6, 8)]."""
+    values = np.unique(values)
+    if values.size == 0:
+        return []
+    breaks = np.nonzero(np.diff(values) > 1)[0]
+    starts = np.concatenate(([values[0]], values[breaks + 1]))
+    ends = np.concatenate((values[breaks], [values[-1]])) + 1
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def _boxes(cells: np.ndarray, grid: tuple[int, int, int]) -> list[tuple[int, int, int, int, int, int]]:
+    """Borders of a (possibly wrapped-around) window: the product of each axis' runs of attended cells."""
+    if cells.size == 0:
+        return []
+    return [(t0, t1, y0, y1, x0, x1)
+            for t0, t1 in _runs(cells[:, 0]) for y0, y1 in _runs(cells[:, 1]) for x0, x1 in _runs(cells[:, 2])]
+
+
+def temporal_matrix(captured: CapturedAttention, position: tuple[int, int], *, head: int | None = None,
+                    batch: int = 0) -> np.ndarray:
+    """(T, T) attention among the frames at one patch position (rows: query frame, columns: key frame)."""
+    layout = captured.layout
+    if layout.kind != "time":
+        raise ValueError(f"a temporal matrix needs a temporal attention layer; this one is {layout.kind}")
+    probs = _head_probs(captured, head)
+    t_n, h_n, w_n = layout.grid
+    y, x = position
+    if not (0 <= y < h_n and 0 <= x < w_n):
+        raise ValueError(f"position {position} is outside the {h_n}×{w_n} patch grid")
+    n_batch = probs.shape[0] // (h_n * w_n)
+    coords = token_coordinates(layout, n_batch)
+    first = batch * t_n * h_n * w_n + y * w_n + x
+    g = int(torch.nonzero((coords == first).any(dim=1))[0])
+    return probs[g].numpy()
+
+
+def upsample(values: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a (T, H, W) map to ``size`` (e.g. a pooled kv grid onto the frames)."""
+    tensor = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32))[None, None]
+    return torch.nn.functional.interpolate(tensor, size=size, mode="nearest")[0, 0].numpy()
+
+
+# --- rollout -------------------------------------------------------------------------------------------------
+
+def rollout_unavailable_reason(model: nn.Module) -> str | None:
+    """Why attention rollout is not defined for ``model``, or None when it is."""
+    config = getattr(model, "config", None)
+    if config is not None and not getattr(config, "has_head", True):
+        return "this model has no attention"
+    cores = [m for m in model.modules() if isinstance(m, AttentionCore)]
+    if not cores:
+        return "this model has no attention layers"
+    if any(core.kind in ("window", "pooled") for core in cores):
+        return ("rollout needs every layer to attend over the same tokens with a CLS token; windowed and pooled "
+                "attention change or split the token set between layers")
+    return None
+
+
+def rollout(model: nn.Module, x: Tensor) -> np.ndarray:
+    """Attention rollout of the CLS token onto the (T, H, W) token grid for the first clip of ``x``.
+
+    Sums to 1 over the patch tokens. Raises ``ValueError`` with the reason where the architecture does not
+    allow it (see :func:`rollout_unavailable_reason`). In space-only TimeSformer each frame has its own CLS
+    token, averaged after the blocks; they are treated as one token here, as the final average does."""
+    reason = rollout_unavailable_reason(model)
+    if reason:
+        raise ValueError(f"attention rollout is not available: {reason}")
+    records: list[tuple[Tensor, AttentionLayout]] = []
+    cores = [m for m in model.modules() if isinstance(m, AttentionCore)]
+
+    def sink(captured: CapturedAttention) -> None:
+        records.append((captured.probs.float().mean(dim=1), captured.layout))  # (G, Nq, Nk), heads averaged
+
+    try:
+        for core in cores:
+            core.sink = sink
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for core in cores:
+            core.sink = None
+
+    grid = records[0][1].grid
+    size = int(np.prod(grid))
+    v = torch.zeros(size + 1, dtype=torch.float64)  # canonical tokens: patches (t h w), then the CLS token
+    v[size] = 1.0
+    for probs, layout in reversed(records):
+        q = _canonical(token_coordinates(layout, 1), size)
+        k = _canonical(token_coordinates(layout, 1, keys=True), size)
+        copies = torch.bincount(q.flatten(), minlength=size + 1).double()
+        # v·A: a token that appears as a query in several groups (a repeated CLS) splits its weight evenly
+        weights = (v / copies.clamp(min=1))[q]  # (G, Nq)
+        mixed = torch.zeros_like(v)
+        mixed.index_add_(0, k.flatten(), torch.einsum("gq,gqk->gk", weights, probs.double()).flatten())
+        mixed = torch.where(copies > 0, mixed, mixed + v)  # tokens this layer does not touch pass unchanged
+        v = 0.5 * v + 0.5 * mixed
+    patches = v[:size].float()
+    return (patches / patches.sum()).reshape(grid).numpy()
+
+
+def _canonical(coords: Tensor, size: int) -> Tensor:
+    return torch.where(coords == CLS, torch.tensor(size), coords)
