@@ -189,13 +189,8 @@ class BilinearResize(nn.Module):
     """Bilinear resize of ``(B, C, T, h, w)`` to ``(B, C, T, H, W)``, each (channel, frame) map on its own
     (``align_corners=False``, as FIERY)."""
 
-    def __init__(self, size: tuple[int, int] | None = None):
-        super().__init__()
-        self.size = size
-
-    def forward(self, x: Tensor, size: tuple[int, int] | None = None) -> Tensor:
+    def forward(self, x: Tensor, size: tuple[int, int]) -> Tensor:
         b, c, t, h, w = x.shape
-        size = size or self.size
         x = F.interpolate(x.reshape(b, c * t, h, w), size=size, mode="bilinear", align_corners=False)
         return x.reshape(b, c, t, *size)
 
