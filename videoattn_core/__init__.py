@@ -10,6 +10,7 @@ from . import models  # noqa: F401  (registers the families)
 from .checkpoints import LoadReport, load_checkpoint, read_checkpoint
 from .config import ModelConfig, coerce_overrides
 from .errors import CheckpointError, ConfigError, VideoAttnError, VideoError, WeightsError
+from .inspection import Inspection, LayerRecord, Summary, attention_layers, inspect, summarize
 from .models.layers import set_fused_attention
 from .registry import build_model, get_config, get_preset, list_families, list_models
 
@@ -17,4 +18,5 @@ __all__ = [
     "build_model", "get_config", "get_preset", "list_families", "list_models", "load_checkpoint",
     "read_checkpoint", "LoadReport", "ModelConfig", "coerce_overrides", "set_fused_attention",
     "VideoAttnError", "ConfigError", "CheckpointError", "VideoError", "WeightsError",
+    "summarize", "inspect", "attention_layers", "Summary", "Inspection", "LayerRecord",
 ]

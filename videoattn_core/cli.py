@@ -23,12 +23,26 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors end like every user error: exit status 2 and one ``error: ...`` line (no usage dump)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m videoattn_core",
-                                     description="Build, inspect and run video transformers.")
+    parser = _Parser(prog="python -m videoattn_core", description="Build, inspect and run video transformers.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("models", help="list the model presets")
     p.set_defaults(func=_cmd_models)
+    from .predict import add_parser as add_predict_parser
+
+    add_predict_parser(sub)
+    from .inspection import add_summary_arguments, cmd_summary
+
+    p = sub.add_parser("summary", help="per-layer shapes, axes, parameters and MACs of a model (no weights)")
+    add_summary_arguments(p)
+    p.set_defaults(func=cmd_summary)
     return parser
 
 
