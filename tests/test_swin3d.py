@@ -205,7 +205,7 @@ def test_no_query_attends_across_regions_the_cyclic_shift_joined():
         original = (position + torch.tensor(layout.shift)) % grid  # where each token was in the video
         # two tokens of a window were neighbours in the video iff they are less than a window apart on each axis
         joined = ((original[:, :, None] - original[:, None, :]).abs() >= window).any(-1)  # (nW, N, N)
-        probs = capture.probs[:, :]  # (nW, heads, N, N)
+        probs = capture.probs  # (nW, heads, N, N)
         across = probs.masked_select(joined[:, None])
         within = probs.masked_fill(joined[:, None], 0).sum(-1)
         if capture is plain:
