@@ -1,0 +1,524 @@
+"""Clips: decode a video with PyAV, sample frames as the published evaluation recipes do, and preprocess them.
+
+Temporal sampling reproduces PySlowFast's test-time code (``slowfast/datasets/decoder.py`` and ``ssv2.py``), which
+the official TimeSformer and MViT repositories use and whose protocol torchvision's video weights were evaluated
+with:
+
+- ``"window"`` sampling (Kinetics): a window of ``num_frames × sampling_rate`` frames at 30 fps
+  (``target_fps``), stretched to the clip's own frame rate, is centred in the clip
+  (``get_start_end_idx(..., use_offset=True)`` with one clip) and ``num_frames`` indices are spread over it with
+  ``linspace`` and truncated (``temporal_sampling``);
+- ``"uniform"`` sampling (Something-Something-v2): the clip is cut into ``num_frames`` equal segments and the
+  middle frame of each is taken.
+
+Only the frames that are needed are decoded: before a far-away frame the decoder seeks to the keyframe before
+it instead of decoding everything in between. Indices past the end of a short clip repeat its last frame, and
+the returned :class:`Clip` says how many frames were repeated.
+
+:func:`preprocess` reproduces torchvision's ``VideoClassification`` evaluation transform
+(``torchvision/transforms/_presets.py``): short side resized with antialiased bilinear interpolation (the result
+rounded back to uint8, as torchvision does for uint8 video), centre crop, scale to [0, 1], normalise, output
+``(C, T, H, W)``.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+import time
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import ConfigError, VideoError
+
+SAMPLINGS = ("window", "uniform")
+_FORMATS = ("MP4/MOV (H.264, H.265, MPEG-4), WebM/MKV (VP8, VP9, AV1), AVI, GIF, or a still image; anything "
+            "FFmpeg decodes")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on what :func:`read_clip` accepts; every one is configurable.
+
+    ``decode_max_side`` is not a refusal: frames whose longer side exceeds it are scaled down while they are
+    decoded (area interpolation), which keeps memory bounded for 4K and larger video.
+    """
+
+    max_file_bytes: int = 2 * 1024 ** 3
+    max_side: int = 16384
+    max_decode_seconds: float = 120.0
+    decode_max_side: int = 1920
+    max_counted_packets: int = 1_000_000
+
+    def describe(self) -> str:
+        return (f"at most {_human_bytes(self.max_file_bytes)}, frames up to {self.max_side} px a side, "
+                f"decoding within {self.max_decode_seconds:g} s")
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What the container says about a clip (and how its frame count was obtained)."""
+
+    source: str
+    container: str
+    codec: str
+    width: int
+    height: int
+    fps: float | None
+    duration: float | None
+    num_frames: int
+    frame_count_from: str  # "container index", "duration × fps" or "counted packets"
+    file_bytes: int | None
+    has_audio: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Clip:
+    """Sampled frames ``(T, H, W, 3)`` uint8 RGB and how they were obtained.
+
+    ``indices`` are the frame indices the recipe asked for; ``frame_indices`` the index of the frame actually
+    returned at each position (equal to ``indices`` except past the end of a clip or where a format's timestamps
+    are coarse). ``padded_frames`` counts positions that repeat an earlier frame because the clip is shorter than
+    the recipe's window.
+    """
+
+    frames: np.ndarray
+    info: ClipInfo
+    sampling: str
+    sampling_rate: int | None
+    indices: tuple[int, ...]
+    frame_indices: tuple[int, ...]
+    padded_frames: int
+    downscaled: bool
+    frames_decoded: int
+    seeks: int
+    decode_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def padded(self) -> bool:
+        return self.padded_frames > 0
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.frames.shape[0])
+
+    def summary(self) -> str:
+        i = self.info
+        rate = f"every {self.sampling_rate} frames at 30 fps" if self.sampling == "window" else "uniformly"
+        text = (f"{self.num_frames} frames sampled {rate} from {i.num_frames} ({i.width}×{i.height} {i.codec}"
+                f"{f', {i.fps:.3g} fps' if i.fps else ''})")
+        if self.padded:
+            text += f"; {self.padded_frames} repeated (clip shorter than the window)"
+        return text
+
+
+# ----------------------------------------------------------------------------------------------- sampling
+
+
+def sample_indices(total_frames: int, num_frames: int, sampling_rate: int | None = None, *,
+                   fps: float | None = None, target_fps: float = 30.0) -> list[int]:
+    """Frame indices a recipe reads from a clip of ``total_frames`` frames.
+
+    With ``sampling_rate`` ("window" sampling): PySlowFast's centred test clip. The window spans
+    ``num_frames × sampling_rate`` frames at ``target_fps``, i.e. ``num_frames × sampling_rate × fps /
+    target_fps`` frames of this clip (``fps`` unknown: taken as ``target_fps``). Indices past the end are clamped
+    to the last frame. Without ``sampling_rate`` ("uniform"): the middle frame of each of ``num_frames`` equal
+    segments (PySlowFast's Something-Something-v2 test sampling).
+    """
+    if total_frames < 1:
+        raise VideoError(f"cannot sample from a clip of {total_frames} frames")
+    if num_frames < 1:
+        raise ConfigError(f"num_frames={num_frames} is not allowed: num_frames must be ≥ 1", field="num_frames")
+    if sampling_rate is None:
+        seg_size = float(total_frames - 1) / num_frames
+        out = []
+        for i in range(num_frames):
+            start = int(np.round(seg_size * i))
+            end = int(np.round(seg_size * (i + 1)))
+            out.append((start + end) // 2)
+        return out
+    if sampling_rate < 1:
+        raise ConfigError(f"sampling_rate={sampling_rate} is not allowed: sampling_rate must be ≥ 1",
+                          field="sampling_rate")
+    clip_size = sampling_rate * num_frames * ((fps or target_fps) / target_fps)
+    delta = max(total_frames - clip_size, 0)
+    start = math.floor(delta / 2)
+    end = start + clip_size - 1
+    index = torch.linspace(start, end, num_frames)  # float32 and truncated by .long(), as in PySlowFast
+    return torch.clamp(index, 0, total_frames - 1).long().tolist()
+
+
+# ----------------------------------------------------------------------------------------------- decoding
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} bytes"
+
+
+def _ffmpeg_errors() -> tuple[type[BaseException], ...]:
+    import av
+    return (av.error.FFmpegError, av.error.InvalidDataError) if hasattr(av, "error") else (Exception,)
+
+
+def _open(source: str | Path | bytes | bytearray | memoryview, limits: Limits):
+    """Open a container; return ``(container, name, file_bytes)`` or raise :class:`VideoError`."""
+    import av
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        name, size = "the uploaded clip", len(data)
+        target: Any = io.BytesIO(data)
+    else:
+        path = Path(source)
+        name = str(path)
+        if not path.exists():
+            raise VideoError(f"{name} does not exist")
+        if not path.is_file():
+            raise VideoError(f"{name} is not a file (expected a video: {_FORMATS})")
+        size = path.stat().st_size
+        target = str(path)
+    if size == 0:
+        raise VideoError(f"{name} is empty (0 bytes); expected a video: {_FORMATS}")
+    if size > limits.max_file_bytes:
+        raise VideoError(f"{name} is {_human_bytes(size)}, over the limit of {_human_bytes(limits.max_file_bytes)} "
+                         f"(limits: {limits.describe()})")
+    try:
+        container = av.open(target, mode="r", metadata_errors="ignore")
+    except _ffmpeg_errors() + (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise VideoError(f"{name} is not a video FFmpeg can read ({_reason(exc)}); expected {_FORMATS}") from None
+    return container, name, size
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = re.sub(r"^\[Errno -?\d+\]\s*", "", text)
+    # FFmpeg errors repeat the file name; keep the reason only
+    return text.split(": '")[0] if ": '" in text else text
+
+
+def _fraction(value: Any) -> float | None:
+    try:
+        f = float(Fraction(value)) if value is not None else None
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    return f if f and math.isfinite(f) and f > 0 else None
+
+
+def _probe(container, stream, name: str, size: int | None, limits: Limits) -> ClipInfo:
+    cc = stream.codec_context
+    width, height = int(cc.width or 0), int(cc.height or 0)
+    if max(width, height) > limits.max_side:
+        raise VideoError(f"{name} has frames of {width}×{height} px, over the limit of {limits.max_side} px a side "
+                         f"(limits: {limits.describe()})")
+    fps = _fraction(stream.average_rate) or _fraction(stream.guessed_rate) or _fraction(stream.base_rate)
+    duration = None
+    if stream.duration is not None and stream.time_base is not None:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration:
+        duration = container.duration / 1_000_000
+    if duration is not None and not (math.isfinite(duration) and duration > 0):
+        duration = None
+    frames, origin = int(stream.frames or 0), "container index"
+    if frames <= 0 and duration and fps:
+        frames, origin = max(1, int(round(duration * fps))), "duration × fps"
+    return ClipInfo(source=name, container=container.format.name, codec=cc.name, width=width, height=height,
+                    fps=fps, duration=duration, num_frames=frames, frame_count_from=origin, file_bytes=size,
+                    has_audio=bool(container.streams.audio))
+
+
+def _count_packets(container, stream, name: str, limits: Limits, t0: float) -> int:
+    """Count a stream's frames by demuxing (no decoding), for formats whose headers do not say."""
+    count = 0
+    try:
+        for packet in container.demux(stream):
+            if packet.size:
+                count += 1
+            if count > limits.max_counted_packets or time.perf_counter() - t0 > limits.max_decode_seconds:
+                raise VideoError(f"{name}: counting its frames exceeded the limits ({limits.describe()})")
+        container.seek(0, stream=stream)
+    except _ffmpeg_errors() as exc:
+        raise VideoError(f"{name} is corrupt: reading it failed ({_reason(exc)})") from None
+    return count
+
+
+class _Decoder:
+    """Walks a stream's frames in order, knows each frame's index and can seek towards a later one."""
+
+    #: codecs without keyframes to seek to, or with irregular frame timing (GIF delays are in 1/100 s)
+    NO_SEEK = ("gif", "apng", "webp")
+
+    def __init__(self, container, stream, info: ClipInfo, allow_seek: bool):
+        self.container, self.stream, self.info = container, stream, info
+        self.time_base = stream.time_base
+        self.start_pts = stream.start_time if stream.start_time is not None else 0
+        self.allow_seek = (allow_seek and info.fps is not None and self.time_base is not None
+                           and info.codec not in self.NO_SEEK)
+        self.seeks = 0
+        self.decoded = 0
+        self._counter = -1
+        self._frames = self._iterate()
+
+    def _iterate(self) -> Iterator[Any]:
+        return iter(self.container.decode(self.stream))
+
+    def index_of(self, frame) -> int:
+        """Decoding in order from the start, a frame's index is its rank; after a seek, its timestamp × fps."""
+        self._counter += 1
+        if self.seeks == 0 or frame.pts is None:
+            if frame.pts is None:
+                self.allow_seek = False
+            return self._counter
+        return int(round(float((frame.pts - self.start_pts) * self.time_base) * self.info.fps))
+
+    def seek_to(self, index: int) -> None:
+        target = self.start_pts + int(index / self.info.fps / self.time_base)
+        try:
+            self.container.seek(max(target, self.start_pts), stream=self.stream, backward=True, any_frame=False)
+        except _ffmpeg_errors() + (ValueError, OSError):
+            self.allow_seek = False  # not seekable: carry on decoding in order
+            return
+        self.seeks += 1
+        self._frames = self._iterate()
+
+    def next(self):
+        frame = next(self._frames, None)
+        if frame is not None:
+            self.decoded += 1
+        return frame
+
+
+def read_clip(source: str | Path | bytes, num_frames: int, sampling_rate: int | None = None, *,
+              sampling: str | None = None, target_fps: float = 30.0, limits: Limits | None = None,
+              seek: bool = True, seek_gap: int | None = None) -> Clip:
+    """Decode the ``num_frames`` frames a recipe samples from a video file (path or bytes).
+
+    ``sampling_rate`` given: "window" sampling, a centred window of ``num_frames × sampling_rate`` frames at
+    ``target_fps``; ``None``: "uniform" sampling over the whole clip (see :func:`sample_indices`). ``seek=False``
+    decodes from the start instead of seeking (for comparison); ``seek_gap`` is the distance in frames beyond
+    which the decoder seeks rather than decodes forward (default: one second of video, at least 16 frames).
+
+    Raises :class:`VideoError` for a missing, empty, oversized, corrupt, truncated, audio-only or non-video file.
+    """
+    limits = limits or DEFAULT_LIMITS
+    sampling = sampling or ("uniform" if sampling_rate is None else "window")
+    if sampling not in SAMPLINGS:
+        raise ConfigError(f"sampling={sampling!r} is not allowed: sampling must be one of {', '.join(SAMPLINGS)}",
+                          field="sampling")
+    if sampling == "window" and sampling_rate is None:
+        raise ConfigError("window sampling needs a sampling_rate (frames between samples at 30 fps)",
+                          field="sampling_rate")
+    if sampling == "uniform":
+        sampling_rate = None
+    t0 = time.perf_counter()
+    container, name, size = _open(source, limits)
+    try:
+        return _read(container, name, size, num_frames, sampling, sampling_rate, target_fps, limits, seek, seek_gap,
+                     t0)
+    finally:
+        container.close()
+
+
+def _read(container, name, size, num_frames, sampling, sampling_rate, target_fps, limits, seek, seek_gap, t0):
+    if not container.streams.video:
+        if container.streams.audio:
+            codec = container.streams.audio[0].codec_context.name
+            raise VideoError(f"{name} has no video stream: it is audio only ({codec}); expected a video: {_FORMATS}")
+        raise VideoError(f"{name} has no video stream; expected a video: {_FORMATS}")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    info = _probe(container, stream, name, size, limits)
+    if info.num_frames <= 0:
+        counted = _count_packets(container, stream, name, limits, t0)
+        if counted == 0:
+            raise VideoError(f"{name} holds no video frames (empty, corrupt or truncated stream)")
+        info = replace(info, num_frames=counted, frame_count_from="counted packets")
+
+    indices = sample_indices(info.num_frames, num_frames, sampling_rate, fps=info.fps, target_fps=target_fps)
+    decoder = _Decoder(container, stream, info, allow_seek=seek)
+    gap = seek_gap if seek_gap is not None else max(16, int(round(info.fps or 16)))
+
+    scale_to = None
+    if info.width and info.height and max(info.width, info.height) > limits.decode_max_side:
+        s = limits.decode_max_side / max(info.width, info.height)
+        scale_to = (max(2, int(round(info.width * s / 2)) * 2), max(2, int(round(info.height * s / 2)) * 2))
+
+    wanted = sorted(set(indices))
+    got: dict[int, tuple[int, np.ndarray]] = {}
+    current: tuple[int, Any] | None = None  # (index, frame) last decoded
+    last_seen = -1
+    try:
+        for want in wanted:
+            if current is not None and current[0] >= want:
+                got[want] = (current[0], _to_rgb(current[1], scale_to))
+                continue
+            if decoder.allow_seek and want - last_seen > gap:
+                decoder.seek_to(want)
+            while True:
+                if time.perf_counter() - t0 > limits.max_decode_seconds:
+                    raise VideoError(f"{name}: decoding took longer than the limit of {limits.max_decode_seconds:g} s "
+                                     f"(limits: {limits.describe()})")
+                frame = decoder.next()
+                if frame is None:
+                    break
+                idx = decoder.index_of(frame)
+                last_seen = max(last_seen, idx)
+                current = (idx, frame)
+                if idx >= want:
+                    got[want] = (idx, _to_rgb(frame, scale_to))
+                    break
+            if frame is None:
+                break
+    except _ffmpeg_errors() as exc:
+        raise VideoError(f"{name} is corrupt or truncated: decoding failed after {decoder.decoded} frames "
+                         f"({_reason(exc)})") from None
+
+    notes: list[str] = []
+    if not got and current is None:
+        raise VideoError(f"{name} holds no decodable frames: the video stream is empty, corrupt or truncated")
+    missing = [w for w in wanted if w not in got]
+    if missing:
+        last_index = current[0] if current is not None else -1
+        if info.frame_count_from == "container index" and last_index + 1 < 0.9 * info.num_frames - 1:
+            raise VideoError(f"{name} is truncated: its index announces {info.num_frames} frames but decoding ends "
+                             f"after frame {last_index + 1}")
+        filler = (current[0], _to_rgb(current[1], scale_to))  # the last frame the stream gave
+        for w in missing:
+            got[w] = filler
+        notes.append(f"the stream ended at frame {filler[0]}, before frame {missing[0]}; the last frame is repeated")
+
+    frame_indices = tuple(got[i][0] for i in indices)
+    frames = np.stack([got[i][1] for i in indices])
+    padded = len(indices) - len(set(frame_indices))
+    window = sampling_rate * num_frames * ((info.fps or target_fps) / target_fps) if sampling_rate else None
+    if padded:
+        if window is not None and window > info.num_frames:
+            notes.append(f"the clip has {info.num_frames} frames, fewer than the recipe's window of "
+                         f"{window:.0f}; {padded} of {num_frames} frames repeat earlier ones")
+        else:
+            notes.append(f"the clip has {info.num_frames} frames, fewer than the {num_frames} sampled; "
+                         f"{padded} frames repeat earlier ones")
+    if scale_to is not None:
+        notes.append(f"frames of {info.width}×{info.height} were scaled to {scale_to[0]}×{scale_to[1]} while decoding "
+                     f"(limit {limits.decode_max_side} px)")
+    return Clip(frames=frames, info=info, sampling=sampling, sampling_rate=sampling_rate, indices=tuple(indices),
+                frame_indices=frame_indices, padded_frames=padded, downscaled=scale_to is not None,
+                frames_decoded=decoder.decoded, seeks=decoder.seeks, decode_seconds=time.perf_counter() - t0,
+                notes=notes)
+
+
+def _to_rgb(frame, scale_to: tuple[int, int] | None) -> np.ndarray:
+    if scale_to is None:
+        return frame.to_ndarray(format="rgb24")
+    return frame.to_ndarray(format="rgb24", width=scale_to[0], height=scale_to[1], interpolation="AREA")
+
+
+# ----------------------------------------------------------------------------------------------- preprocessing
+
+
+def resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+    """torchvision's size for a short-side resize: the long side is ``int(short_side · long / short)``."""
+    short, long = (width, height) if width <= height else (height, width)
+    new_short, new_long = short_side, int(short_side * long / short)
+    new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
+    return new_h, new_w
+
+
+def center_crop_box(height: int, width: int, crop: int) -> tuple[int, int]:
+    """Top-left corner of torchvision's centre crop (``int(round((size - crop) / 2))``)."""
+    return int(round((height - crop) / 2.0)), int(round((width - crop) / 2.0))
+
+
+def preprocess(frames: np.ndarray | torch.Tensor, *, resize: int, crop: int, mean: Sequence[float],
+               std: Sequence[float]) -> torch.Tensor:
+    """uint8 frames ``(T, H, W, 3)`` → float ``(3, T, crop, crop)``, as torchvision's ``VideoClassification``.
+
+    Short side resized to ``resize`` (bilinear, antialiased), centre crop of ``crop`` (zero-padded where the
+    frame is smaller), scaled to [0, 1], normalised with ``mean`` and ``std`` (RGB order).
+    """
+    video = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+    if not isinstance(video, torch.Tensor):
+        raise VideoError(f"frames must be a numpy array or torch tensor, got {type(frames).__name__}")
+    if video.dtype != torch.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+        raise VideoError(f"frames must be uint8 of shape (T, H, W, 3); got {str(video.dtype).replace('torch.', '')} "
+                         f"of shape {tuple(video.shape)}")
+    if min(video.shape[:3]) < 1:
+        raise VideoError(f"frames of shape {tuple(video.shape)} hold no pixels")
+    if resize < 1 or crop < 1:
+        raise ConfigError(f"resize={resize} and crop={crop} must both be ≥ 1", field="resize")
+    if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
+        raise ConfigError(f"mean and std need 3 values each, std positive; got mean={tuple(mean)} std={tuple(std)}",
+                          field="std")
+
+    x = video.permute(0, 3, 1, 2)  # (T, 3, H, W)
+    height, width = x.shape[-2:]
+    new_h, new_w = resized_size(height, width, resize)
+    if (new_h, new_w) != (height, width):
+        # torchvision resizes uint8 video and returns uint8: interpolate in float, round back to integers
+        x = F.interpolate(x.float(), size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
+        x = x.round_().clamp_(0, 255)
+    else:
+        x = x.float()
+    x = _center_crop(x, crop)  # (T, 3, crop, crop)
+    x = x / 255.0
+    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    x = (x - m) / s
+    return x.permute(1, 0, 2, 3).contiguous()  # (3, T, crop, crop)
+
+
+def _center_crop(x: torch.Tensor, crop: int) -> torch.Tensor:
+    height, width = x.shape[-2:]
+    if crop > height or crop > width:  # torchvision pads with zeros before cropping
+        pad_h, pad_w = max(crop - height, 0), max(crop - width, 0)
+        x = F.pad(x, [pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2])
+        height, width = x.shape[-2:]
+    top, left = center_crop_box(height, width, crop)
+    return x[..., top:top + crop, left:left + crop]
+
+
+# ----------------------------------------------------------------------------------------------- model input
+
+
+@dataclass
+class LoadedClip:
+    """A clip made ready for a model: ``tensor`` is ``(1, 3, T, S, S)`` float, ``clip`` the decoded frames."""
+
+    tensor: torch.Tensor
+    clip: Clip
+    recipe: Any  # weights.Recipe
+
+
+def load_clip(source: str | Path | bytes, preset: Any, *, config: Any = None, recipe: Any = None,
+              limits: Limits | None = None) -> LoadedClip:
+    """Decode and preprocess a clip with the evaluation recipe of ``preset`` (a preset name).
+
+    The recipe (frames, sampling rate, resize, crop, mean, std) is the one of the preset's published weights;
+    ``config`` (the model's config, when built with other ``num_frames``/``img_size``) adapts its frame count and
+    crop; ``recipe`` replaces it outright. Raises :class:`~videoattn_core.errors.ConfigError` for an unknown
+    preset or a model without a classification head.
+    """
+    from .weights import recipe_for
+
+    if recipe is None:
+        recipe = recipe_for(preset, config=config)
+    clip = read_clip(source, recipe.num_frames, recipe.sampling_rate, target_fps=recipe.target_fps, limits=limits)
+    tensor = preprocess(clip.frames, resize=recipe.resize, crop=recipe.crop, mean=recipe.mean, std=recipe.std)
+    return LoadedClip(tensor=tensor.unsqueeze(0), clip=clip, recipe=recipe)
