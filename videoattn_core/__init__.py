@@ -12,11 +12,18 @@ from .config import ModelConfig, coerce_overrides
 from .errors import CheckpointError, ConfigError, VideoAttnError, VideoError, WeightsError
 from .inspection import Inspection, LayerRecord, Summary, attention_layers, inspect, summarize
 from .models.layers import set_fused_attention
+from .predict import Prediction, predict
 from .registry import build_model, get_config, get_preset, list_families, list_models
+from .video import Clip, ClipInfo, Limits, LoadedClip, load_clip, preprocess, read_clip, sample_indices
+from .weights import (CATALOG, Recipe, WeightsEntry, get_entry, get_weights, list_weights, load_labels,
+                      recipe_for)
 
 __all__ = [
     "build_model", "get_config", "get_preset", "list_families", "list_models", "load_checkpoint",
     "read_checkpoint", "LoadReport", "ModelConfig", "coerce_overrides", "set_fused_attention",
     "VideoAttnError", "ConfigError", "CheckpointError", "VideoError", "WeightsError",
     "summarize", "inspect", "attention_layers", "Summary", "Inspection", "LayerRecord",
+    "read_clip", "preprocess", "load_clip", "sample_indices", "Clip", "ClipInfo", "LoadedClip", "Limits",
+    "get_weights", "get_entry", "list_weights", "load_labels", "recipe_for", "CATALOG", "Recipe", "WeightsEntry",
+    "predict", "Prediction",
 ]

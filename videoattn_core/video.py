@@ -416,8 +416,8 @@ def _read(container, name, size, num_frames, sampling, sampling_rate, target_fps
             notes.append(f"the clip has {info.num_frames} frames, fewer than the {num_frames} sampled; "
                          f"{padded} frames repeat earlier ones")
     if scale_to is not None:
-        notes.append(f"frames of {info.width}×{info.height} were scaled to {scale_to[0]}×{scale_to[1]} while decoding "
-                     f"(limit {limits.decode_max_side} px)")
+        notes.append(f"frames of {info.width}×{info.height} were scaled to {scale_to[0]}×{scale_to[1]} while "
+                     f"decoding (limit {limits.decode_max_side} px)")
     return Clip(frames=frames, info=info, sampling=sampling, sampling_rate=sampling_rate, indices=tuple(indices),
                 frame_indices=frame_indices, padded_frames=padded, downscaled=scale_to is not None,
                 frames_decoded=decoder.decoded, seeks=decoder.seeks, decode_seconds=time.perf_counter() - t0,

@@ -1,0 +1,690 @@
+"""Published weights: a catalog of public checkpoints per preset, their evaluation recipes, and a fetcher.
+
+Sources, each entry naming the page its numbers come from:
+
+- torchvision's Kinetics-400 weights (``torchvision/models/video/mvit.py``, ``swin_transformer.py``:
+  ``MViT_V1_B_Weights``, ``MViT_V2_S_Weights``, ``Swin3D_T/S/B_Weights``): url, the sha256 prefix in the file
+  name, the ``VideoClassification`` recipe, params, GFLOPS and acc@1/acc@5;
+- the Hugging Face conversions of TimeSformer (``facebook/timesformer-{base,hr}-finetuned-{k400,k600,ssv2}``; the
+  large models were published as ``fcakyon/timesformer-large-finetuned-{k400,k600}`` by the author of the port):
+  the sha256 of ``pytorch_model.bin`` recorded in its Git LFS pointer where it could be found, and the
+  processor's mean/std (0.45/0.225 since the Dec. 2022 revision) and shortest-edge/crop sizes;
+- the official repositories' releases: facebookresearch/TimeSformer (Dropbox), PySlowFast's model zoo (MViT v1 and
+  v2) and SwinTransformer/Video-Swin-Transformer (GitHub releases). None publishes a hash.
+
+:func:`get_weights` reuses a file already in torch hub's checkpoint cache (``$TORCH_HOME/hub/checkpoints``) or the
+Hugging Face cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``), or downloads it
+there, verifying what the source lets us verify: the full sha256 (Hugging Face LFS pointers), the sha256 prefix in
+the file name (torchvision, as ``torch.hub.load_state_dict_from_url(check_hash=True)`` does) and the published file
+size. Entries with neither hash nor size are marked ``verification="none"`` and say so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from .errors import ConfigError, WeightsError
+
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+LABEL_FILES = {
+    "kinetics400": "kinetics400_labels.txt",
+    "kinetics600": "kinetics600_labels.txt",
+    "ssv2": "something_something_v2_labels.txt",
+}
+DATASET_CLASSES = {"kinetics400": 400, "kinetics600": 600, "ssv2": 174}
+
+KINETICS_MEAN, KINETICS_STD = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)  # torchvision default
+SLOWFAST_MEAN, SLOWFAST_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)  # PySlowFast DATA.MEAN/STD
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # Video Swin img_norm_cfg / 255
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model's evaluation reads a clip: ``num_frames`` frames ``sampling_rate`` apart at ``target_fps``
+    ("window" sampling, centred) or spread uniformly over the whole clip (``sampling_rate=None``), short side
+    resized to ``resize``, centre crop ``crop``, normalised with ``mean``/``std``."""
+
+    num_frames: int
+    sampling_rate: int | None
+    resize: int
+    crop: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    source: str
+    target_fps: float = 30.0
+
+    @property
+    def sampling(self) -> str:
+        return "uniform" if self.sampling_rate is None else "window"
+
+    def adapted(self, num_frames: int | None = None, crop: int | None = None) -> "Recipe":
+        """The same recipe for a model built for other input sizes: the resize keeps its ratio to the crop."""
+        num_frames = num_frames or self.num_frames
+        crop = crop or self.crop
+        resize = max(crop, int(round(crop * self.resize / self.crop)))
+        if (num_frames, crop) == (self.num_frames, self.crop):
+            return self
+        return replace(self, num_frames=num_frames, crop=crop, resize=resize,
+                       source=f"{self.source} (adapted to {num_frames} frames × {crop} px)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"num_frames": self.num_frames, "sampling": self.sampling, "sampling_rate": self.sampling_rate,
+                "target_fps": self.target_fps, "resize": self.resize, "crop": self.crop, "mean": list(self.mean),
+                "std": list(self.std), "source": self.source}
+
+
+@dataclass(frozen=True)
+class WeightsEntry:
+    """One public checkpoint: where it is, what it was trained on, how it is evaluated, what it scores.
+
+    ``overrides`` are the config fields to set on the preset to build the model this checkpoint fits;
+    ``layout`` names the key layout :func:`~videoattn_core.checkpoints.load_checkpoint` will meet.
+    """
+
+    name: str
+    preset: str
+    source: str  # "torchvision", "huggingface" or "official"
+    dataset: str
+    recipe: Recipe
+    layout: str
+    url: str = ""
+    filename: str = ""
+    hf_repo: str | None = None
+    page: str = ""
+    direct: bool = True
+    metrics: dict[str, float] = field(default_factory=dict)
+    metrics_protocol: str = ""
+    num_params: int | None = None
+    gflops: float | None = None
+    size_mb: float | None = None  # published size; MB = 10^6 bytes for Hugging Face, MiB for torchvision
+    size_unit: int = 1024 ** 2
+    sha256: str | None = None
+    hash_prefix: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    notes: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.overrides.get("num_classes", DATASET_CLASSES[self.dataset]))
+
+    @property
+    def verification(self) -> str:
+        if self.sha256:
+            return "sha256"
+        if self.hash_prefix:
+            return "sha256 prefix"
+        if self.size_mb:
+            return "size"
+        return "none"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "preset": self.preset, "source": self.source, "dataset": self.dataset,
+                "num_classes": self.num_classes, "url": self.url, "filename": self.filename,
+                "hf_repo": self.hf_repo, "page": self.page, "direct_download": self.direct,
+                "metrics": self.metrics, "metrics_protocol": self.metrics_protocol, "num_params": self.num_params,
+                "gflops": self.gflops, "size_mb": self.size_mb, "verification": self.verification,
+                "sha256": self.sha256, "hash_prefix": self.hash_prefix, "layout": self.layout,
+                "overrides": dict(self.overrides), "recipe": self.recipe.to_dict(), "notes": self.notes}
+
+
+# ----------------------------------------------------------------------------------------------- recipes
+
+_TV = "torchvision VideoClassification"
+_TIMESFORMER_README = "https://github.com/facebookresearch/TimeSformer#model-zoo"
+_SLOWFAST_ZOO = "https://github.com/facebookresearch/SlowFast/blob/main/MODEL_ZOO.md"
+_SWIN_README = "https://github.com/SwinTransformer/Video-Swin-Transformer#results-and-models"
+
+
+def _timesformer_recipe(frames: int, rate: int | None, size: int, what: str) -> Recipe:
+    # official configs (DATA.NUM_FRAMES × DATA.SAMPLING_RATE, TEST_CROP_SIZE with the short side scaled to it,
+    # DATA.MEAN/STD defaults); the Hugging Face processors use the same shortest edge, crop, mean and std
+    return Recipe(frames, rate, size, size, SLOWFAST_MEAN, SLOWFAST_STD,
+                  source=f"facebookresearch/TimeSformer configs/{what}; HF preprocessor_config.json")
+
+
+_TSF_K = {  # preset: (frames, rate, size, config file, SSv2 frames)
+    "timesformer_base": (8, 32, 224, "Kinetics/TimeSformer_divST_8x32_224.yaml", 8),
+    "timesformer_hr": (16, 16, 448, "Kinetics/TimeSformer_divST_16x16_448.yaml", 16),
+    "timesformer_l": (96, 4, 224, "Kinetics/TimeSformer_divST_96x4_224.yaml", 64),
+}
+
+_MVIT_TV = Recipe(16, 4, 256, 224, SLOWFAST_MEAN, SLOWFAST_STD,
+                  source=f"{_TV}(crop_size=224, resize_size=256, mean=0.45, std=0.225); clip_len=16 at 7.5 fps")
+_SWIN_TV = Recipe(32, 2, 256, 224, IMAGENET_MEAN, IMAGENET_STD,
+                  source=f"{_TV}(crop_size=224, resize_size=256, ImageNet mean/std); clip_len=32 at 15 fps")
+_SWIN_OFFICIAL = Recipe(32, 2, 224, 224, IMAGENET_MEAN, IMAGENET_STD,
+                        source="Video-Swin-Transformer test_pipeline: SampleFrames(clip_len=32, frame_interval=2), "
+                               "Resize(-1, 224), crop 224, img_norm_cfg")
+_SWIN_SSV2 = Recipe(32, None, 224, 224, IMAGENET_MEAN, IMAGENET_STD,
+                    source="Video-Swin-Transformer sthv2 test_pipeline: SampleFrames(clip_len=32, frame_uniform=True), "
+                           "Resize(-1, 224), crop 224, img_norm_cfg")
+
+
+def _slowfast_recipe(frames: int, rate: int, config: str) -> Recipe:
+    return Recipe(frames, rate, 224, 224, SLOWFAST_MEAN, SLOWFAST_STD,
+                  source=f"PySlowFast configs/{config} (TEST_CROP_SIZE 224, DATA.MEAN/STD)")
+
+
+# ----------------------------------------------------------------------------------------------- catalog
+
+
+def _hash_prefix(filename: str) -> str | None:
+    # torch.hub.load_state_dict_from_url(check_hash=True): HASH_REGEX = r"-([a-f0-9]*)\." on the file name
+    match = re.search(r"-([a-f0-9]*)\.", filename)
+    return match.group(1) if match and match.group(1) else None
+
+
+def _hf(preset: str, repo: str, dataset: str, recipe: Recipe, metrics: tuple[float, float], size_mb: float | None,
+        sha256: str | None, overrides: dict[str, Any] | None = None, notes: str = "") -> WeightsEntry:
+    tag = {"kinetics400": "k400", "kinetics600": "k600", "ssv2": "ssv2"}[dataset]
+    return WeightsEntry(
+        name=f"{preset}.hf_{tag}", preset=preset, source="huggingface", dataset=dataset, recipe=recipe,
+        layout="Hugging Face (TimesformerForVideoClassification)", hf_repo=repo, filename="pytorch_model.bin",
+        url=f"https://huggingface.co/{repo}/resolve/main/pytorch_model.bin", page=f"https://huggingface.co/{repo}",
+        metrics={"acc@1": metrics[0], "acc@5": metrics[1]},
+        metrics_protocol="official TimeSformer model zoo (1 temporal clip × 3 spatial crops)",
+        size_mb=size_mb, size_unit=1000 ** 2, sha256=sha256, overrides=overrides or {},
+        notes=notes or ("sha256 from the Git LFS pointer of pytorch_model.bin" if sha256 else
+                        f"no sha256 found for this file: only its size (≈{size_mb:.0f} MB) is checked"))
+
+
+def _tsf_official(preset: str, file: str, dropbox: str, dataset: str, recipe: Recipe, metrics: tuple[float, float],
+                  overrides: dict[str, Any] | None = None) -> WeightsEntry:
+    tag = {"kinetics400": "k400", "kinetics600": "k600", "ssv2": "ssv2"}[dataset]
+    return WeightsEntry(
+        name=f"{preset}.official_{tag}", preset=preset, source="official", dataset=dataset, recipe=recipe,
+        layout="official (facebookresearch/TimeSformer)", filename=file,
+        url=f"https://www.dropbox.com/s/{dropbox}/{file}?dl=1", page=_TIMESFORMER_README,
+        metrics={"acc@1": metrics[0], "acc@5": metrics[1]},
+        metrics_protocol="official TimeSformer model zoo (1 temporal clip × 3 spatial crops)",
+        overrides=overrides or {}, notes="no hash or size is published for the Dropbox files: the download cannot be verified")
+
+
+def _tv(preset: str, url: str, recipe: Recipe, metrics: tuple[float, float], params: int, gflops: float,
+        size_mb: float, tag: str = "k400", protocol: str = "", notes: str = "") -> WeightsEntry:
+    filename = url.rsplit("/", 1)[-1]
+    prefix = _hash_prefix(filename)
+    return WeightsEntry(
+        name=f"{preset}.torchvision_{tag}", preset=preset, source="torchvision", dataset="kinetics400", recipe=recipe,
+        layout="torchvision", url=url, filename=filename, page="https://pytorch.org/vision/stable/models.html"
+                                                               "#video-classification",
+        metrics={"acc@1": metrics[0], "acc@5": metrics[1]}, metrics_protocol=protocol, num_params=params,
+        gflops=gflops, size_mb=size_mb, hash_prefix=prefix, notes=notes)
+
+
+def _release(preset: str, name: str, url: str, dataset: str, recipe: Recipe, metrics: tuple[float, float],
+             page: str, protocol: str, overrides: dict[str, Any] | None = None, direct: bool = True,
+             filename: str | None = None, layout: str = "official", notes: str = "") -> WeightsEntry:
+    return WeightsEntry(
+        name=f"{preset}.{name}", preset=preset, source="official", dataset=dataset, recipe=recipe, layout=layout,
+        url=url, filename=filename or url.rsplit("/", 1)[-1].split("?")[0], page=page, direct=direct,
+        metrics={"acc@1": metrics[0], "acc@5": metrics[1]}, metrics_protocol=protocol, overrides=overrides or {},
+        notes=notes or "no hash or size is published for this release: the download cannot be verified")
+
+
+_TV_MVIT_PROTOCOL = "torchvision, video-level: frame_rate=7.5, clips_per_video=5, clip_len=16"
+_TV_SWIN_PROTOCOL = "torchvision, video-level: frame_rate=15, clips_per_video=12, clip_len=32"
+_SWIN_PROTOCOL = "Video Swin Transformer README (4 temporal clips × 3 spatial crops)"
+_SF_PROTOCOL = "PySlowFast model zoo (5 temporal clips × 1 spatial crop)"
+_SWIN_RELEASE = "https://github.com/SwinTransformer/storage/releases/download/v1.0.4/"
+_SF_URL = "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/"
+_SWIN_LAYOUT = "official (SwinTransformer/Video-Swin-Transformer)"
+_MVIT_LAYOUT = "official (PySlowFast MViT)"
+
+
+def _build_catalog() -> list[WeightsEntry]:
+    entries: list[WeightsEntry] = []
+    k400, k600, ssv2 = "kinetics400", "kinetics600", "ssv2"
+    # TimeSformer — Hugging Face conversions, then the official Dropbox files
+    for preset, (frames, rate, size, config, ssv2_frames) in _TSF_K.items():
+        kin = _timesformer_recipe(frames, rate, size, config)
+        ssv2_config = config.replace("Kinetics/", "SSv2/").replace(f"_{frames}x{rate}_", f"_{ssv2_frames}_")
+        ssr = _timesformer_recipe(ssv2_frames, None, size, ssv2_config)
+        entries.extend(_TIMESFORMER_ENTRIES[preset](kin, ssr))
+    # MViT
+    entries += [
+        _tv("mvit_v1_b", "https://download.pytorch.org/models/mvit_v1_b-dbeb1030.pth", _MVIT_TV, (78.477, 93.582),
+            36610672, 70.599, 139.764, protocol=_TV_MVIT_PROTOCOL,
+            notes="weights ported from the paper (pytorchvideo model zoo)"),
+        _release("mvit_v1_b", "official_k400", "https://drive.google.com/file/d/194gJinVejq6A1FmySNKQ8vAN5-FOY-QL/"
+                 "view?usp=sharing", k400, _slowfast_recipe(16, 4, "Kinetics/MVIT_B_16x4_CONV.yaml"), (78.4, 93.5),
+                 _SLOWFAST_ZOO, _SF_PROTOCOL, direct=False, filename="MVIT_B_16x4_CONV_K400.pyth",
+                 layout=_MVIT_LAYOUT,
+                 notes="hosted on Google Drive (no direct download); no hash published: a file placed by hand "
+                       "cannot be verified"),
+        _release("mvit_v1_b_32x3", "official_k400", _SF_URL + "mvit/k400.pyth", k400,
+                 _slowfast_recipe(32, 3, "Kinetics/MVIT_B_32x3_CONV.yaml"), (80.4, 94.8), _SLOWFAST_ZOO, _SF_PROTOCOL,
+                 layout=_MVIT_LAYOUT),
+        _release("mvit_v1_b_32x3", "official_k600", _SF_URL + "mvit/k600.pyth", k600,
+                 _slowfast_recipe(32, 3, "Kinetics/MVIT_B_32x3_CONV_K600.yaml"), (83.9, 96.5), _SLOWFAST_ZOO,
+                 _SF_PROTOCOL, overrides={"num_classes": 600}, layout=_MVIT_LAYOUT),
+        _tv("mvit_v2_s", "https://download.pytorch.org/models/mvit_v2_s-ae3be167.pth", _MVIT_TV, (80.757, 94.665),
+            34537744, 64.224, 131.884, protocol=_TV_MVIT_PROTOCOL,
+            notes="weights ported from PySlowFast's MViTv2_S_16x4"),
+        _release("mvit_v2_s", "official_k400", _SF_URL + "mvitv2/pysf_video_models/MViTv2_S_16x4_k400_f302660347.pyth",
+                 k400, _slowfast_recipe(16, 4, "Kinetics/MVITv2_S_16x4.yaml"), (81.0, 94.6), _SLOWFAST_ZOO,
+                 _SF_PROTOCOL, layout=_MVIT_LAYOUT),
+        _release("mvit_v2_b", "official_k400", _SF_URL + "mvitv2/pysf_video_models/MViTv2_B_32x3_k400_f304025456.pyth",
+                 k400, _slowfast_recipe(32, 3, "Kinetics/MVITv2_B_32x3.yaml"), (82.9, 95.7), _SLOWFAST_ZOO,
+                 _SF_PROTOCOL, layout=_MVIT_LAYOUT),
+    ]
+    # Video Swin — torchvision's ports, then the official releases
+    swin_tv = [("swin3d_t", "swin3d_t-7615ae03.pth", (77.715, 93.519), 28158070, 43.882, 121.543, "k400"),
+               ("swin3d_s", "swin3d_s-da41c237.pth", (79.521, 94.158), 49816678, 82.841, 218.288, "k400"),
+               ("swin3d_b", "swin3d_b_1k-24f7c7c6.pth", (79.427, 94.386), 88048984, 140.667, 364.134, "k400"),
+               ("swin3d_b", "swin3d_b_22k-7c6ae6fa.pth", (81.643, 95.574), 88048984, 140.667, 364.134,
+                "k400_in22k")]
+    for preset, file, metrics, params, gflops, size, tag in swin_tv:
+        entries.append(_tv(preset, "https://download.pytorch.org/models/" + file, _SWIN_TV, metrics, params, gflops,
+                           size, tag=tag, protocol=_TV_SWIN_PROTOCOL,
+                           notes="weights ported from the paper" + (" (ImageNet-22K pretraining)" if "22k" in tag
+                                                                     else "")))
+    swin_official = [
+        ("swin3d_t", "official_k400", "swin_tiny_patch244_window877_kinetics400_1k.pth", k400, (78.8, 93.6), {}),
+        ("swin3d_s", "official_k400", "swin_small_patch244_window877_kinetics400_1k.pth", k400, (80.6, 94.5), {}),
+        ("swin3d_b", "official_k400", "swin_base_patch244_window877_kinetics400_1k.pth", k400, (80.6, 94.6), {}),
+        ("swin3d_b", "official_k400_in22k", "swin_base_patch244_window877_kinetics400_22k.pth", k400, (82.7, 95.5),
+         {}),
+        ("swin3d_b", "official_k600_in22k", "swin_base_patch244_window877_kinetics600_22k.pth", k600, (84.0, 96.5),
+         {"num_classes": 600}),
+        ("swin3d_b", "official_ssv2", "swin_base_patch244_window1677_sthv2.pth", ssv2, (69.6, 92.7),
+         {"num_classes": 174, "window_size": (16, 7, 7)}),
+    ]
+    for preset, tag, file, dataset, metrics, overrides in swin_official:
+        entries.append(_release(preset, tag, _SWIN_RELEASE + file, dataset,
+                                _SWIN_SSV2 if dataset == ssv2 else _SWIN_OFFICIAL, metrics, _SWIN_README,
+                                _SWIN_PROTOCOL, overrides=overrides, layout=_SWIN_LAYOUT))
+    return entries
+
+
+def _timesformer_base(kin: Recipe, ssr: Recipe) -> list[WeightsEntry]:
+    p = "timesformer_base"
+    return [
+        _hf(p, "facebook/timesformer-base-finetuned-k400", "kinetics400", kin, (77.9, 93.2), 486, None),
+        _hf(p, "facebook/timesformer-base-finetuned-k600", "kinetics600", kin, (79.1, 94.4), 487,
+            "fb24c09fa3d2f4cbf13ddd41a82397ac00ee471a6143d6541190601599d2ffdf", {"num_classes": 600}),
+        _hf(p, "facebook/timesformer-base-finetuned-ssv2", "ssv2", ssr, (59.1, 85.6), 486,
+            "a0343cc07c303f9551d912a7678170a63b9cf087ef2e757edae529c6825dc3f7", {"num_classes": 174}),
+        _tsf_official(p, "TimeSformer_divST_8x32_224_K400.pyth", "g5t24we9gl5yk88", "kinetics400", kin, (77.9, 93.2)),
+        _tsf_official(p, "TimeSformer_divST_8x32_224_K600.pyth", "4h2qt41m2z3aqrb", "kinetics600", kin, (79.1, 94.4),
+                      {"num_classes": 600}),
+        _tsf_official(p, "TimeSformer_divST_8_224_SSv2.pyth", "tybhuml57y24wpm", "ssv2", ssr, (59.1, 85.6),
+                      {"num_classes": 174}),
+    ]
+
+
+def _timesformer_hr(kin: Recipe, ssr: Recipe) -> list[WeightsEntry]:
+    p = "timesformer_hr"
+    return [
+        _hf(p, "facebook/timesformer-hr-finetuned-k400", "kinetics400", kin, (79.6, 94.0), 488,
+            "7f57219e9892e2ff9a77b547766112cbccd2c134930500a634562fba9939437c"),
+        _hf(p, "facebook/timesformer-hr-finetuned-k600", "kinetics600", kin, (81.8, 95.8), 489,
+            "199273d84d79cea619f71b3bcc8c2bdd5538e78420e7be19b8da15f46126d285", {"num_classes": 600}),
+        _hf(p, "facebook/timesformer-hr-finetuned-ssv2", "ssv2", ssr, (61.8, 86.9), 487,
+            "d4992195ff13ebeea1d235c57807b1e1cedf7805f28724823797d839256d6305", {"num_classes": 174}),
+        _tsf_official(p, "TimeSformer_divST_16x16_448_K400.pyth", "6f0x172lpqy3oxt", "kinetics400", kin, (79.6, 94.0)),
+        _tsf_official(p, "TimeSformer_divST_16x16_448_K600.pyth", "ft1e92g2vhvxecv", "kinetics600", kin, (81.8, 95.8),
+                      {"num_classes": 600}),
+        _tsf_official(p, "TimeSformer_divST_16_448_SSv2.pyth", "9t68uzk8w2fpfnv", "ssv2", ssr, (61.8, 86.9),
+                      {"num_classes": 174}),
+    ]
+
+
+def _timesformer_l(kin: Recipe, ssr: Recipe) -> list[WeightsEntry]:
+    p = "timesformer_l"
+    port = "converted and published by the author of the Hugging Face port (not under the facebook organisation); "
+    return [
+        _hf(p, "fcakyon/timesformer-large-finetuned-k400", "kinetics400", kin, (80.6, 94.7), None, None,
+            notes=port + "neither its sha256 nor its size was found: the download cannot be verified"),
+        _hf(p, "fcakyon/timesformer-large-finetuned-k600", "kinetics600", kin, (82.2, 95.6), None, None,
+            {"num_classes": 600}, notes=port + "neither its sha256 nor its size was found: the download cannot be "
+                                               "verified"),
+        _tsf_official(p, "TimeSformer_divST_96x4_224_K400.pyth", "r1iuxahif3sgimo", "kinetics400", kin, (80.6, 94.7)),
+        _tsf_official(p, "TimeSformer_divST_96x4_224_K600.pyth", "857rx6xeclxfhdg", "kinetics600", kin, (82.2, 95.6),
+                      {"num_classes": 600}),
+        _tsf_official(p, "TimeSformer_divST_64_224_SSv2.pyth", "3f1rm2al8mhprwa", "ssv2", ssr, (62.0, 87.5),
+                      {"num_classes": 174, "num_frames": 64}),
+    ]
+
+
+_TIMESFORMER_ENTRIES: dict[str, Callable[[Recipe, Recipe], list[WeightsEntry]]] = {
+    "timesformer_base": _timesformer_base, "timesformer_hr": _timesformer_hr, "timesformer_l": _timesformer_l}
+
+
+CATALOG: dict[str, WeightsEntry] = {e.name: e for e in _build_catalog()}
+
+#: evaluation recipe per preset: the recipe of its first (default) catalog entry, or the paper's protocol
+#: for presets without published weights
+RECIPES: dict[str, Recipe] = {}
+for _entry in CATALOG.values():
+    RECIPES.setdefault(_entry.preset, _entry.recipe)
+RECIPES["swin3d_l"] = replace(_SWIN_OFFICIAL, source="Video Swin Transformer paper protocol for Swin-L at 224 px "
+                                                     "(32×2 frames, ImageNet mean/std); no public checkpoint")
+#: families whose presets have no published weights borrow the recipe of their closest relative
+FAMILY_RECIPES: dict[str, Recipe] = {
+    "swin_divided": replace(_SWIN_TV, source="no published weights: recipe of Video Swin (" + _SWIN_TV.source + ")"),
+}
+
+
+def list_weights(preset: str | None = None) -> list[WeightsEntry]:
+    """Catalog entries, optionally those of one preset (its default first)."""
+    return [e for e in CATALOG.values() if preset is None or e.preset == preset]
+
+
+def get_entry(name: str | WeightsEntry) -> WeightsEntry:
+    if isinstance(name, WeightsEntry):
+        return name
+    try:
+        return CATALOG[name]
+    except KeyError:
+        close = [n for n in CATALOG if n.split(".")[0] == name.split(".")[0]]
+        hint = f"; entries for {name.split('.')[0]}: {', '.join(close)}" if close else \
+            f"; names look like {next(iter(CATALOG))}"
+        raise WeightsError(f"unknown weights {name!r}{hint}") from None
+
+
+def default_entry(preset: str) -> WeightsEntry | None:
+    entries = list_weights(preset)
+    return entries[0] if entries else None
+
+
+def recipe_for(preset: Any, *, config: Any = None) -> Recipe:
+    """The evaluation recipe of a preset (a name), adapted to ``config``'s input size when given.
+
+    Raises :class:`ConfigError` for an unknown preset, a model without a classification head, or a preset
+    without a known recipe.
+    """
+    from .registry import get_preset
+
+    p = get_preset(preset)  # ConfigError for an unknown name
+    cfg = config if config is not None else p.config
+    if not getattr(type(cfg), "has_head", True):
+        raise ConfigError(f"{preset} has no classification head (input layout {type(cfg).input_layout}); clips are "
+                          f"prepared with the evaluation recipe of a classifier, which it does not have",
+                          field="model")
+    recipe = RECIPES.get(preset) or FAMILY_RECIPES.get(cfg.family)
+    if recipe is None:
+        raise ConfigError(f"no evaluation recipe is known for {preset}; presets with one: "
+                          f"{', '.join(sorted(RECIPES))}", field="model")
+    if config is not None:
+        shape = config.input_shape()
+        recipe = recipe.adapted(num_frames=int(shape[2]), crop=int(shape[-1]))
+    return recipe
+
+
+# ----------------------------------------------------------------------------------------------- labels
+
+
+def load_labels(dataset: str) -> list[str]:
+    """The class names of ``kinetics400``, ``kinetics600`` or ``ssv2``, in index order (from ``assets/``)."""
+    if dataset not in LABEL_FILES:
+        raise WeightsError(f"no label list for {dataset!r}; known: {', '.join(LABEL_FILES)}")
+    path = ASSETS / LABEL_FILES[dataset]
+    try:
+        labels = [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    except OSError as exc:
+        raise WeightsError(f"the label list {path} cannot be read: {exc}") from None
+    return labels
+
+
+def labels_from_hf_config(config: dict[str, Any] | None) -> list[str] | None:
+    """The ``id2label`` of a Hugging Face ``config.json`` as a list in index order, or ``None``."""
+    if not isinstance(config, dict) or not isinstance(config.get("id2label"), dict):
+        return None
+    try:
+        pairs = sorted((int(k), str(v)) for k, v in config["id2label"].items())
+    except (TypeError, ValueError):
+        return None
+    if [k for k, _ in pairs] != list(range(len(pairs))):
+        return None
+    return [v for _, v in pairs]
+
+
+# ----------------------------------------------------------------------------------------------- caches
+
+
+def torch_hub_checkpoints() -> Path:
+    """torch hub's checkpoint directory: ``$TORCH_HOME/hub/checkpoints`` (``~/.cache/torch`` by default)."""
+    import torch.hub
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def hf_hub_cache() -> Path:
+    """The Hugging Face hub cache: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``$XDG_CACHE_HOME`` or
+    ``~/.cache`` + ``/huggingface/hub``."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
+    return Path(xdg).expanduser() / "huggingface" / "hub"
+
+
+def hf_endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
+
+
+def _hf_repo_dir(repo: str) -> Path:
+    return hf_hub_cache() / ("models--" + repo.replace("/", "--"))
+
+
+def _hf_snapshot(repo: str, filename: str) -> Path | None:
+    """The snapshot directory holding ``filename`` for ``repo`` in the HF cache (refs/main first)."""
+    root = _hf_repo_dir(repo)
+    snapshots = root / "snapshots"
+    if not snapshots.is_dir():
+        return None
+    candidates: list[Path] = []
+    ref = root / "refs" / "main"
+    if ref.is_file():
+        candidates.append(snapshots / ref.read_text().strip())
+    candidates += sorted((p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime,
+                         reverse=True)
+    names = (filename, "model.safetensors", "pytorch_model.bin")
+    for snap in candidates:
+        if any((snap / n).is_file() for n in names):
+            return snap
+    return None
+
+
+def cached_path(entry: str | WeightsEntry) -> Path | None:
+    """Where ``entry`` already sits in the standard caches, or ``None``."""
+    entry = get_entry(entry)
+    if entry.hf_repo:
+        return _hf_snapshot(entry.hf_repo, entry.filename)
+    path = torch_hub_checkpoints() / entry.filename
+    return path if path.is_file() else None
+
+
+def target_path(entry: str | WeightsEntry) -> Path:
+    """Where :func:`get_weights` stores ``entry`` (and where a file downloaded by hand can be placed)."""
+    entry = get_entry(entry)
+    if entry.hf_repo:
+        return _hf_repo_dir(entry.hf_repo) / "snapshots" / "main" / entry.filename
+    return torch_hub_checkpoints() / entry.filename
+
+
+# ----------------------------------------------------------------------------------------------- download
+
+
+def _progress_printer(label: str, stream=None) -> Callable[[int, int | None], None]:
+    stream = stream or sys.stderr
+    state = {"last": 0.0}
+
+    def report(done: int, total: int | None) -> None:
+        now = time.monotonic()
+        final = total is not None and done >= total
+        if now - state["last"] < 0.2 and not final:
+            return
+        state["last"] = now
+        if total:
+            width = 30
+            filled = int(width * done / total)
+            text = f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done / 1e6:7.1f}/{total / 1e6:.1f} MB"
+        else:
+            text = f"\r{label} {done / 1e6:7.1f} MB"
+        stream.write(text + ("\n" if final else ""))
+        stream.flush()
+
+    return report
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    sha256: str
+    commit: str | None  # the Hugging Face X-Repo-Commit header, when there is one
+
+
+def _download(url: str, dest: Path, *, sha256: str | None = None, hash_prefix: str | None = None,
+              size: tuple[float, int] | None = None, progress: bool = True, timeout: float = 30.0,
+              manual: Path | None = None) -> _Fetched:
+    """Download ``url`` to ``dest`` through a ``.partial`` file, verify it, and only then move it in place."""
+    where = f"download it by hand from {url} and place it at {manual or dest}"
+    partial = dest.with_name(dest.name + ".partial")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        out = open(partial, "wb")
+    except OSError as exc:
+        raise WeightsError(f"cannot write to {dest.parent} ({exc.strerror or exc}); {where}") from None
+    request = urllib.request.Request(url, headers={"User-Agent": "videoattn"})
+    digest = hashlib.sha256()
+    received, total, commit = 0, None, None
+    try:
+        with out, urllib.request.urlopen(request, timeout=timeout) as response:
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+            commit = response.headers.get("X-Repo-Commit")
+            report = _progress_printer(f"downloading {dest.name}") if progress else None
+            while chunk := response.read(1 << 20):
+                out.write(chunk)
+                digest.update(chunk)
+                received += len(chunk)
+                if report:
+                    report(received, total)
+    except urllib.error.HTTPError as exc:
+        partial.unlink(missing_ok=True)
+        raise WeightsError(f"{url} answered {exc.code} {exc.reason}; the file may have moved: check the source page, "
+                           f"or {where}") from None
+    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError) as exc:
+        partial.unlink(missing_ok=True)
+        if received or isinstance(exc, http.client.IncompleteRead):
+            raise WeightsError(f"the transfer of {url} was interrupted after {received} bytes "
+                               f"({type(exc).__name__}); run again, or {where}") from None
+        reason = getattr(exc, "reason", None) or exc
+        raise WeightsError(f"cannot reach {url} ({reason}): no network? To work offline, {where}") from None
+    if total is not None and received != total:
+        partial.unlink(missing_ok=True)
+        raise WeightsError(f"the transfer of {url} was interrupted: received {received} of {total} bytes; run again, "
+                           f"or {where}")
+    actual = digest.hexdigest()
+    problem = None
+    if sha256 and actual != sha256:
+        problem = f"sha256 mismatch: expected {sha256}, got {actual}"
+    elif hash_prefix and not actual.startswith(hash_prefix):
+        problem = f"hash mismatch: the sha256 should start with {hash_prefix} (from the file name), got {actual}"
+    elif size and not _size_ok(received, size):
+        problem = f"size mismatch: expected about {size[0]:g} × {size[1]} bytes, got {received}"
+    if problem:
+        partial.unlink(missing_ok=True)
+        raise WeightsError(f"{url}: {problem}. The file was not kept (the source may have changed or the transfer "
+                           f"been corrupted)")
+    os.replace(partial, dest)
+    return _Fetched(actual, commit)
+
+
+def _size_ok(received: int, size: tuple[float, int]) -> bool:
+    expected = size[0] * size[1]
+    return abs(received - expected) <= max(0.01 * expected, size[1])  # published sizes are rounded
+
+
+def get_weights(entry: str | WeightsEntry, *, progress: bool = True, timeout: float = 30.0) -> Path:
+    """A local path for ``entry``'s weights: from the standard caches, else downloaded there and verified.
+
+    torchvision and official files go to torch hub's checkpoint directory and the path of the file is returned;
+    Hugging Face repositories go to the HF cache (``config.json`` beside the weights) and the snapshot directory
+    is returned, which :func:`~videoattn_core.checkpoints.load_checkpoint` reads with its labels. Without network
+    the :class:`WeightsError` names the URL and the path where the file can be placed by hand.
+    """
+    entry = get_entry(entry)
+    found = cached_path(entry)
+    if found is not None:
+        return found
+    if not entry.direct:
+        raise WeightsError(f"{entry.name} cannot be downloaded automatically (hosted at {entry.url}); download it "
+                           f"by hand and place it at {target_path(entry)}")
+    size = (entry.size_mb, entry.size_unit) if entry.size_mb else None
+    if not entry.hf_repo:
+        dest = torch_hub_checkpoints() / entry.filename
+        _download(entry.url, dest, sha256=entry.sha256, hash_prefix=entry.hash_prefix, size=size,
+                  progress=progress, timeout=timeout)
+        return dest
+    return _download_hf(entry, size, progress, timeout)
+
+
+def _download_hf(entry: WeightsEntry, size, progress: bool, timeout: float) -> Path:
+    """Fetch ``config.json`` and the weights into the HF cache layout (blobs/, snapshots/<rev>/, refs/main)."""
+    root = _hf_repo_dir(entry.hf_repo)
+    blobs, staging = root / "blobs", root / "snapshots" / ".incoming"
+    base = f"{hf_endpoint()}/{entry.hf_repo}/resolve/main/"
+    manual = target_path(entry)
+    fetched: dict[str, tuple[Path, str]] = {}
+    commit = None
+    try:
+        for name, kwargs in (("config.json", {}),
+                             (entry.filename, {"sha256": entry.sha256, "size": size})):
+            tmp = staging / name
+            got = _download(base + name, tmp, progress=progress and name == entry.filename, timeout=timeout,
+                            manual=manual.parent / name, **kwargs)
+            commit = commit or got.commit
+            fetched[name] = (tmp, got.sha256)
+    except WeightsError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    revision = commit if commit and re.fullmatch(r"[0-9a-f]{40}", commit) else "main"
+    snapshot = root / "snapshots" / revision
+    snapshot.mkdir(parents=True, exist_ok=True)
+    blobs.mkdir(parents=True, exist_ok=True)
+    for name, (tmp, digest) in fetched.items():
+        blob = blobs / digest
+        os.replace(tmp, blob)
+        link = snapshot / name
+        link.unlink(missing_ok=True)
+        try:
+            link.symlink_to(os.path.relpath(blob, snapshot))
+        except OSError:  # no symlinks (some Windows setups): keep a copy, as huggingface_hub does
+            shutil.copyfile(blob, link)
+    shutil.rmtree(staging, ignore_errors=True)
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text(revision)
+    return snapshot
+
+
+def catalog_table(entries: Iterable[WeightsEntry] | None = None) -> list[dict[str, Any]]:
+    """Rows for a model card or the command line: name, dataset, metrics, source, verification."""
+    return [{"name": e.name, "dataset": e.dataset, "acc@1": e.metrics.get("acc@1"), "acc@5": e.metrics.get("acc@5"),
+             "source": e.source, "verification": e.verification, "direct_download": e.direct}
+            for e in (entries if entries is not None else CATALOG.values())]
+
+
+def read_hf_config(path: Path) -> dict[str, Any] | None:
+    """The ``config.json`` of a checkpoint directory (as ``save_pretrained`` writes it), if any and valid."""
+    candidate = path / "config.json"
+    if not path.is_dir() or not candidate.is_file():
+        return None
+    try:
+        data = json.loads(candidate.read_text())
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
