@@ -1,10 +1,18 @@
-"""videoattn — the Streamlit router. Pages live in ``pages/``; they stay thin and call ``videoattn_core``."""
+"""videoattn — the Streamlit router. Pages live in ``pages/``; they stay thin and call ``videoattn_core``.
+
+Every page keeps its whole state in the URL's query string (see ``pages/_common.py``), so a copied link
+reopens the same view: ``/?model=mvit_v2_s`` opens the Model page on MViTv2-S.
+"""
 
 import streamlit as st
 
-st.set_page_config(page_title="videoattn", layout="wide")
+st.set_page_config(page_title="videoattn", page_icon="🎞️", layout="wide")
 
 navigation = st.navigation([
-    st.Page("pages/home.py", title="Home", default=True),
+    st.Page("pages/model.py", title="Model", icon="🧱", url_path="model", default=True),
+    st.Page("pages/run.py", title="Run", icon="▶️", url_path="run"),
+    st.Page("pages/attention.py", title="Attention", icon="👁️", url_path="attention"),
+    st.Page("pages/compare.py", title="Compare", icon="⚖️", url_path="compare"),
+    st.Page("pages/home.py", title="Presets", icon="📋", url_path="presets"),
 ])
 navigation.run()

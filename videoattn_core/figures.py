@@ -235,13 +235,14 @@ def token_time_index(frame: int, frames: int, token_times: int) -> int:
 
 def attention_overlay(frames: np.ndarray, heat: np.ndarray, *, show: Sequence[int] | None = None,
                       boxes: Iterable[Sequence[int]] = (), query: tuple[int, int, int] | None = None,
-                      columns: int = 4, opacity: float = 0.55, title: str | None = None,
-                      color_title: str = "attention", shared_scale: bool = True) -> go.Figure:
+                      query_grid: tuple[int, int, int] | None = None, columns: int = 4, opacity: float = 0.55,
+                      title: str | None = None, color_title: str = "attention", shared_scale: bool = True) -> go.Figure:
     """Attention laid over the frames.
 
     ``heat`` is ``(T', h, w)`` on the token grid; frame ``f`` shows slice ``token_time_index(f, T, T')``,
     each token drawn as a block over the pixels it covers. ``NaN`` entries are transparent. ``boxes`` are
-    drawn as rectangles on the frames they span; ``query`` ``(t, y, x)`` in token coordinates is marked.
+    drawn as rectangles on the frames they span; ``query`` ``(t, y, x)`` is marked, in the coordinates of
+    ``query_grid`` when the queries sit on another grid than the keys (pooled attention), else of ``heat``.
     """
     frames = np.asarray(frames)
     heat = np.asarray(heat, dtype=np.float64)
@@ -255,6 +256,8 @@ def attention_overlay(frames: np.ndarray, heat: np.ndarray, *, show: Sequence[in
     if zmax <= zmin:
         zmax = zmin + 1e-12
     boxes = [tuple(int(v) for v in b) for b in boxes]
+    q_t, q_h, q_w = query_grid or heat.shape
+    qdx, qdy = width / q_w, height / q_h
     fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.01, vertical_spacing=0.05,
                         subplot_titles=[f"frame {f}" for f in show])
     for i, f in enumerate(show):
@@ -271,9 +274,9 @@ def attention_overlay(frames: np.ndarray, heat: np.ndarray, *, show: Sequence[in
             if t0 <= t < t1:
                 fig.add_shape(type="rect", x0=x0 * dx, x1=x1 * dx, y0=y0 * dy, y1=y1 * dy,
                               line=dict(color="#00e5ff", width=1.5), row=r, col=c)
-        if query is not None and query[0] == t:
+        if query is not None and query[0] == token_time_index(f, t_frames, q_t):
             qt, qy, qx = query
-            fig.add_shape(type="rect", x0=qx * dx, x1=(qx + 1) * dx, y0=qy * dy, y1=(qy + 1) * dy,
+            fig.add_shape(type="rect", x0=qx * qdx, x1=(qx + 1) * qdx, y0=qy * qdy, y1=(qy + 1) * qdy,
                           line=dict(color="#39ff14", width=3), row=r, col=c)
     fig.update_xaxes(visible=False, range=[0, width])
     fig.update_yaxes(visible=False, range=[height, 0], scaleanchor="x")

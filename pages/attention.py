@@ -1,0 +1,205 @@
+"""Attention page: where a query token looks, laid over the frames the model sees.
+
+Pick a layer, a head (or the mean over heads) and a query token (the CLS token or a patch). TimeSformer's
+spatial layers show each frame's map, its temporal layers the T×T attention of a patch position; MViT maps its
+pooled keys back onto the frames; Video Swin shows the query's 3D window (cyclic shift undone) with its borders.
+The layer's relative position tables and the attention rollout across layers follow."""
+
+import streamlit as st
+
+import videoattn_core as vac
+from pages import _common as common
+from videoattn_core import attention_maps, figures
+
+PAGE_FIELDS = {
+    **common.RUN_FIELDS,
+    "layer": str,
+    "head": common.parse_head,
+    "query": common.parse_query,
+    "frame": lambda text: common.integer(text, "frame", 0, 4095),
+    "rollout": lambda text: common.choice(text, ("on", "off"), "rollout"),
+}
+
+st.title("Attention")
+view = common.open_view("attention", PAGE_FIELDS)
+common.show_ignored()
+preset, config = common.model_picker(view)
+if config is None:
+    st.info("Fix the highlighted hyperparameter in the sidebar to see attention.")
+    st.stop()
+if not config.has_head:
+    common.write_view(view, preset, config, {})
+    st.info(f"Not applicable: {preset} is a convolutional model without attention layers (and without a "
+            f"classification head); its layers and costs are on the Model page.")
+    st.stop()
+
+inputs, page_state = common.run_inputs(view, preset, config)
+try:
+    run_config, implied = common.weights_config(preset, config, inputs)
+    key = common.config_key(preset, run_config)
+    run_summary = common.summary(key)
+except vac.VideoAttnError as exc:
+    st.error(str(exc))
+    st.stop()
+
+try:
+    with st.status("Preparing", expanded=False) as status:
+        status.update(label="decoding the clip…")
+        clip = common.load_clip(inputs.clip, preset, key, inputs.weights, common.clip_bytes(inputs))
+        status.update(label="building the model…")
+        refusal = common.memory_check(run_summary, inputs)
+        if refusal:
+            status.update(label="refused", state="error")
+            st.error(refusal)
+            st.stop()
+        loaded = common.load_model(key, inputs.weights, inputs.device, inputs.dtype, common.checkpoint_bytes(inputs))
+        status.update(label="ready", state="complete")
+except vac.VideoAttnError as exc:
+    st.error(str(exc))
+    st.stop()
+
+kinds = common.layer_kinds(loaded.model)
+layers = list(kinds)
+# the default: the last layer that is not purely temporal (it has the CLS token and a spatial map)
+default_layer = next((n for n in reversed(layers) if kinds[n] != "time"), layers[-1])
+notes = []
+linked_layer = view.link.page.get("layer")
+if view.opened and linked_layer is not None and linked_layer not in kinds:
+    notes.append(f"layer={linked_layer!r} ignored: not an attention layer of this model; showing {default_layer}")
+common.seed_page(view, {"attention.layer": ("layer", default_layer), "attention.head": ("head", "mean"),
+                        "attention.frame": ("frame", 0), "attention.rollout": ("rollout", "off")})
+if st.session_state["attention.layer"] not in kinds:
+    st.session_state["attention.layer"] = default_layer
+
+c1, c2 = st.columns([3, 2])
+layer = c1.selectbox("layer", layers, key="attention.layer", format_func=lambda n: f"{n} ({kinds[n]})",
+                     help="Every module that owns an attention; divided TimeSformer blocks have a spatial attn and a "
+                          "temporal_attn.")
+capture = (layer,)
+refusal = common.memory_check(run_summary, inputs, captured=capture)
+if refusal:
+    st.error(refusal)
+    st.stop()
+if common.needs_button(run_summary, inputs) and not common.approved("attention", (key, inputs.key, layer)):
+    st.info(f"This forward costs {common.format_count(run_summary.macs)} MACs on the CPU; press Run to start it.")
+    st.stop()
+with st.spinner("forwarding and capturing the layer's attention…"):
+    result = common.run_inspection(key, inputs.key, capture, loaded, clip, measure_macs=False)
+captured = result.attention[layer]
+layout = captured.layout
+heads = int(captured.probs.shape[1])
+(q_t, q_h, q_w), has_cls = attention_maps.query_grid(captured)
+
+head_options = ["mean", *range(heads)]
+if st.session_state["attention.head"] not in head_options:
+    notes.append(f"head={st.session_state['attention.head']!r} ignored: this layer has {heads} heads (0 to "
+                 f"{heads - 1}); showing the mean")
+    st.session_state["attention.head"] = "mean"
+head = c2.selectbox("head", head_options, key="attention.head",
+                    format_func=lambda h: "mean over heads" if h == "mean" else f"head {h}")
+
+# the query: the CLS token where the layer has one, else a patch position on the query grid
+linked_query = view.link.page.get("query")
+center = (q_t // 2, q_h // 2, q_w // 2)
+if view.opened or "attention.query_kind" not in st.session_state:
+    position = linked_query if isinstance(linked_query, tuple) else center
+    if not (position[0] < q_t and position[1] < q_h and position[2] < q_w):
+        notes.append(f"query={','.join(map(str, position))} ignored: outside this layer's {q_t}×{q_h}×{q_w} query "
+                     f"grid; showing its centre")
+        position = center
+    st.session_state["attention.query_kind"] = "cls" if (linked_query in (None, "cls") and has_cls) else "patch"
+    st.session_state["attention.qt"], st.session_state["attention.qy"], st.session_state["attention.qx"] = position
+if not has_cls:
+    st.session_state["attention.query_kind"] = "patch"
+for axis, size in (("qt", q_t), ("qy", q_h), ("qx", q_w)):
+    st.session_state[f"attention.{axis}"] = min(st.session_state.get(f"attention.{axis}", 0), size - 1)
+
+c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+query_kind = c1.radio("query", ("cls", "patch"), horizontal=True, key="attention.query_kind",
+                      format_func=lambda q: {"cls": "CLS token", "patch": "a patch"}[q], disabled=not has_cls,
+                      help="The CLS token exists in TimeSformer's spatial and joint layers and MViT; windowed and "
+                           "temporal layers have none.")
+patch = query_kind == "patch"
+qt = c2.slider("query t", 0, max(q_t - 1, 1), key="attention.qt", disabled=not patch or q_t == 1)
+qy = c3.slider("query y", 0, max(q_h - 1, 1), key="attention.qy", disabled=not patch or q_h == 1)
+qx = c4.slider("query x", 0, max(q_w - 1, 1), key="attention.qx", disabled=not patch or q_w == 1)
+qt, qy, qx = min(qt, q_t - 1), min(qy, q_h - 1), min(qx, q_w - 1)
+query = (qt, qy, qx) if patch else "cls"
+
+frames = clip.frames
+st.session_state["attention.frame"] = min(st.session_state["attention.frame"], len(frames) - 1)
+frame = st.slider("frame", 0, max(len(frames) - 1, 1), key="attention.frame",
+                  help="Steps through time; the strip below shows every frame.")
+frame = min(frame, len(frames) - 1)
+
+for note in notes:
+    st.warning(note)
+
+try:
+    amap = attention_maps.attention_map(captured, query=query, head=None if head == "mean" else head)
+except ValueError as exc:
+    st.error(str(exc))
+    st.stop()
+
+grid_text = "×".join(map(str, layout.grid))
+facts = [f"kind **{layout.kind}**", f"token grid T×H×W = {grid_text}", f"{heads} heads",
+         "with a CLS token" if layout.cls else "no CLS token"]
+if layout.q_grid or layout.kv_grid:
+    facts.append(f"query grid {'×'.join(map(str, layout.q_grid or layout.grid))}, key/value grid "
+                 f"{'×'.join(map(str, layout.kv_grid or layout.grid))}")
+if layout.window:
+    facts.append(f"window {'×'.join(map(str, layout.window))}, shift {'×'.join(map(str, layout.shift or (0, 0, 0)))}"
+                 + (" (cyclic shift undone on the frames)" if layout.shift and any(layout.shift) else ""))
+st.caption(" · ".join(facts) + (f". {amap.note}" if amap.note else ""))
+if amap.cls_weight is not None:
+    st.caption(f"attention to the CLS key: {amap.cls_weight:.4f}")
+
+query_label = "CLS" if query == "cls" else f"token (t={qt}, y={qy}, x={qx})"
+head_label = "mean over heads" if head == "mean" else f"head {head}"
+left, right = st.columns([3, 2])
+left.plotly_chart(figures.attention_overlay(
+    frames, amap.values, show=[frame], boxes=amap.boxes, query=None if query == "cls" else query,
+    query_grid=(q_t, q_h, q_w), columns=1, title=f"{layer} · {head_label} · query {query_label} · frame {frame}"),
+    key="attention_frame_chart")
+if layout.kind == "time":
+    position = (qy, qx)
+    matrix = attention_maps.temporal_matrix(captured, position, head=None if head == "mean" else head)
+    right.plotly_chart(figures.temporal_matrix(matrix, highlight=qt, title=f"temporal attention at patch "
+                                                                           f"(y={qy}, x={qx})"),
+                       key="temporal_chart")
+else:
+    right.markdown("**How to read it.** The heat is the query's attention over the keys, averaged over the chosen "
+                   "heads; transparent cells cannot be attended (outside the query's window or frame). Cyan boxes "
+                   "are window borders, the green box the query.")
+st.plotly_chart(figures.attention_overlay(frames, amap.values, boxes=amap.boxes,
+                                          query=None if query == "cls" else query, query_grid=(q_t, q_h, q_w),
+                                          columns=min(8, len(frames)), title="every frame"),
+                key="attention_strip_chart")
+
+tables = common.bias_tables(loaded.model, layer)
+if tables:
+    st.subheader("Relative position tables of this layer")
+    st.plotly_chart(figures.bias_tables(tables, x_title="head" if layout.kind != "pooled" else "channel"),
+                    key="bias_chart")
+
+st.subheader("Attention rollout")
+show_rollout = st.radio("CLS attention rolled out across all layers (Abnar & Zuidema, 2020)", ("off", "on"),
+                        horizontal=True, key="attention.rollout")
+reason = attention_maps.rollout_unavailable_reason(loaded.model)
+if reason:
+    st.info(f"Rollout is not available for this architecture: {reason}.")
+elif show_rollout == "on":
+    with st.spinner("rolling attention out across the layers…"):
+        rolled = common.rollout(key, inputs.key, loaded, clip)
+    st.plotly_chart(figures.attention_overlay(frames, rolled, columns=min(8, len(frames)),
+                                              title="CLS attention rolled out across all layers",
+                                              color_title="rollout"), key="rollout_chart")
+
+page_state.update({"layer": layer if layer != default_layer else None, "head": None if head == "mean" else head,
+                   "query": None if query == "cls" or (not has_cls and query == center) else ",".join(map(str, query)),
+                   "frame": frame or None, "rollout": "on" if show_rollout == "on" and not reason else None})
+query_string = common.write_view(view, preset, config, page_state)
+common.share_box("attention", query_string)
+note = common.uploaded_note(inputs)
+if note:
+    st.caption(f"Note: {note}.")

@@ -1,0 +1,102 @@
+"""Run page: a clip through the model — the frames it sees, its top-k predictions, and the measured per-layer
+table (shapes, time, analytic against measured MACs)."""
+
+import streamlit as st
+
+import videoattn_core as vac
+from pages import _common as common
+from videoattn_core import figures
+
+PAGE_FIELDS = {**common.RUN_FIELDS, "topk": lambda text: common.integer(text, "topk", 1, 20)}
+
+st.title("Run")
+view = common.open_view("run", PAGE_FIELDS)
+common.show_ignored()
+preset, config = common.model_picker(view)
+if config is None:
+    st.info("Fix the highlighted hyperparameter in the sidebar to run the model.")
+    st.stop()
+
+if not config.has_head:
+    query = common.write_view(view, preset, config, {})
+    st.info(f"Not applicable: {preset} has no classification head (its input is `{config.input_layout}` and its "
+            f"output a feature map), so it makes no predictions. Its layers and costs are on the Model page.")
+    st.stop()
+
+inputs, page_state = common.run_inputs(view, preset, config)
+common.seed_page(view, {"run.topk": ("topk", 5)})
+k = st.slider("top-k", 1, 20, key="run.topk")
+page_state["topk"] = k if k != 5 else None
+query = common.write_view(view, preset, config, page_state)
+
+try:
+    run_config, implied = common.weights_config(preset, config, inputs)
+    if implied:
+        st.caption("The chosen weights need " + ", ".join(implied) + ".")
+    key = common.config_key(preset, run_config)
+    run_summary = common.summary(key)
+except vac.VideoAttnError as exc:
+    st.error(str(exc))
+    st.stop()
+
+refusal = common.memory_check(run_summary, inputs)
+if refusal:
+    st.error(refusal)
+    st.stop()
+if common.needs_button(run_summary, inputs) and not common.approved("run", (key, inputs.key)):
+    st.info(f"This forward costs {common.format_count(run_summary.macs)} MACs on the CPU; press Run to start it.")
+    st.stop()
+
+try:
+    with st.status("Running", expanded=False) as status:
+        status.update(label="decoding the clip…")
+        clip = common.load_clip(inputs.clip if inputs.uploaded_clip else inputs.clip, preset, key, inputs.weights,
+                                common.clip_bytes(inputs))
+        status.update(label="building the model…")
+        loaded = common.load_model(key, inputs.weights, inputs.device, inputs.dtype, common.checkpoint_bytes(inputs))
+        status.update(label="forwarding…")
+        result = common.run_inspection(key, inputs.key, (), loaded, clip)
+        status.update(label=f"done: forward in {1e3 * result.time_s:.0f} ms on {inputs.device}", state="complete")
+except vac.VideoAttnError as exc:
+    st.error(str(exc))
+    st.stop()
+
+st.subheader("Frames the model sees")
+st.caption(clip.description + ("; " + "; ".join(clip.notes) if clip.notes else ""))
+st.plotly_chart(figures.frames_strip(clip.frames), key="frames_chart")
+
+st.subheader("Predictions")
+if loaded.random_init:
+    st.warning("Random weights: the model is randomly initialised (seed 0), so these predictions mean nothing. "
+               "Choose a catalog entry or upload a checkpoint for real predictions.")
+predictions = common.top_k(result.logits, loaded.labels, k)
+st.plotly_chart(figures.topk_bar([p for p, _ in predictions], [q for _, q in predictions],
+                                 title=f"top-{k} (labels: {loaded.labels_from})"), key="topk_chart")
+if loaded.load_report:
+    with st.expander("checkpoint report"):
+        st.text(loaded.load_report)
+
+st.subheader("Measured layers")
+cols = st.columns(4)
+cols[0].metric("forward time", f"{1e3 * result.time_s:.1f} ms")
+cols[1].metric("analytic MACs", common.format_count(result.macs))
+cols[2].metric("measured MACs", common.format_count(result.measured_macs),
+               help="torch's FlopCounterMode (FLOPs / 2); it counts matmul, conv and attention kernels, not "
+                    "normalization, so it sits a little below the analytic count.")
+cols[3].metric("device", f"{inputs.device} · {inputs.dtype}")
+table = common.measured_table(result)
+st.dataframe(table, hide_index=True, width="stretch", height=360, key="measured_table")
+st.download_button("Download the measured table as CSV", common.rows_to_csv(table),
+                   file_name=f"{preset}_measured.csv", mime="text/csv", key="run.download")
+leaves = [r for r in result.layers if r.is_leaf and r.self_time_s is not None]
+left, right = st.columns(2)
+left.plotly_chart(figures.layer_times([r.name for r in leaves], [1e3 * r.self_time_s for r in leaves],
+                                      [r.category for r in leaves], title="time per layer"), key="times_chart")
+right.plotly_chart(figures.macs_agreement([r.name for r in leaves], [r.macs for r in leaves],
+                                          [r.measured_macs or 0 for r in leaves],
+                                          title="analytic against measured MACs"), key="macs_chart")
+
+common.share_box("run", query)
+note = common.uploaded_note(inputs)
+if note:
+    st.caption(f"Note: {note}.")
