@@ -10,7 +10,6 @@ import json
 import socket
 import threading
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch

@@ -97,7 +97,7 @@ def predict(model: str, clip: str | Path | bytes, *, weights: str | None = None,
     ``random_init`` says so). ``overrides`` set config fields (``{"num_classes": 10}``) on top of those the weights
     imply. Every problem a user can cause raises a :class:`~videoattn_core.errors.VideoAttnError`.
     """
-    from .checkpoints import load_checkpoint
+    from .checkpoints import load_checkpoint, read_checkpoint
     from .registry import build_model, get_config, get_preset
     from .weights import (DATASET_CLASSES, default_entry, get_entry, get_weights, labels_from_hf_config,
                           load_labels, read_hf_config)
@@ -118,25 +118,33 @@ def predict(model: str, clip: str | Path | bytes, *, weights: str | None = None,
                           f"--weights {entry.name}", field="weights")
     source: Any = None
     hf_config = None
-    implied: dict[str, Any] = {}
-    if entry is not None:
-        source = get_weights(entry)
-        implied.update(entry.overrides)
-    elif checkpoint is not None:
+    implied: dict[str, Any] = dict(entry.overrides) if entry is not None else {}
+    if checkpoint is not None:
         source = checkpoint if isinstance(checkpoint, (bytes, bytearray)) else Path(checkpoint)
-        if isinstance(source, Path) and not source.exists():
-            raise CheckpointError(f"checkpoint {source} does not exist")
-    if isinstance(source, Path):
-        hf_config = read_hf_config(source)
-        implied.update(overrides_from_hf_config(preset.config.family, hf_config))
+        if isinstance(source, Path):
+            if not source.exists():
+                raise CheckpointError(f"checkpoint {source} does not exist")
+            hf_config = read_hf_config(source)
+            implied.update(overrides_from_hf_config(preset.config.family, hf_config))
     implied.update(overrides or {})
     config = get_config(model, **implied)
 
+    # inputs are checked before anything is downloaded or built: a bad clip or file fails fast
+    loaded = load_clip(clip, model, config=config, limits=limits)
+    if entry is not None:
+        source = get_weights(entry)
+    state = None
+    if source is not None:
+        state, _, meta = read_checkpoint(source)  # refuses files that are not weights, or could run code
+        hf_config = meta.get("config", hf_config)
     net = build_model(config)
     labels_from = "none"
-    if source is not None:
-        report = load_checkpoint(net, source)
-        hf_config = report.metadata.get("config", hf_config)
+    if state is not None:
+        try:
+            load_checkpoint(net, state)
+        except CheckpointError as exc:
+            name = "the uploaded checkpoint" if isinstance(source, (bytes, bytearray)) else str(source)
+            raise CheckpointError(str(exc).replace("a state dict", name, 1)) from None
     net = net.to(dev).eval()
 
     num_classes = int(getattr(config, "num_classes", 0) or 0)
@@ -162,7 +170,6 @@ def predict(model: str, clip: str | Path | bytes, *, weights: str | None = None,
             labels = [f"class {i}" for i in range(num_classes)]
             labels_from = "class indices"
 
-    loaded = load_clip(clip, model, config=config, limits=limits)
     with torch.no_grad():
         logits = net(loaded.tensor.to(dev))
     if logits.ndim != 2 or logits.shape[0] != 1:

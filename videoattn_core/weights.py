@@ -209,7 +209,8 @@ def _tsf_official(preset: str, file: str, dropbox: str, dataset: str, recipe: Re
         url=f"https://www.dropbox.com/s/{dropbox}/{file}?dl=1", page=_TIMESFORMER_README,
         metrics={"acc@1": metrics[0], "acc@5": metrics[1]},
         metrics_protocol="official TimeSformer model zoo (1 temporal clip × 3 spatial crops)",
-        overrides=overrides or {}, notes="no hash or size is published for the Dropbox files: the download cannot be verified")
+        overrides=overrides or {},
+        notes="no hash or size is published for the Dropbox files: the download cannot be verified")
 
 
 def _tv(preset: str, url: str, recipe: Recipe, metrics: tuple[float, float], params: int, gflops: float,
