@@ -175,7 +175,7 @@ def _human_bytes(n: float) -> str:
 
 def _ffmpeg_errors() -> tuple[type[BaseException], ...]:
     import av
-    return (av.error.FFmpegError, av.error.InvalidDataError) if hasattr(av, "error") else (Exception,)
+    return (av.error.FFmpegError,)  # InvalidDataError and every other FFmpeg failure derive from it
 
 
 def _open(source: str | Path | bytes | bytearray | memoryview, limits: Limits):
