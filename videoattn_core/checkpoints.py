@@ -75,10 +75,15 @@ def _torch_load(source: Any, name: str) -> Any:
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL (\S+) was not an allowed global|Unsupported global: GLOBAL (\S+)", str(exc))
+        if found:
+            raise CheckpointError(
+                f"{name} was refused: it asks to import {found.group(1) or found.group(2)}, a Python object "
+                f"other than tensors and plain containers, which could run code when loaded. Only weights are "
+                f"accepted (torch.save of a state dict, or safetensors); nothing from the file was run.") from None
         raise CheckpointError(
-            f"{name} was refused: it holds Python objects other than tensors and plain containers, which could "
-            f"run code when loaded. Only weights are accepted (torch.save of a state dict, or safetensors). "
-            f"Detail: {str(exc).splitlines()[0]}") from None
+            f"{name} is not a readable checkpoint (expected a PyTorch .pth/.pyth/.bin file, a .safetensors "
+            f"file or a Hugging Face model directory): the file is not a PyTorch pickle") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, AttributeError, KeyError,
             IndexError, TypeError) as exc:
         raise CheckpointError(
