@@ -50,8 +50,12 @@ def _query_dict() -> dict[str, str]:
     return {key: st.query_params.get(key) for key in st.query_params.keys()}
 
 
-def open_view(page: str, page_fields: Mapping[str, Callable[[str], Any]] | None = None) -> View:
-    """Resolve this run's state: from an opened link, else from what this session remembers."""
+def open_view(page: str, page_fields: Mapping[str, Callable[[str], Any]] | None = None, *,
+              uses_model: bool = True) -> View:
+    """Resolve this run's state: from an opened link, else from what this session remembers.
+
+    ``uses_model=False`` (Compare): the page shows no single model, so a link to it leaves the session's model
+    alone."""
     ss = st.session_state
     query = _query_dict()
     opened = bool(query) and query != ss.get(_WRITTEN)
@@ -63,9 +67,10 @@ def open_view(page: str, page_fields: Mapping[str, Callable[[str], Any]] | None 
     if opened:
         ss[_IGNORED] = list(link.ignored)
         ss[_WRITTEN] = query
-        ss[_MODEL] = make_link(link.preset, link.config)
         ss[f"_page_params:{page}"] = {k: v for k, v in query.items() if k in (page_fields or {})}
-        _seed_model_widgets(link, overwrite=True)
+        if uses_model:
+            ss[_MODEL] = make_link(link.preset, link.config)
+            _seed_model_widgets(link, overwrite=True)
     return View(link=link, opened=opened, page=page)
 
 
@@ -77,14 +82,20 @@ def show_ignored() -> None:
                    + "\n".join(f"- {m}" for m in messages))
 
 
-def write_view(view: View, preset: str, config: vac.ModelConfig | None, page_state: Mapping[str, Any]) -> str:
-    """Make the URL (and the session's memory) say what the page now shows; return the query string."""
+def write_view(view: View, preset: str | None, config: vac.ModelConfig | None,
+               page_state: Mapping[str, Any]) -> str:
+    """Make the URL (and the session's memory) say what the page now shows; return the query string.
+
+    ``preset=None``: the page shows no single model (Compare), so the link carries page state only."""
     ss = st.session_state
-    model_params = make_link(preset, config) if config is not None else ss.get(_MODEL, {"model": preset})
-    page_params = {k: v for k, v in make_link(preset, None, page_state).items() if k != "model"}
-    ss[_MODEL] = model_params
+    page_params = {k: v for k, v in make_link("timesformer_base", None, page_state).items() if k != "model"}
     ss[f"_page_params:{view.page}"] = page_params
-    params = {**model_params, **page_params}
+    if preset is None:
+        params = page_params
+    else:
+        model_params = make_link(preset, config) if config is not None else ss.get(_MODEL, {"model": preset})
+        ss[_MODEL] = model_params
+        params = {**model_params, **page_params}
     if _query_dict() != params:
         st.query_params.from_dict(params)
     ss[_WRITTEN] = params
@@ -226,7 +237,7 @@ def model_picker(view: View, container=None) -> tuple[str, vac.ModelConfig | Non
         except vac.ConfigError as exc:
             problems.append((exc.field, str(exc)))
     for name, message in problems:
-        (slots.get(name) or top_slot).error(message, icon="⚠️")
+        (slots.get(name) or top_slot).error(message, icon=":material/warning:")
     if problems:
         st.error("These hyperparameters do not make a valid model: "
                  + " ".join(message for _, message in problems))
@@ -343,8 +354,8 @@ def growth_curves(preset: str, config: vac.ModelConfig, axis: str):
     attention_type = getattr(config, "attention_type", None)
     run(f"this config{f' ({attention_type})' if attention_type else ''}", key, True)
     for name, k in _alternatives(preset, config):
-        run(name, k, False)
-        dashed.append(f"{name}: total")
+        run(name, k, True)
+        dashed += [f"{name}: total", f"{name}: attention"]
     return series, dashed, current
 
 

@@ -22,7 +22,7 @@ def _spec(text: str) -> str:
 PAGE_FIELDS = {**{slot: _spec for slot in SLOTS}, "n": lambda text: common.integer(text, "n", 2, 4)}
 
 st.title("Compare")
-view = common.open_view("compare", PAGE_FIELDS)
+view = common.open_view("compare", PAGE_FIELDS, uses_model=False)
 common.show_ignored()
 
 common.seed_page(view, {"compare.n": ("n", 3)})
@@ -46,10 +46,10 @@ for slot, column in zip(SLOTS[:n], columns):
         try:
             config = common.spec_config(preset, overrides)
         except vac.ConfigError as exc:
-            st.error(str(exc), icon="⚠️")
+            st.error(str(exc), icon=":material/warning:")
             continue
         configs.append((slot, preset, config))
-        st.page_link("pages/model.py", label="open in the Model page", icon="🧱",
+        st.page_link("pages/model.py", label="open in the Model page", icon=":material/view_in_ar:",
                      query_params=make_link(preset, config))
 
 rows, summaries = [], {}
@@ -119,6 +119,5 @@ page_state = {"n": n if n != 3 else None}
 for slot, preset, config in configs:
     text = common.spec_text(preset, config)
     page_state[slot] = text if text != DEFAULTS[slot] else None
-query = common.write_view(view, vac.get_preset(configs[0][1]).name if configs else "timesformer_base",
-                          None, page_state)
+query = common.write_view(view, None, None, page_state)
 common.share_box("compare", query)

@@ -10,6 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 import videoattn_core as vac
+from videoattn_core import figures
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -74,18 +75,18 @@ def test_model_link_shows_mvit_v2_s_with_its_parameter_count():
 def test_model_widget_changes_the_numbers_and_the_link():
     at = open_app(model="timesformer_base")
     before = vac.summarize("timesformer_base")
-    assert metric(at, "MACs per view") == vac.figures.human(before.macs)
+    assert metric(at, "MACs per view") == figures.human(before.macs)
     sidebar_widget(at, "hp.timesformer_base.num_frames").set_value(16)
     at.run()
     assert_clean(at)
     after = vac.summarize("timesformer_base", num_frames=16)
     assert after.macs > 2 * before.macs * 0.9
-    assert metric(at, "MACs per view") == vac.figures.human(after.macs)
+    assert metric(at, "MACs per view") == figures.human(after.macs)
     assert at.query_params == {"model": "timesformer_base", "num_frames": "16"}
     sidebar_widget(at, "hp.timesformer_base.attention_type").set_value("joint_space_time")
     at.run()
     joint = vac.summarize("timesformer_base", num_frames=16, attention_type="joint_space_time")
-    assert metric(at, "MACs per view") == vac.figures.human(joint.macs)
+    assert metric(at, "MACs per view") == figures.human(joint.macs)
     assert at.query_params["attention_type"] == "joint_space_time"
 
 
@@ -179,7 +180,7 @@ def test_run_page_predicts_with_random_weights_warning_and_measured_table():
     assert len(frames["data"]) == 8  # the 8 sampled frames
     measured = at.dataframe[0].value
     assert {"time (ms)", "analytic MACs", "measured MACs"} <= set(measured.columns)
-    assert metric(at, "analytic MACs") == vac.figures.human(vac.summarize("timesformer_base", depth=2,
+    assert metric(at, "analytic MACs") == figures.human(vac.summarize("timesformer_base", depth=2,
                                                                           img_size=64).macs)
     assert at.query_params == {**SMALL_TSF, "clip": "moving_square", "topk": "3"}
     at.slider(key="run.topk").set_value(7)

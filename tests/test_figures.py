@@ -81,7 +81,7 @@ def test_temporal_matrix_and_bias_tables():
     matrix = np.eye(4) * 0.7 + 0.075
     fig = figures.temporal_matrix(matrix, highlight=2)
     np.testing.assert_allclose(np.asarray(fig.data[0].z, dtype=float), matrix)
-    assert fig.layout.yaxis.autorange == "reversed"
+    assert tuple(fig.layout.yaxis.range) == (3.5, -0.5)  # query frame 0 on top
     fig = figures.bias_tables({"block 0": np.ones((15, 3)), "block 1": np.zeros(15)})
     assert len(fig.data) == 2 and np.asarray(fig.data[1].z).shape == (15, 1)
 

@@ -36,10 +36,13 @@ CATEGORY_COLORS = {
 }
 
 _HEAT_SCALE = "Inferno"
+_BOTTOM_LEGEND = dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0)
 
 
-def _layout(fig: go.Figure, title: str | None = None, height: int | None = None) -> go.Figure:
-    fig.update_layout(title=title, margin=dict(l=10, r=10, t=40 if title else 10, b=10), template="plotly_white")
+def _layout(fig: go.Figure, title: str | None = None, height: int | None = None,
+            subplot_titles: bool = False) -> go.Figure:
+    top = (40 if title else 10) + (30 if subplot_titles else 0)
+    fig.update_layout(title=title, margin=dict(l=10, r=10, t=top, b=10), template="plotly_white")
     if height is not None:
         fig.update_layout(height=height)
     return fig
@@ -107,14 +110,17 @@ def category_bars(totals: Mapping[str, Mapping[str, float]], title: str | None =
         fig.add_bar(x=ys, y=xs, name=category, orientation="h", text=texts, textposition="inside",
                     marker_color=CATEGORY_COLORS.get(category, CATEGORY_COLORS["other"]),
                     hovertemplate=category + ": %{x:.1f}% (%{text})<extra></extra>")
-    fig.update_layout(barmode="stack", xaxis_title="share (%)", legend_orientation="h")
-    return _layout(fig, title, height=220)
+    fig.update_layout(barmode="stack", xaxis_title="share (%)", legend=_BOTTOM_LEGEND)
+    fig = _layout(fig, title, height=260)
+    fig.update_layout(margin_b=90)
+    return fig
 
 
 def cost_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *, x_title: str, y_title: str,
                 title: str | None = None, log_y: bool = True, dashed: Iterable[str] = (),
                 marker_x: float | None = None) -> go.Figure:
-    """Lines of a cost against one input size (frames or pixels), one per named series.
+    """Lines of a cost against one input size (frames or pixels), one per named series, on a log axis by
+    default (a quadratic cost then shows as a steeper line, not a wall).
 
     Series named in ``dashed`` are drawn dashed (alternatives to the current config); ``marker_x`` draws a
     vertical line at the current value."""
@@ -126,10 +132,12 @@ def cost_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *
                         hovertemplate=name + "<br>" + x_title + " %{x}<br>%{y:.3s}<extra></extra>")
     if marker_x is not None:
         fig.add_vline(x=marker_x, line_dash="dot", line_color="grey")
-    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, legend_orientation="h")
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, legend=_BOTTOM_LEGEND)
     if log_y:
-        fig.update_yaxes(type="log")
-    return _layout(fig, title, height=360)
+        fig.update_yaxes(type="log", dtick=1, tickformat=".2s", minor=dict(showgrid=True))
+    fig = _layout(fig, title, height=360 + 22 * len(series))
+    fig.update_layout(margin_b=40 + 22 * len(series))
+    return fig
 
 
 def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float | None]], *, y_title: str,
@@ -150,8 +158,8 @@ def token_counts(series: Mapping[str, Sequence[tuple[str, int]]], title: str | N
     fig = go.Figure()
     for name, stages in series.items():
         fig.add_scatter(x=[s for s, _ in stages], y=[n for _, n in stages], mode="lines+markers", name=name)
-    fig.update_layout(xaxis_title="stage", yaxis_title="tokens", legend_orientation="h")
-    fig.update_yaxes(type="log")
+    fig.update_layout(xaxis_title="stage", yaxis_title="tokens", legend=_BOTTOM_LEGEND)
+    fig.update_yaxes(type="log", dtick=1, tickformat=".2s")
     return _layout(fig, title, height=340)
 
 
@@ -190,8 +198,8 @@ def macs_agreement(names: Sequence[str], analytic: Sequence[float], measured: Se
                         text=[n for n, _, _ in pairs],
                         hovertemplate="%{text}<br>analytic %{x:.3s}<br>measured %{y:.3s}<extra></extra>")
     fig.update_layout(xaxis_title="analytic MACs", yaxis_title="measured MACs", showlegend=False)
-    fig.update_xaxes(type="log")
-    fig.update_yaxes(type="log")
+    fig.update_xaxes(type="log", dtick=1, tickformat=".2s")
+    fig.update_yaxes(type="log", dtick=1, tickformat=".2s")
     return _layout(fig, title, height=340)
 
 
@@ -224,7 +232,7 @@ def frames_strip(frames: np.ndarray, titles: Sequence[str] | None = None, column
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     height = int(rows * (900 / cols) * frames.shape[1] / max(1, frames.shape[2])) + 60
-    return _layout(fig, title, height=min(max(height, 160), 900))
+    return _layout(fig, title, height=min(max(height, 160), 900), subplot_titles=True)
 
 
 def token_time_index(frame: int, frames: int, token_times: int) -> int:
@@ -258,8 +266,9 @@ def attention_overlay(frames: np.ndarray, heat: np.ndarray, *, show: Sequence[in
     boxes = [tuple(int(v) for v in b) for b in boxes]
     q_t, q_h, q_w = query_grid or heat.shape
     qdx, qdy = width / q_w, height / q_h
+    single = len(show) == 1
     fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.01, vertical_spacing=0.05,
-                        subplot_titles=[f"frame {f}" for f in show])
+                        subplot_titles=None if single else [f"frame {f}" for f in show])
     for i, f in enumerate(show):
         r, c = i // cols + 1, i % cols + 1
         t = token_time_index(f, t_frames, t_tok)
@@ -282,8 +291,8 @@ def attention_overlay(frames: np.ndarray, heat: np.ndarray, *, show: Sequence[in
     fig.update_yaxes(visible=False, range=[height, 0], scaleanchor="x")
     for i in range(1, len(show)):
         fig.update_yaxes(scaleanchor=f"x{i + 1}", row=i // cols + 1, col=i % cols + 1)
-    per = 900 / cols * height / max(1, width)
-    return _layout(fig, title, height=int(min(1400, max(220, rows * per + 60))))
+    per = min(900 / cols, 560) * height / max(1, width)
+    return _layout(fig, title, height=int(min(1400, max(220, rows * per + 60))), subplot_titles=not single)
 
 
 def _token_coords(t: int, h: int, w: int) -> np.ndarray:
@@ -301,8 +310,8 @@ def temporal_matrix(matrix: np.ndarray, *, title: str | None = None, highlight: 
     if highlight is not None and 0 <= highlight < n:
         fig.add_shape(type="rect", x0=-0.5, x1=n - 0.5, y0=highlight - 0.5, y1=highlight + 0.5,
                       line=dict(color="#39ff14", width=2))
-    fig.update_xaxes(title="key frame", dtick=1 if n <= 32 else None)
-    fig.update_yaxes(title="query frame", autorange="reversed", scaleanchor="x", dtick=1 if n <= 32 else None)
+    fig.update_xaxes(title="key frame", dtick=1 if n <= 32 else None, range=[-0.5, n - 0.5])
+    fig.update_yaxes(title="query frame", range=[n - 0.5, -0.5], scaleanchor="x", dtick=1 if n <= 32 else None)
     return _layout(fig, title, height=420)
 
 
