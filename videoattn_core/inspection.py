@@ -20,27 +20,43 @@ zero) — the number papers print as "FLOPs"; ``flops`` is 2 × ``macs``, the co
 Axis meanings (``LayerRecord.input_layout`` / ``output_layout``) are derived, not declared per family:
 
 1. an ``AttentionCore`` call knows its :class:`AttentionLayout` (passed by the family at the call): q/k/v are
-   ``{groups} heads {tokens} d``, e.g. ``(B·T) heads (1+H·W) d``;
+   ``{groups} heads {tokens} d`` written from the layout's einops patterns, e.g. ``(B·T) heads (1+H·W) d``,
+   ``(B·H·W) heads T d``, ``(B·nW) heads (wt·wh·ww) d``;
 2. a tensor with the model input's shape has the config's ``input_layout`` (``B C T H W``, FIERY ``B T C H W``);
 3. convolutions and batch norms follow PyTorch's channels-first convention (``B C T H W``, ``(B·T) C H W`` when
-   the batch axis holds frames, ``B C H W``, ``B C L``);
-4. any other ``(G, N, C)`` tensor is matched against the group and token patterns of the attention layouts
-   seen in the forward (those of the enclosing or the last preceding attention first, then the others, with
-   and without a CLS token, on the token grid and on pooled q/kv grids), then against ``B (T·H·W) C``;
-   ``(B, T, H, W, C)`` tensors whose (T, H, W) is a known grid are ``B T H W C`` (Video Swin);
-5. anything left is ``B C`` for two axes, or empty when nothing fits. Letters name axes, not sizes: ``T H W``
-   is whichever token grid the tensor is on (it changes between MViT stages), ``nT nH nW`` count windows along
-   each axis and ``wt wh ww`` index positions inside a window.
+   the batch axis holds frames, ``B C H W``, ``B C L``; ``(B·heads) d T H W`` for the per-head pooling
+   convolutions of an attention);
+4. any other ``(G, N, C)`` or ``(G, heads, N, d)`` tensor is matched against the group and token counts of the
+   attention calls of the forward — read off their actual q and k shapes, so pooled q/kv grids, windows and
+   CLS tokens count right — trying the calls made inside the module first, then the last one before it, then
+   the rest; failing that, ``B (T·H·W) C`` on any grid seen; ``(B, T, H, W, C)`` tensors on a known grid are
+   ``B T H W C`` (Video Swin);
+5. anything left is ``B C`` for two axes (``B classes`` for a classifier's output), or empty when nothing
+   fits. Letters name axes, not sizes: ``T H W`` is whichever token grid the tensor is on (it changes between
+   MViT stages), ``nW`` counts windows and ``wt wh ww`` index positions inside a window.
 
 A module can state its own ``inspection_category`` (attribute) and its own MACs (``flop_count(inputs,
 output)``, see :func:`videoattn_core.flops.module_macs`); nothing else is special-cased.
+
+For the app::
+
+    s = vac.summarize("mvit_v2_s", frames=16, size=224, depths=(1, 2, 11, 2))
+    s.params, s.macs, s.flops, s.views, s.input_shape      # totals, per view
+    s.to_rows()                                            # one dict per module (LAYER_FIELDS + "layout")
+    s.breakdown()                                          # {"params": {category: n}, "macs": {...}}
+    s.memory_estimate(dtype_bytes=4, batch=1)              # {"weights", "activations", "attention", "total"}
+    names = vac.attention_layers(model)                    # capturable layers
+    r = vac.inspect(model, clip, attention_layers=names[:1])
+    r.logits, r.layers, r.attention[names[0]].probs        # (groups, heads, N_q, N_k)
 """
 
 from __future__ import annotations
 
 import json
 import math
+import threading
 import time
+import weakref
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Iterable, Sequence
 
@@ -254,9 +270,9 @@ class _Recorder:
             call.output_elems = out.numel()
         inputs = tuple(v for v in args) + tuple(v for v in kwargs.values() if isinstance(v, Tensor))
         call.macs = module_macs(module, inputs, output) or 0
-        if isinstance(module, AttentionCore):
-            q, k = args[0], args[1]
-            call.attention_elems = math.prod(q.shape[:-1]) * k.shape[-2]
+        if isinstance(module, AttentionCore) and len(call.input_shapes) >= 2:
+            q, k = call.input_shapes[0], call.input_shapes[1]
+            call.attention_elems = math.prod(q[:-1]) * k[-2]
         call.end_order = len(self.calls)
 
 
@@ -946,8 +962,29 @@ def inspect(model: nn.Module, x: Tensor, attention_layers: Sequence[str] = (), *
     probabilities; everything else runs the fused kernel, so the forward costs little more than a plain one.
     ``measure_macs`` counts the forward's MACs with ``FlopCounterMode`` (its FLOPs / 2) per module. Runs under
     ``torch.no_grad()``; hooks and sinks are removed afterwards, also when the forward raises.
-    Unknown layer names raise :class:`ConfigError` listing the capturable ones.
+    Unknown layer names raise :class:`ConfigError` listing the capturable ones. Inspections of one model are
+    serialised (a per-model lock); running the same model from other code during an inspection is not
+    supported (its calls would be recorded too).
     """
+    with _model_lock(model):
+        return _inspect(model, x, attention_layers, measure_macs)
+
+
+_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.Lock]" = weakref.WeakKeyDictionary()
+_LOCKS_GUARD = threading.Lock()
+
+
+def _model_lock(model: nn.Module) -> threading.Lock:
+    """One inspection of a model at a time: hooks and sinks live on the model, which the app shares between
+    sessions (``st.cache_resource``)."""
+    with _LOCKS_GUARD:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.Lock()
+        return lock
+
+
+def _inspect(model: nn.Module, x: Tensor, attention_layers: Sequence[str], measure_macs: bool) -> Inspection:
     names = list(dict.fromkeys(attention_layers))
     modules = dict(model.named_modules())
     owners = _owners(model)
