@@ -43,6 +43,9 @@ class View:
     link: LinkState
     opened: bool  # True when this run reads a link the user opened (not one the app wrote)
     page: str
+    #: True on the first run on this page since another page (or an opened link): the widgets take their values
+    #: from the view state, then keep the user's changes
+    entered: bool = False
     notes: list[str] = field(default_factory=list)
 
 
@@ -64,14 +67,18 @@ def open_view(page: str, page_fields: Mapping[str, Callable[[str], Any]] | None 
     else:
         params = {**ss.get(_MODEL, {}), **ss.get(f"_page_params:{page}", {})}
     link = parse_link(params, page_fields=page_fields or {})
+    entered = opened or ss.get("_last_page") != page
+    ss["_last_page"] = page
+    view = View(link=link, opened=opened, page=page, entered=entered)
     if opened:
         ss[_IGNORED] = list(link.ignored)
         ss[_WRITTEN] = query
         ss[f"_page_params:{page}"] = {k: v for k, v in query.items() if k in (page_fields or {})}
         if uses_model:
             ss[_MODEL] = make_link(link.preset, link.config)
-            _seed_model_widgets(link, overwrite=True)
-    return View(link=link, opened=opened, page=page)
+    if uses_model:
+        _seed_model_widgets(view, link, overwrite=entered)
+    return view
 
 
 def show_ignored() -> None:
@@ -118,8 +125,9 @@ def _family_of(preset: str) -> str:
     return vac.get_preset(preset).config.family
 
 
-def _widget_key(preset: str, name: str) -> str:
-    return f"hp.{preset}.{name}"
+def _widget_key(page: str, preset: str, name: str) -> str:
+    """Model widgets are per page (a key shared by two pages' widgets would not follow a page switch)."""
+    return f"{page}:hp.{preset}.{name}"
 
 
 def _is_tuple(spec: FieldSpec) -> bool:
@@ -137,24 +145,25 @@ def _widget_value(spec: FieldSpec, value: Any) -> Any:
     return value
 
 
-def _seed_model_widgets(link: LinkState, *, overwrite: bool) -> None:
+def _seed_model_widgets(view: View, link: LinkState, *, overwrite: bool) -> None:
     ss = st.session_state
+    page = view.page
     family = link.config.family
-    if overwrite or "w.family" not in ss:
-        ss["w.family"] = family
-    if overwrite or "w.preset" not in ss:
-        ss["w.preset"] = link.preset
+    if overwrite or f"{page}:w.family" not in ss:
+        ss[f"{page}:w.family"] = family
+    if overwrite or f"{page}:w.preset" not in ss:
+        ss[f"{page}:w.preset"] = link.preset
     for spec in link.config.field_specs():
-        key = _widget_key(link.preset, spec.name)
+        key = _widget_key(page, link.preset, spec.name)
         if overwrite or key not in ss:
             ss[key] = _widget_value(spec, getattr(link.config, spec.name))
 
 
-def _on_family_change() -> None:
+def _on_family_change(page: str) -> None:
     ss = st.session_state
-    presets = vac.list_models(ss["w.family"])
-    if ss.get("w.preset") not in presets:
-        ss["w.preset"] = presets[0]
+    presets = vac.list_models(ss[f"{page}:w.family"])
+    if ss.get(f"{page}:w.preset") not in presets:
+        ss[f"{page}:w.preset"] = presets[0]
 
 
 def _field_widget(spec: FieldSpec, key: str, container) -> None:
@@ -200,21 +209,20 @@ def model_picker(view: View, container=None) -> tuple[str, vac.ModelConfig | Non
     Returns ``(preset, config)``; ``config`` is None when the settings are invalid, in which case the
     ConfigError's message is shown under the field it names (or above the fields when it names none)."""
     container = container or st.sidebar
-    _seed_model_widgets(view.link, overwrite=False)
+    page = view.page
     families = [f.name for f in vac.list_families()]
-    container.selectbox("family", families, key="w.family", on_change=_on_family_change,
-                        format_func=lambda name: name)
-    presets = vac.list_models(st.session_state["w.family"])
-    if st.session_state.get("w.preset") not in presets:
-        st.session_state["w.preset"] = presets[0]
-    container.selectbox("preset", presets, key="w.preset",
+    container.selectbox("family", families, key=f"{page}:w.family", on_change=_on_family_change, args=(page,))
+    presets = vac.list_models(st.session_state[f"{page}:w.family"])
+    if st.session_state.get(f"{page}:w.preset") not in presets:
+        st.session_state[f"{page}:w.preset"] = presets[0]
+    container.selectbox("preset", presets, key=f"{page}:w.preset",
                         help="A named configuration; every field below starts from it.")
-    preset = st.session_state["w.preset"]
+    preset = st.session_state[f"{page}:w.preset"]
     base = vac.get_preset(preset).config
     container.caption(vac.get_preset(preset).description)
     # seed the fields of a preset the user just picked (its own defaults, or the link's values for it)
     seed = view.link if view.link.preset == preset else parse_link({"model": preset})
-    _seed_model_widgets(seed, overwrite=False)
+    _seed_model_widgets(view, seed, overwrite=False)
 
     top_slot = container.empty()
     values: dict[str, Any] = {}
@@ -222,7 +230,7 @@ def model_picker(view: View, container=None) -> tuple[str, vac.ModelConfig | Non
     problems: list[tuple[str | None, str]] = []
     box = container.expander("hyperparameters", expanded=True)
     for spec in base.field_specs():
-        key = _widget_key(preset, spec.name)
+        key = _widget_key(page, preset, spec.name)
         _field_widget(spec, key, box)
         slots[spec.name] = box.empty()
         try:
@@ -428,13 +436,14 @@ def integer(text: str, name: str, low: int = 0, high: int | None = None) -> int:
     return value
 
 
-def seed_page(view: View, widgets: Mapping[str, tuple[str, Any]]) -> None:
-    """Give each page widget (key -> (link field, default)) the link's value when a link was opened, or when
-    the widget has no value yet (first run, or back from another page)."""
+def seed_page(view: View, widgets: Mapping[str, tuple[str, Any]], values: Mapping[str, Any] | None = None) -> None:
+    """Give each page widget (key -> (link field, default)) its value from the view state (``values``, else the
+    link's page state) when the page is entered, or when the widget has no value yet."""
     ss = st.session_state
+    values = view.link.page if values is None else values
     for key, (name, default) in widgets.items():
-        if view.opened or key not in ss:
-            ss[key] = view.link.page.get(name, default)
+        if view.entered or key not in ss:
+            ss[key] = values.get(name, default)
 
 
 def to_json(value: Any) -> str:
@@ -542,11 +551,12 @@ def run_inputs(view: View, preset: str, config: vac.ModelConfig) -> tuple[RunInp
     ss = st.session_state
     page = view.page
     shared = ss.get(_RUN_SHARED, {})
-    defaults = {**_RUN_DEFAULTS, "clip": default_clip(), **shared}
-    seed_page(view, {f"{page}.{name}": (name, defaults[name]) for name in _RUN_DEFAULTS})
-    seed_page(view, {f"{page}.source": ("source", "sample")})
-    if view.opened:
-        ss[f"{page}.source"] = "sample"
+    defaults = {**_RUN_DEFAULTS, "clip": default_clip()}
+    # an opened link says what to show; a page switch carries the other page's clip and weights over
+    values = view.link.page if view.opened else {**view.link.page, **shared}
+    seed_page(view, {f"{page}.{name}": (name, defaults[name]) for name in _RUN_DEFAULTS}, values)
+    seed_page(view, {f"{page}.source": ("source", "sample")},
+              {} if view.opened else {"source": "upload" if shared.get("upload") else "sample"})
 
     c1, c2, c3 = st.columns([2, 2, 1])
     with c1:
@@ -607,8 +617,9 @@ def run_inputs(view: View, preset: str, config: vac.ModelConfig) -> tuple[RunInp
         if device == "cpu":
             dtype = "float32"
         st.caption(f"running on **{device}**")
-    ss[_RUN_SHARED] = {"clip": sample, "weights": weights if weights != "upload" else "random",
-                       "device": device_choice, "dtype": dtype}
+    ss[_RUN_SHARED] = {"clip": sample, "weights": weights if weights != "upload" or ss.get(_CHECKPOINT) else
+                       "random", "device": device_choice, "dtype": dtype,
+                       "upload": source == "upload" and clip_id.startswith("upload:")}
     page_state = {"clip": "upload" if source == "upload" and clip_id.startswith("upload:") else sample,
                   "weights": None if weights == "random" else weights, "device": None if device_choice == "auto"
                   else device_choice, "dtype": None if dtype == "float32" else dtype}

@@ -101,7 +101,7 @@ head = c2.selectbox("head", head_options, key="attention.head",
 # the query: the CLS token where the layer has one, else a patch position on the query grid
 linked_query = view.link.page.get("query")
 center = (q_t // 2, q_h // 2, q_w // 2)
-if view.opened or "attention.query_kind" not in st.session_state:
+if view.entered or "attention.query_kind" not in st.session_state:
     position = linked_query if isinstance(linked_query, tuple) else center
     if not (position[0] < q_t and position[1] < q_h and position[2] < q_w):
         notes.append(f"query={','.join(map(str, position))} ignored: outside this layer's {q_t}×{q_h}×{q_w} query "

@@ -64,7 +64,7 @@ def test_model_link_shows_mvit_v2_s_with_its_parameter_count():
     assert_clean(at)
     expected = vac.summarize("mvit_v2_s")
     assert metric(at, "parameters") == f"{expected.params:,}"
-    assert sidebar_widget(at, "w.preset").value == "mvit_v2_s"
+    assert sidebar_widget(at, "model:w.preset").value == "mvit_v2_s"
     # the per-layer table, the breakdown charts and both growth curves
     assert len(at.dataframe[0].value) == len(expected.layers)
     kinds = [c["data"][0]["type"] for c in charts(at)]
@@ -76,14 +76,14 @@ def test_model_widget_changes_the_numbers_and_the_link():
     at = open_app(model="timesformer_base")
     before = vac.summarize("timesformer_base")
     assert metric(at, "MACs per view") == figures.human(before.macs)
-    sidebar_widget(at, "hp.timesformer_base.num_frames").set_value(16)
+    sidebar_widget(at, "model:hp.timesformer_base.num_frames").set_value(16)
     at.run()
     assert_clean(at)
     after = vac.summarize("timesformer_base", num_frames=16)
     assert after.macs > 2 * before.macs * 0.9
     assert metric(at, "MACs per view") == figures.human(after.macs)
     assert at.query_params == {"model": "timesformer_base", "num_frames": "16"}
-    sidebar_widget(at, "hp.timesformer_base.attention_type").set_value("joint_space_time")
+    sidebar_widget(at, "model:hp.timesformer_base.attention_type").set_value("joint_space_time")
     at.run()
     joint = vac.summarize("timesformer_base", num_frames=16, attention_type="joint_space_time")
     assert metric(at, "MACs per view") == figures.human(joint.macs)
@@ -92,7 +92,7 @@ def test_model_widget_changes_the_numbers_and_the_link():
 
 def test_model_invalid_combination_is_shown_inline_not_as_a_traceback():
     at = open_app(model="timesformer_base")
-    sidebar_widget(at, "hp.timesformer_base.num_heads").set_value(5)
+    sidebar_widget(at, "model:hp.timesformer_base.num_heads").set_value(5)
     at.run()
     assert_clean(at)
     with pytest.raises(vac.ConfigError) as exc:
@@ -102,7 +102,7 @@ def test_model_invalid_combination_is_shown_inline_not_as_a_traceback():
     assert not at.metric  # no stale numbers for an impossible model
     # a tuple field that does not parse names the field and what is allowed
     at = open_app(model="swin3d_t")
-    sidebar_widget(at, "hp.swin3d_t.window_size").set_value("8,x,7")
+    sidebar_widget(at, "model:hp.swin3d_t.window_size").set_value("8,x,7")
     at.run()
     assert_clean(at)
     assert any("window_size" in e.value and "tuple of integers" in e.value for e in at.sidebar.error)
@@ -114,8 +114,8 @@ def test_model_link_round_trips_hyperparameters_and_page_state():
     at = open_app(**params)
     assert_clean(at)
     assert not at.warning
-    assert sidebar_widget(at, "hp.timesformer_base.num_frames").value == 16
-    assert sidebar_widget(at, "hp.timesformer_base.attention_type").value == "joint_space_time"
+    assert sidebar_widget(at, "model:hp.timesformer_base.num_frames").value == 16
+    assert sidebar_widget(at, "model:hp.timesformer_base.attention_type").value == "joint_space_time"
     assert at.text_input(key="model.search").value == "temporal"
     assert at.radio(key="model.breakdown").value == "macs"
     assert at.query_params == params
@@ -141,22 +141,22 @@ def test_tampered_link_falls_back_and_says_what_was_ignored():
     assert at.query_params == {"model": "timesformer_base"}
     at = open_app(model="no_such_model")
     assert "unknown model" in at.warning[0].value
-    assert sidebar_widget(at, "w.preset").value == "timesformer_base"
+    assert sidebar_widget(at, "model:w.preset").value == "timesformer_base"
 
 
 def test_model_table_downloads_as_csv():
     at = open_app(model="swin3d_t")
     button = at.get("download_button")[0]
     assert "CSV" in button.proto.label
-    assert sidebar_widget(at, "w.family").value == "swin3d"
+    assert sidebar_widget(at, "model:w.family").value == "swin3d"
 
 
 def test_family_switch_picks_a_preset_of_that_family():
     at = open_app(model="timesformer_base")
-    sidebar_widget(at, "w.family").set_value("mvit")
+    sidebar_widget(at, "model:w.family").set_value("mvit")
     at.run()
     assert_clean(at)
-    assert sidebar_widget(at, "w.preset").value in vac.list_models("mvit")
+    assert sidebar_widget(at, "model:w.preset").value in vac.list_models("mvit")
     assert at.query_params["model"] in vac.list_models("mvit")
 
 
@@ -222,7 +222,7 @@ def test_run_and_attention_are_not_applicable_to_fiery():
 
 def test_invalid_hyperparameter_on_run_page_is_inline():
     at = open_app("run", **SMALL_TSF)
-    sidebar_widget(at, "hp.timesformer_base.patch_size").set_value(15)
+    sidebar_widget(at, "run:hp.timesformer_base.patch_size").set_value(15)
     at.run()
     assert_clean(at)
     assert any("img_size=64 is not divisible by patch_size=15" in e.value for e in at.sidebar.error)
@@ -333,10 +333,33 @@ def test_compare_measures_time_and_peak_memory_on_request():
 
 # ------------------------------------------------------------------------------------------------ sessions
 
+def test_the_model_travels_between_pages_and_each_page_remembers_its_state():
+    at = open_app(**SMALL_TSF)
+    sidebar_widget(at, "model:hp.timesformer_base.depth").set_value(1)
+    at.run()
+    at.query_params.clear()  # the sidebar navigation drops the query string
+    at.switch_page("pages/attention.py").run()
+    assert_clean(at)
+    assert sidebar_widget(at, "attention:w.preset").value == "timesformer_base"
+    assert sidebar_widget(at, "attention:hp.timesformer_base.depth").value == 1
+    assert at.query_params["depth"] == "1" and at.query_params["img_size"] == "64"
+    at.selectbox(key="attention.clip").set_value("rotating_bar")
+    at.selectbox(key="attention.layer").set_value("blocks.0.temporal_attn")
+    at.run()
+    at.query_params.clear()
+    at.switch_page("pages/run.py").run()  # the clip chosen on Attention carries over
+    assert_clean(at)
+    assert at.selectbox(key="run.clip").value == "rotating_bar"
+    at.query_params.clear()
+    at.switch_page("pages/attention.py").run()  # and Attention still shows its layer
+    assert at.selectbox(key="attention.layer").value == "blocks.0.temporal_attn"
+    assert at.query_params["layer"] == "blocks.0.temporal_attn"
+
+
 def test_two_sessions_keep_their_own_state():
     a = open_app(model="timesformer_base")
     b = open_app(model="swin3d_t")
-    sidebar_widget(a, "hp.timesformer_base.depth").set_value(4)
+    sidebar_widget(a, "model:hp.timesformer_base.depth").set_value(4)
     a.run()
     b.run()
     assert a.query_params == {"model": "timesformer_base", "depth": "4"}

@@ -148,7 +148,7 @@ def test_model_share_link_then_a_hyperparameter_change(server, page):
     assert_no_exception(page)
 
 
-def test_invalid_link_values_are_named_and_ignored(server, page):
+def test_invalid_link_values_are_named_and_ignored(server, page, browser):
     page.goto(f"{server}/?model=timesformer_base&num_heads=5&num_frames=banana")
     page.wait_for_selector('[data-testid="stAlert"]:has-text("ignored")')
     wait_idle(page)
@@ -157,6 +157,16 @@ def test_invalid_link_values_are_named_and_ignored(server, page):
     assert metric_value(page, "parameters") == f"{vac.summarize('timesformer_base').params:,}"
     assert_no_exception(page)
     shoot(page, "model_tampered_link")
+
+    # a second browser session at the same time has its own state
+    other = browser.new_context().new_page()
+    other.goto(f"{server}/?model=swin3d_t")
+    other.wait_for_selector(f'[data-testid="stMetricValue"]:has-text("{vac.summarize("swin3d_t").params:,}")')
+    page.reload()
+    page.wait_for_selector('[data-testid="stMetric"]')
+    wait_idle(page)
+    assert metric_value(page, "parameters") == f"{vac.summarize('timesformer_base').params:,}"
+    other.context.close()
 
 
 def test_attention_share_link(server, page):
@@ -181,8 +191,13 @@ def test_attention_share_link(server, page):
 
 
 def test_run_page_with_an_uploaded_clip(server, page):
-    page.goto(f"{server}/run?model=timesformer_base&depth=2&img_size=64")
+    # the model chosen by a link on the Model page travels to the Run page through the navigation
+    page.goto(f"{server}/?model=timesformer_base&depth=2&img_size=64")
+    page.wait_for_selector('[data-testid="stMetric"]')
+    wait_idle(page)
+    page.get_by_role("link", name="Run").click()
     page.wait_for_selector("text=Frames the model sees")
+    page.wait_for_url(re.compile(r".*/run\?.*depth=2.*"))
     wait_idle(page)
     page.get_by_text("upload a clip", exact=True).click()
     page.wait_for_selector('[data-testid="stFileUploader"]')
