@@ -171,12 +171,12 @@ def test_invalid_link_values_are_named_and_ignored(server, page, browser):
 
 def test_attention_share_link(server, page):
     link = ("/attention?model=timesformer_base&depth=2&img_size=64&layer=blocks.0.temporal_attn&head=1"
-            "&query=3,2,1&frame=3")
+            "&query=3,2,1&frame=3&rollout=on")
     page.goto(server + link)
     page.wait_for_selector("text=temporal attention at patch")
     page.wait_for_selector(".js-plotly-plot")
     wait_idle(page)
-    assert page.locator(".js-plotly-plot").count() >= 3  # the frame, the T×T matrix, every frame
+    assert page.locator(".js-plotly-plot").count() >= 4  # the frame, the T×T matrix, every frame, the rollout
     assert "kind time" in page.inner_text("body")
     assert_no_exception(page)
     shoot(page, "attention_timesformer_temporal")
@@ -188,6 +188,12 @@ def test_attention_share_link(server, page):
     wait_idle(page)
     assert_no_exception(page)
     shoot(page, "attention_swin_window")
+
+    page.goto(server + "/attention?model=mvit_v2_s&num_frames=8&depths=1,1,1,1&layer=blocks.1.attn")
+    page.wait_for_selector("text=key/value grid")
+    wait_idle(page)
+    assert_no_exception(page)
+    shoot(page, "attention_mvit_pooled")
 
 
 def test_run_page_with_an_uploaded_clip(server, page):

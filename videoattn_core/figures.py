@@ -310,8 +310,9 @@ def temporal_matrix(matrix: np.ndarray, *, title: str | None = None, highlight: 
     if highlight is not None and 0 <= highlight < n:
         fig.add_shape(type="rect", x0=-0.5, x1=n - 0.5, y0=highlight - 0.5, y1=highlight + 0.5,
                       line=dict(color="#39ff14", width=2))
-    fig.update_xaxes(title="key frame", dtick=1 if n <= 32 else None, range=[-0.5, n - 0.5])
-    fig.update_yaxes(title="query frame", range=[n - 0.5, -0.5], scaleanchor="x", dtick=1 if n <= 32 else None)
+    fig.update_xaxes(title="key frame", dtick=1 if n <= 32 else None, range=[-0.5, n - 0.5], constrain="domain")
+    fig.update_yaxes(title="query frame", range=[n - 0.5, -0.5], scaleanchor="x", constrain="domain",
+                     dtick=1 if n <= 32 else None)
     return _layout(fig, title, height=420)
 
 
