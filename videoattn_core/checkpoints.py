@@ -75,10 +75,12 @@ def _torch_load(source: Any, name: str) -> Any:
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        found = re.search(r"GLOBAL (\S+) was not an allowed global|Unsupported global: GLOBAL (\S+)", str(exc))
+        # torch names the global it refused ("GLOBAL builtins.print was not an allowed global", "unsupported
+        # GLOBAL posix.mkdir whose module posix is blocked"); a file that is no pickle at all names none
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
         if found:
             raise CheckpointError(
-                f"{name} was refused: it asks to import {found.group(1) or found.group(2)}, a Python object "
+                f"{name} was refused: it asks to import {found.group(1)}, a Python object "
                 f"other than tensors and plain containers, which could run code when loaded. Only weights are "
                 f"accepted (torch.save of a state dict, or safetensors); nothing from the file was run.") from None
         raise CheckpointError(
