@@ -755,13 +755,6 @@ def run_inspection(key: ConfigKey, inputs: tuple[str, str, str, str], capture: t
         return vac.inspect(_loaded.model, x, attention_layers=list(capture), measure_macs=measure_macs)
 
 
-def top_k(logits: torch.Tensor, labels: list[str], k: int) -> list[tuple[str, float]]:
-    probabilities = logits.float().softmax(dim=-1)[0].cpu()
-    top = torch.topk(probabilities, min(k, probabilities.numel()))
-    return [(labels[i] if i < len(labels) else f"class {i}", float(p))
-            for p, i in zip(top.values.tolist(), top.indices.tolist())]
-
-
 def measured_table(result) -> list[dict[str, Any]]:
     """The measured per-layer table: shapes, time, analytic against measured MACs."""
     return [{"name": r.name or "(model)", "type": r.type, "input shape": _shape(r.input_shape),

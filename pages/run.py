@@ -6,6 +6,7 @@ import streamlit as st
 import videoattn_core as vac
 from pages import _common as common
 from videoattn_core import figures
+from videoattn_core.predict import top_predictions
 
 PAGE_FIELDS = {**common.RUN_FIELDS, "topk": lambda text: common.integer(text, "topk", 1, 20)}
 
@@ -69,8 +70,8 @@ st.subheader("Predictions")
 if loaded.random_init:
     st.warning("Random weights: the model is randomly initialised (seed 0), so these predictions mean nothing. "
                "Choose a catalog entry or upload a checkpoint for real predictions.")
-predictions = common.top_k(result.logits, loaded.labels, k)
-st.plotly_chart(figures.topk_bar([p for p, _ in predictions], [q for _, q in predictions],
+predictions = top_predictions(result.logits, loaded.labels, k)
+st.plotly_chart(figures.topk_bar([p["label"] for p in predictions], [p["probability"] for p in predictions],
                                  title=f"top-{k} (labels: {loaded.labels_from})"), key="topk_chart")
 if loaded.load_report:
     with st.expander("checkpoint report"):

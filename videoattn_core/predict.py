@@ -174,11 +174,7 @@ def predict(model: str, clip: str | Path | bytes, *, weights: str | None = None,
         logits = net(loaded.tensor.to(dev))
     if logits.ndim != 2 or logits.shape[0] != 1:
         raise ConfigError(f"{model} returned logits of shape {tuple(logits.shape)}, not (1, classes)", field="model")
-    probs = logits.float().softmax(dim=-1)[0].cpu()
-    k = min(top_k, probs.numel())
-    top = torch.topk(probs, k)
-    predictions = [{"label": labels[i] if i < len(labels) else f"class {i}", "index": int(i), "probability": float(p)}
-                   for p, i in zip(top.values.tolist(), top.indices.tolist())]
+    predictions = top_predictions(logits, labels, top_k)
     clip_info = loaded.clip.info.to_dict()
     clip_info.update(sampled_indices=list(loaded.clip.frame_indices), padded_frames=loaded.clip.padded_frames,
                      notes=loaded.clip.notes)
@@ -187,6 +183,15 @@ def predict(model: str, clip: str | Path | bytes, *, weights: str | None = None,
     return Prediction(model=model, predictions=predictions, weights=weights_name, random_init=source is None,
                       labels_from=labels_from, device=str(dev), clip=clip_info, recipe=loaded.recipe.to_dict(),
                       config_overrides=config.diff(preset.config), warnings=warnings + loaded.clip.notes)
+
+
+def top_predictions(logits: torch.Tensor, labels: list[str], k: int) -> list[dict[str, Any]]:
+    """The ``k`` most probable classes of the first clip of ``logits`` (B, classes), best first, as
+    ``{label, index, probability}`` (softmax probabilities); a class without a label name shows its index."""
+    probs = logits.float().softmax(dim=-1)[0].cpu()
+    top = torch.topk(probs, min(k, probs.numel()))
+    return [{"label": labels[i] if i < len(labels) else f"class {i}", "index": int(i), "probability": float(p)}
+            for p, i in zip(top.values.tolist(), top.indices.tolist())]
 
 
 # ----------------------------------------------------------------------------------------------- command line
