@@ -10,20 +10,27 @@ model part is remembered in the session, so switching pages keeps the model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import threading
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import numpy as np
 import streamlit as st
+import torch
 
 import videoattn_core as vac
-from videoattn_core import figures, inspection
+from videoattn_core import attention_maps, figures, inspection, video
+from videoattn_core import weights as weights_catalog
 from videoattn_core.config import FieldSpec, coerce_value
 from videoattn_core.links import LinkState, make_link, parse_link
+from videoattn_core.models.layers import AttentionCore
 
 #: ``(("model", "timesformer_base"), ("num_frames", "16"))``: a config as hashable, canonical link text
 ConfigKey = tuple[tuple[str, str], ...]
@@ -53,12 +60,28 @@ def _query_dict() -> dict[str, str]:
     return {key: st.query_params.get(key) for key in st.query_params.keys()}
 
 
+
+def ensure_router() -> None:
+    """Make sure this run went through the router in ``app.py``.
+
+    Because the app keeps its pages in ``pages/``, Streamlit starts every server in its legacy
+    pages-directory mode and, if the server's first visitor opens a page's own URL (a share link such as
+    ``/attention?...``), runs that page file alone with the pages directory as navigation, until ``app.py``
+    has called ``st.navigation`` once. Leave that mode and run again through the router."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
 def open_view(page: str, page_fields: Mapping[str, Callable[[str], Any]] | None = None, *,
               uses_model: bool = True) -> View:
     """Resolve this run's state: from an opened link, else from what this session remembers.
 
     ``uses_model=False`` (Compare): the page shows no single model, so a link to it leaves the session's model
     alone."""
+    ensure_router()
     ss = st.session_state
     query = _query_dict()
     opened = bool(query) and query != ss.get(_WRITTEN)
@@ -452,14 +475,8 @@ def to_json(value: Any) -> str:
 
 # ------------------------------------------------------------------------------------------------ runs
 
-import hashlib  # noqa: E402
-import threading  # noqa: E402
-from pathlib import Path  # noqa: E402
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
-from videoattn_core import video, weights as weights_catalog  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 #: largest clip a user may upload, in MB (Streamlit refuses bigger files before they reach the app)
@@ -779,8 +796,6 @@ def approved(page: str, token: Any) -> bool:
 
 # ------------------------------------------------------------------------------------------------ attention
 
-from videoattn_core import attention_maps  # noqa: E402
-from videoattn_core.models.layers import AttentionCore  # noqa: E402
 
 
 def layer_kinds(model: torch.nn.Module) -> dict[str, str]:
@@ -791,14 +806,6 @@ def layer_kinds(model: torch.nn.Module) -> dict[str, str]:
         kinds = sorted({m.kind for m in modules[name].modules() if isinstance(m, AttentionCore)})
         out[name] = "+".join(kinds)
     return out
-
-
-def bias_tables(model: torch.nn.Module, layer: str) -> dict[str, np.ndarray]:
-    """The learned relative position tables a layer owns (Swin's bias table, MViTv2's rel_pos_t/h/w, the
-    TimeSformer variant's temporal table), as 2-D arrays (offset × head or channel)."""
-    module = dict(model.named_modules())[layer]
-    return {name: p.detach().float().cpu().reshape(p.shape[0], -1).numpy()
-            for name, p in module.named_parameters() if "rel" in name and p.ndim >= 1}
 
 
 def parse_query(text: str) -> str | tuple[int, int, int]:

@@ -176,11 +176,20 @@ st.plotly_chart(figures.attention_overlay(frames, amap.values, boxes=amap.boxes,
                                           columns=min(8, len(frames)), title="every frame"),
                 key="attention_strip_chart")
 
-tables = common.bias_tables(loaded.model, layer)
-if tables:
+owners = [m for n, m in loaded.model.named_modules() if n == layer or n.startswith(layer + ".")]
+window_frames = max((getattr(m, "window_size", (1,))[0] for m in owners
+                     if len(getattr(m, "window_size", ())) == 3), default=1)
+dt = 0
+if any(attention_maps.relative_position_tables(m) for m in owners):
     st.subheader("Relative position tables of this layer")
-    st.plotly_chart(figures.bias_tables(tables, x_title="head" if layout.kind != "pooled" else "channel"),
-                    key="bias_chart")
+    if window_frames > 1:
+        dt = st.slider("frame offset Δt of the bias plane", -(window_frames - 1), window_frames - 1, 0,
+                       key="attention.dt")
+    for i, table in enumerate(t for m in owners for t in attention_maps.relative_position_tables(m, dt=dt)):
+        st.plotly_chart(figures.bias_tables(table.panels, x_title=table.x_label, y_title=table.y_label,
+                                            x_offsets=table.x_offsets, y_offsets=table.y_offsets,
+                                            columns=6, title=f"{table.name}: {table.note}"),
+                        key=f"bias_chart_{i}")
 
 st.subheader("Attention rollout")
 show_rollout = st.radio("CLS attention rolled out across all layers (Abnar & Zuidema, 2020)", ("off", "on"),

@@ -3,7 +3,9 @@
 import streamlit as st
 
 import videoattn_core as vac
+from pages import _common as common
 
+common.ensure_router()
 st.title("videoattn")
 st.write("Build, inspect and compare video transformers.")
 

@@ -162,3 +162,37 @@ def test_rollout_reasons():
     assert rollout_unavailable_reason(_model("space_only")) is None
     layout_free = torch.nn.Linear(2, 2)
     assert "no attention" in rollout_unavailable_reason(layout_free)
+
+
+def test_swin_bias_table_arranged_by_offset():
+    from videoattn_core.attention_maps import relative_position_tables
+    from videoattn_core.models.windows import relative_position_index
+
+    model = vac.build_model("swin3d_t", depths=(1, 1, 1, 1), window_size=(4, 3, 3), num_frames=8, img_size=32)
+    attn = model.layers[0].blocks[0].attn
+    with torch.no_grad():
+        attn.relative_position_bias_table.copy_(torch.randn_like(attn.relative_position_bias_table))
+    plane, profile = relative_position_tables(attn, dt=1)
+    assert plane.x_offsets == [-2, -1, 0, 1, 2] and plane.y_offsets == [-2, -1, 0, 1, 2]
+    assert profile.x_offsets == [-3, -2, -1, 0, 1, 2, 3]
+    # independent: query (t=1, y=2, x=0) and key (t=0, y=0, x=1) are offset (1, 2, −1) apart
+    index = relative_position_index((4, 3, 3))
+    q, k = 1 * 9 + 2 * 3 + 0, 0 * 9 + 0 * 3 + 1
+    table = attn.relative_position_bias_table.detach()
+    assert plane.panels["head 2"][2 + 2, -1 + 2] == pytest.approx(float(table[index[q, k], 2]))
+    same_place = 3 * 9 + 1 * 3 + 1, 1 * 9 + 1 * 3 + 1  # Δt = 2, Δh = Δw = 0
+    assert profile.panels["Δh = Δw = 0"][1, 2 + 3] == pytest.approx(float(table[index[same_place], 1]))
+    with pytest.raises(ValueError, match="dt must be from -3 to 3"):
+        relative_position_tables(attn, dt=5)
+
+
+def test_temporal_and_decomposed_tables():
+    from videoattn_core.attention_maps import relative_position_tables
+
+    model = vac.build_model("timesformer_base", embed_dim=32, depth=1, num_heads=2, num_frames=T, img_size=24,
+                            patch_size=8, temporal_relative_bias=True)
+    (table,) = relative_position_tables(model.blocks[0].temporal_attn)
+    assert table.panels["all heads"].shape == (2, 2 * T - 1) and table.x_offsets[0] == -(T - 1)
+    mvit = vac.build_model("mvit_v2_s", depths=(1, 1, 1, 1), img_size=64, num_frames=4)
+    names = {t.name for t in relative_position_tables(mvit.blocks[0].attn)}
+    assert names == {"rel_pos_h", "rel_pos_w", "rel_pos_t"}

@@ -7,6 +7,7 @@ to ``test-artifacts/screenshots/`` (git-ignored; the folder is printed).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import socket
@@ -35,9 +36,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server():
-    """The app served by ``streamlit run``; always stopped afterwards."""
+@contextlib.contextmanager
+def served_app():
+    """The app served by ``streamlit run`` on a free port of 127.0.0.1; always stopped afterwards."""
     port = _free_port()
     env = {**os.environ, "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
     proc = subprocess.Popen(
@@ -69,8 +70,15 @@ def server():
 
 
 @pytest.fixture(scope="module")
+def server():
+    with served_app() as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
 def browser():
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    import playwright.sync_api as playwright_api  # a dev requirement: missing means a broken install, not a skip
+
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium is needed at {CHROMIUM} (apt-get install chromium)")
     with playwright_api.sync_playwright() as p:
@@ -227,3 +235,18 @@ def test_compare_page(server, page):
     assert page.get_by_text("open in the Model page").count() == 3
     assert_no_exception(page)
     shoot(page, "compare")
+
+
+def test_first_visitor_of_a_fresh_server_opening_a_page_link_gets_the_router(page):
+    """A share link to a page is often the first request a server sees; it must go through app.py's
+    navigation, not Streamlit's pages-directory fallback (which would list pages/_common.py as a page)."""
+    with served_app() as fresh:
+        page.goto(fresh + "/attention?model=timesformer_base&depth=2&img_size=64&layer=blocks.0.attn")
+        page.wait_for_selector("text=Share this view")
+        wait_idle(page)
+        nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+        assert [w for w in ("Model", "Run", "Attention", "Compare", "Presets") if w not in nav] == []
+        assert "common" not in nav and "app" not in nav.split()
+        assert page.url.split("?")[0].endswith("/attention")
+        assert "layer=blocks.0.attn" in page.url
+        assert_no_exception(page)

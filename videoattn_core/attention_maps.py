@@ -256,3 +256,68 @@ def rollout(model: nn.Module, x: Tensor) -> np.ndarray:
 
 def _canonical(coords: Tensor, size: int) -> Tensor:
     return torch.where(coords == CLS, torch.tensor(size), coords)
+
+
+# --- relative position tables --------------------------------------------------------------------------------
+
+@dataclass
+class RelativeTable:
+    """A learned relative-position table laid out by offset, ready to draw as heatmaps.
+
+    ``panels`` maps a title to a 2-D array whose rows run over ``y_offsets`` (or heads/channels when
+    ``y_offsets`` is None) and whose columns run over ``x_offsets``; offsets are query − key."""
+
+    name: str
+    panels: dict[str, np.ndarray]
+    x_label: str
+    y_label: str
+    x_offsets: list[int]
+    y_offsets: list[int] | None
+    note: str = ""
+
+
+def _offsets(n: int) -> list[int]:
+    return list(range(-(n // 2), n // 2 + 1))
+
+
+def relative_position_tables(module: nn.Module, *, dt: int = 0) -> list[RelativeTable]:
+    """The relative-position tables ``module`` owns, each arranged by offset.
+
+    - a 3-D window bias table (Video Swin; ``(2Wt−1)(2Wh−1)(2Ww−1) × heads``, Δt slowest): one Δh × Δw panel
+      per head at frame offset ``dt``, and the Δt profile at Δh = Δw = 0 (heads × Δt);
+    - a 2-D window bias table (divided-window Swin): one Δh × Δw panel per head;
+    - a 1-D temporal table (``(2T−1) × heads``): heads × Δt;
+    - MViTv2's decomposed embeddings ``rel_pos_t/h/w`` (``(2S−1) × head_dim``): channels × offset (they are
+      not biases themselves: the bias is q·R).
+    """
+    tables: list[RelativeTable] = []
+    window = getattr(module, "window_size", None)
+    for name, param in module.named_parameters(recurse=False):
+        values = param.detach().float().cpu().numpy()
+        if name == "relative_position_bias_table" and window is not None:
+            wt, wh, ww = (1, *window) if len(window) == 2 else window
+            heads = values.shape[1]
+            cube = values.reshape(2 * wt - 1, 2 * wh - 1, 2 * ww - 1, heads)
+            if not -(wt - 1) <= dt <= wt - 1:
+                raise ValueError(f"dt must be from {-(wt - 1)} to {wt - 1} for a window of {wt} frames, got {dt}")
+            plane = cube[dt + wt - 1]  # (Δh, Δw, heads)
+            tables.append(RelativeTable(
+                name, {f"head {h}": plane[:, :, h] for h in range(heads)}, "Δw (query − key)", "Δh (query − key)",
+                _offsets(2 * ww - 1), _offsets(2 * wh - 1),
+                note=f"bias added to the attention logits, at frame offset Δt = {dt}" if wt > 1 else
+                "bias added to the attention logits"))
+            if wt > 1:
+                profile = cube[:, wh - 1, ww - 1, :].T  # (heads, Δt)
+                tables.append(RelativeTable(f"{name} over Δt", {"Δh = Δw = 0": profile}, "Δt (query − key)",
+                                            "head", _offsets(2 * wt - 1), None,
+                                            note="bias against the frame offset, same spatial position"))
+        elif name in ("relative_position_bias_table", "temporal_position_bias_table") and values.ndim == 2:
+            tables.append(RelativeTable(name, {"all heads": values.T}, "Δt (query − key)", "head",
+                                        _offsets(values.shape[0]), None,
+                                        note="bias added to the temporal attention logits by frame offset"))
+        elif name.startswith("rel_pos_") and values.ndim == 2:
+            axis = {"rel_pos_t": "Δt", "rel_pos_h": "Δh", "rel_pos_w": "Δw"}.get(name, "offset")
+            tables.append(RelativeTable(name, {name: values.T}, f"{axis} (query − key)", "channel",
+                                        _offsets(values.shape[0]), None,
+                                        note="decomposed embedding: the bias is the query times this table"))
+    return tables

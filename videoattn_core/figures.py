@@ -317,18 +317,22 @@ def temporal_matrix(matrix: np.ndarray, *, title: str | None = None, highlight: 
 
 
 def bias_tables(tables: Mapping[str, np.ndarray], *, x_title: str = "head", y_title: str = "relative offset",
+                x_offsets: Sequence[int] | None = None, y_offsets: Sequence[int] | None = None,
                 title: str | None = None, columns: int = 3) -> go.Figure:
-    """Relative position bias tables (each 2-D, e.g. ``(offsets, heads)``) as heatmaps side by side."""
+    """Relative position tables (each 2-D, rows × columns) as heatmaps side by side, sharing one colour scale
+    centred on 0. ``x_offsets``/``y_offsets`` label the columns/rows with their offsets (query − key)."""
     names = list(tables)
     rows, cols = _grid(max(1, len(names)), columns)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names or ["(none)"], horizontal_spacing=0.08,
                         vertical_spacing=0.12)
-    for i, name in enumerate(names):
-        table = np.asarray(tables[name], dtype=np.float64)
-        if table.ndim == 1:
-            table = table[:, None]
-        fig.add_trace(go.Heatmap(z=table, colorscale="RdBu_r", zmid=0.0, showscale=i == 0,
-                                 colorbar=dict(title="bias", thickness=12),
+    arrays = [np.asarray(tables[n], dtype=np.float64) for n in names]
+    arrays = [a[:, None] if a.ndim == 1 else a for a in arrays]
+    bound = max((float(np.nanmax(np.abs(a))) for a in arrays if a.size), default=1.0) or 1.0
+    for i, table in enumerate(arrays):
+        fig.add_trace(go.Heatmap(z=table, x=list(x_offsets) if x_offsets is not None else None,
+                                 y=list(y_offsets) if y_offsets is not None else None,
+                                 colorscale="RdBu_r", zmid=0.0, zmin=-bound, zmax=bound, showscale=i == 0,
+                                 colorbar=dict(title="value", thickness=12),
                                  hovertemplate=y_title + " %{y}, " + x_title + " %{x}<br>%{z:.4f}<extra></extra>"),
                       row=i // cols + 1, col=i % cols + 1)
     fig.update_xaxes(title=x_title)
