@@ -4,6 +4,7 @@ with one captured attention layer, and how much of the machine's matmul throughp
     python bench/run.py                                  # every preset, CPU float32 (slow on a small machine)
     python bench/run.py --quick                          # a few small presets
     python bench/run.py --presets timesformer_base,swin3d_t --repeat 3
+    python bench/run.py --quick --threads 1              # steadier ratios on a CPU other processes share
     python bench/run.py --device cuda --dtype bfloat16   # on a GPU machine
 
 One run per measurement (after one warm-up forward), the best of ``--repeat`` runs when asked for more; plain and
@@ -162,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dtype", default="float32", choices=sorted(DTYPES))
     parser.add_argument("--repeat", type=int, default=None,
                         help="runs per measurement, the best is kept (default 1; 3 with --quick)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="CPU threads for PyTorch (default: its own choice); 1 gives steadier ratios on a "
+                             "machine other processes share, where a descheduled OpenMP thread stalls the rest")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the warm-up forward")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/bench-<time>.json)")
     args = parser.parse_args(argv)
@@ -178,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown preset {unknown[0]!r}; available: {', '.join(available)}", file=sys.stderr)
         return 2
     device, dtype = torch.device(args.device), DTYPES[args.dtype]
+    if args.threads is not None:
+        torch.set_num_threads(max(1, args.threads))
     if device.type == "cuda" and not torch.cuda.is_available():
         print("error: --device cuda but no CUDA device is available", file=sys.stderr)
         return 2
