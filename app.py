@@ -6,13 +6,7 @@ reopens the same view: ``/?model=mvit_v2_s`` opens the Model page on MViTv2-S.
 
 import streamlit as st
 
-st.set_page_config(page_title="videoattn", layout="wide")
+from pages import _common as common
 
-navigation = st.navigation([
-    st.Page("pages/model.py", title="Model", icon=":material/view_in_ar:", url_path="model", default=True),
-    st.Page("pages/run.py", title="Run", icon=":material/play_arrow:", url_path="run"),
-    st.Page("pages/attention.py", title="Attention", icon=":material/visibility:", url_path="attention"),
-    st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
-    st.Page("pages/home.py", title="Presets", icon=":material/list:", url_path="presets"),
-])
-navigation.run()
+st.set_page_config(page_title="videoattn", layout="wide")
+st.navigation(common.router_pages()).run()

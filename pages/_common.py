@@ -61,16 +61,29 @@ def _query_dict() -> dict[str, str]:
 
 
 
+def router_pages() -> list:
+    """The app's pages, in the order of its navigation (used by app.py and by :func:`ensure_router`)."""
+    return [
+        st.Page("pages/model.py", title="Model", icon=":material/view_in_ar:", url_path="model", default=True),
+        st.Page("pages/run.py", title="Run", icon=":material/play_arrow:", url_path="run"),
+        st.Page("pages/attention.py", title="Attention", icon=":material/visibility:", url_path="attention"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+        st.Page("pages/home.py", title="Presets", icon=":material/list:", url_path="presets"),
+    ]
+
+
 def ensure_router() -> None:
-    """Make sure this run went through the router in ``app.py``.
+    """Make sure a session's first run went through the router in ``app.py``.
 
     Because the app keeps its pages in ``pages/``, Streamlit starts every server in its legacy
     pages-directory mode and, if the server's first visitor opens a page's own URL (a share link such as
-    ``/attention?...``), runs that page file alone with the pages directory as navigation, until ``app.py``
-    has called ``st.navigation`` once. Leave that mode and run again through the router."""
+    ``/attention?...``), runs that page file alone with the files of ``pages/`` as navigation, until ``app.py``
+    has called ``st.navigation`` once. Leave that mode and run again through the router: once per session, on
+    its first run, when nothing the visitor did can be lost."""
     from streamlit.runtime.pages_manager import PagesManager
 
-    if PagesManager.uses_pages_directory:
+    if PagesManager.uses_pages_directory and not st.session_state.get("_router_checked"):
+        st.session_state["_router_checked"] = True
         PagesManager.uses_pages_directory = False
         st.rerun()
 
