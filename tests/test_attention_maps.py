@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import videoattn_core as vac
-from videoattn_core.attention_maps import attention_map, rollout, rollout_unavailable_reason, temporal_matrix, upsample
+from videoattn_core.attention_maps import attention_map, capture_all, rollout, rollout_unavailable_reason, temporal_matrix, upsample
 from videoattn_core.models.layers import AttentionCore, AttentionLayout, CapturedAttention
 
 T, H, W = 4, 3, 3
@@ -138,15 +138,7 @@ def _full_matrix(captured, size):
 def test_rollout_equals_the_product_of_dense_matrices(attention_type):
     model = _model(attention_type, depth=3)
     x = torch.randn(1, 3, T, 24, 24)
-    captured = []
-    for module in model.modules():
-        if isinstance(module, AttentionCore):
-            module.sink = captured.append
-    with torch.no_grad():
-        model(x)
-    for module in model.modules():
-        if isinstance(module, AttentionCore):
-            module.sink = None
+    captured = capture_all(model, x)
     size = T * H * W
     product = torch.eye(size + 1, dtype=torch.float64)
     for c in captured:

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import videoattn_core as vac
+from videoattn_core.attention_maps import capture_all
 from reference import Reference, relative_error
 from videoattn_core.models.layers import AttentionCore
 from videoattn_core.models.windows import MASK_VALUE, shift_attention_mask
@@ -177,13 +178,7 @@ def _small(**overrides):
 
 
 def _captured(model, x):
-    captured = []
-    for module in model.modules():
-        if isinstance(module, AttentionCore):
-            module.sink = captured.append
-    with torch.no_grad():
-        model(x)
-    return captured
+    return capture_all(model, x)
 
 
 def test_no_query_attends_across_regions_the_cyclic_shift_joined():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import videoattn_core as vac
+from videoattn_core.attention_maps import capture_all
 from videoattn_core.models.layers import AttentionCore
 from videoattn_core.models.swin3d import SwinTransformer3DConfig, WindowAttention3D
 from videoattn_core.models.swin_divided import DividedWindowAttention
@@ -21,13 +22,7 @@ def _small(**overrides):
 
 
 def _captured(model, x):
-    captured = []
-    for module in model.modules():
-        if isinstance(module, AttentionCore):
-            module.sink = captured.append
-    with torch.no_grad():
-        model(x)
-    return captured
+    return capture_all(model, x)
 
 
 def test_same_width_and_depth_as_swin3d_t_and_parameter_budget():

@@ -196,6 +196,29 @@ def upsample(values: np.ndarray, size: tuple[int, int, int]) -> np.ndarray:
     return torch.nn.functional.interpolate(tensor, size=size, mode="nearest")[0, 0].numpy()
 
 
+def capture_all(model: nn.Module, x: Tensor, *, reduce=None) -> list[CapturedAttention]:
+    """Run ``model(x)`` once and return every attention call's probabilities, in execution order.
+
+    ``reduce`` (e.g. a mean over heads) is applied to each call's probabilities as they are captured, to keep
+    memory small. The capture sinks are always removed, also when the forward fails. For a few named layers
+    with timing and costs, use :func:`videoattn_core.inspect` instead."""
+    captured: list[CapturedAttention] = []
+    cores = [m for m in model.modules() if isinstance(m, AttentionCore)]
+
+    def sink(c: CapturedAttention) -> None:
+        captured.append(CapturedAttention(reduce(c.probs) if reduce else c.probs, c.layout))
+
+    try:
+        for core in cores:
+            core.sink = sink
+        with torch.no_grad():
+            model(x)
+    finally:
+        for core in cores:
+            core.sink = None
+    return captured
+
+
 # --- rollout -------------------------------------------------------------------------------------------------
 
 def rollout_unavailable_reason(model: nn.Module) -> str | None:
@@ -221,26 +244,14 @@ def rollout(model: nn.Module, x: Tensor) -> np.ndarray:
     reason = rollout_unavailable_reason(model)
     if reason:
         raise ValueError(f"attention rollout is not available: {reason}")
-    records: list[tuple[Tensor, AttentionLayout]] = []
-    cores = [m for m in model.modules() if isinstance(m, AttentionCore)]
-
-    def sink(captured: CapturedAttention) -> None:
-        records.append((captured.probs.float().mean(dim=1), captured.layout))  # (G, Nq, Nk), heads averaged
-
-    try:
-        for core in cores:
-            core.sink = sink
-        with torch.no_grad():
-            model(x[:1])
-    finally:
-        for core in cores:
-            core.sink = None
-
-    grid = records[0][1].grid
+    # heads averaged as they are captured (kept as a single head): one (G, 1, N, N) map per attention call
+    records = capture_all(model, x[:1], reduce=lambda p: p.float().mean(dim=1, keepdim=True))
+    grid = records[0].layout.grid
     size = int(np.prod(grid))
     v = torch.zeros(size + 1, dtype=torch.float64)  # canonical tokens: patches (t h w), then the CLS token
     v[size] = 1.0
-    for probs, layout in reversed(records):
+    for record in reversed(records):
+        probs, layout = record.probs[:, 0], record.layout  # (G, N_q, N_k)
         q = _canonical(token_coordinates(layout, 1), size)
         k = _canonical(token_coordinates(layout, 1, keys=True), size)
         copies = torch.bincount(q.flatten(), minlength=size + 1).double()
