@@ -131,6 +131,7 @@ class Block(nn.Module):
             self.temporal_attn = Attention(
                 config, "time", relative_frames=config.num_frames if config.temporal_relative_bias else None)
             self.temporal_fc = nn.Linear(dim, dim)
+            self.temporal_fc.inspection_category = "attention"  # projects the temporal attention's residual
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=config.norm_eps)
         self.mlp = Mlp(dim, int(dim * config.mlp_ratio), drop=config.drop_rate)
