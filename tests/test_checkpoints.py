@@ -40,7 +40,7 @@ class _Evil:
 def test_checkpoint_that_would_run_code_is_refused(tmp_path, capsys):
     path = tmp_path / "evil.pth"
     with open(path, "wb") as f:
-        pickle.dump({"state_dict": _Evil()}, f)
+        pickle.dump({"state_dict": _Evil()}, f, protocol=2)
     torch.save({"weights": torch.zeros(2), "payload": _Evil()}, tmp_path / "evil2.pth")
     with pytest.raises(vac.CheckpointError, match="refused|not a readable"):
         vac.load_checkpoint(_model(), path)
