@@ -57,3 +57,18 @@ class Reference:
 
 def relative_error(ours: torch.Tensor, ref: torch.Tensor) -> float:
     return float((ours - ref).norm() / ref.norm())
+
+
+def assert_both_paths_match(model: torch.nn.Module, ref: Reference, tolerance: float = 1e-4) -> torch.Tensor:
+    """The fused (SDPA) and the explicit-softmax attention paths each give the reference's logits; the model is
+    left on the explicit path. Returns the fused logits."""
+    import videoattn_core as vac
+
+    x = ref.input()
+    with torch.no_grad():
+        fused = model(x)
+        vac.set_fused_attention(model, False)
+        explicit = model(x)
+    assert relative_error(fused, ref.logits) <= tolerance
+    assert relative_error(explicit, ref.logits) <= tolerance
+    return fused

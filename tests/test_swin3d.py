@@ -12,7 +12,7 @@ from torch import nn
 
 import videoattn_core as vac
 from videoattn_core.attention_maps import capture_all
-from reference import Reference, relative_error
+from reference import Reference, assert_both_paths_match, relative_error
 from videoattn_core.models.layers import AttentionCore
 from videoattn_core.models.windows import MASK_VALUE, shift_attention_mask
 
@@ -42,13 +42,7 @@ def test_logits_match_torchvision_swin3d_t(fixture, torchvision_model):
     ref, _ = fixture
     model = torchvision_model
     assert sum(p.numel() for p in model.parameters()) == ref.params == 28_158_070
-    x = ref.input()
-    with torch.no_grad():
-        fused = model(x)
-        vac.set_fused_attention(model, False)
-        explicit = model(x)
-    assert relative_error(fused, ref.logits) <= 1e-4
-    assert relative_error(explicit, ref.logits) <= 1e-4
+    fused = assert_both_paths_match(model, ref)
     assert fused.argmax(1).tolist() == ref.logits.argmax(1).tolist()
 
 
