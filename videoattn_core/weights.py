@@ -50,11 +50,27 @@ SLOWFAST_MEAN, SLOWFAST_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)  # PySlo
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # Video Swin img_norm_cfg / 255
 
 
+#: how a source resizes frames, each computed as that source does (see :func:`videoattn_core.video.preprocess`)
+RESAMPLINGS = {
+    "torchvision": "uint8 frames, bilinear without antialiasing, rounded back to uint8 (torchvision "
+                   "VideoClassification, antialias=False)",
+    "huggingface": "PIL bilinear on uint8 frames, antialiased when shrinking (Hugging Face image processors)",
+    "pyslowfast": "float frames, bilinear with align_corners=False, no antialiasing, no rounding (PySlowFast "
+                  "scale / uniform_crop)",
+    "mmaction": "uint8 frames, OpenCV bilinear (cv2.INTER_LINEAR, no antialiasing) as mmcv.imresize",
+}
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How a model's evaluation reads a clip: ``num_frames`` frames ``sampling_rate`` apart at ``target_fps``
     ("window" sampling, centred) or spread uniformly over the whole clip (``sampling_rate=None``), short side
-    resized to ``resize``, centre crop ``crop``, normalised with ``mean``/``std``."""
+    resized to ``resize`` with ``resampling`` (a key of :data:`RESAMPLINGS`), centre crop ``crop``, pixel values
+    scaled by ``rescale`` (``None``: divided by 255) plus ``offset``, then normalised with ``mean``/``std``.
+
+    ``clips`` × ``crops`` is the published multi-view test protocol (temporal clips × spatial crops whose
+    softmax scores are averaged); a prediction reads one view unless asked for the protocol's views.
+    """
 
     num_frames: int
     sampling_rate: int | None
@@ -64,6 +80,11 @@ class Recipe:
     std: tuple[float, float, float]
     source: str
     target_fps: float = 30.0
+    resampling: str = "torchvision"
+    rescale: float | None = None
+    offset: float = 0.0
+    clips: int = 1
+    crops: int = 1
 
     @property
     def sampling(self) -> str:
@@ -82,7 +103,10 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         return {"num_frames": self.num_frames, "sampling": self.sampling, "sampling_rate": self.sampling_rate,
                 "target_fps": self.target_fps, "resize": self.resize, "crop": self.crop, "mean": list(self.mean),
-                "std": list(self.std), "source": self.source}
+                "std": list(self.std), "resampling": self.resampling,
+                "resampling_detail": RESAMPLINGS.get(self.resampling, self.resampling),
+                "antialias": self.resampling == "huggingface", "rescale": self.rescale, "offset": self.offset,
+                "views": {"clips": self.clips, "crops": self.crops}, "source": self.source}
 
 
 @dataclass(frozen=True)
