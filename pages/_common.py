@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import threading
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ import streamlit as st
 import torch
 
 import videoattn_core as vac
-from videoattn_core import attention_maps, figures, inspection, video
+from videoattn_core import analysis, attention_maps, figures, inspection, preprocessing, runtime, video
 from videoattn_core import weights as weights_catalog
 from videoattn_core.config import FieldSpec, coerce_value
 from videoattn_core.links import LinkState, make_link, parse_link
@@ -416,26 +414,6 @@ def growth_note(series: dict[str, tuple[list[int], list[float]]], axis: str) -> 
     return (f"Doubling {what} multiplies: " + "; ".join(parts) + ".") if parts else ""
 
 
-def available_memory(device: str) -> int | None:
-    """Free bytes on ``device`` (CUDA: free device memory; CPU: available RAM), or None when unknown."""
-    import torch
-
-    if device.startswith("cuda") and torch.cuda.is_available():
-        free, _ = torch.cuda.mem_get_info(torch.device(device))
-        return int(free)
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def auto_device() -> str:
     import torch
 
@@ -446,13 +424,7 @@ def format_count(n: float | None) -> str:
     return figures.human(n) if n is not None else "–"
 
 
-def format_bytes(n: float | None) -> str:
-    if n is None:
-        return "–"
-    for factor, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if n >= factor:
-            return f"{n / factor:.2f} {unit}"
-    return f"{int(n)} B"
+format_bytes = analysis.format_bytes
 
 
 def choice(text: str, allowed, name: str) -> str:
@@ -498,8 +470,7 @@ CLIP_UPLOAD_MB = 50
 CHECKPOINT_UPLOAD_MB = 1024
 #: forwards cheaper than this run as soon as a page opens; dearer ones wait for the Run button (CPU only)
 AUTO_RUN_MACS = 250e9
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-_BUILD_LOCK = threading.Lock()  # random initialisation uses the global RNG: one build at a time
+DTYPES = runtime.DTYPES
 
 
 def sample_clips() -> dict[str, Path]:
@@ -679,90 +650,51 @@ def weights_config(preset: str, config: vac.ModelConfig, inputs: RunInputs) -> t
 
 def memory_check(run_summary, inputs: RunInputs, captured: tuple[str, ...] = ()) -> str | None:
     """A refusal message when the forward's estimated memory exceeds what the device has free, else None."""
-    dtype_bytes = DTYPES[inputs.dtype].itemsize
-    estimate = run_summary.memory_estimate(dtype_bytes, 1, captured=captured, explicit_attention=bool(captured))
-    free = available_memory(inputs.device)
-    if free is not None and estimate["total"] > free:
-        return (f"Refused before allocating anything: this run needs an estimated "
-                f"{format_bytes(estimate['total'])} (weights {format_bytes(estimate['weights'])}, activations "
-                f"{format_bytes(estimate['activations'])}, kept attention {format_bytes(estimate['attention'])}) "
-                f"but {inputs.device} has {format_bytes(free)} free. Choose fewer frames, a smaller size or a "
-                f"smaller model.")
-    return None
+    return analysis.memory_plan(run_summary, inputs.device, DTYPES[inputs.dtype].itemsize,
+                                captured=captured)["refusal"]
 
 
-@dataclass
-class LoadedModel:
-    model: torch.nn.Module
-    lock: threading.Lock
-    labels: list[str]
-    labels_from: str
-    random_init: bool
-    load_report: str
-
-
-def _labels(config: vac.ModelConfig, entry, hf_config) -> tuple[list[str], str]:
-    n = int(getattr(config, "num_classes", 0) or 0)
-    labels = weights_catalog.labels_from_hf_config(hf_config)
-    if labels is not None and len(labels) == n:
-        return labels, "the checkpoint's config.json"
-    dataset = entry.dataset if entry is not None else next(
-        (d for d, k in weights_catalog.DATASET_CLASSES.items() if k == n), None)
-    if dataset is not None:
-        labels = weights_catalog.load_labels(dataset)
-        if len(labels) == n:
-            return labels, f"the {dataset} label list"
-    return [f"class {i}" for i in range(n)], "class indices"
+def run_plan(key: ConfigKey, weights: str, device: str, dtype: str, checkpoint: bytes | None = None,
+             views: str = "single") -> runtime.RunPlan:
+    """The core's plan of a run from the page's inputs (the same pipeline as ``vac.predict`` and the CLI)."""
+    config = config_of(key)
+    preset = dict(key)["model"]
+    entry = None if weights == "random" or weights.startswith("upload:") else weights
+    return runtime.plan_run(preset, None, weights=entry, checkpoint=checkpoint if weights.startswith("upload:")
+                            else None, overrides=config.diff(vac.get_preset(preset).config), device=device,
+                            dtype=dtype, views=views, estimate=False)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def load_model(key: ConfigKey, weights: str, device: str, dtype: str, _checkpoint: bytes | None = None
-               ) -> LoadedModel:
+               ) -> runtime.RunModel:
     """A model ready to run, shared by every session (bounded: the two most recent). Random weights are
-    seeded, so a shared link shows the same predictions to everyone."""
-    config = config_of(key)
-    entry = None
-    with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = vac.build_model(config)
-    report, hf_config = "", None
-    if weights.startswith("upload:"):
-        loaded = vac.load_checkpoint(model, _checkpoint)
-        report, hf_config = str(loaded), loaded.metadata.get("config")
-    elif weights != "random":
-        entry = weights_catalog.get_entry(weights)
-        loaded = vac.load_checkpoint(model, weights_catalog.get_weights(entry, progress=False))
-        report, hf_config = str(loaded), loaded.metadata.get("config")
-    model = model.to(device=torch.device(device), dtype=DTYPES[dtype]).eval()
-    labels, labels_from = _labels(config, entry, hf_config) if config.has_head else ([], "")
-    return LoadedModel(model, threading.Lock(), labels, labels_from, weights == "random", report)
+    seeded (seed 0, as the CLI's default), so a shared link shows the same predictions to everyone."""
+    return runtime.load_model(run_plan(key, weights, device, dtype, _checkpoint))
 
 
 @dataclass
 class LoadedClipView:
-    tensor: torch.Tensor  # (1, C, T, S, S) model input
-    frames: np.ndarray  # (T, S, S, 3) uint8: what the model sees, before normalisation
+    tensor: torch.Tensor  # (views, C, T, S, S) model input
+    frames: np.ndarray  # (T, S, S, 3) uint8: what the model sees in the first view, before normalisation
     description: str
     notes: list[str]
+    frame_indices: list[int]
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def load_clip(clip: str, preset: str, key: ConfigKey, weights: str, _data: bytes | None = None) -> LoadedClipView:
+def load_clip(clip: str, key: ConfigKey, weights: str, views: str = "single", _data: bytes | None = None
+              ) -> LoadedClipView:
     """Decode and preprocess a clip with the recipe of the chosen weights (or the preset's), cached by clip id
     (an upload is identified by its hash; its bytes never touch the disk)."""
-    config = config_of(key)
     source = _data if clip.startswith("upload:") else sample_clips()[clip]
-    recipe = None
-    if weights not in ("random",) and not weights.startswith("upload:"):
-        shape = config.input_shape()
-        recipe = weights_catalog.get_entry(weights).recipe.adapted(num_frames=int(shape[2]), crop=int(shape[-1]))
-    limits = video.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2)
-    loaded = video.load_clip(source, preset, config=config, recipe=recipe, limits=limits)
+    plan = run_plan(key, weights, "cpu", "float32", None if not weights.startswith("upload:") else b"", views)
+    loaded = runtime.load_inputs(plan, source, limits=video.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
     r = loaded.recipe
-    shown = video.preprocess(loaded.clip.frames, resize=r.resize, crop=r.crop, mean=(0.0, 0.0, 0.0),
-                             std=(1 / 255, 1 / 255, 1 / 255))  # (3, T, S, S) in 0..255: the pixels the model sees
-    frames = shown.permute(1, 2, 3, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-    return LoadedClipView(loaded.tensor, frames, loaded.clip.summary(), list(loaded.clip.notes))
+    frames = preprocessing.shown_pixels(loaded.clip.view_frames(0), resize=r.resize, crop=r.crop,
+                                        resampling=r.resampling)
+    return LoadedClipView(loaded.tensor, frames, loaded.clip.summary(), list(loaded.clip.notes),
+                          list(loaded.clip.frame_indices))
 
 
 def clip_bytes(inputs: RunInputs) -> bytes | None:
@@ -776,13 +708,23 @@ def checkpoint_bytes(inputs: RunInputs) -> bytes | None:
 
 
 @st.cache_resource(max_entries=3, show_spinner=False)
-def run_inspection(key: ConfigKey, inputs: tuple[str, str, str, str], capture: tuple[str, ...], _loaded: LoadedModel,
-                   _clip: LoadedClipView, measure_macs: bool = True):
-    """One measured forward (per-layer time, measured MACs, captured attention), shared by all sessions."""
+def run_inspection(key: ConfigKey, inputs: tuple[str, str, str, str], capture: tuple[str, ...],
+                   _loaded: runtime.RunModel, _clip: LoadedClipView, measure_macs: bool = True):
+    """One measured forward of the first view (per-layer time, measured MACs, captured attention), shared by all
+    sessions."""
     _, _, device, dtype = inputs
-    x = _clip.tensor.to(device=torch.device(device), dtype=DTYPES[dtype])
+    x = _clip.tensor[:1].to(device=torch.device(device), dtype=DTYPES[dtype])
     with _loaded.lock:  # hooks and capture sinks sit on the shared model: one forward at a time
         return vac.inspect(_loaded.model, x, attention_layers=list(capture), measure_macs=measure_macs)
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def view_probabilities(key: ConfigKey, inputs: tuple[str, str, str, str], views: str, _loaded: runtime.RunModel,
+                       _clip: LoadedClipView):
+    """Softmax probabilities averaged over the clip's views (the core's ``classify``, as ``vac.predict``)."""
+    _, _, device, dtype = inputs
+    with _loaded.lock:
+        return runtime.classify(_loaded.model, _clip.tensor, device=device, dtype=DTYPES[dtype])
 
 
 def measured_table(result) -> list[dict[str, Any]]:
@@ -840,12 +782,12 @@ def parse_head(text: str) -> str | int:
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def rollout(key: ConfigKey, inputs: tuple[str, str, str, str], _loaded: LoadedModel,
+def rollout(key: ConfigKey, inputs: tuple[str, str, str, str], _loaded: runtime.RunModel,
             _clip: LoadedClipView) -> np.ndarray:
     """Attention rollout (Abnar & Zuidema) of the CLS token over the token grid; ValueError with the reason when
     the architecture does not allow it."""
     _, _, device, dtype = inputs
-    x = _clip.tensor.to(device=torch.device(device), dtype=DTYPES[dtype])
+    x = _clip.tensor[:1].to(device=torch.device(device), dtype=DTYPES[dtype])
     with _loaded.lock:
         return attention_maps.rollout(_loaded.model, x)
 
@@ -920,10 +862,8 @@ def measure_forward(key: ConfigKey, device: str, dtype: str) -> dict[str, float]
     import time
 
     config = config_of(key)
-    with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = vac.build_model(config)
-        x = torch.randn(config.input_shape())
+    model = runtime.build_seeded(config, 0)
+    x = torch.randn(config.input_shape(), generator=torch.Generator().manual_seed(0))
     dev = torch.device(device)
     model = model.to(device=dev, dtype=DTYPES[dtype]).eval()
     x = x.to(device=dev, dtype=DTYPES[dtype])

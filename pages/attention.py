@@ -45,7 +45,7 @@ except vac.VideoAttnError as exc:
 try:
     with st.status("Preparing", expanded=False) as status:
         status.update(label="decoding the clip…")
-        clip = common.load_clip(inputs.clip, preset, key, inputs.weights, common.clip_bytes(inputs))
+        clip = common.load_clip(inputs.clip, key, inputs.weights, _data=common.clip_bytes(inputs))
         status.update(label="building the model…")
         refusal = common.memory_check(run_summary, inputs)
         if refusal:

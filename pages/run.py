@@ -5,10 +5,11 @@ import streamlit as st
 
 import videoattn_core as vac
 from pages import _common as common
-from videoattn_core import figures
-from videoattn_core.predict import top_predictions
+from videoattn_core import figures, runtime
 
-PAGE_FIELDS = {**common.RUN_FIELDS, "topk": lambda text: common.integer(text, "topk", 1, 20)}
+VIEWS = ("single", "protocol")
+PAGE_FIELDS = {**common.RUN_FIELDS, "topk": lambda text: common.integer(text, "topk", 1, 20),
+               "views": lambda text: common.choice(text, VIEWS, "views")}
 
 st.title("Run")
 view = common.open_view("run", PAGE_FIELDS)
@@ -25,9 +26,15 @@ if not config.has_head:
     st.stop()
 
 inputs, page_state = common.run_inputs(view, preset, config)
-common.seed_page(view, {"run.topk": ("topk", 5)})
-k = st.slider("top-k", 1, 20, key="run.topk")
+common.seed_page(view, {"run.topk": ("topk", 5), "run.views": ("views", "single")})
+left, right = st.columns(2)
+k = left.slider("top-k", 1, 20, key="run.topk")
+views = right.radio("views", VIEWS, horizontal=True, key="run.views",
+                    format_func=lambda v: {"single": "one view", "protocol": "the paper's test views"}[v],
+                    help="The paper's protocol averages the softmax of several temporal clips × spatial crops, "
+                         "one forward each.")
 page_state["topk"] = k if k != 5 else None
+page_state["views"] = views if views != "single" else None
 query = common.write_view(view, preset, config, page_state)
 
 try:
@@ -44,6 +51,15 @@ refusal = common.memory_check(run_summary, inputs)
 if refusal:
     st.error(refusal)
     st.stop()
+try:
+    plan = common.run_plan(key, inputs.weights, inputs.device, inputs.dtype, views=views)
+except vac.VideoAttnError as exc:
+    st.error(str(exc))
+    st.stop()
+clips, crops = plan.views
+st.caption(f"Recipe: {plan.recipe.num_frames} frames ({plan.recipe.sampling}, {plan.recipe.clip_rule} clips), short "
+           f"side {plan.recipe.resize} px ({plan.recipe.resampling} resampling), crop {plan.recipe.crop}; "
+           f"{clips} clip(s) × {crops} crop(s) = {clips * crops} forward(s). Source: {plan.recipe.source}.")
 if common.needs_button(run_summary, inputs) and not common.approved("run", (key, inputs.key)):
     st.info(f"This forward costs {common.format_count(run_summary.macs)} MACs on the CPU; press Run to start it.")
     st.stop()
@@ -51,12 +67,13 @@ if common.needs_button(run_summary, inputs) and not common.approved("run", (key,
 try:
     with st.status("Running", expanded=False) as status:
         status.update(label="decoding the clip…")
-        clip = common.load_clip(inputs.clip if inputs.uploaded_clip else inputs.clip, preset, key, inputs.weights,
-                                common.clip_bytes(inputs))
+        clip = common.load_clip(inputs.clip, key, inputs.weights, views, _data=common.clip_bytes(inputs))
         status.update(label="building the model…")
         loaded = common.load_model(key, inputs.weights, inputs.device, inputs.dtype, common.checkpoint_bytes(inputs))
         status.update(label="forwarding…")
         result = common.run_inspection(key, inputs.key, (), loaded, clip)
+        status.update(label="the other views…")
+        probs = common.view_probabilities(key, inputs.key, views, loaded, clip)
         status.update(label=f"done: forward in {1e3 * result.time_s:.0f} ms on {inputs.device}", state="complete")
 except vac.VideoAttnError as exc:
     st.error(str(exc))
@@ -70,12 +87,12 @@ st.subheader("Predictions")
 if loaded.random_init:
     st.warning("Random weights: the model is randomly initialised (seed 0), so these predictions mean nothing. "
                "Choose a catalog entry or upload a checkpoint for real predictions.")
-predictions = top_predictions(result.logits, loaded.labels, k)
+predictions = runtime.top_predictions(probs, loaded.labels, k)
 st.plotly_chart(figures.topk_bar([p["label"] for p in predictions], [p["probability"] for p in predictions],
                                  title=f"top-{k} (labels: {loaded.labels_from})"), key="topk_chart")
-if loaded.load_report:
+if loaded.report:
     with st.expander("checkpoint report"):
-        st.text(loaded.load_report)
+        st.text(loaded.report)
 
 st.subheader("Measured layers")
 cols = st.columns(4)

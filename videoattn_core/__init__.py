@@ -14,7 +14,9 @@ from .inspection import Inspection, LayerRecord, Summary, attention_layers, insp
 from .models.layers import set_fused_attention
 from .predict import Prediction, predict
 from .registry import build_model, get_config, get_preset, list_families, list_models
-from .video import Clip, ClipInfo, Limits, LoadedClip, load_clip, preprocess, read_clip, sample_indices
+from .preprocessing import preprocess
+from .sampling import clip_indices, sample_indices
+from .video import Clip, ClipInfo, Limits, LoadedClip, load_clip, probe_clip, read_clip
 from .weights import (CATALOG, Recipe, WeightsEntry, get_entry, get_weights, list_weights, load_labels,
                       recipe_for)
 
@@ -23,7 +25,7 @@ __all__ = [
     "read_checkpoint", "LoadReport", "ModelConfig", "coerce_overrides", "set_fused_attention",
     "VideoAttnError", "ConfigError", "CheckpointError", "VideoError", "WeightsError",
     "summarize", "inspect", "attention_layers", "Summary", "Inspection", "LayerRecord",
-    "read_clip", "preprocess", "load_clip", "sample_indices", "Clip", "ClipInfo", "LoadedClip", "Limits",
+    "read_clip", "probe_clip", "preprocess", "load_clip", "sample_indices", "clip_indices", "Clip", "ClipInfo", "LoadedClip", "Limits",
     "get_weights", "get_entry", "list_weights", "load_labels", "recipe_for", "CATALOG", "Recipe", "WeightsEntry",
     "predict", "Prediction",
 ]

@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("models", help="list the model presets")
     p.set_defaults(func=_cmd_models)
-    from .predict import add_parser as add_predict_parser
+    from .cli_predict import add_parser as add_predict_parser
 
     add_predict_parser(sub)
     from .inspection import add_summary_arguments, cmd_summary

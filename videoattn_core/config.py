@@ -239,6 +239,19 @@ def coerce_overrides(config_cls: type[ModelConfig], raw: dict[str, str]) -> dict
     return out
 
 
+def parse_assignments(config_cls: type[ModelConfig], items: list[str], *, flag: str = "--set") -> dict[str, Any]:
+    """``["num_frames=16", "qkv_bias=false"]`` → typed overrides for ``config_cls`` (the FIELD=VALUE grammar of the
+    command line); a malformed item or value raises a :class:`ConfigError` naming it."""
+    raw: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"{flag} expects FIELD=VALUE, got {item!r}; fields of the {config_cls.family} family: "
+                              f"{', '.join(s.name for s in config_cls.field_specs())}", field=None)
+        raw[name.strip()] = value
+    return coerce_overrides(config_cls, raw) if raw else {}
+
+
 def require(condition: bool, message: str, field: str | None = None) -> None:
     """Raise a :class:`ConfigError` with ``message`` unless ``condition`` holds (for :meth:`validate`)."""
     if not condition:

@@ -1065,18 +1065,10 @@ def add_summary_arguments(parser: Any) -> None:
 
 def cmd_summary(args: Any) -> int:
     """``summary``: the per-layer table with totals, or JSON."""
-    from .config import coerce_overrides
+    from .config import parse_assignments
     from .registry import get_preset
 
-    preset = get_preset(args.model)
-    raw = {}
-    for item in args.overrides:
-        field_name, sep, value = item.partition("=")
-        if not sep or not field_name.strip():
-            raise ConfigError(f"--set expects FIELD=VALUE, got {item!r}; fields of {args.model}: "
-                              f"{', '.join(s.name for s in type(preset.config).field_specs())}", field=None)
-        raw[field_name.strip()] = value
-    overrides = coerce_overrides(type(preset.config), raw)
+    overrides = parse_assignments(type(get_preset(args.model).config), args.overrides)
     if args.depth is not None and args.depth < 0:
         raise ConfigError(f"--depth={args.depth} is not allowed: --depth must be an integer ≥ 0", field="depth")
     summary = summarize(args.model, args.frames, args.size, batch=args.batch, **overrides)

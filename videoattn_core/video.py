@@ -1,24 +1,10 @@
-"""Clips: decode a video with PyAV, sample frames as the published evaluation recipes do, and preprocess them.
+"""Clips: decode a video with PyAV, sample the frames a recipe reads, and make the model's input tensors.
 
-Temporal sampling reproduces PySlowFast's test-time code (``slowfast/datasets/decoder.py`` and ``ssv2.py``), which
-the official TimeSformer and MViT repositories use and whose protocol torchvision's video weights were evaluated
-with:
-
-- ``"window"`` sampling (Kinetics): a window of ``num_frames × sampling_rate`` frames at 30 fps
-  (``target_fps``), stretched to the clip's own frame rate, is centred in the clip
-  (``get_start_end_idx(..., use_offset=True)`` with one clip) and ``num_frames`` indices are spread over it with
-  ``linspace`` and truncated (``temporal_sampling``);
-- ``"uniform"`` sampling (Something-Something-v2): the clip is cut into ``num_frames`` equal segments and the
-  middle frame of each is taken.
-
-Only the frames that are needed are decoded: before a far-away frame the decoder seeks to the keyframe before
-it instead of decoding everything in between. Indices past the end of a short clip repeat its last frame, and
-the returned :class:`Clip` says how many frames were repeated.
-
-:func:`preprocess` reproduces torchvision's ``VideoClassification`` evaluation transform
-(``torchvision/transforms/_presets.py``): short side resized with antialiased bilinear interpolation (the result
-rounded back to uint8, as torchvision does for uint8 video), centre crop, scale to [0, 1], normalise, output
-``(C, T, H, W)``.
+Which frames are read follows each source's test-time sampling (:mod:`videoattn_core.sampling`); how they are
+resized and cropped follows its transform (:mod:`videoattn_core.preprocessing`). Only the frames that are needed
+are decoded: before a far-away frame the decoder seeks to the keyframe before it instead of decoding everything in
+between, so a window deep into a long video costs a seek, not a decode from the start. Indices past the end of a
+short clip repeat its last frame, and the returned :class:`Clip` says how many frames were repeated.
 """
 
 from __future__ import annotations
@@ -37,6 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError, VideoError
+from .preprocessing import preprocess
+from .sampling import clip_indices
 
 SAMPLINGS = ("window", "uniform")
 _FORMATS = ("MP4/MOV (H.264, H.265, MPEG-4), WebM/MKV (VP8, VP9, AV1), AVI, GIF, or a still image; anything "
@@ -107,6 +95,7 @@ class Clip:
     seeks: int
     decode_seconds: float
     notes: list[str] = field(default_factory=list)
+    clips: int = 1  # temporal views, their frames one after the other in ``frames``
 
     @property
     def padded(self) -> bool:
@@ -114,52 +103,22 @@ class Clip:
 
     @property
     def num_frames(self) -> int:
-        return int(self.frames.shape[0])
+        """Frames per temporal view."""
+        return int(self.frames.shape[0]) // self.clips
+
+    def view_frames(self, clip: int) -> np.ndarray:
+        """The frames ``(T, H, W, 3)`` of temporal view ``clip``."""
+        return self.frames[clip * self.num_frames:(clip + 1) * self.num_frames]
 
     def summary(self) -> str:
         i = self.info
         rate = f"every {self.sampling_rate} frames at 30 fps" if self.sampling == "window" else "uniformly"
-        text = (f"{self.num_frames} frames sampled {rate} from {i.num_frames} ({i.width}×{i.height} {i.codec}"
+        views = f" in each of {self.clips} temporal views" if self.clips > 1 else ""
+        text = (f"{self.num_frames} frames sampled {rate}{views} from {i.num_frames} ({i.width}×{i.height} {i.codec}"
                 f"{f', {i.fps:.3g} fps' if i.fps else ''})")
         if self.padded:
             text += f"; {self.padded_frames} repeated (clip shorter than the window)"
         return text
-
-
-# ----------------------------------------------------------------------------------------------- sampling
-
-
-def sample_indices(total_frames: int, num_frames: int, sampling_rate: int | None = None, *,
-                   fps: float | None = None, target_fps: float = 30.0) -> list[int]:
-    """Frame indices a recipe reads from a clip of ``total_frames`` frames.
-
-    With ``sampling_rate`` ("window" sampling): PySlowFast's centred test clip. The window spans
-    ``num_frames × sampling_rate`` frames at ``target_fps``, i.e. ``num_frames × sampling_rate × fps /
-    target_fps`` frames of this clip (``fps`` unknown: taken as ``target_fps``). Indices past the end are clamped
-    to the last frame. Without ``sampling_rate`` ("uniform"): the middle frame of each of ``num_frames`` equal
-    segments (PySlowFast's Something-Something-v2 test sampling).
-    """
-    if total_frames < 1:
-        raise VideoError(f"cannot sample from a clip of {total_frames} frames")
-    if num_frames < 1:
-        raise ConfigError(f"num_frames={num_frames} is not allowed: num_frames must be ≥ 1", field="num_frames")
-    if sampling_rate is None:
-        seg_size = float(total_frames - 1) / num_frames
-        out = []
-        for i in range(num_frames):
-            start = int(np.round(seg_size * i))
-            end = int(np.round(seg_size * (i + 1)))
-            out.append((start + end) // 2)
-        return out
-    if sampling_rate < 1:
-        raise ConfigError(f"sampling_rate={sampling_rate} is not allowed: sampling_rate must be ≥ 1",
-                          field="sampling_rate")
-    clip_size = sampling_rate * num_frames * ((fps or target_fps) / target_fps)
-    delta = max(total_frames - clip_size, 0)
-    start = math.floor(delta / 2)
-    end = start + clip_size - 1
-    index = torch.linspace(start, end, num_frames)  # float32 and truncated by .long(), as in PySlowFast
-    return torch.clamp(index, 0, total_frames - 1).long().tolist()
 
 
 # ----------------------------------------------------------------------------------------------- decoding
@@ -307,11 +266,12 @@ class _Decoder:
 
 def read_clip(source: str | Path | bytes, num_frames: int, sampling_rate: int | None = None, *,
               sampling: str | None = None, target_fps: float = 30.0, limits: Limits | None = None,
-              seek: bool = True, seek_gap: int | None = None) -> Clip:
+              seek: bool = True, seek_gap: int | None = None, rule: str = "slowfast", clips: int = 1) -> Clip:
     """Decode the ``num_frames`` frames a recipe samples from a video file (path or bytes).
 
     ``sampling_rate`` given: "window" sampling, a centred window of ``num_frames × sampling_rate`` frames at
-    ``target_fps``; ``None``: "uniform" sampling over the whole clip (see :func:`sample_indices`). ``seek=False``
+    ``target_fps``; ``None``: "uniform" sampling over the whole clip. ``rule`` and ``clips`` pick the temporal views
+    (see :mod:`videoattn_core.sampling`); the frames of all views come back one after the other. ``seek=False``
     decodes from the start instead of seeking (for comparison); ``seek_gap`` is the distance in frames beyond
     which the decoder seeks rather than decodes forward (default: one second of video, at least 16 frames).
 
@@ -330,28 +290,71 @@ def read_clip(source: str | Path | bytes, num_frames: int, sampling_rate: int | 
     t0 = time.perf_counter()
     container, name, size = _open(source, limits)
     try:
-        return _read(container, name, size, num_frames, sampling, sampling_rate, target_fps, limits, seek, seek_gap,
-                     t0)
+        def indices_for(info: ClipInfo) -> list[int]:
+            return [i for c in range(clips) for i in clip_indices(
+                info.num_frames, num_frames, sampling_rate, fps=info.fps, target_fps=target_fps, rule=rule, clip=c,
+                clips=clips)]
+
+        return _read(container, name, size, indices_for, num_frames, sampling_rate, target_fps, limits, seek,
+                     seek_gap, t0, clips)
     finally:
         container.close()
 
 
-def _read(container, name, size, num_frames, sampling, sampling_rate, target_fps, limits, seek, seek_gap, t0):
+def probe_clip(source: str | Path | bytes, limits: Limits | None = None) -> ClipInfo:
+    """What a clip holds (size, frame rate, frame count) without decoding a frame; for plans and timelines."""
+    limits = limits or DEFAULT_LIMITS
+    t0 = time.perf_counter()
+    container, name, size = _open(source, limits)
+    try:
+        stream = _video_stream(container, name)
+        info = _probe(container, stream, name, size, limits)
+        if info.num_frames <= 0:
+            info = _counted(container, stream, info, name, limits, t0)
+        return info
+    finally:
+        container.close()
+
+
+def _video_stream(container, name: str):
     if not container.streams.video:
         if container.streams.audio:
             codec = container.streams.audio[0].codec_context.name
             raise VideoError(f"{name} has no video stream: it is audio only ({codec}); expected a video: {_FORMATS}")
         raise VideoError(f"{name} has no video stream; expected a video: {_FORMATS}")
-    stream = container.streams.video[0]
+    return container.streams.video[0]
+
+
+def _counted(container, stream, info: ClipInfo, name: str, limits: Limits, t0: float) -> ClipInfo:
+    counted = _count_packets(container, stream, name, limits, t0)
+    if counted == 0:
+        raise VideoError(f"{name} holds no video frames (empty, corrupt or truncated stream)")
+    return replace(info, num_frames=counted, frame_count_from="counted packets")
+
+
+def read_frames(source: str | Path | bytes, indices: list[int], *, limits: Limits | None = None,
+                seek: bool = True) -> Clip:
+    """Decode the frames at ``indices`` (e.g. one window of a timeline), seeking to far-away ones; indices past
+    the end of the clip repeat its last frame."""
+    limits = limits or DEFAULT_LIMITS
+    t0 = time.perf_counter()
+    container, name, size = _open(source, limits)
+    try:
+        return _read(container, name, size, lambda info: [min(i, info.num_frames - 1) for i in indices], len(indices),
+                     None, 30.0, limits, seek, None, t0, 1)
+    finally:
+        container.close()
+
+
+def _read(container, name, size, indices_for, num_frames, sampling_rate, target_fps, limits, seek, seek_gap, t0,
+          clips):
+    stream = _video_stream(container, name)
     stream.thread_type = "AUTO"
     info = _probe(container, stream, name, size, limits)
     if info.num_frames <= 0:
-        counted = _count_packets(container, stream, name, limits, t0)
-        if counted == 0:
-            raise VideoError(f"{name} holds no video frames (empty, corrupt or truncated stream)")
-        info = replace(info, num_frames=counted, frame_count_from="counted packets")
+        info = _counted(container, stream, info, name, limits, t0)
 
-    indices = sample_indices(info.num_frames, num_frames, sampling_rate, fps=info.fps, target_fps=target_fps)
+    indices = indices_for(info)
     decoder = _Decoder(container, stream, info, allow_seek=seek)
     gap = seek_gap if seek_gap is not None else max(16, int(round(info.fps or 16)))
 
@@ -406,22 +409,24 @@ def _read(container, name, size, num_frames, sampling, sampling_rate, target_fps
 
     frame_indices = tuple(got[i][0] for i in indices)
     frames = np.stack([got[i][1] for i in indices])
-    padded = len(indices) - len(set(frame_indices))
+    # per view: positions that repeat an earlier frame of the same view
+    padded = sum(num_frames - len(set(frame_indices[c * num_frames:(c + 1) * num_frames])) for c in range(clips))
     window = sampling_rate * num_frames * ((info.fps or target_fps) / target_fps) if sampling_rate else None
     if padded:
         if window is not None and window > info.num_frames:
             notes.append(f"the clip has {info.num_frames} frames, fewer than the recipe's window of "
-                         f"{window:.0f}; {padded} of {num_frames} frames repeat earlier ones")
+                         f"{window:.0f}; {padded} of {num_frames * clips} frames repeat earlier ones")
         else:
             notes.append(f"the clip has {info.num_frames} frames, fewer than the {num_frames} sampled; "
                          f"{padded} frames repeat earlier ones")
     if scale_to is not None:
         notes.append(f"frames of {info.width}×{info.height} were scaled to {scale_to[0]}×{scale_to[1]} while "
                      f"decoding (limit {limits.decode_max_side} px)")
+    sampling = "uniform" if sampling_rate is None else "window"
     return Clip(frames=frames, info=info, sampling=sampling, sampling_rate=sampling_rate, indices=tuple(indices),
                 frame_indices=frame_indices, padded_frames=padded, downscaled=scale_to is not None,
                 frames_decoded=decoder.decoded, seeks=decoder.seeks, decode_seconds=time.perf_counter() - t0,
-                notes=notes)
+                notes=notes, clips=clips)
 
 
 def _to_rgb(frame, scale_to: tuple[int, int] | None) -> np.ndarray:
@@ -430,95 +435,47 @@ def _to_rgb(frame, scale_to: tuple[int, int] | None) -> np.ndarray:
     return frame.to_ndarray(format="rgb24", width=scale_to[0], height=scale_to[1], interpolation="AREA")
 
 
-# ----------------------------------------------------------------------------------------------- preprocessing
-
-
-def resized_size(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """torchvision's size for a short-side resize: the long side is ``int(short_side · long / short)``."""
-    short, long = (width, height) if width <= height else (height, width)
-    new_short, new_long = short_side, int(short_side * long / short)
-    new_w, new_h = (new_short, new_long) if width <= height else (new_long, new_short)
-    return new_h, new_w
-
-
-def center_crop_box(height: int, width: int, crop: int) -> tuple[int, int]:
-    """Top-left corner of torchvision's centre crop (``int(round((size - crop) / 2))``)."""
-    return int(round((height - crop) / 2.0)), int(round((width - crop) / 2.0))
-
-
-def preprocess(frames: np.ndarray | torch.Tensor, *, resize: int, crop: int, mean: Sequence[float],
-               std: Sequence[float]) -> torch.Tensor:
-    """uint8 frames ``(T, H, W, 3)`` → float ``(3, T, crop, crop)``, as torchvision's ``VideoClassification``.
-
-    Short side resized to ``resize`` (bilinear, antialiased), centre crop of ``crop`` (zero-padded where the
-    frame is smaller), scaled to [0, 1], normalised with ``mean`` and ``std`` (RGB order).
-    """
-    video = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
-    if not isinstance(video, torch.Tensor):
-        raise VideoError(f"frames must be a numpy array or torch tensor, got {type(frames).__name__}")
-    if video.dtype != torch.uint8 or video.ndim != 4 or video.shape[-1] != 3:
-        raise VideoError(f"frames must be uint8 of shape (T, H, W, 3); got {str(video.dtype).replace('torch.', '')} "
-                         f"of shape {tuple(video.shape)}")
-    if min(video.shape[:3]) < 1:
-        raise VideoError(f"frames of shape {tuple(video.shape)} hold no pixels")
-    if resize < 1 or crop < 1:
-        raise ConfigError(f"resize={resize} and crop={crop} must both be ≥ 1", field="resize")
-    if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
-        raise ConfigError(f"mean and std need 3 values each, std positive; got mean={tuple(mean)} std={tuple(std)}",
-                          field="std")
-
-    x = video.permute(0, 3, 1, 2)  # (T, 3, H, W)
-    height, width = x.shape[-2:]
-    new_h, new_w = resized_size(height, width, resize)
-    if (new_h, new_w) != (height, width):
-        # torchvision resizes uint8 video and returns uint8: interpolate in float, round back to integers
-        x = F.interpolate(x.float(), size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
-        x = x.round_().clamp_(0, 255)
-    else:
-        x = x.float()
-    x = _center_crop(x, crop)  # (T, 3, crop, crop)
-    x = x / 255.0
-    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
-    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
-    x = (x - m) / s
-    return x.permute(1, 0, 2, 3).contiguous()  # (3, T, crop, crop)
-
-
-def _center_crop(x: torch.Tensor, crop: int) -> torch.Tensor:
-    height, width = x.shape[-2:]
-    if crop > height or crop > width:  # torchvision pads with zeros before cropping
-        pad_h, pad_w = max(crop - height, 0), max(crop - width, 0)
-        x = F.pad(x, [pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2])
-        height, width = x.shape[-2:]
-    top, left = center_crop_box(height, width, crop)
-    return x[..., top:top + crop, left:left + crop]
-
-
 # ----------------------------------------------------------------------------------------------- model input
 
 
 @dataclass
 class LoadedClip:
-    """A clip made ready for a model: ``tensor`` is ``(1, 3, T, S, S)`` float, ``clip`` the decoded frames."""
+    """A clip made ready for a model: ``tensor`` is ``(V, 3, T, S, S)`` float, one row per view (temporal clip ×
+    spatial crop, clip-major; ``V = 1`` for the single-view default), ``clip`` the decoded frames."""
 
     tensor: torch.Tensor
     clip: Clip
     recipe: Any  # weights.Recipe
 
+    @property
+    def views(self) -> int:
+        return int(self.tensor.shape[0])
+
 
 def load_clip(source: str | Path | bytes, preset: Any, *, config: Any = None, recipe: Any = None,
-              limits: Limits | None = None) -> LoadedClip:
+              limits: Limits | None = None, views: tuple[int, int] = (1, 1)) -> LoadedClip:
     """Decode and preprocess a clip with the evaluation recipe of ``preset`` (a preset name).
 
-    The recipe (frames, sampling rate, resize, crop, mean, std) is the one of the preset's published weights;
-    ``config`` (the model's config, when built with other ``num_frames``/``img_size``) adapts its frame count and
-    crop; ``recipe`` replaces it outright. Raises :class:`~videoattn_core.errors.ConfigError` for an unknown
-    preset or a model without a classification head.
+    The recipe (frames, sampling, resampling, resize, crop, mean, std) is the one of the preset's published
+    weights; ``config`` (the model's config, when built with other ``num_frames``/``img_size``) adapts its frame
+    count and crop; ``recipe`` replaces it outright. ``views = (clips, crops)`` reads that many temporal clips ×
+    spatial crops (the papers' multi-view test; crops 1 or 3). Raises
+    :class:`~videoattn_core.errors.ConfigError` for an unknown preset or a model without a classification head.
     """
+    from .preprocessing import CROP_POSITIONS
     from .weights import recipe_for
 
     if recipe is None:
         recipe = recipe_for(preset, config=config)
-    clip = read_clip(source, recipe.num_frames, recipe.sampling_rate, target_fps=recipe.target_fps, limits=limits)
-    tensor = preprocess(clip.frames, resize=recipe.resize, crop=recipe.crop, mean=recipe.mean, std=recipe.std)
-    return LoadedClip(tensor=tensor.unsqueeze(0), clip=clip, recipe=recipe)
+    clips, crops = views
+    if crops not in (1, 3):
+        raise ConfigError(f"crops={crops} is not allowed: spatial views are 1 (centre) or 3 (first, centre, last "
+                          f"along the long side)", field="crops")
+    clip = read_clip(source, recipe.num_frames, recipe.sampling_rate, target_fps=recipe.target_fps, limits=limits,
+                     rule=recipe.clip_rule, clips=clips)
+    positions = ("centre",) if crops == 1 else CROP_POSITIONS
+    tensor = torch.stack([
+        preprocess(clip.view_frames(c), resize=recipe.resize, crop=recipe.crop, mean=recipe.mean, std=recipe.std,
+                   resampling=recipe.resampling, rescale=recipe.rescale, offset=recipe.offset, position=position)
+        for c in range(clips) for position in positions])
+    return LoadedClip(tensor=tensor, clip=clip, recipe=recipe)

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from .errors import ConfigError, WeightsError
+from .preprocessing import RESAMPLING_DETAILS
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 LABEL_FILES = {
@@ -50,23 +51,13 @@ SLOWFAST_MEAN, SLOWFAST_STD = (0.45, 0.45, 0.45), (0.225, 0.225, 0.225)  # PySlo
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # Video Swin img_norm_cfg / 255
 
 
-#: how a source resizes frames, each computed as that source does (see :func:`videoattn_core.video.preprocess`)
-RESAMPLINGS = {
-    "torchvision": "uint8 frames, bilinear without antialiasing, rounded back to uint8 (torchvision "
-                   "VideoClassification, antialias=False)",
-    "huggingface": "PIL bilinear on uint8 frames, antialiased when shrinking (Hugging Face image processors)",
-    "pyslowfast": "float frames, bilinear with align_corners=False, no antialiasing, no rounding (PySlowFast "
-                  "scale / uniform_crop)",
-    "mmaction": "uint8 frames, OpenCV bilinear (cv2.INTER_LINEAR, no antialiasing) as mmcv.imresize",
-}
-
-
 @dataclass(frozen=True)
 class Recipe:
     """How a model's evaluation reads a clip: ``num_frames`` frames ``sampling_rate`` apart at ``target_fps``
     ("window" sampling, centred) or spread uniformly over the whole clip (``sampling_rate=None``), short side
-    resized to ``resize`` with ``resampling`` (a key of :data:`RESAMPLINGS`), centre crop ``crop``, pixel values
-    scaled by ``rescale`` (``None``: divided by 255) plus ``offset``, then normalised with ``mean``/``std``.
+    resized to ``resize`` with ``resampling`` (:mod:`videoattn_core.preprocessing`), centre crop ``crop``, pixel
+    values scaled by ``rescale`` (``None``: divided by 255) plus ``offset``, then normalised with ``mean``/``std``.
+    ``clip_rule`` names whose test-time code places the temporal clips (:mod:`videoattn_core.sampling`).
 
     ``clips`` × ``crops`` is the published multi-view test protocol (temporal clips × spatial crops whose
     softmax scores are averaged); a prediction reads one view unless asked for the protocol's views.
@@ -85,6 +76,7 @@ class Recipe:
     offset: float = 0.0
     clips: int = 1
     crops: int = 1
+    clip_rule: str = "slowfast"
 
     @property
     def sampling(self) -> str:
@@ -103,10 +95,12 @@ class Recipe:
     def to_dict(self) -> dict[str, Any]:
         return {"num_frames": self.num_frames, "sampling": self.sampling, "sampling_rate": self.sampling_rate,
                 "target_fps": self.target_fps, "resize": self.resize, "crop": self.crop, "mean": list(self.mean),
-                "std": list(self.std), "resampling": self.resampling,
-                "resampling_detail": RESAMPLINGS.get(self.resampling, self.resampling),
-                "antialias": self.resampling == "huggingface", "rescale": self.rescale, "offset": self.offset,
-                "views": {"clips": self.clips, "crops": self.crops}, "source": self.source}
+                "std": list(self.std), "resampling": {
+                    "source": self.resampling, "interpolation": "bilinear",
+                    "antialias": self.resampling == "huggingface",
+                    "detail": RESAMPLING_DETAILS.get(self.resampling, self.resampling)},
+                "rescale": self.rescale, "offset": self.offset, "clip_rule": self.clip_rule,
+                "protocol_views": {"clips": self.clips, "crops": self.crops}, "source": self.source}
 
 
 @dataclass(frozen=True)
@@ -171,11 +165,19 @@ _SLOWFAST_ZOO = "https://github.com/facebookresearch/SlowFast/blob/main/MODEL_ZO
 _SWIN_README = "https://github.com/SwinTransformer/Video-Swin-Transformer#results-and-models"
 
 
-def _timesformer_recipe(frames: int, rate: int | None, size: int, what: str) -> Recipe:
-    # official configs (DATA.NUM_FRAMES × DATA.SAMPLING_RATE, TEST_CROP_SIZE with the short side scaled to it,
-    # DATA.MEAN/STD defaults); the Hugging Face processors use the same shortest edge, crop, mean and std
-    return Recipe(frames, rate, size, size, SLOWFAST_MEAN, SLOWFAST_STD,
-                  source=f"facebookresearch/TimeSformer configs/{what}; HF preprocessor_config.json")
+def _timesformer_recipe(frames: int, rate: int | None, size: int, what: str, port: bool) -> Recipe:
+    # The official configs sample DATA.NUM_FRAMES × DATA.SAMPLING_RATE (one clip from the start of the video:
+    # TimeSformer's PySlowFast fork has no offset sampling) and test 1 clip × 3 crops of TEST_CROP_SIZE with the
+    # short side scaled to it, DATA.MEAN/STD defaults. The Hugging Face ports resize with their image processor
+    # (VideoMAEImageProcessor: shortest_edge = crop = TEST_CROP_SIZE, resample=2 (PIL bilinear), rescale 1/255,
+    # the same mean and std).
+    if port:
+        return Recipe(frames, rate, size, size, SLOWFAST_MEAN, SLOWFAST_STD, resampling="huggingface",
+                      clip_rule="timesformer", crops=3,
+                      source=f"HF preprocessor_config.json (VideoMAEImageProcessor); frames as facebookresearch/"
+                             f"TimeSformer configs/{what}")
+    return Recipe(frames, rate, size, size, SLOWFAST_MEAN, SLOWFAST_STD, resampling="pyslowfast",
+                  clip_rule="timesformer", crops=3, source=f"facebookresearch/TimeSformer configs/{what}")
 
 
 _TSF_K = {  # preset: (frames, rate, size, config file, SSv2 frames)
@@ -184,21 +186,31 @@ _TSF_K = {  # preset: (frames, rate, size, config file, SSv2 frames)
     "timesformer_l": (96, 4, 224, "Kinetics/TimeSformer_divST_96x4_224.yaml", 64),
 }
 
-_MVIT_TV = Recipe(16, 4, 256, 224, SLOWFAST_MEAN, SLOWFAST_STD,
-                  source=f"{_TV}(crop_size=224, resize_size=256, mean=0.45, std=0.225); clip_len=16 at 7.5 fps")
-_SWIN_TV = Recipe(32, 2, 256, 224, IMAGENET_MEAN, IMAGENET_STD,
-                  source=f"{_TV}(crop_size=224, resize_size=256, ImageNet mean/std); clip_len=32 at 15 fps")
-_SWIN_OFFICIAL = Recipe(32, 2, 224, 224, IMAGENET_MEAN, IMAGENET_STD,
-                        source="Video-Swin-Transformer test_pipeline: SampleFrames(clip_len=32, frame_interval=2), "
-                               "Resize(-1, 224), crop 224, img_norm_cfg")
-_SWIN_SSV2 = Recipe(32, None, 224, 224, IMAGENET_MEAN, IMAGENET_STD,
-                    source="Video-Swin-Transformer sthv2 test_pipeline: SampleFrames(clip_len=32, frame_uniform=True), "
-                           "Resize(-1, 224), crop 224, img_norm_cfg")
+# torchvision's weights: VideoClassification on uint8, clips from torchvision's reference evaluation (VideoClips
+# at frame_rate, clips_per_video of the weights' meta, UniformClipSampler)
+_MVIT_TV = Recipe(16, 4, 256, 224, SLOWFAST_MEAN, SLOWFAST_STD, resampling="torchvision", clip_rule="torchvision",
+                  clips=5, source=f"{_TV}(crop_size=224, resize_size=256, mean=0.45, std=0.225); clip_len=16 at "
+                                  f"frame_rate=7.5, clips_per_video=5")
+_SWIN_TV = Recipe(32, 2, 256, 224, IMAGENET_MEAN, IMAGENET_STD, resampling="torchvision", clip_rule="torchvision",
+                  clips=12, source=f"{_TV}(crop_size=224, resize_size=256, ImageNet mean/std); clip_len=32 at "
+                                   f"frame_rate=15, clips_per_video=12")
+# the official Video Swin: MMAction2 test pipelines (ImageNet mean/std × 255 on 0..255 pixels)
+_SWIN_OFFICIAL = Recipe(32, 2, 224, 224, IMAGENET_MEAN, IMAGENET_STD, resampling="mmaction", clip_rule="mmaction",
+                        clips=4, crops=3,
+                        source="Video-Swin-Transformer test_pipeline: SampleFrames(clip_len=32, frame_interval=2, "
+                               "num_clips=4, test_mode=True), Resize(-1, 224), ThreeCrop(224), img_norm_cfg")
+_SWIN_SSV2 = Recipe(32, None, 224, 224, IMAGENET_MEAN, IMAGENET_STD, resampling="mmaction", clip_rule="mmaction",
+                    crops=3,
+                    source="Video-Swin-Transformer sthv2 test_pipeline: SampleFrames(clip_len=1, num_clips=32, "
+                           "frame_uniform=True), Resize(-1, 224), ThreeCrop(224), img_norm_cfg")
 
 
 def _slowfast_recipe(frames: int, rate: int, config: str) -> Recipe:
-    return Recipe(frames, rate, 224, 224, SLOWFAST_MEAN, SLOWFAST_STD,
-                  source=f"PySlowFast configs/{config} (TEST_CROP_SIZE 224, DATA.MEAN/STD)")
+    # TEST.NUM_SPATIAL_CROPS 1: the short side is scaled to DATA.TRAIN_JITTER_SCALES[0] = 256 and the centre
+    # TEST_CROP_SIZE = 224 is cropped (datasets/kinetics.py); DATA.USE_OFFSET_SAMPLING centres a single clip
+    return Recipe(frames, rate, 256, 224, SLOWFAST_MEAN, SLOWFAST_STD, resampling="pyslowfast", clip_rule="slowfast",
+                  clips=5, source=f"PySlowFast configs/{config} (TRAIN_JITTER_SCALES[0] 256, TEST_CROP_SIZE 224, "
+                                  f"USE_OFFSET_SAMPLING, DATA.MEAN/STD; the papers' 5 clips × 1 crop)")
 
 
 # ----------------------------------------------------------------------------------------------- catalog
@@ -274,10 +286,10 @@ def _build_catalog() -> list[WeightsEntry]:
     k400, k600, ssv2 = "kinetics400", "kinetics600", "ssv2"
     # TimeSformer — Hugging Face conversions, then the official Dropbox files
     for preset, (frames, rate, size, config, ssv2_frames) in _TSF_K.items():
-        kin = _timesformer_recipe(frames, rate, size, config)
         ssv2_config = config.replace("Kinetics/", "SSv2/").replace(f"_{frames}x{rate}_", f"_{ssv2_frames}_")
-        ssr = _timesformer_recipe(ssv2_frames, None, size, ssv2_config)
-        entries.extend(_TIMESFORMER_ENTRIES[preset](kin, ssr))
+        recipes = {port: (_timesformer_recipe(frames, rate, size, config, port),
+                          _timesformer_recipe(ssv2_frames, None, size, ssv2_config, port)) for port in (True, False)}
+        entries.extend(_TIMESFORMER_ENTRIES[preset](recipes))
     # MViT
     entries += [
         _tv("mvit_v1_b", "https://download.pytorch.org/models/mvit_v1_b-dbeb1030.pth", _MVIT_TV, (78.477, 93.582),
@@ -334,13 +346,14 @@ def _build_catalog() -> list[WeightsEntry]:
     return entries
 
 
-def _timesformer_base(kin: Recipe, ssr: Recipe) -> list[WeightsEntry]:
+def _timesformer_base(recipes: dict[bool, tuple[Recipe, Recipe]]) -> list[WeightsEntry]:
+    (hf_kin, hf_ssr), (kin, ssr) = recipes[True], recipes[False]  # Hugging Face ports, official files
     p = "timesformer_base"
     return [
-        _hf(p, "facebook/timesformer-base-finetuned-k400", "kinetics400", kin, (77.9, 93.2), 486, None),
-        _hf(p, "facebook/timesformer-base-finetuned-k600", "kinetics600", kin, (79.1, 94.4), 487,
+        _hf(p, "facebook/timesformer-base-finetuned-k400", "kinetics400", hf_kin, (77.9, 93.2), 486, None),
+        _hf(p, "facebook/timesformer-base-finetuned-k600", "kinetics600", hf_kin, (79.1, 94.4), 487,
             "fb24c09fa3d2f4cbf13ddd41a82397ac00ee471a6143d6541190601599d2ffdf", {"num_classes": 600}),
-        _hf(p, "facebook/timesformer-base-finetuned-ssv2", "ssv2", ssr, (59.1, 85.6), 486,
+        _hf(p, "facebook/timesformer-base-finetuned-ssv2", "ssv2", hf_ssr, (59.1, 85.6), 486,
             "a0343cc07c303f9551d912a7678170a63b9cf087ef2e757edae529c6825dc3f7", {"num_classes": 174}),
         _tsf_official(p, "TimeSformer_divST_8x32_224_K400.pyth", "g5t24we9gl5yk88", "kinetics400", kin, (77.9, 93.2)),
         _tsf_official(p, "TimeSformer_divST_8x32_224_K600.pyth", "4h2qt41m2z3aqrb", "kinetics600", kin, (79.1, 94.4),
@@ -350,14 +363,15 @@ def _timesformer_base(kin: Recipe, ssr: Recipe) -> list[WeightsEntry]:
     ]
 
 
-def _timesformer_hr(kin: Recipe, ssr: Recipe) -> list[WeightsEntry]:
+def _timesformer_hr(recipes: dict[bool, tuple[Recipe, Recipe]]) -> list[WeightsEntry]:
+    (hf_kin, hf_ssr), (kin, ssr) = recipes[True], recipes[False]  # Hugging Face ports, official files
     p = "timesformer_hr"
     return [
-        _hf(p, "facebook/timesformer-hr-finetuned-k400", "kinetics400", kin, (79.6, 94.0), 488,
+        _hf(p, "facebook/timesformer-hr-finetuned-k400", "kinetics400", hf_kin, (79.6, 94.0), 488,
             "7f57219e9892e2ff9a77b547766112cbccd2c134930500a634562fba9939437c"),
-        _hf(p, "facebook/timesformer-hr-finetuned-k600", "kinetics600", kin, (81.8, 95.8), 489,
+        _hf(p, "facebook/timesformer-hr-finetuned-k600", "kinetics600", hf_kin, (81.8, 95.8), 489,
             "199273d84d79cea619f71b3bcc8c2bdd5538e78420e7be19b8da15f46126d285", {"num_classes": 600}),
-        _hf(p, "facebook/timesformer-hr-finetuned-ssv2", "ssv2", ssr, (61.8, 86.9), 487,
+        _hf(p, "facebook/timesformer-hr-finetuned-ssv2", "ssv2", hf_ssr, (61.8, 86.9), 487,
             "d4992195ff13ebeea1d235c57807b1e1cedf7805f28724823797d839256d6305", {"num_classes": 174}),
         _tsf_official(p, "TimeSformer_divST_16x16_448_K400.pyth", "6f0x172lpqy3oxt", "kinetics400", kin, (79.6, 94.0)),
         _tsf_official(p, "TimeSformer_divST_16x16_448_K600.pyth", "ft1e92g2vhvxecv", "kinetics600", kin, (81.8, 95.8),
@@ -367,13 +381,14 @@ def _timesformer_hr(kin: Recipe, ssr: Recipe) -> list[WeightsEntry]:
     ]
 
 
-def _timesformer_l(kin: Recipe, ssr: Recipe) -> list[WeightsEntry]:
+def _timesformer_l(recipes: dict[bool, tuple[Recipe, Recipe]]) -> list[WeightsEntry]:
+    (hf_kin, hf_ssr), (kin, ssr) = recipes[True], recipes[False]  # Hugging Face ports, official files
     p = "timesformer_l"
     port = "converted and published by the author of the Hugging Face port (not under the facebook organisation); "
     return [
-        _hf(p, "fcakyon/timesformer-large-finetuned-k400", "kinetics400", kin, (80.6, 94.7), None, None,
+        _hf(p, "fcakyon/timesformer-large-finetuned-k400", "kinetics400", hf_kin, (80.6, 94.7), None, None,
             notes=port + "neither its sha256 nor its size was found: the download cannot be verified"),
-        _hf(p, "fcakyon/timesformer-large-finetuned-k600", "kinetics600", kin, (82.2, 95.6), None, None,
+        _hf(p, "fcakyon/timesformer-large-finetuned-k600", "kinetics600", hf_kin, (82.2, 95.6), None, None,
             {"num_classes": 600}, notes=port + "neither its sha256 nor its size was found: the download cannot be "
                                                "verified"),
         _tsf_official(p, "TimeSformer_divST_96x4_224_K400.pyth", "r1iuxahif3sgimo", "kinetics400", kin, (80.6, 94.7)),
@@ -384,7 +399,7 @@ def _timesformer_l(kin: Recipe, ssr: Recipe) -> list[WeightsEntry]:
     ]
 
 
-_TIMESFORMER_ENTRIES: dict[str, Callable[[Recipe, Recipe], list[WeightsEntry]]] = {
+_TIMESFORMER_ENTRIES: dict[str, Callable[[dict[bool, tuple[Recipe, Recipe]]], list[WeightsEntry]]] = {
     "timesformer_base": _timesformer_base, "timesformer_hr": _timesformer_hr, "timesformer_l": _timesformer_l}
 
 

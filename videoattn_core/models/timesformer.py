@@ -309,6 +309,26 @@ _HF_RULES = [
     (r"^classifier\.", "head."),
 ]
 
+_HF_CONFIG_FIELDS = {  # Hugging Face TimesformerConfig -> our field
+    "image_size": "img_size", "patch_size": "patch_size", "num_channels": "in_chans", "num_frames": "num_frames",
+    "hidden_size": "embed_dim", "num_hidden_layers": "depth", "num_attention_heads": "num_heads",
+    "layer_norm_eps": "norm_eps", "qkv_bias": "qkv_bias", "attention_type": "attention_type",
+}
+
+
+def hf_config_overrides(hf_config: dict) -> dict:
+    """Config fields a Hugging Face ``TimesformerConfig`` (``config.json``) implies; ``{}`` for another model."""
+    if hf_config.get("model_type", "timesformer") != "timesformer":
+        return {}
+    out = {ours: hf_config[theirs] for theirs, ours in _HF_CONFIG_FIELDS.items() if theirs in hf_config}
+    if hf_config.get("intermediate_size") and hf_config.get("hidden_size"):
+        out["mlp_ratio"] = float(hf_config["intermediate_size"]) / float(hf_config["hidden_size"])
+    if isinstance(hf_config.get("id2label"), dict) and hf_config["id2label"]:
+        out["num_classes"] = len(hf_config["id2label"])
+    return out
+
+
+TimeSformer.hf_config_overrides = staticmethod(hf_config_overrides)
 TimeSformer.checkpoint_layouts = (
     # official .pyth files: {"model_state": {"model.blocks.0...": ...}} (the container is unwrapped by the loader)
     CheckpointLayout(

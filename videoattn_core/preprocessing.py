@@ -1,0 +1,173 @@
+"""Spatial preprocessing of decoded frames, computed the way each published evaluation computes it.
+
+A checkpoint's accuracy holds only for the pixels its evaluation fed it, and the sources differ in ways that move
+pixels by tens of uint8 steps on real video (antialiasing when shrinking 1920×1080 to 256 px), so each source's
+transform is reproduced with its own arithmetic (``resampling``):
+
+- ``"torchvision"`` — ``VideoClassification`` (``torchvision/transforms/_presets.py``): the short side resized
+  bilinearly on uint8 frames **without** antialiasing (``antialias=False``, kept by torchvision to preserve the
+  published accuracies), rounded back to uint8, centre crop at ``int(round((size - crop) / 2))`` (zero-padded
+  when the frame is smaller), scaled to [0, 1], normalised;
+- ``"huggingface"`` — the image processors' PIL backend (``BaseImageProcessor`` with ``PILImageResampling.BILINEAR``):
+  PIL's bilinear filter on uint8 (antialiased when shrinking), centre crop at ``(size - crop) // 2``, rescaled by
+  the processor's factor (and offset, as ViViT's), normalised;
+- ``"pyslowfast"`` — PySlowFast and the official TimeSformer (``datasets/transform.py``): the frames are
+  normalised floats when ``interpolate(..., "bilinear", align_corners=False)`` resizes the short side (long side
+  ``floor``), no antialiasing, no rounding; ``uniform_crop`` at ``ceil((size - crop) / 2)``;
+- ``"mmaction"`` — MMAction2 / mmcv (the official Video Swin): ``mmcv.imresize`` = OpenCV ``INTER_LINEAR`` on
+  uint8 with sizes ``int(side · scale + 0.5)``, ``CenterCrop``/``ThreeCrop`` at ``(size - crop) // 2``.
+
+Spatial views (the papers' 3-crop testing) take the first, centre and last crop along the long side, as
+PySlowFast's ``uniform_crop`` and MMAction2's ``ThreeCrop`` do.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import ConfigError, VideoError
+
+RESAMPLING_DETAILS = {
+    "torchvision": "uint8 frames, bilinear without antialiasing, rounded back to uint8 (torchvision "
+                   "VideoClassification, antialias=False)",
+    "huggingface": "PIL bilinear on uint8 frames, antialiased when shrinking (Hugging Face image processors)",
+    "pyslowfast": "float frames, bilinear with align_corners=False, no antialiasing, no rounding (PySlowFast "
+                  "short-side scale and uniform_crop)",
+    "mmaction": "uint8 frames, OpenCV bilinear (cv2.INTER_LINEAR, no antialiasing) as mmcv.imresize",
+}
+RESAMPLINGS = tuple(RESAMPLING_DETAILS)
+#: crop positions of the spatial views: first (left/top), centre, last (right/bottom) along the long side
+CROP_POSITIONS = ("first", "centre", "last")
+
+
+def resized_size(height: int, width: int, short_side: int, resampling: str = "torchvision") -> tuple[int, int]:
+    """``(height, width)`` after the short side is scaled to ``short_side``, rounded as the source rounds it.
+
+    torchvision and Hugging Face truncate the long side (``int(short_side · long / short)``), PySlowFast floors it
+    (the same for positive sizes), mmcv rounds both sides (``int(side · short_side / short + 0.5)``).
+    """
+    short, long = (width, height) if width <= height else (height, width)
+    if resampling == "mmaction":
+        scale = short_side / short
+        return int(height * scale + 0.5), int(width * scale + 0.5)
+    if resampling == "pyslowfast":
+        new_long = int(math.floor(long / short * short_side))
+    else:
+        new_long = int(short_side * long / short)
+    return (new_long, short_side) if width <= height else (short_side, new_long)
+
+
+def crop_offsets(height: int, width: int, crop: int, resampling: str = "torchvision",
+                 position: str = "centre") -> tuple[int, int]:
+    """Top-left corner ``(top, left)`` of a ``crop``×``crop`` window, placed as the source places it.
+
+    ``position`` "centre" is the single-view crop; "first"/"last" move the window to the start/end of the long
+    side (the other axis stays centred), as the three-crop tests do.
+    """
+    if position not in CROP_POSITIONS:
+        raise ConfigError(f"crop position {position!r} is not allowed: one of {', '.join(CROP_POSITIONS)}",
+                          field="crops")
+
+    def centre(size: int) -> int:
+        if resampling == "torchvision":
+            return int(round((size - crop) / 2.0))
+        if resampling == "pyslowfast":
+            return int(math.ceil((size - crop) / 2))
+        return (size - crop) // 2
+
+    top, left = centre(height), centre(width)
+    if position == "centre":
+        return top, left
+    if resampling == "mmaction":  # ThreeCrop: offsets 0, step, 2·step with step = (size - crop) // 2
+        if position == "first":
+            return 0, 0
+        return 2 * ((height - crop) // 2), 2 * ((width - crop) // 2)
+    end = position == "last"
+    if height > width:
+        return (height - crop if end else 0), left
+    return top, (width - crop if end else 0)
+
+
+def _resize(video: torch.Tensor, size: tuple[int, int], resampling: str) -> torch.Tensor:
+    """uint8 ``(T, H, W, 3)`` → resized ``(T, 3, h, w)`` float on the 0..255 scale."""
+    if tuple(video.shape[1:3]) == size:
+        return video.permute(0, 3, 1, 2).float()
+    if resampling == "huggingface":
+        from PIL import Image
+        frames = [np.asarray(Image.fromarray(f).resize((size[1], size[0]), Image.Resampling.BILINEAR))
+                  for f in video.numpy()]
+        return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
+    if resampling == "mmaction":
+        import cv2
+        frames = [cv2.resize(f, (size[1], size[0]), interpolation=cv2.INTER_LINEAR) for f in video.numpy()]
+        return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
+    x = F.interpolate(video.permute(0, 3, 1, 2).float(), size=size, mode="bilinear", align_corners=False,
+                      antialias=False)
+    if resampling == "torchvision":  # uint8 in, uint8 out
+        x = x.round_().clamp_(0, 255)
+    return x
+
+
+def _crop(x: torch.Tensor, crop: int, resampling: str, position: str) -> torch.Tensor:
+    height, width = x.shape[-2:]
+    if crop > height or crop > width:
+        if resampling != "torchvision":
+            raise VideoError(f"the resized frames ({width}×{height}) are smaller than the {crop}-pixel crop; the "
+                             f"{resampling} recipe does not pad: choose a resize of at least {crop}")
+        pad_h, pad_w = max(crop - height, 0), max(crop - width, 0)  # torchvision pads with zeros
+        x = F.pad(x, [pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2])
+        height, width = x.shape[-2:]
+    top, left = crop_offsets(height, width, crop, resampling, position)
+    return x[..., top:top + crop, left:left + crop]
+
+
+def preprocess(frames: np.ndarray | torch.Tensor, *, resize: int, crop: int, mean: Sequence[float],
+               std: Sequence[float], resampling: str = "torchvision", rescale: float | None = None,
+               offset: float = 0.0, position: str = "centre") -> torch.Tensor:
+    """uint8 frames ``(T, H, W, 3)`` → float ``(3, T, crop, crop)`` as the ``resampling`` source computes it.
+
+    The default is torchvision's ``VideoClassification``: short side to ``resize`` (bilinear, no antialiasing,
+    uint8), centre crop ``crop``, ``/ 255``, ``(x - mean) / std``. ``rescale``/``offset`` replace the ``/ 255``
+    by ``x · rescale + offset`` (Hugging Face processors); ``position`` picks a spatial view's crop.
+    """
+    video = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
+    if not isinstance(video, torch.Tensor):
+        raise VideoError(f"frames must be a numpy array or torch tensor, got {type(frames).__name__}")
+    if video.dtype != torch.uint8 or video.ndim != 4 or video.shape[-1] != 3:
+        raise VideoError(f"frames must be uint8 of shape (T, H, W, 3); got {str(video.dtype).replace('torch.', '')} "
+                         f"of shape {tuple(video.shape)}")
+    if min(video.shape[:3]) < 1:
+        raise VideoError(f"frames of shape {tuple(video.shape)} hold no pixels")
+    if resize < 1 or crop < 1:
+        raise ConfigError(f"resize={resize} and crop={crop} must both be ≥ 1", field="resize")
+    if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
+        raise ConfigError(f"mean and std need 3 values each, std positive; got mean={tuple(mean)} std={tuple(std)}",
+                          field="std")
+    if resampling not in RESAMPLINGS:
+        raise ConfigError(f"resampling={resampling!r} is not allowed: one of {', '.join(RESAMPLINGS)}",
+                          field="resampling")
+
+    height, width = video.shape[1:3]
+    x = _resize(video.cpu(), resized_size(height, width, resize, resampling), resampling)  # (T, 3, h, w)
+    x = _crop(x, crop, resampling, position)  # (T, 3, crop, crop)
+    if rescale is None:
+        x = x / 255.0
+    else:
+        x = x * rescale + offset
+    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    x = (x - m) / s
+    return x.permute(1, 0, 2, 3).contiguous()  # (3, T, crop, crop)
+
+
+def shown_pixels(frames: np.ndarray, *, resize: int, crop: int, resampling: str = "torchvision",
+                 position: str = "centre") -> np.ndarray:
+    """The uint8 pixels ``(T, crop, crop, 3)`` a model sees before scaling and normalisation (for display)."""
+    x = preprocess(frames, resize=resize, crop=crop, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
+                   resampling=resampling, rescale=1.0, position=position)
+    return x.permute(1, 2, 3, 0).round().clamp(0, 255).to(torch.uint8).numpy()

@@ -1,0 +1,347 @@
+"""The run pipeline: one path from what a user asks for to a prepared, runnable prediction.
+
+``vac.predict``, the ``predict`` command and every page of the app go through these functions, so the same clip
+with the same weights (random initialisation included, same seed) gives the same numbers everywhere:
+
+1. :func:`plan_run` — (preset, overrides, weights entry | checkpoint | random with a seed, clip, device, dtype,
+   views) → a :class:`RunPlan`: the config, where the weights come from (cache path, URL, verification), the
+   recipe the weights were evaluated with, the exact frame indices of every view, where the labels will come from,
+   the cost and the memory estimate. Nothing is downloaded, built or decoded (the clip is only probed).
+2. :func:`load_model` — the model built (seeded), its weights loaded, moved to the device: a :class:`RunModel`
+   with its labels.
+3. :func:`load_inputs` — the clip decoded and preprocessed as the recipe says: one tensor row per view.
+4. :func:`classify` — the forward of every view and their softmax scores averaged, as the papers' multi-view
+   tests do.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoints import load_checkpoint, read_checkpoint
+from .config import ModelConfig
+from .errors import CheckpointError, ConfigError
+from .registry import build_model, family_of, get_config, get_preset
+from .sampling import clip_indices
+from .video import ClipInfo, Limits, LoadedClip, load_clip, probe_clip
+from .weights import (DATASET_CLASSES, Recipe, WeightsEntry, cached_path, default_entry, get_entry, get_weights,
+                      labels_from_hf_config, load_labels, read_hf_config, recipe_for, target_path)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+#: a run is refused when its estimated memory × this margin exceeds what the device has free
+MEMORY_MARGIN = 1.2
+RANDOM_WARNING = ("WARNING: no weights were given, so the model is randomly initialised: these predictions mean "
+                  "nothing. Pass --weights ENTRY (see the catalog) or --checkpoint FILE.")
+_BUILD_LOCK = threading.Lock()  # random initialisation draws from the global RNG: one build at a time
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` (or ``None``): CUDA when available, else the CPU."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device={device!r} is not allowed: device must be auto, cpu or cuda", field="device") \
+            from None
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"device={device!r} is not allowed: device must be auto, cpu or cuda", field="device")
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' was asked for but CUDA is not available here; use --device cpu or auto",
+                          field="device")
+    return dev
+
+
+def resolve_dtype(dtype: str) -> torch.dtype:
+    if dtype not in DTYPES:
+        raise ConfigError(f"dtype={dtype!r} is not allowed: dtype must be one of {', '.join(DTYPES)}", field="dtype")
+    return DTYPES[dtype]
+
+
+def parse_views(views: str | tuple[int, int] | None, recipe: Recipe) -> tuple[int, int]:
+    """``"single"`` (or ``None``): one view; ``"protocol"``: the recipe's published clips × crops; ``"CxK"`` or a
+    tuple: C temporal clips × K spatial crops (K is 1 or 3)."""
+    if views is None or views == "single":
+        return 1, 1
+    if views == "protocol":
+        return recipe.clips, recipe.crops
+    if isinstance(views, str):
+        parts = views.lower().replace("×", "x").split("x")
+        try:
+            clips, crops = (int(p) for p in parts)
+        except ValueError:
+            raise ConfigError(f"views={views!r} is not allowed: views must be single, protocol or CLIPSxCROPS "
+                              f"(e.g. 5x3)", field="views") from None
+    else:
+        clips, crops = views
+    if not 1 <= clips <= 64 or crops not in (1, 3):
+        raise ConfigError(f"views={clips}x{crops} is not allowed: 1 to 64 temporal clips × 1 or 3 spatial crops",
+                          field="views")
+    if recipe.sampling_rate is None and clips > 1:
+        raise ConfigError(f"views={clips}x{crops} is not allowed: this recipe samples the whole clip uniformly, "
+                          f"which has one temporal view; use 1x{crops}", field="views")
+    return clips, crops
+
+
+# ----------------------------------------------------------------------------------------------- weights
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a run's weights come from: ``kind`` is "random", "entry" or "checkpoint"."""
+
+    kind: str
+    name: str
+    entry: WeightsEntry | None = None
+    path: Path | None = None
+    data: bytes | None = field(default=None, repr=False)
+    seed: int = 0
+
+    @property
+    def random(self) -> bool:
+        return self.kind == "random"
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "name": self.name}
+        if self.kind == "random":
+            out["seed"] = self.seed
+        if self.entry is not None:
+            e = self.entry
+            cached = cached_path(e)
+            out.update(source=e.source, url=e.url, hf_repo=e.hf_repo, layout=e.layout, page=e.page,
+                       cached=cached is not None, path=str(cached or target_path(e)),
+                       direct_download=e.direct, verification=e.verification, sha256=e.sha256,
+                       hash_prefix=e.hash_prefix, size_mb=e.size_mb, dataset=e.dataset, metrics=e.metrics,
+                       metrics_protocol=e.metrics_protocol)
+        elif self.path is not None:
+            out["path"] = str(self.path)
+        return out
+
+
+def weights_source(*, weights: str | WeightsEntry | None = None, checkpoint: str | Path | bytes | None = None,
+                   seed: int = 0) -> WeightsSource:
+    if weights is not None and checkpoint is not None:
+        raise ConfigError("give either weights (a catalog entry) or a checkpoint file, not both", field="weights")
+    if weights is not None:
+        entry = get_entry(weights)
+        return WeightsSource("entry", entry.name, entry=entry)
+    if isinstance(checkpoint, (bytes, bytearray)):
+        return WeightsSource("checkpoint", "uploaded bytes", data=bytes(checkpoint))
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        if not path.exists():
+            raise CheckpointError(f"checkpoint {path} does not exist")
+        return WeightsSource("checkpoint", str(path), path=path)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"seed={seed!r} is not allowed: seed must be an integer ≥ 0", field="seed")
+    return WeightsSource("random", f"random initialisation (seed {seed})", seed=seed)
+
+
+def hf_config_overrides(config: ModelConfig, hf_config: dict[str, Any] | None) -> dict[str, Any]:
+    """Config fields a Hugging Face ``config.json`` implies, by the family's own mapping (``hf_config_overrides``
+    beside its checkpoint layout); ``{}`` when the family has none or the file is for another model type."""
+    mapping = getattr(family_of(config).model_cls, "hf_config_overrides", None)
+    return mapping(hf_config) if mapping is not None and isinstance(hf_config, dict) else {}
+
+
+def resolve_labels(config: ModelConfig, preset: str, source: WeightsSource,
+                   hf_config: dict[str, Any] | None) -> tuple[list[str], str, list[str]]:
+    """``(labels, where they come from, warnings)``: the checkpoint's ``id2label`` when it has as many names as
+    classes, else the label list of the weights' dataset (for random weights: of the preset's default entry; for a
+    bare checkpoint: a dataset with as many classes), else class indices."""
+    n = int(getattr(config, "num_classes", 0) or 0)
+    labels = labels_from_hf_config(hf_config)
+    if labels is not None and len(labels) == n:
+        return labels, "checkpoint config.json (id2label)", []
+    assumed = ""
+    if source.entry is not None:
+        dataset = source.entry.dataset
+    elif source.random:
+        fallback = default_entry(preset)
+        dataset = fallback.dataset if fallback is not None else None
+    else:
+        dataset = next((d for d, k in DATASET_CLASSES.items() if k == n), None)
+        assumed = f", assumed from its {n} classes"
+    if dataset is not None:
+        names = load_labels(dataset)
+        if len(names) == n:
+            return names, f"assets label list ({dataset}{assumed})", []
+    warnings = [] if source.random else [f"the checkpoint carries no label names for its {n} classes: showing "
+                                         f"class indices"]
+    return [f"class {i}" for i in range(n)], "class indices", warnings
+
+
+# ----------------------------------------------------------------------------------------------- plan
+
+
+@dataclass
+class RunPlan:
+    """Everything a run will do, decided before anything is downloaded, built or decoded."""
+
+    preset: str
+    config: ModelConfig
+    overrides: dict[str, Any]
+    weights: WeightsSource
+    recipe: Recipe
+    views: tuple[int, int]
+    device: torch.device
+    dtype: str
+    clip: ClipInfo | None = None
+    frame_indices: list[list[int]] = field(default_factory=list)
+    labels_from: str = ""
+    hf_config: dict[str, Any] | None = None
+    macs: int | None = None
+    memory: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def num_views(self) -> int:
+        return self.views[0] * self.views[1]
+
+    def to_dict(self) -> dict[str, Any]:
+        clips, crops = self.views
+        return {
+            "model": self.preset, "config_overrides": {k: _jsonable(v) for k, v in self.overrides.items()},
+            "weights": self.weights.to_dict(), "recipe": self.recipe.to_dict(),
+            "views": {"clips": clips, "crops": crops, "forwards": self.num_views},
+            "clip": self.clip.to_dict() if self.clip is not None else None,
+            "frame_indices": self.frame_indices, "labels_from": self.labels_from, "device": str(self.device),
+            "dtype": self.dtype, "macs_per_view": self.macs,
+            "macs_total": self.macs * self.num_views if self.macs is not None else None,
+            "memory": self.memory, "warnings": self.warnings,
+        }
+
+
+def _jsonable(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str | WeightsEntry | None = None,
+             checkpoint: str | Path | bytes | None = None, seed: int = 0, overrides: dict[str, Any] | None = None,
+             device: str | None = "auto", dtype: str = "float32", views: str | tuple[int, int] | None = None,
+             limits: Limits | None = None, estimate: bool = True) -> RunPlan:
+    """Decide a run (see the module's docstring); raises a :class:`~videoattn_core.errors.VideoAttnError` for
+    anything a user got wrong (unknown preset or entry, weights of another preset, bad clip, bad device)."""
+    preset = get_preset(model)
+    if not type(preset.config).has_head:
+        raise ConfigError(f"{model} has no classification head, so it makes no predictions; choose a classifier "
+                          f"preset", field="model")
+    dev = resolve_device(device)
+    resolve_dtype(dtype)
+    source = weights_source(weights=weights, checkpoint=checkpoint, seed=seed)
+    entry = source.entry
+    if entry is not None and entry.preset != model:
+        raise ConfigError(f"weights {entry.name} are for {entry.preset}, not {model}; run predict {entry.preset} "
+                          f"--weights {entry.name}", field="weights")
+    implied: dict[str, Any] = dict(entry.overrides) if entry is not None else {}
+    hf_config = read_hf_config(source.path) if source.path is not None else None
+    implied.update(hf_config_overrides(preset.config, hf_config))
+    implied.update(overrides or {})
+    config = get_config(model, **implied)
+
+    if entry is not None:
+        shape = config.input_shape()
+        recipe = entry.recipe.adapted(num_frames=int(shape[2]), crop=int(shape[-1]))
+    else:
+        recipe = recipe_for(model, config=config)
+    plan = RunPlan(preset=model, config=config, overrides=config.diff(preset.config), weights=source, recipe=recipe,
+                   views=parse_views(views, recipe), device=dev, dtype=dtype, hf_config=hf_config)
+    if entry is not None and entry.hf_repo:
+        plan.labels_from = "checkpoint config.json (id2label), else the " + entry.dataset + " label list"
+    else:
+        _, plan.labels_from, _ = resolve_labels(config, model, source, hf_config)
+    if source.random:
+        plan.warnings.append(RANDOM_WARNING)
+    if clip is not None:
+        plan.clip = probe_clip(clip, limits)
+        plan.frame_indices = [clip_indices(plan.clip.num_frames, recipe.num_frames, recipe.sampling_rate,
+                                           fps=plan.clip.fps, target_fps=recipe.target_fps, rule=recipe.clip_rule,
+                                           clip=c, clips=plan.views[0]) for c in range(plan.views[0])]
+    if estimate:
+        from .analysis import memory_plan
+        from .inspection import summarize
+
+        summary = summarize(config)
+        plan.macs = summary.macs
+        plan.memory = memory_plan(summary, dev, DTYPES[dtype].itemsize)
+    return plan
+
+
+# ----------------------------------------------------------------------------------------------- model and inputs
+
+
+@dataclass
+class RunModel:
+    """A model ready to run, with the labels of its classes."""
+
+    model: torch.nn.Module
+    labels: list[str]
+    labels_from: str
+    random_init: bool
+    report: str
+    warnings: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)  # hooks sit on the model: one forward at a time
+
+
+def build_seeded(config: ModelConfig, seed: int = 0) -> torch.nn.Module:
+    """The model of ``config`` initialised from ``seed`` (the global RNG is left as it was)."""
+    with _BUILD_LOCK, torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build_model(config)
+
+
+def load_model(plan: RunPlan, *, progress: bool = False) -> RunModel:
+    """Build the plan's model, load its weights (fetching a catalog entry into the caches) and move it to the
+    plan's device and dtype."""
+    source = plan.weights
+    state, report, hf_config = None, "", plan.hf_config
+    if not source.random:
+        location: Any = source.data if source.data is not None else source.path
+        if source.entry is not None:
+            location = get_weights(source.entry, progress=progress)
+        state, fmt, meta = read_checkpoint(location)  # refuses files that are not weights, or could run code
+        hf_config = meta.get("config", hf_config)
+    net = build_seeded(plan.config, source.seed)
+    if state is not None:
+        name = "the uploaded checkpoint" if source.data is not None else str(location)
+        try:
+            report = str(load_checkpoint(net, state)).replace("a state dict", name, 1)
+        except CheckpointError as exc:
+            raise CheckpointError(str(exc).replace("a state dict", name, 1)) from None
+    net = net.to(device=plan.device, dtype=DTYPES[plan.dtype]).eval()
+    labels, labels_from, warnings = resolve_labels(plan.config, plan.preset, source, hf_config)
+    return RunModel(net, labels, labels_from, source.random, report, warnings)
+
+
+def load_inputs(plan: RunPlan, clip: str | Path | bytes, *, limits: Limits | None = None) -> LoadedClip:
+    """The clip decoded with the plan's recipe: ``tensor`` ``(views, 3, T, S, S)``."""
+    return load_clip(clip, plan.preset, config=plan.config, recipe=plan.recipe, limits=limits, views=plan.views)
+
+
+def classify(model: torch.nn.Module, views: torch.Tensor, *, device: torch.device | str = "cpu",
+             dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Softmax probabilities ``(classes,)`` averaged over the views ``(V, 3, T, S, S)``, one forward per view (the
+    memory of one view at a time), as the papers' multi-view tests average scores."""
+    total = None
+    with torch.no_grad():
+        for view in views:
+            logits = model(view.unsqueeze(0).to(device=device, dtype=dtype))
+            if logits.ndim != 2 or logits.shape[0] != 1:
+                raise ConfigError(f"the model returned logits of shape {tuple(logits.shape)}, not (1, classes)",
+                                  field="model")
+            probs = logits.float().softmax(dim=-1)[0].cpu()
+            total = probs if total is None else total + probs
+    return total / len(views)
+
+
+def top_predictions(probs: torch.Tensor, labels: list[str], k: int) -> list[dict[str, Any]]:
+    """The ``k`` most probable classes of ``probs`` (classes,), best first, as ``{label, index, probability}``;
+    a class without a label name shows its index."""
+    top = torch.topk(probs, min(k, probs.numel()))
+    return [{"label": labels[i] if i < len(labels) else f"class {i}", "index": int(i), "probability": float(p)}
+            for p, i in zip(top.values.tolist(), top.indices.tolist())]
