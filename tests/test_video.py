@@ -1,6 +1,6 @@
-"""Clips: sampling indices per recipe, decoding the right frames (with and without seeking), odd but valid inputs,
-every bad input with its message, and preprocessing against an independent computation of torchvision's
-``VideoClassification`` transform (PIL's antialiased bilinear resize)."""
+"""Clips: sampling indices, decoding the right frames (with and without seeking), odd but valid inputs, every bad
+input with its message, and model inputs made with each preset's recipe. Preprocessing against the published
+transforms is in test_preprocessing.py."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-
 import videoattn_core as vac
 from clips import index_frame, read_index, write_audio, write_video
-from videoattn_core.video import (Limits, center_crop_box, load_clip, preprocess, read_clip, resized_size,
-                                  sample_indices)
+from videoattn_core.preprocessing import preprocess
+from videoattn_core.sampling import clip_indices, sample_indices
+from videoattn_core.video import Limits, load_clip, read_clip
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 
@@ -225,60 +225,6 @@ def test_limits_are_enforced_with_their_values(videos):
 # ------------------------------------------------------------------------------------------------ preprocessing
 
 
-def _reference_transform(frames: np.ndarray, resize: int, crop: int, mean, std) -> np.ndarray:
-    """torchvision's VideoClassification computed independently with PIL (antialiased bilinear) and numpy."""
-    out = []
-    for frame in frames:
-        image = Image.fromarray(frame)
-        w, h = image.size
-        if w <= h:
-            size = (resize, int(resize * h / w))
-        else:
-            size = (int(resize * w / h), resize)
-        if size != (w, h):
-            image = image.resize(size, Image.BILINEAR)
-        nw, nh = image.size
-        top, left = int(round((nh - crop) / 2)), int(round((nw - crop) / 2))
-        out.append(np.asarray(image.crop((left, top, left + crop, top + crop)), dtype=np.float64))
-    x = np.stack(out) / 255.0  # (T, crop, crop, 3)
-    x = (x - np.asarray(mean)) / np.asarray(std)
-    return x.transpose(3, 0, 1, 2)  # (3, T, crop, crop)
-
-
-@pytest.mark.parametrize("shape,resize,crop", [
-    ((240, 320), 256, 224),   # upsampling (Kinetics-sized frames into MViT's recipe)
-    ((480, 640), 256, 224),   # downsampling
-    ((300, 200), 224, 224),   # portrait
-    ((224, 298), 224, 224),   # short side already right: no resize
-    ((101, 77), 64, 56),      # odd sizes
-])
-def test_preprocess_matches_an_independent_computation(shape, resize, crop):
-    rng = np.random.default_rng(sum(shape))
-    smooth = np.kron(rng.integers(0, 256, (3, shape[0] // 4 + 1, shape[1] // 4 + 1, 3)), np.ones((1, 4, 4, 1)))
-    frames = np.clip(smooth[:, :shape[0], :shape[1]] + rng.integers(-20, 21, (3, *shape, 3)), 0, 255)
-    frames = frames.astype(np.uint8)
-    mean, std = (0.43216, 0.394666, 0.37645), (0.22803, 0.22145, 0.216989)
-    ours = preprocess(frames, resize=resize, crop=crop, mean=mean, std=std)
-    assert ours.shape == (3, 3, crop, crop) and ours.dtype == torch.float32
-    reference = _reference_transform(frames, resize, crop, mean, std)
-    step = 1 / 255 / np.asarray(std)[:, None, None, None]  # one uint8 step, in normalised units per channel
-    assert np.all(np.abs(ours.numpy() - reference) <= step * 1.0001)
-
-
-def test_resize_and_crop_geometry_follows_torchvision():
-    assert resized_size(240, 320, 256) == (256, 341)  # long side int(256 · 320 / 240) = 341
-    assert resized_size(320, 240, 256) == (341, 256)
-    assert center_crop_box(257, 250, 224) == (16, 13)  # round(16.5) = 16 (half to even), round(13) = 13
-    assert center_crop_box(259, 250, 224) == (18, 13)  # round(17.5) = 18
-    # pixel values equal to their column and row: the crop starts where torchvision's would
-    columns = np.tile(np.arange(250, dtype=np.uint8)[None, :, None], (257, 1, 3))[None]
-    out = preprocess(columns, resize=250, crop=224, mean=(0, 0, 0), std=(1, 1, 1))
-    assert round(float(out[0, 0, 0, 0]) * 255) == 13 and round(float(out[0, 0, 0, -1]) * 255) == 13 + 223
-    rows = np.tile(np.arange(257, dtype=np.uint16).clip(0, 255).astype(np.uint8)[:, None, None], (1, 250, 3))[None]
-    out = preprocess(rows, resize=250, crop=224, mean=(0, 0, 0), std=(1, 1, 1))
-    assert round(float(out[0, 0, 0, 0]) * 255) == 16
-
-
 def test_preprocess_accepts_tensors_and_rejects_bad_frames():
     frames = np.random.default_rng(1).integers(0, 256, (2, 40, 60, 3), dtype=np.uint8)
     a = preprocess(frames, resize=32, crop=32, mean=(0.5,) * 3, std=(0.5,) * 3)
@@ -301,11 +247,14 @@ def test_crop_larger_than_frame_is_zero_padded_like_torchvision():
 
 
 def test_load_clip_uses_each_presets_recipe():
-    base = load_clip(ASSETS / "rotating_bar.mp4", "timesformer_base")
+    base = load_clip(ASSETS / "rotating_bar.mp4", "timesformer_base")  # its default: the Hugging Face port
     assert base.tensor.shape == (1, 3, 8, 224, 224)
     assert (base.recipe.num_frames, base.recipe.sampling_rate, base.recipe.resize) == (8, 32, 224)
-    assert list(base.clip.indices) == sample_indices(250, 8, 32, fps=25)
-    direct = preprocess(base.clip.frames, resize=224, crop=224, mean=(0.45,) * 3, std=(0.225,) * 3)
+    assert base.recipe.resampling == "huggingface" and base.recipe.clip_rule == "timesformer"
+    # TimeSformer's PySlowFast fork: one test clip starts at frame 0; 8 × 32 frames at 30 fps = 213⅓ at 25 fps
+    assert list(base.clip.indices) == [0, 30, 60, 91, 121, 151, 182, 212]
+    direct = preprocess(base.clip.frames, resize=224, crop=224, mean=(0.45,) * 3, std=(0.225,) * 3,
+                        resampling="huggingface", rescale=None)
     assert torch.equal(base.tensor[0], direct)
     mvit = load_clip(ASSETS / "rotating_bar.mp4", "mvit_v1_b")
     assert mvit.tensor.shape == (1, 3, 16, 224, 224) and mvit.recipe.resize == 256

@@ -136,7 +136,7 @@ def _run(args: argparse.Namespace) -> int:
     common = dict(weights=args.weights, checkpoint=args.checkpoint, device=args.device, overrides=overrides,
                   seed=args.seed, dtype=args.dtype)
     if args.top_k < 1:
-        raise ConfigError(f"--top-k {args.top_k} is not allowed: top-k must be ≥ 1", field="top_k")
+        raise ConfigError(f"top_k={args.top_k} is not allowed: top_k must be an integer ≥ 1", field="top_k")
     if args.dry_run:
         from .runtime import plan_run
         plan = plan_run(args.model, args.clip, views=args.views, **common)
