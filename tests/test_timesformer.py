@@ -100,8 +100,27 @@ def test_temporal_relative_bias_variant():
     assert not torch.allclose(before, after)
     torch.testing.assert_close(after, explicit, rtol=1e-5, atol=1e-5)
     assert torch.isfinite(longer).all()
-    bias = model.blocks[0].temporal_attn.relative_bias(4)
-    assert torch.equal(bias[:, 0, 3], table[6]) and torch.equal(bias[:, 3, 0], table[0])
+
+
+def _seed_code_temporal_bias(table: torch.Tensor, num_ttokens: int) -> torch.Tensor:
+    """The seed code's rule, step by step: ``coords = arange(T)``, ``relative_coords = coords[:, None] -
+    coords[None, :]``, ``+= T - 1``, ``table[relative_coords.view(-1)].view(T, T, -1).permute(2, 0, 1)``."""
+    coords = torch.arange(num_ttokens)
+    relative_coords = coords[:, None] - coords[None, :]
+    relative_coords += num_ttokens - 1
+    bias = table[relative_coords.view(-1)].view(num_ttokens, num_ttokens, -1)
+    return bias.permute(2, 0, 1).contiguous()
+
+
+def test_temporal_relative_bias_follows_the_seed_codes_indexing():
+    model = _small(temporal_relative_bias=True)
+    attn = model.blocks[0].temporal_attn
+    with torch.no_grad():
+        attn.relative_position_bias_table.copy_(torch.randn_like(attn.relative_position_bias_table))
+    table = attn.relative_position_bias_table.detach()
+    torch.testing.assert_close(attn.relative_bias(4), _seed_code_temporal_bias(table, 4), rtol=0, atol=0)
+    # query frame 0 attending to key frame 3 reads row 0 − 3 + 3 = 0; the reverse reads row 6
+    assert torch.equal(attn.relative_bias(4)[:, 0, 3], table[0]) and torch.equal(attn.relative_bias(4)[:, 3, 0], table[6])
 
 
 def test_embeddings_resized_for_other_frames_and_resolution():

@@ -88,7 +88,8 @@ class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection (official ``Attention``).
 
     With ``relative_frames`` set, a ``(2·T−1, heads)`` table of learned biases indexed by the frame offset
-    j − i is added to the logits (the seed code's temporal variant); offsets beyond the built range are clamped.
+    i − j (query frame i, key frame j: the seed code's ``coords[:, None] - coords[None, :] + T - 1``, the sign of
+    Swin's relative positions) is added to the logits; offsets beyond the built range are clamped.
     """
 
     def __init__(self, config: TimeSformerConfig, kind: str, relative_frames: int | None = None):
@@ -103,9 +104,9 @@ class Attention(nn.Module):
             self.relative_position_bias_table = nn.Parameter(torch.zeros(2 * relative_frames - 1, self.num_heads))
 
     def relative_bias(self, frames: int) -> Tensor:
-        """(heads, T, T) bias: entry [h, i, j] is the table's row for offset j − i (clamped to the table)."""
+        """(heads, T, T) bias: entry [h, i, j] is the table's row for offset i − j (clamped to the table)."""
         pos = torch.arange(frames, device=self.relative_position_bias_table.device)
-        offset = (pos[None, :] - pos[:, None]).clamp(-(self.relative_frames - 1), self.relative_frames - 1)
+        offset = (pos[:, None] - pos[None, :]).clamp(-(self.relative_frames - 1), self.relative_frames - 1)
         return self.relative_position_bias_table[offset + self.relative_frames - 1].permute(2, 0, 1)
 
     def forward(self, x: Tensor, layout: AttentionLayout) -> Tensor:
