@@ -81,7 +81,6 @@ def _hf_logits(state: dict[str, torch.Tensor], x: torch.Tensor, heads: int, eps:
 
 def _hf_directory(tmp_path, state, config: vac.ModelConfig):
     save_file(state, str(tmp_path / "model.safetensors"))
-    t, h, _ = config.tubelet_size
     (tmp_path / "config.json").write_text(json.dumps({
         "architectures": ["VivitForVideoClassification"], "model_type": "vivit", "num_frames": config.num_frames,
         "image_size": config.img_size, "tubelet_size": list(config.tubelet_size), "hidden_act": "gelu_fast",
@@ -441,3 +440,10 @@ def test_app_opens_vivit_b():
     assert_clean(at)
     assert metric(at, "parameters") == f"{88_954_000:,}"
     assert at.query_params == {"model": "vivit_b"}
+
+
+def test_checkpoint_of_another_size_says_how_many_tubelets_it_holds():
+    state = vac.build_model(_reduced(depth=1), device="meta").state_dict()
+    state = {k: torch.zeros(v.shape) for k, v in state.items()}
+    with pytest.raises(vac.CheckpointError, match=r"giving 196 tubelets"):
+        vac.load_checkpoint(vac.build_model(_reduced(depth=1, num_frames=16)), state)

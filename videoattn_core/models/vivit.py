@@ -131,13 +131,14 @@ class Attention(nn.Module):
     """Multi-head self-attention with separate query/key/value projections (Flax ``MultiHeadDotProductAttention``,
     HF ``VivitSelfAttention``), one :class:`AttentionCore` of the given kind."""
 
-    def __init__(self, config: ViViTConfig, kind: str):
+    def __init__(self, config: ViViTConfig, kind: str | None):
         super().__init__()
         dim, self.num_heads = config.embed_dim, config.num_heads
         self.query = nn.Linear(dim, dim, bias=config.qkv_bias)
         self.key = nn.Linear(dim, dim, bias=config.qkv_bias)
         self.value = nn.Linear(dim, dim, bias=config.qkv_bias)
-        self.core = AttentionCore(kind, config.head_dim ** -0.5, config.attn_drop_rate)
+        if kind is not None:  # subclasses with several cores make their own
+            self.core = AttentionCore(kind, config.head_dim ** -0.5, config.attn_drop_rate)
         self.proj = nn.Linear(dim, dim)
         self.proj_drop = nn.Dropout(config.drop_rate)
 
@@ -158,8 +159,7 @@ class FactorizedDotProductAttention(Attention):
     over space within each frame (``(B·T')`` groups of H'·W' tokens). Each half is its own attention core."""
 
     def __init__(self, config: ViViTConfig):
-        super().__init__(config, "joint")
-        del self.core
+        super().__init__(config, None)
         scale = config.head_dim ** -0.5
         self.time_core = AttentionCore("time", scale, config.attn_drop_rate)
         self.space_core = AttentionCore("space", scale, config.attn_drop_rate)
@@ -319,12 +319,10 @@ class ViViT(nn.Module):
         b, frames, height, width = check_video_input(x, channels=cfg.in_chans, multiple_hw=(ph, pw),
                                                      multiple_t=pt, min_t=pt, min_hw=(ph, pw))
         if (frames, height, width) != (cfg.num_frames, cfg.img_size, cfg.img_size):
-            raise ValueError(
-                f"this ViViT is built for {cfg.num_frames} frames of {cfg.img_size}×{cfg.img_size} px (its learned "
-                f"positional embedding fixes the token grid); got {frames} frames of {height}×{width} px — build it "
-                f"with num_frames={frames}, img_size={height} for that input" if height == width else
-                f"this ViViT is built for {cfg.num_frames} frames of {cfg.img_size}×{cfg.img_size} px (its learned "
-                f"positional embedding fixes the token grid); got {frames} frames of {height}×{width} px")
+            fix = f" — build it with num_frames={frames}, img_size={height}" if height == width else ""
+            raise ValueError(f"this ViViT is built for {cfg.num_frames} frames of {cfg.img_size}×{cfg.img_size} px "
+                             f"(its learned positional embedding fixes the token grid); got {frames} frames of "
+                             f"{height}×{width} px{fix}")
         grid = cfg.grid
         t, h, w = grid
         x = self.patch_embed(x)  # (B, C, T', H', W')
@@ -355,17 +353,15 @@ class ViViT(nn.Module):
             hints.append(f"num_classes={state['head.weight'].shape[0]}")
         if any(k.startswith("spatial.") for k in state):
             hints.append("attention_type='factorized_encoder'")
-        elif "encoder.blocks.0.attn.time_core" in state or any(".attn_time." in k for k in state):
+        elif any(".attn_time." in k for k in state):
             hints.append("attention_type='factorized_self_attention_block'")
         elif "encoder.cls_token" in state:
             hints.append("attention_type='spacetime'")
         pos = state.get("encoder.pos_embed")
-        proj = state.get("patch_embed.weight")
-        if "encoder.pos_embed" in wrong and pos is not None and proj is not None:
-            pt, ph = proj.shape[2], proj.shape[3]
-            hints.append(f"{pos.shape[1] - ('encoder.cls_token' in state)} tokens "
-                         f"(T'·H'·W' with a {pt}×{ph}×{proj.shape[4]} tubelet: e.g. num_frames=32, img_size=224 "
-                         f"for 3136)")
+        if "encoder.pos_embed" in wrong and pos is not None:
+            tokens = pos.shape[1] - ("encoder.cls_token" in state)
+            hints.append(f"num_frames and img_size giving {tokens} tubelets (T'·H'·W'; 3136 = 16·14·14 for 32 "
+                         f"frames of 224 px with 2×16×16 tubelets)")
         return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
 
 
