@@ -39,6 +39,7 @@ FIGURES = [
     ("swin3d_s", {}, 16, 224, 49_816_678, 83.06, 0.01),
     ("swin3d_b", {}, 16, 224, 88_048_984, 140.96, 0.01),
     ("swin3d_l", {}, 32, 224, Millions(197.0), 604, 0.02),
+    ("vivit_b", {}, 32, 224, 88_954_000, 451.83, 0.01),
 ]
 
 
@@ -206,6 +207,10 @@ SMALL = [
                                num_frames=4, num_classes=10)),
     ("fiery_temporal", dict(in_channels=12, input_hw=(16, 16), start_out_channels=12)),
 ]
+_VIVIT_SMALL = dict(embed_dim=32, depth=2, temporal_depth=1, num_heads=4, mlp_dim=48, num_frames=4, img_size=32,
+                    tubelet_size=(2, 16, 16), num_classes=10)
+SMALL += [("vivit_b", dict(_VIVIT_SMALL, attention_type=a)) for a in
+          ("spacetime", "factorized_encoder", "factorized_self_attention_block", "factorized_dot_product_attention")]
 
 
 def _small_id(case) -> str:

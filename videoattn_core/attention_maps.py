@@ -229,6 +229,9 @@ def rollout_unavailable_reason(model: nn.Module) -> str | None:
     cores = [m for m in model.modules() if isinstance(m, AttentionCore)]
     if not cores:
         return "this model has no attention layers"
+    stated = getattr(model, "rollout_unavailable", None)  # a family may say why its token flow does not fit
+    if isinstance(stated, str) and stated:
+        return stated
     if any(core.kind in ("window", "pooled") for core in cores):
         return ("rollout needs every layer to attend over the same tokens with a CLS token; windowed and pooled "
                 "attention change or split the token set between layers")
