@@ -131,6 +131,7 @@ SUMMARY_CASES = [  # (label, preset, overrides); Video Swin at 160 px so that wi
     ("mvit_v2_s", "mvit_v2_s", {}),
     ("swin3d_t", "swin3d_t", {}),
     ("swin_divided_st_t", "swin_divided_st_t", {}),
+    ("videomae_base", "videomae_base", {}),
 ]
 
 

@@ -390,3 +390,24 @@ def test_model_link_shows_videomae_base():
     expected = vac.summarize("videomae_base")
     assert metric(at, "parameters") == f"{expected.params:,}"
     assert at.query_params == {"model": "videomae_base"}
+
+
+def test_attention_page_shows_videomae_rollout():
+    from streamlit.testing.v1 import AppTest
+    from test_app import APP, assert_clean, charts
+
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run()
+    at.switch_page("pages/attention.py")
+    at.query_params.clear()
+    at.query_params.update({"model": "videomae_base", "depth": "2", "img_size": "64", "num_frames": "8",
+                            "rollout": "on"})
+    at.run()
+    assert_clean(at)
+    assert at.selectbox(key="attention.layer").value == "blocks.1.attn"
+    assert not [e.value for e in at.error]
+    overlays = [c for c in charts(at) if any(t["type"] == "heatmap" for t in c["data"])
+                and any(t["type"] == "image" for t in c["data"])]
+    assert overlays and at.query_params["rollout"] == "on"
+    titles = [c["layout"].get("title", {}).get("text") or "" for c in overlays]
+    assert any("rolled out" in t for t in titles)  # the rollout drew, from the mean-pooled token

@@ -244,13 +244,13 @@ def rollout_unavailable_reason(model: nn.Module) -> str | None:
 READOUTS = ("mean", "first")
 
 
-def _readout_vector(model: nn.Module, layout: AttentionLayout, size: int) -> Tensor:
+def _readout_vector(model: nn.Module, has_cls: bool, size: int) -> Tensor:
     """The row rollout starts from, over the canonical tokens (patches ``(t h w)``, then CLS): the CLS token, or
     for a model without one the token its classifier reads (``model.readout``)."""
     v = torch.zeros(size + 1, dtype=torch.float64)
     readout = getattr(model, "readout", None)
-    if layout.cls or readout is None:
-        if not layout.cls:
+    if has_cls or readout is None:
+        if not has_cls:
             raise ValueError("attention rollout is not available: this model has no CLS token and does not say "
                              "which token its classifier reads (a 'readout' of 'mean' or 'first')")
         v[size] = 1.0
@@ -275,7 +275,8 @@ def rollout(model: nn.Module, x: Tensor) -> np.ndarray:
     records = capture_all(model, x[:1], reduce=lambda p: p.float().mean(dim=1, keepdim=True))
     grid = records[0].layout.grid
     size = int(np.prod(grid))
-    v = _readout_vector(model, records[0].layout, size)  # canonical tokens: patches (t h w), then the CLS token
+    has_cls = any(record.layout.cls for record in records)
+    v = _readout_vector(model, has_cls, size)  # canonical tokens: patches (t h w), then the CLS token
     for record in reversed(records):
         probs, layout = record.probs[:, 0], record.layout  # (G, N_q, N_k)
         q = _canonical(token_coordinates(layout, 1), size)
