@@ -139,18 +139,19 @@ def test_logits_match_reference_from_a_hugging_face_directory(ref, hf_state, tmp
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("container", ["module", "model"])
-def test_logits_match_reference_from_the_official_layout(ref, hf_state, tmp_path, container):
+def test_logits_match_reference_from_the_official_layout(ref, hf_state, tmp_path):
     official = official_state(hf_state)
     assert len(official) == len(OFFICIAL_KEYS) == 2 + 13 * DEPTH + 4
     assert {(k, tuple(v.shape)) for k, v in official.items()} == set(OFFICIAL_KEYS)
-    path = tmp_path / "checkpoint-best.pth"
-    torch.save({container: official, "epoch": 74}, path)
+    torch.save({"module": official, "epoch": 74}, tmp_path / "mp_rank_00_model_states.pt")  # DeepSpeed runs
+    torch.save({"model": official, "epoch": 74}, tmp_path / "checkpoint-best.pth")  # torch.amp runs
     model = _hf_model(ref)
-    report = vac.load_checkpoint(model, path)
-    assert report.layout == "native"
+    assert vac.load_checkpoint(model, tmp_path / "mp_rank_00_model_states.pt").layout == "native"
     with torch.no_grad():
         assert relative_error(model(ref.input()), ref.logits) <= 1e-4
+    other = _hf_model(ref)
+    vac.load_checkpoint(other, tmp_path / "checkpoint-best.pth")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
 
 
 @pytest.mark.slow
@@ -168,19 +169,22 @@ def test_logits_match_reference_from_a_transformers5_state_dict(ref, hf_state):
 
 @pytest.mark.slow
 def test_second_weight_seed_against_the_transcription(ref, hf_state):
-    """The transcription of the HF model reproduces the fixture, then stands in for it at another seed."""
-    x, cfg = ref.input(), ref.meta["hf_config"]
+    """The transcription of the HF model reproduces the fixture, then stands in for it at another seed (on an
+    8-frame 112 px clip, which both take with the position table of that token count, to keep the test short)."""
+    cfg = ref.meta["hf_config"]
     with torch.no_grad():
-        assert relative_error(hf_forward(hf_state, cfg, x), ref.logits) <= 1e-5
+        assert relative_error(hf_forward(hf_state, cfg, ref.input()), ref.logits) <= 1e-5
         state = ref.state_dict(weight_seed=2)
+        x = torch.randn(1, 3, 8, 112, 112, generator=torch.Generator().manual_seed(5))
         expected = hf_forward(state, cfg, x)
         model = _hf_model(ref)
         vac.load_checkpoint(model, state)
-        assert relative_error(model(x), expected) <= 1e-4
+        ours = relative_error(model(x), expected)
+        assert ours <= 1e-4
         # the official epsilons are a different network: measurably further from Hugging Face's logits
         official_eps = vac.build_model("videomae_base")
         vac.load_checkpoint(official_eps, state)
-        assert relative_error(official_eps(x), expected) > 5 * relative_error(model(x), expected)
+        assert relative_error(official_eps(x), expected) > 5 * ours
 
 
 def _small_hf(use_mean_pooling=True, depth=2, classes=7):
@@ -411,3 +415,17 @@ def test_attention_page_shows_videomae_rollout():
     assert overlays and at.query_params["rollout"] == "on"
     titles = [c["layout"].get("title", {}).get("text") or "" for c in overlays]
     assert any("rolled out" in t for t in titles)  # the rollout drew, from the mean-pooled token
+
+
+def test_run_page_predicts_with_videomae():
+    from streamlit.testing.v1 import AppTest
+    from test_app import APP, assert_clean, metric
+
+    at = AppTest.from_file(APP, default_timeout=240)
+    at.run()
+    at.switch_page("pages/run.py")
+    at.query_params.clear()
+    at.query_params.update({"model": "videomae_base", "depth": "2", "img_size": "64"})
+    at.run()
+    assert_clean(at)
+    assert metric(at, "analytic MACs") == metric(at, "measured MACs")

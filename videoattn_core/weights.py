@@ -427,8 +427,8 @@ def _videomae_entries() -> list[WeightsEntry]:
         out.append(WeightsEntry(
             name=f"{preset}.hf_{tag}", preset=preset, source="huggingface", dataset=dataset,
             recipe=_videomae_recipe(dataset, "huggingface"), layout="Hugging Face (VideoMAEForVideoClassification)",
-            hf_repo=repo, filename="pytorch_model.bin", url=f"https://huggingface.co/{repo}/resolve/main/pytorch_model.bin",
-            page=f"https://huggingface.co/{repo}", metrics={"acc@1": metrics[0], "acc@5": metrics[1]},
+            hf_repo=repo, filename="pytorch_model.bin",
+            url=f"https://huggingface.co/{repo}/resolve/main/pytorch_model.bin", page=f"https://huggingface.co/{repo}", metrics={"acc@1": metrics[0], "acc@5": metrics[1]},
             metrics_protocol=_VIDEOMAE_PROTOCOL.format(5 if dataset == k400 else 2) + f"; figures from the {figures}",
             size_unit=1000 ** 2, overrides=overrides, notes=notes))
     official = [  # preset, tag, Google Drive id of the fine-tuned checkpoint, dataset, (acc@1, acc@5)
