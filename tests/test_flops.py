@@ -135,6 +135,7 @@ SUMMARY_CASES = [  # (label, preset, overrides); Video Swin at 160 px so that wi
     ("vivit_b_fe", "vivit_b_fe", {}),
     ("vivit_b_fsa", "vivit_b_fsa", {}),
     ("vivit_b_fdp", "vivit_b_fdp", {}),
+    ("videomae_base", "videomae_base", {}),
 ]
 
 

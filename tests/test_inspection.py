@@ -40,6 +40,10 @@ FIGURES = [
     ("swin3d_b", {}, 16, 224, 88_048_984, 140.96, 0.01),
     ("swin3d_l", {}, 32, 224, Millions(197.0), 604, 0.02),
     ("vivit_b", {}, 32, 224, 88_954_000, 451.83, 0.01),
+    ("videomae_base", {}, 16, 224, 86_534_800, 180.49, 0.01),
+    ("videomae_s", {}, 16, 224, None, 57, 0.02),  # Tong et al. 2022, Table 6: 57 / 180 / 597 / 1192 GFLOPs
+    ("videomae_l", {}, 16, 224, None, 597, 0.02),
+    ("videomae_h", {}, 16, 224, None, 1192, 0.02),
 ]
 
 
@@ -206,6 +210,8 @@ SMALL = [
     ("swin_divided_st_t", dict(embed_dim=16, depths=(2, 2, 1, 1), num_heads=(1, 2, 2, 4), img_size=80,
                                num_frames=4, num_classes=10)),
     ("fiery_temporal", dict(in_channels=12, input_hw=(16, 16), start_out_channels=12)),
+    ("videomae_base", dict(embed_dim=48, depth=2, num_heads=4, img_size=32, patch_size=8, num_frames=4,
+                           num_classes=10)),
 ]
 _VIVIT_SMALL = dict(embed_dim=32, depth=2, temporal_depth=1, num_heads=4, mlp_dim=48, num_frames=4, img_size=32,
                     tubelet_size=(2, 16, 16), num_classes=10)

@@ -235,13 +235,40 @@ def rollout_unavailable_reason(model: nn.Module) -> str | None:
     if any(core.kind in ("window", "pooled") for core in cores):
         return ("rollout needs every layer to attend over the same tokens with a CLS token; windowed and pooled "
                 "attention change or split the token set between layers")
+    readout = getattr(model, "readout", None)
+    if readout is not None and readout not in READOUTS:
+        return (f"rollout starts from the token the classifier reads; this model reads {readout!r}, which is "
+                f"none of {', '.join(READOUTS)}")
     return None
+
+
+#: the token a classifier without CLS reads, as a model states it in its ``readout`` attribute (VideoMAE):
+#: the mean of all patch tokens, or the first patch token in ``(t h w)`` order
+READOUTS = ("mean", "first")
+
+
+def _readout_vector(model: nn.Module, has_cls: bool, size: int) -> Tensor:
+    """The row rollout starts from, over the canonical tokens (patches ``(t h w)``, then CLS): the CLS token, or
+    for a model without one the token its classifier reads (``model.readout``)."""
+    v = torch.zeros(size + 1, dtype=torch.float64)
+    readout = getattr(model, "readout", None)
+    if has_cls or readout is None:
+        if not has_cls:
+            raise ValueError("attention rollout is not available: this model has no CLS token and does not say "
+                             "which token its classifier reads (a 'readout' of 'mean' or 'first')")
+        v[size] = 1.0
+    elif readout == "mean":
+        v[:size] = 1.0 / size  # mean pooling: every patch token weighs 1/N
+    else:
+        v[0] = 1.0
+    return v
 
 
 def rollout(model: nn.Module, x: Tensor) -> np.ndarray:
     """Attention rollout of the CLS token onto the (T, H, W) token grid for the first clip of ``x``.
 
-    Sums to 1 over the patch tokens. Raises ``ValueError`` with the reason where the architecture does not
+    Models without a CLS token roll out the token their classifier reads (``model.readout``: the mean of all
+    tokens, a row of 1/N, or the first token). Sums to 1 over the patch tokens. Raises ``ValueError`` with the reason where the architecture does not
     allow it (see :func:`rollout_unavailable_reason`). In space-only TimeSformer each frame has its own CLS
     token, averaged after the blocks; they are treated as one token here, as the final average does."""
     reason = rollout_unavailable_reason(model)
@@ -251,8 +278,8 @@ def rollout(model: nn.Module, x: Tensor) -> np.ndarray:
     records = capture_all(model, x[:1], reduce=lambda p: p.float().mean(dim=1, keepdim=True))
     grid = records[0].layout.grid
     size = int(np.prod(grid))
-    v = torch.zeros(size + 1, dtype=torch.float64)  # canonical tokens: patches (t h w), then the CLS token
-    v[size] = 1.0
+    has_cls = any(record.layout.cls for record in records)
+    v = _readout_vector(model, has_cls, size)  # canonical tokens: patches (t h w), then the CLS token
     for record in reversed(records):
         probs, layout = record.probs[:, 0], record.layout  # (G, N_q, N_k)
         q = _canonical(token_coordinates(layout, 1), size)
