@@ -239,7 +239,7 @@ class AttentivePooler(nn.Module):
     def forward(self, x: Tensor, grid: tuple[int, int, int]) -> Tensor:
         for block in self.blocks:
             x = block(x, grid)
-        queries = self.query_tokens.expand(x.shape[0], -1, -1)
+        queries = self.query_tokens.repeat(x.shape[0], 1, 1)
         return self.cross_attention_block(queries, x, grid)  # (B, 1, C)
 
 
@@ -334,21 +334,21 @@ class VJEPA2(nn.Module):
 
     @staticmethod
     def checkpoint_hint(state: dict[str, Tensor], wrong: list[str]) -> str | None:
-        """Say which hyperparameters would make a mismatching checkpoint fit."""
+        """The structure a mismatching checkpoint was saved from, read off its tensors (the loader reports
+        shape mismatches, not a different block count, so every derivable field is named)."""
         hints = []
-        if "linear.weight" in state and "linear.weight" in wrong:
+        if "linear.weight" in state:
             hints.append(f"num_classes={state['linear.weight'].shape[0]}")
-        if "patch_embed.proj.weight" in state and "patch_embed.proj.weight" in wrong:
+        if "patch_embed.proj.weight" in state:
             dim, _, tubelet, patch, _ = state["patch_embed.proj.weight"].shape
             hints.append(f"embed_dim={dim}, tubelet_size={tubelet}, patch_size={patch}")
+        if "blocks.0.mlp.fc1.weight" in state:
+            hidden, dim = state["blocks.0.mlp.fc1.weight"].shape
+            hints.append(f"mlp_ratio={hidden / dim:g}")
         for field, prefix in (("depth", "blocks."), ("pooler_depth", "pooler.blocks."),
                               ("predictor_depth", "predictor.predictor_blocks.")):
             indices = {int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix)}
-            if any(k.startswith(prefix) for k in wrong):
-                hints.append(f"{field}={max(indices) + 1 if indices else 0}")
-        if "blocks.0.mlp.fc1.weight" in state and "blocks.0.mlp.fc1.weight" in wrong:
-            hidden, dim = state["blocks.0.mlp.fc1.weight"].shape
-            hints.append(f"mlp_ratio={hidden / dim:g}")
+            hints.append(f"{field}={max(indices) + 1 if indices else 0}")
         return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
 
 
