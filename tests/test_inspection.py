@@ -39,6 +39,7 @@ FIGURES = [
     ("swin3d_s", {}, 16, 224, 49_816_678, 83.06, 0.01),
     ("swin3d_b", {}, 16, 224, 88_048_984, 140.96, 0.01),
     ("swin3d_l", {}, 32, 224, Millions(197.0), 604, 0.02),
+    ("vjepa2_vitl", {}, 16, 256, 375_485_998, 935.83, 0.01),
 ]
 
 
@@ -205,6 +206,8 @@ SMALL = [
     ("swin_divided_st_t", dict(embed_dim=16, depths=(2, 2, 1, 1), num_heads=(1, 2, 2, 4), img_size=80,
                                num_frames=4, num_classes=10)),
     ("fiery_temporal", dict(in_channels=12, input_hw=(16, 16), start_out_channels=12)),
+    ("vjepa2_vitl", dict(embed_dim=48, depth=2, num_heads=3, img_size=32, patch_size=8, num_frames=4, num_classes=10,
+                         pooler_depth=1, predictor_depth=1, predictor_embed_dim=24, predictor_num_heads=2)),
 ]
 
 
@@ -298,7 +301,7 @@ def test_captured_probabilities_are_the_networks(case):
             torch.testing.assert_close(probs.sum(-1), torch.ones(probs.shape[:-1]), rtol=0, atol=1e-5)
             lay = captured.layout
             t, h, w = lay.grid
-            groups = {"space": batch * t, "time": batch * h * w, "joint": batch, "pooled": batch}
+            groups = {"space": batch * t, "time": batch * h * w, "joint": batch, "pooled": batch, "cross": batch}
             if lay.window is not None:
                 pt, ph, pw = lay.padded_grid
                 wt, wh, ww = lay.window

@@ -243,9 +243,24 @@ class AttentivePooler(nn.Module):
         return self.cross_attention_block(queries, x, grid)  # (B, 1, C)
 
 
+class _CarriedBlock(nn.Module):
+    """The weights of one predictor ``Block`` under their official names (norm1, attn.qkv, attn.proj, norm2,
+    mlp.fc1/fc2). Never run, so it holds no attention core: the inspection lists only attention that runs."""
+
+    def __init__(self, dim: int, eps: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=eps)
+        self.attn = nn.Module()
+        self.attn.qkv = nn.Linear(dim, dim * 3)
+        self.attn.proj = nn.Linear(dim, dim)
+        self.norm2 = nn.LayerNorm(dim, eps=eps)
+        self.mlp = Mlp(dim, dim * 4)
+
+
 class Predictor(nn.Module):
-    """The pretraining predictor (official ``VisionTransformerPredictor`` with RoPE): carried so that the
-    published files load whole, never run by the classifier."""
+    """The pretraining predictor's weights (official ``VisionTransformerPredictor`` with RoPE; width
+    ``predictor_embed_dim``, ``predictor_num_heads`` heads): carried so that the published files load whole and
+    count as published, never run by the classifier."""
 
     def __init__(self, config: VJEPA2Config):
         super().__init__()
@@ -253,9 +268,8 @@ class Predictor(nn.Module):
         self.predictor_embed = nn.Linear(config.embed_dim, dim)
         self.mask_tokens = nn.ParameterList(nn.Parameter(torch.zeros(1, 1, dim))
                                             for _ in range(config.predictor_mask_tokens))
-        self.predictor_blocks = nn.ModuleList(
-            Block(dim, config.predictor_num_heads, 4.0, True, config.norm_eps, rope=True)
-            for _ in range(config.predictor_depth))
+        self.predictor_blocks = nn.ModuleList(_CarriedBlock(dim, config.norm_eps)
+                                              for _ in range(config.predictor_depth))
         self.predictor_norm = nn.LayerNorm(dim, eps=config.norm_eps)
         self.predictor_proj = nn.Linear(dim, config.embed_dim)
 
