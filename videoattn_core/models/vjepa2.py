@@ -232,9 +232,10 @@ class AttentivePooler(nn.Module):
         super().__init__()
         dim, heads, eps = config.embed_dim, config.pooler_heads, config.pooler_norm_eps
         self.query_tokens = nn.Parameter(torch.zeros(1, 1, dim))
-        self.cross_attention_block = CrossAttentionBlock(dim, heads, eps)
+        # registered in the order they run (the official class registers the cross-attention first)
         self.blocks = nn.ModuleList(Block(dim, heads, 4.0, True, eps, rope=False)
                                     for _ in range(config.pooler_depth))
+        self.cross_attention_block = CrossAttentionBlock(dim, heads, eps)
 
     def forward(self, x: Tensor, grid: tuple[int, int, int]) -> Tensor:
         for block in self.blocks:
