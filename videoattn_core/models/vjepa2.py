@@ -28,7 +28,7 @@ and a pre-norm MLP. The query's output feeds the linear classifier. The official
 ``num_probe_blocks = pooler_depth + 1``.
 
 The Hugging Face files also carry the JEPA predictor (the network that predicts masked tokens during
-pretraining; 21.8 M parameters for ViT-L). Classification never runs it; it is built (``predictor_depth``) so
+pretraining; 22.1 M parameters with ViT-L). Classification never runs it; it is built (``predictor_depth``) so
 that these files load whole and the parameter count is the published one.
 """
 
