@@ -365,3 +365,18 @@ def test_two_sessions_keep_their_own_state():
     assert a.query_params == {"model": "timesformer_base", "depth": "4"}
     assert b.query_params == {"model": "swin3d_t"}
     assert metric(b, "parameters") == f"{vac.summarize('swin3d_t').params:,}"
+
+
+def test_attention_page_vjepa2_pooler_cross_attention():
+    """V-JEPA 2 at reduced size (the page takes the hyperparameters from the link): the default layer is the
+    pooler's cross-attention, its learned query's map lies over the frames."""
+    small = {"model": "vjepa2_vitl", "embed_dim": "48", "num_heads": "3", "depth": "1", "pooler_depth": "1",
+             "predictor_depth": "0", "img_size": "64", "num_frames": "4"}
+    at = open_app("attention", **small)
+    assert_clean(at)
+    assert at.selectbox(key="attention.layer").value == "pooler.cross_attention_block.xattn"
+    caption = " ".join(c.value for c in at.caption)
+    assert "kind **cross**" in caption and "token grid T×H×W = 2×4×4" in caption
+    heat = next(c for c in charts(at) if any(t["type"] == "heatmap" for t in c["data"]))
+    values = array(next(t for t in heat["data"] if t["type"] == "heatmap")["z"])
+    assert values.shape == (4, 4) and np.isfinite(values).all()

@@ -115,6 +115,19 @@ def test_pooled_map_lands_on_the_kv_grid():
     assert upsample(amap.values, (8, 8, 8)).shape == (8, 8, 8)
 
 
+def test_cross_attention_map_lays_each_learned_query_over_the_key_grid():
+    """Learned queries (V-JEPA 2's pooler) sit on no cell: "cls" selects them (their mean when several), and each
+    one's row lands on the (t h w) key grid of its own clip."""
+    layout = AttentionLayout("cross", (2, 3, 4), "b", "(t h w)", queries=2)
+    probs = torch.rand(2, 3, 2, 24).softmax(-1)  # (B, heads, queries, T·H·W)
+    captured = CapturedAttention(probs, layout)
+    amap = attention_map(captured, query="cls", head=1, batch=1)
+    assert amap.grid == (2, 3, 4) and amap.cls_weight is None
+    np.testing.assert_allclose(amap.values, probs[1, 1].mean(0).reshape(2, 3, 4).numpy(), rtol=1e-6)
+    with pytest.raises(ValueError, match="learned tokens"):
+        attention_map(captured, query=(0, 0, 0))
+
+
 def _full_matrix(captured, size):
     """Independent rollout helper: one layer's head-averaged attention as a dense (size+1)² matrix with CLS
     last; tokens not attending in the layer keep an identity row; a CLS repeated across groups averages."""

@@ -136,6 +136,7 @@ SUMMARY_CASES = [  # (label, preset, overrides); Video Swin at 160 px so that wi
     ("vivit_b_fsa", "vivit_b_fsa", {}),
     ("vivit_b_fdp", "vivit_b_fdp", {}),
     ("videomae_base", "videomae_base", {}),
+    ("vjepa2_vitl", "vjepa2_vitl", {"depth": 2, "predictor_depth": 0}),
 ]
 
 
@@ -226,6 +227,8 @@ def test_layout_formula_handles_each_kind():
     assert flops.layout_attention_macs(lay, 1, 32) == flops.window3d_attention_macs(1, (5, 10, 10), (2, 7, 7), 32)
     lay = AttentionLayout("pooled", (8, 56, 56), "b", "(t h w)", cls=True, q_grid=(8, 28, 28), kv_grid=(8, 7, 7))
     assert flops.layout_attention_macs(lay, 1, 192) == flops.pooled_attention_macs(1, (8, 28, 28), (8, 7, 7), 192)
+    lay = AttentionLayout("cross", (8, 16, 16), "b", "(t h w)", queries=1)  # V-JEPA 2's pooler: 1 learned query
+    assert flops.layout_attention_macs(lay, 2, 1024) == 2 * 1 * 2048 * 2 * 1024
 
 
 def test_sdpa_kernel_formula_counts_like_explicit_attention():

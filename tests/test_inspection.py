@@ -44,6 +44,7 @@ FIGURES = [
     ("videomae_s", {}, 16, 224, None, 57, 0.02),  # Tong et al. 2022, Table 6: 57 / 180 / 597 / 1192 GFLOPs
     ("videomae_l", {}, 16, 224, None, 597, 0.02),
     ("videomae_h", {}, 16, 224, None, 1192, 0.02),
+    ("vjepa2_vitl", {}, 16, 256, 375_485_998, 935.83, 0.01),
 ]
 
 
@@ -212,6 +213,8 @@ SMALL = [
     ("fiery_temporal", dict(in_channels=12, input_hw=(16, 16), start_out_channels=12)),
     ("videomae_base", dict(embed_dim=48, depth=2, num_heads=4, img_size=32, patch_size=8, num_frames=4,
                            num_classes=10)),
+    ("vjepa2_vitl", dict(embed_dim=48, depth=2, num_heads=3, img_size=32, patch_size=8, num_frames=4, num_classes=10,
+                         pooler_depth=1, predictor_depth=1, predictor_embed_dim=24, predictor_num_heads=2)),
 ]
 _VIVIT_SMALL = dict(embed_dim=32, depth=2, temporal_depth=1, num_heads=4, mlp_dim=48, num_frames=4, img_size=32,
                     tubelet_size=(2, 16, 16), num_classes=10)
@@ -309,7 +312,7 @@ def test_captured_probabilities_are_the_networks(case):
             torch.testing.assert_close(probs.sum(-1), torch.ones(probs.shape[:-1]), rtol=0, atol=1e-5)
             lay = captured.layout
             t, h, w = lay.grid
-            groups = {"space": batch * t, "time": batch * h * w, "joint": batch, "pooled": batch}
+            groups = {"space": batch * t, "time": batch * h * w, "joint": batch, "pooled": batch, "cross": batch}
             if lay.window is not None:
                 pt, ph, pw = lay.padded_grid
                 wt, wh, ww = lay.window

@@ -53,6 +53,10 @@ def token_coordinates(layout: AttentionLayout, batch: int, *, keys: bool = False
     ``CLS`` and ``PAD`` markers. ``keys`` selects the key grid of pooled attention (``kv_grid``)."""
     grid = (layout.kv_grid if keys else layout.q_grid) or layout.grid
     index = _grid_index(batch, grid)
+    if layout.kind == "cross" and not keys:
+        # learned query tokens sit on no cell: like a CLS token, they stand for the whole clip
+        groups = rearrange(index, f"b t h w -> {layout.groups} {layout.tokens}").shape[0]
+        return torch.full((groups, layout.queries or 1), CLS, dtype=index.dtype)
     if layout.window is not None:
         coords = _window_coordinates(index, layout)
     else:
@@ -76,9 +80,10 @@ def _window_coordinates(index: Tensor, layout: AttentionLayout) -> Tensor:
 
 
 def query_grid(captured: CapturedAttention) -> tuple[tuple[int, int, int], bool]:
-    """The (T, H, W) grid a query is chosen on, and whether a CLS query exists."""
+    """The (T, H, W) grid a query is chosen on, and whether a CLS query exists (the learned queries of
+    cross-attention answer as ``"cls"``)."""
     layout = captured.layout
-    return (layout.q_grid or layout.grid), layout.cls
+    return (layout.q_grid or layout.grid), layout.cls or layout.kind == "cross"
 
 
 def _head_probs(captured: CapturedAttention, head: int | None) -> Tensor:
@@ -110,8 +115,13 @@ def attention_map(captured: CapturedAttention, *, query: Query = "cls", head: in
 
     ``query`` is ``"cls"`` or ``(t, y, x)`` on the query grid (:func:`query_grid`); ``t=None`` takes that
     position in every frame (each frame's row lands on its own frame for spatial attention; overlapping rows
-    are averaged). ``head=None`` averages the heads."""
+    are averaged). ``head=None`` averages the heads. In cross-attention (V-JEPA 2's pooler) the queries are
+    learned tokens on no grid cell: ``"cls"`` selects them (their mean when there are several) and their
+    attention is laid over the video's key grid."""
     layout = captured.layout
+    if layout.kind == "cross" and query != "cls":
+        raise ValueError("this layer's queries are learned tokens, not patches; choose the query 'cls' to see "
+                         "where they look over the video")
     probs = _head_probs(captured, head)  # (G, Nq, Nk)
     groups = probs.shape[0]
     n_batch = max(1, groups // token_coordinates(layout, 1).shape[0])

@@ -174,6 +174,8 @@ def layout_attention_macs(layout: AttentionLayout, batch: int, dim: int, dim_v: 
     - pooled: ``batch`` groups, queries on ``q_grid`` and keys on ``kv_grid`` (:func:`pooled_attention_macs`);
     - otherwise the ``groups``/``tokens`` einops patterns over ``b`` and the ``t h w`` grid (joint, space, time);
 
+    - cross (learned queries): ``groups``/``tokens`` as above for the keys, ``queries`` query tokens;
+
     plus one CLS token on queries and keys when ``cls``."""
     dim_v = dim if dim_v is None else dim_v
     cls = 1 if layout.cls else 0
@@ -191,6 +193,8 @@ def layout_attention_macs(layout: AttentionLayout, batch: int, dim: int, dim_v: 
         axes = lambda pattern: pattern.replace("(", " ").replace(")", " ").split()  # noqa: E731
         groups = _prod(sizes[a] for a in axes(layout.groups))
         n_q = n_k = _prod(sizes[a] for a in axes(layout.tokens)) + cls
+        if layout.kind == "cross":
+            n_q = layout.queries or 1
     return groups * n_q * n_k * (dim + dim_v)
 
 

@@ -537,7 +537,7 @@ def _build_records(model: nn.Module, calls: list[_Call], namer: _AxisNamer | Non
         if name in by_name:
             continue
         below = [o for n, o in first_order.items() if n.startswith(name + ".") or (not name and n)]
-        if not below and not own_params[name]:
+        if not below and not any(True for _ in module.parameters()):  # holds no weights, even below it
             continue
         records.append(LayerRecord(
             name=name, type=type(module).__name__, depth=name.count(".") + 1 if name else 0, calls=0,

@@ -14,7 +14,7 @@ from typing import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-ATTENTION_KINDS = ("space", "time", "joint", "window", "pooled")
+ATTENTION_KINDS = ("space", "time", "joint", "window", "pooled", "cross")
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,8 @@ class AttentionLayout:
     ``groups`` and ``tokens`` are einops patterns over the axes ``b`` (batch), ``t``, ``h``, ``w`` (the token
     grid ``grid`` = (T, H, W)) and, for windows, ``nw`` (window index) and ``wt wh ww`` (position in a window).
     ``q_grid``/``kv_grid`` are the (T, H, W) grids of queries and keys when they differ (pooled attention).
+    Cross-attention (kind ``"cross"``, V-JEPA 2's attentive pooler) has ``queries`` learned query tokens that
+    sit on no grid cell; its keys are the grid's tokens, laid out by ``groups``/``tokens``.
     """
 
     kind: str
@@ -36,6 +38,7 @@ class AttentionLayout:
     window: tuple[int, int, int] | None = None
     shift: tuple[int, int, int] | None = None
     padded_grid: tuple[int, int, int] | None = None
+    queries: int | None = None
 
 
 @dataclass
