@@ -12,7 +12,9 @@ from .config import ModelConfig, coerce_overrides
 from .errors import CheckpointError, ConfigError, VideoAttnError, VideoError, WeightsError
 from .inspection import Inspection, LayerRecord, Summary, attention_layers, inspect, summarize
 from .models.layers import set_fused_attention
-from .predict import Prediction, predict
+from . import runtime  # noqa: F401  (the run pipeline: plan_run, load_model, load_inputs, classify)
+from .predict import Prediction, predict, predict_many
+from .predict import timeline as predict_timeline
 from .registry import build_model, get_config, get_preset, list_families, list_models
 from .preprocessing import preprocess
 from .sampling import clip_indices, sample_indices
@@ -27,5 +29,5 @@ __all__ = [
     "summarize", "inspect", "attention_layers", "Summary", "Inspection", "LayerRecord",
     "read_clip", "probe_clip", "preprocess", "load_clip", "sample_indices", "clip_indices", "Clip", "ClipInfo", "LoadedClip", "Limits",
     "get_weights", "get_entry", "list_weights", "load_labels", "recipe_for", "CATALOG", "Recipe", "WeightsEntry",
-    "predict", "Prediction",
+    "predict", "predict_many", "predict_timeline", "Prediction", "runtime",
 ]

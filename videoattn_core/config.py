@@ -72,7 +72,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for spec in self.field_specs():
-            _check_field(spec, getattr(self, spec.name))
+            check_field(spec, getattr(self, spec.name))
         self.validate()
 
     def validate(self) -> None:
@@ -160,7 +160,7 @@ def _check_number(spec: FieldSpec, value: Any, expected: type) -> bool:
     return True
 
 
-def _check_field(spec: FieldSpec, value: Any) -> None:
+def check_field(spec: FieldSpec, value: Any) -> None:
     bad = ConfigError(f"{spec.name}={show_value(value)} is not allowed: {spec.name} must be {_describe_allowed(spec)}",
                       field=spec.name)
     if value is None:

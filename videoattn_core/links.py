@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .config import ModelConfig, coerce_value, show_value
+from .config import ModelConfig, check_field, coerce_value, show_value
 from .errors import ConfigError
 from .registry import get_preset, list_models
 
@@ -63,7 +63,7 @@ def parse_link(params: Mapping[str, str | list[str]], *,
         elif name in specs:
             try:
                 value = coerce_value(specs[name], text)
-                base.replace(**{name: value})  # the field alone must be valid for this preset
+                check_field(specs[name], value)  # its type and range; combinations are checked below
                 overrides[name] = value
             except ConfigError as exc:
                 ignored.append(f"{name}={show_value(text)} ignored: {exc}")
@@ -77,7 +77,8 @@ def parse_link(params: Mapping[str, str | list[str]], *,
             config = base.replace(**overrides)
             break
         except ConfigError as exc:
-            culprit = exc.field if exc.field in overrides else next(reversed(overrides))
+            named = [k for k in overrides if f"{k}=" in str(exc)]  # a link's field the message is about
+            culprit = exc.field if exc.field in overrides else (named[0] if named else next(reversed(overrides)))
             ignored.append(f"{culprit}={overrides.pop(culprit)!r} ignored: {exc}")
 
     overrides = {k: v for k, v in overrides.items() if getattr(base, k) != v}

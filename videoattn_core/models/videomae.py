@@ -329,6 +329,7 @@ def hf_config_overrides(hf_config: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
+VideoMAE.hf_config_overrides = staticmethod(hf_config_overrides)
 register_family(VideoMAEConfig, VideoMAE,
                 paper="Tong et al., VideoMAE: Masked Autoencoders are Data-Efficient Learners for Self-Supervised "
                       "Video Pre-Training (NeurIPS 2022)",
