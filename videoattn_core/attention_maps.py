@@ -288,7 +288,8 @@ def rollout(model: nn.Module, x: Tensor) -> np.ndarray:
     records = capture_all(model, x[:1], reduce=lambda p: p.float().mean(dim=1, keepdim=True))
     grid = records[0].layout.grid
     size = int(np.prod(grid))
-    has_cls = any(record.layout.cls for record in records)
+    # learned cross-attention queries (V-JEPA 2's pooler) stand for the whole clip, as a CLS token does
+    has_cls = any(record.layout.cls or record.layout.kind == "cross" for record in records)
     v = _readout_vector(model, has_cls, size)  # canonical tokens: patches (t h w), then the CLS token
     for record in reversed(records):
         probs, layout = record.probs[:, 0], record.layout  # (G, N_q, N_k)
