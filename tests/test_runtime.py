@@ -165,7 +165,8 @@ def test_dry_run_plans_without_downloading_or_running(entry, capsys):
     assert plan["views"] == {"clips": 1, "crops": 3, "forwards": 3}
     summary = vac.summarize(vac.get_config("timesformer_base", **TINY))
     assert plan["macs_per_view"] == summary.macs and plan["macs_total"] == 3 * summary.macs
-    assert plan["memory"]["total_bytes"] == summary.memory_estimate()["total"] and plan["memory"]["fits"]
+    assert plan["memory"]["live_tensor_peak_bytes"] == summary.memory_estimate()["activations"]
+    assert plan["memory"]["fits"] and plan["memory"]["margin"] == vac.runtime.MEMORY_MARGIN
     assert plan["labels_from"].startswith("assets label list (ssv2)")
 
 

@@ -605,8 +605,8 @@ class Summary:
     macs: int
     views: int
     batch: int
-    _peak_activation_elems: int = field(default=0, repr=False)
     _attention_elems: dict[str, int] = field(default_factory=dict, repr=False)
+    _peak_bytes: dict[tuple, int] = field(default_factory=dict, repr=False)  # forward_peak_bytes by dtype, batch
 
     @property
     def flops(self) -> int:
@@ -643,24 +643,27 @@ class Summary:
                         explicit_attention: bool = False) -> dict[str, int]:
         """Bytes an inference forward needs, for refusing configurations that cannot fit.
 
-        ``weights``: parameters × ``dtype_bytes``. ``activations``: the peak over module calls of the clip, the
-        residual stream held by the enclosing modules, and the call's inputs and outputs (an upper-bound style
-        estimate; autograd off). ``attention``: probability tensors kept for ``captured`` layer names (see
-        :func:`attention_layers`) plus, with ``explicit_attention``, the largest attention matrix the explicit
-        path materialises (logits and probabilities); fused kernels never form it. Everything but the weights
-        scales linearly with ``batch``.
+        ``weights``: parameters × ``dtype_bytes``. ``activations``: the peak bytes of the tensors the forward holds
+        at once, counted while it runs on the meta device (:func:`videoattn_core.analysis.forward_peak_bytes`;
+        with ``explicit_attention`` the softmax path's attention matrices included). ``attention``: probability
+        tensors kept for ``captured`` layer names (see :func:`attention_layers`).
         """
-        scale = batch / self.batch
+        from .analysis import forward_peak_bytes
+
         attention = sum(self._attention_elems.get(n, 0) for n in captured)
         unknown = [n for n in captured if n not in self._attention_elems]
         if unknown:
             raise ConfigError(f"no attention layer named {unknown[0]!r}; capturable: "
                               f"{', '.join(self._attention_elems)}", field="attention_layers")
-        if explicit_attention and self._attention_elems:
-            attention += 2 * max(self._attention_elems.values())
+        dtype = {2: torch.bfloat16, 4: torch.float32, 8: torch.float64}.get(dtype_bytes, torch.float32)
+        key = (dtype_bytes, batch, explicit_attention)
+        if key not in self._peak_bytes:
+            self._peak_bytes[key] = forward_peak_bytes(self.config, dtype=dtype, batch=batch,
+                                                       explicit_attention=explicit_attention,
+                                                       input_shape=self.input_shape)
         weights = self.params * dtype_bytes
-        activations = int(self._peak_activation_elems * scale) * dtype_bytes
-        attention_bytes = int(attention * scale) * dtype_bytes
+        activations = self._peak_bytes[key]
+        attention_bytes = int(attention * batch / self.batch) * dtype_bytes
         return {"weights": weights, "activations": activations, "attention": attention_bytes,
                 "total": weights + activations + attention_bytes}
 
@@ -752,22 +755,6 @@ def _check_range(name: str, value: int | None, bounds: tuple[int, int]) -> None:
 def _example_input(model: nn.Module, config: ModelConfig, frames: int | None, size: int | None, batch: int,
                    device: torch.device | str) -> Tensor:
     return torch.empty(config.input_shape(frames, size, batch), device=device)
-
-
-def _peak_elems(calls: list[_Call]) -> int:
-    """Peak live activation elements over the calls: the clip, the largest input held by an enclosing module
-    (the residual stream), and the call's own inputs and outputs."""
-    if not calls:
-        return 0
-    clip = calls[0].input_elems
-    peak = clip
-    for c in calls:
-        held, p = 0, c.parent
-        while p is not None and p.parent is not None:
-            held = max(held, p.input_elems)
-            p = p.parent
-        peak = max(peak, clip + held + c.input_elems + c.output_elems)
-    return peak
 
 
 _SAME_SHAPE_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.Dropout,
@@ -880,7 +867,7 @@ def summarize(name_or_model: str | ModelConfig | nn.Module, frames: int | None =
                    input_layout=config.input_layout, output_shape=calls[0].output_shape if calls else None,
                    layers=records, params=params, macs=macs,
                    views=views if views is not None else _default_views(config), batch=batch,
-                   _peak_activation_elems=_peak_elems(calls), _attention_elems=attention_elems)
+                   _attention_elems=attention_elems)
 
 
 # ------------------------------------------------------------------------------------------------ inspect
