@@ -655,14 +655,14 @@ def memory_check(run_summary, inputs: RunInputs, captured: tuple[str, ...] = ())
 
 
 def run_plan(key: ConfigKey, weights: str, device: str, dtype: str, checkpoint: bytes | None = None,
-             views: str = "single") -> runtime.RunPlan:
+             views: str = "single", clip: Any = None) -> runtime.RunPlan:
     """The core's plan of a run from the page's inputs (the same pipeline as ``vac.predict`` and the CLI)."""
     config = config_of(key)
     preset = dict(key)["model"]
     entry = None if weights == "random" or weights.startswith("upload:") else weights
-    return runtime.plan_run(preset, None, weights=entry, checkpoint=checkpoint if weights.startswith("upload:")
+    return runtime.plan_run(preset, clip, weights=entry, checkpoint=checkpoint if weights.startswith("upload:")
                             else None, overrides=config.diff(vac.get_preset(preset).config), device=device,
-                            dtype=dtype, views=views, estimate=False)
+                            dtype=dtype, views=views, estimate=clip is not None)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -725,6 +725,27 @@ def view_probabilities(key: ConfigKey, inputs: tuple[str, str, str, str], views:
     _, _, device, dtype = inputs
     with _loaded.lock:
         return runtime.classify(_loaded.model, _clip.tensor, device=device, dtype=DTYPES[dtype])
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def timeline(key: ConfigKey, inputs: tuple[str, str, str, str], stride_s: float, _loaded: runtime.RunModel,
+             _data: bytes | None = None) -> dict[str, Any]:
+    """Predictions over the whole clip, a window every ``stride_s`` seconds (the core's ``timeline_of``)."""
+    from videoattn_core.predict import timeline_of
+
+    clip, weights, device, dtype = inputs
+    source = _data if clip.startswith("upload:") else sample_clips()[clip]
+    plan = run_plan(key, weights, device, dtype, b"" if weights.startswith("upload:") else None)
+    with _loaded.lock:
+        return timeline_of(plan, _loaded, source, stride_s=stride_s, probabilities=True,
+                           limits=video.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
+
+
+def clip_plan(key: ConfigKey, inputs: "RunInputs", views: str) -> dict[str, Any]:
+    """The run's plan with the clip probed (frame indices of every view), as ``predict --dry-run`` prints it."""
+    source = clip_bytes(inputs) if inputs.uploaded_clip else sample_clips()[inputs.clip]
+    return run_plan(key, inputs.weights, inputs.device, inputs.dtype, b"" if inputs.uploaded_weights else None,
+                    views, clip=source).to_dict()
 
 
 def measured_table(result) -> list[dict[str, Any]]:

@@ -6,6 +6,7 @@ import streamlit as st
 import videoattn_core as vac
 from pages import _common as common
 from videoattn_core import figures, runtime
+from videoattn_core.predict import timeline_series
 
 VIEWS = ("single", "protocol")
 PAGE_FIELDS = {**common.RUN_FIELDS, "topk": lambda text: common.integer(text, "topk", 1, 20),
@@ -57,6 +58,11 @@ except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()
 clips, crops = plan.views
+with st.expander("What this run will do (the plan, as `predict --dry-run` prints it)"):
+    try:
+        st.json(common.clip_plan(key, inputs, views), expanded=1)
+    except vac.VideoAttnError as exc:
+        st.error(str(exc))
 st.caption(f"Recipe: {plan.recipe.num_frames} frames ({plan.recipe.sampling}, {plan.recipe.clip_rule} clips), short "
            f"side {plan.recipe.resize} px ({plan.recipe.resampling} resampling), crop {plan.recipe.crop}; "
            f"{clips} clip(s) × {crops} crop(s) = {clips * crops} forward(s). Source: {plan.recipe.source}.")
@@ -93,6 +99,21 @@ st.plotly_chart(figures.topk_bar([p["label"] for p in predictions], [p["probabil
 if loaded.report:
     with st.expander("checkpoint report"):
         st.text(loaded.report)
+
+st.subheader("Predictions over time")
+stride = st.number_input("a window every … seconds", min_value=0.5, max_value=600.0, value=2.0, step=0.5,
+                         key="run.stride", help="Each window is read with the same recipe and decoded by seeking.")
+if st.button("Predict over the whole clip", key="run.timeline"):
+    try:
+        with st.spinner("windows…"):
+            over_time = common.timeline(key, inputs.key, float(stride), loaded, common.clip_bytes(inputs))
+    except vac.VideoAttnError as exc:
+        st.error(str(exc))
+    else:
+        windows = over_time["windows"]
+        st.plotly_chart(figures.prediction_timeline(
+            [w["start_s"] for w in windows], timeline_series(over_time, loaded.labels),
+            title=f"{len(windows)} windows (labels: {loaded.labels_from})"), key="timeline_chart")
 
 st.subheader("Measured layers")
 cols = st.columns(4)

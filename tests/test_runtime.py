@@ -215,3 +215,27 @@ def test_timeline_and_batch(entry, tmp_path, capsys):
     assert rows[0].startswith("clip,ok") and len(rows) == 3
     assert "True" in rows[1] and single.predictions[0]["label"] in rows[1]
     assert "False" in rows[2] and "is not a video FFmpeg can read" in rows[2]
+
+
+def test_run_page_protocol_views_timeline_and_plan(entry):
+    at = open_app("run", model="timesformer_base", **{k: str(v) for k, v in TINY.items()}, topk="5",
+                  weights=ENTRY, views="protocol")
+    assert not at.exception, [e.value for e in at.exception]
+    library = vac.predict("timesformer_base", CLIP, weights=ENTRY, device="cpu", views="protocol")
+    bars = next(c for c in charts(at) if c["data"][0]["type"] == "bar" and c["data"][0].get("orientation") == "h")
+    assert bars["data"][0]["x"][::-1] == [p["probability"] for p in library.predictions]
+    assert at.query_params["views"] == "protocol"
+    plan = json.loads(at.get("json")[0].proto.body)
+    assert plan["frame_indices"] == [[31, 93, 155, 218]] and plan["views"]["forwards"] == 3
+    assert plan["weights"]["name"] == ENTRY and plan["memory"]["fits"]
+
+    at.number_input(key="run.stride").set_value(2.0)
+    at.button(key="run.timeline").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    chart = next(c for c in charts(at) if c["data"][0]["type"] == "scatter")
+    over_time = vac.predict_timeline("timesformer_base", CLIP, stride_s=2.0, weights=ENTRY, device="cpu")
+    assert chart["data"][0]["x"] == [w["start_s"] for w in over_time["windows"]]
+    top1 = {w["predictions"][0]["label"]: w["predictions"][0]["probability"] for w in over_time["windows"]}
+    for trace in chart["data"]:
+        assert trace["name"] in top1  # every line is some window's top-1 class

@@ -338,3 +338,13 @@ def bias_tables(tables: Mapping[str, np.ndarray], *, x_title: str = "head", y_ti
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title=y_title)
     return _layout(fig, title, height=max(320, 300 * rows))
+
+
+def prediction_timeline(starts: Sequence[float], series: dict[str, Sequence[float]], title: str | None = None
+                        ) -> go.Figure:
+    """Probability of each named class in each window of a clip (window start in seconds on x)."""
+    fig = go.Figure([go.Scatter(x=list(starts), y=list(values), mode="lines+markers", name=label,
+                                hovertemplate=f"{label}<br>%{{x:.1f}} s: %{{y:.1%}}<extra></extra>")
+                     for label, values in series.items()])
+    fig.update_layout(xaxis_title="window start (s)", yaxis_title="probability", yaxis_range=[0, 1])
+    return _layout(fig, title, height=320)

@@ -148,26 +148,47 @@ def timeline(model: str, clip: str | Path | bytes, *, stride_s: float, weights: 
              limits: Limits | None = None, progress: Any = None) -> dict[str, Any]:
     """Predictions over time: the top-k of each window of :func:`timeline_windows` (one centre crop each).
     Each window is decoded by seeking to it, so a long clip costs windows × (seek + forward)."""
+    plan = plan_run(model, None, weights=weights, checkpoint=checkpoint, seed=seed, overrides=overrides,
+                    device=device, dtype=dtype, estimate=False)
+    return timeline_of(plan, load_model(plan, progress=progress is not None), clip, stride_s=stride_s,
+                       top_k=top_k, limits=limits, progress=progress)
+
+
+def timeline_of(plan: Any, run: Any, clip: str | Path | bytes, *, stride_s: float, top_k: int = 5,
+                limits: Limits | None = None, progress: Any = None, probabilities: bool = False) -> dict[str, Any]:
+    """:func:`timeline` for a planned run whose model is loaded (the app keeps its models); ``probabilities`` keeps
+    each window's whole softmax vector."""
     from .preprocessing import preprocess
     from .video import probe_clip, read_frames
 
-    plan = plan_run(model, None, weights=weights, checkpoint=checkpoint, seed=seed, overrides=overrides,
-                    device=device, dtype=dtype, estimate=False)
     info = probe_clip(clip, limits)
     windows = timeline_windows(info, plan.recipe, stride_s)
-    run = load_model(plan, progress=progress is not None)
     r, fps = plan.recipe, info.fps or plan.recipe.target_fps
     rows = []
     for n, (start, indices) in enumerate(windows):
         frames = read_frames(clip, indices, limits=limits)
         x = preprocess(frames.frames, resize=r.resize, crop=r.crop, mean=r.mean, std=r.std, resampling=r.resampling,
                        rescale=r.rescale, offset=r.offset).unsqueeze(0)
-        probs = classify(run.model, x, device=plan.device, dtype=resolve_dtype(dtype))
-        rows.append({"window": n, "start_s": start / fps, "end_s": (indices[-1] + 1) / fps,
-                     "frame_indices": list(frames.frame_indices),
-                     "predictions": top_predictions(probs, run.labels, top_k)})
+        probs = classify(run.model, x, device=plan.device, dtype=resolve_dtype(plan.dtype))
+        row = {"window": n, "start_s": start / fps, "end_s": (indices[-1] + 1) / fps,
+               "frame_indices": list(frames.frame_indices), "predictions": top_predictions(probs, run.labels, top_k)}
+        if probabilities:
+            row["probabilities"] = probs.tolist()
+        rows.append(row)
         if progress is not None:
             progress(n + 1, len(windows))
-    return {"model": model, "weights": None if plan.weights.random else plan.weights.name,
+    return {"model": plan.preset, "weights": None if plan.weights.random else plan.weights.name,
             "random_init": plan.weights.random, "labels_from": run.labels_from, "stride_s": stride_s,
             "clip": info.to_dict(), "recipe": r.to_dict(), "windows": rows}
+
+
+def timeline_series(result: dict[str, Any], labels: list[str], max_classes: int = 6) -> dict[str, list[float]]:
+    """For a chart: the probability over the windows of each class that is some window's top-1 (the most frequent
+    first, at most ``max_classes``); needs :func:`timeline_of` with ``probabilities=True``."""
+    counts: dict[int, int] = {}
+    for w in result["windows"]:
+        best = w["predictions"][0]["index"]
+        counts[best] = counts.get(best, 0) + 1
+    chosen = sorted(counts, key=lambda i: -counts[i])[:max_classes]
+    return {labels[i] if i < len(labels) else f"class {i}": [w["probabilities"][i] for w in result["windows"]]
+            for i in chosen}
