@@ -218,3 +218,48 @@ def test_capture_keeps_the_forward_numbers():
         plain = model(x)
     explained = explain(model, x, target=0)
     np.testing.assert_allclose(explained.logits, plain[0].numpy(), rtol=1e-5, atol=1e-6)
+
+
+# --- head statistics ---------------------------------------------------------------------------------------
+
+def test_head_statistics_of_uniform_attention_by_hand():
+    """Uniform attention over CLS + a 2×3×3 grid of 2-pixel, 1-frame tokens: entropy log 19, 1/19 to CLS, and
+    the mean distances of all ordered pairs of patch cells (the ViT paper's definition)."""
+    from itertools import product
+
+    from videoattn_core.head_stats import head_statistics
+
+    stats = head_statistics(TubeModel(depth=1, tube=(0, 0), uniform=True), _tube_clip())
+    cells = list(product(range(2), range(3), range(3)))
+    space = np.mean([2 * np.hypot(a[1] - b[1], a[2] - b[2]) for a in cells for b in cells])
+    time = np.mean([abs(a[0] - b[0]) for a in cells for b in cells])
+    np.testing.assert_allclose(stats.entropy, [[np.log(19)]], rtol=1e-5)
+    np.testing.assert_allclose(stats.to_cls, [[1 / 19]], rtol=1e-5)
+    np.testing.assert_allclose(stats.space_px, [[space]], rtol=1e-5)
+    np.testing.assert_allclose(stats.time_frames, [[time]], rtol=1e-5)
+
+
+def test_head_statistics_of_divided_attention_and_the_figure():
+    from videoattn_core import figures
+    from videoattn_core.head_stats import head_statistics
+
+    stats = head_statistics(_timesformer(), _clip())
+    assert stats.layers == ["blocks.0.temporal_attn", "blocks.0.attn", "blocks.1.temporal_attn", "blocks.1.attn"]
+    time_layers = np.array([kind == "time" for kind in stats.kinds])
+    assert (stats.space_px[time_layers] == 0).all() and (stats.space_px[~time_layers] > P / 2).all()
+    assert (stats.time_frames[~time_layers] == 0).all() and (stats.time_frames[time_layers] > 0.5).all()
+    assert np.isnan(stats.to_cls[time_layers]).all() and (stats.to_cls[~time_layers] > 0).all()
+    fig = figures.head_statistics(stats.layers, {k: getattr(stats, k) for k in figures.HEAD_STATISTICS})
+    assert len(fig.data) == 4 * 2  # four panels × two heads
+    assert [a.text for a in fig.layout.annotations] == list(figures.HEAD_STATISTICS.values())
+
+
+def test_explanation_animation_has_one_frame_per_clip_frame():
+    from videoattn_core import figures
+
+    model, x = _timesformer(), _clip()
+    result = explain(model, x)
+    images = np.zeros((T, S, S, 3), dtype=np.uint8)
+    fig = figures.explanation_animation(images, result.frames)
+    assert len(fig.frames) == T and [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ play", "❚❚ pause"]
+    np.testing.assert_allclose(fig.frames[2].data[1].z, result.frames[2])
