@@ -263,3 +263,56 @@ def test_explanation_animation_has_one_frame_per_clip_frame():
     fig = figures.explanation_animation(images, result.frames)
     assert len(fig.frames) == T and [b.label for b in fig.layout.updatemenus[0].buttons] == ["▶ play", "❚❚ pause"]
     np.testing.assert_allclose(fig.frames[2].data[1].z, result.frames[2])
+
+
+# --- command line ------------------------------------------------------------------------------------------
+
+CLIP = "assets/rotating_bar.mp4"
+SMALL_SETS = ["--set", "num_frames=4", "--set", "img_size=32", "--set", "patch_size=16", "--set", "embed_dim=32",
+              "--set", "depth=1", "--set", "num_heads=2"]
+
+
+def _cli(*args):
+    from videoattn_core.cli import main
+
+    return main(["explain", "timesformer_base", "--clip", CLIP, *SMALL_SETS, *args])
+
+
+def _decoded_frames(path) -> list[np.ndarray]:
+    import av
+
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def test_cli_mp4_and_gif_decode_to_the_clips_sampled_frames(tmp_path, capsys):
+    assert _cli("--target", "3", "--out", str(tmp_path / "e.json")) == 0
+    summary = __import__("json").loads((tmp_path / "e.json").read_text())
+    assert summary["target"] == 3 and summary["method"] == "relevance" and summary["random_init"]
+    assert len(summary["frame_indices"]) == 4 and np.asarray(summary["tokens"]).shape == (4, 2, 2)
+    for suffix in ("mp4", "gif"):
+        assert _cli("--target", "3", "--out", str(tmp_path / f"e.{suffix}")) == 0
+        decoded = _decoded_frames(tmp_path / f"e.{suffix}")
+        assert len(decoded) == len(summary["frame_indices"]) and decoded[0].shape == (32, 32, 3)
+    assert "randomly initialised" in capsys.readouterr().err
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    assert _cli("--out", str(tmp_path / "e.png")) == 2
+    assert capsys.readouterr().err.strip() == f"error: --out {str(tmp_path / 'e.png')!r}: the file must end in " \
+                                               ".mp4, .gif, .json"
+    assert _cli("--target", "999", "--out", str(tmp_path / "e.json")) == 2
+    assert "target must be a class index from 0 to 399" in capsys.readouterr().err
+    assert _cli("--method", "gradcam", "--layer", "nope", "--out", str(tmp_path / "e.json")) == 2
+    assert "layer='nope' is not a layer Grad-CAM can use; choose one of blocks.0" in capsys.readouterr().err
+
+
+def test_overlay_keeps_the_frames_where_the_map_is_zero():
+    from videoattn_core.cli_explain import overlay_frames
+
+    frames = np.full((2, 4, 4, 3), 200, dtype=np.uint8)
+    heat = np.zeros((2, 4, 4))
+    heat[1, 2, 3] = 5.0
+    out = overlay_frames(frames, heat, opacity=0.5)
+    np.testing.assert_array_equal(out[0, 0, 0], [100, 100, 102])  # half frame, half the ramp's darkest colour
+    np.testing.assert_array_equal(out[1, 2, 3], [226, 228, 182])  # half frame, half the brightest
