@@ -9,7 +9,8 @@ import streamlit as st
 
 import videoattn_core as vac
 from pages import _common as common
-from videoattn_core import attention_maps, figures
+from videoattn_core import attention_maps, cli_explain, figures, runtime
+from videoattn_core import explain as explanations
 
 PAGE_FIELDS = {
     **common.RUN_FIELDS,
@@ -18,6 +19,9 @@ PAGE_FIELDS = {
     "query": common.parse_query,
     "frame": lambda text: common.integer(text, "frame", 0, 4095),
     "rollout": lambda text: common.choice(text, ("on", "off"), "rollout"),
+    "explain": lambda text: common.choice(text, ("off", *explanations.METHODS), "explain"),
+    "target": lambda text: common.integer(text, "target", 0, 100_000),
+    "camlayer": str,
 }
 
 st.title("Attention")
@@ -204,6 +208,51 @@ elif show_rollout == "on":
                                               title="CLS attention rolled out across all layers",
                                               color_title="rollout"), key="rollout_chart")
 
+st.subheader("Explain: why this class")
+common.seed_page(view, {"attention.explain": ("explain", "off"), "attention.target": ("target", None),
+                        "attention.camlayer": ("camlayer", None)})
+e1, e2, e3 = st.columns(3)
+method = e1.radio("method", ("off", *explanations.METHODS), horizontal=True, key="attention.explain",
+                  help="relevance: gradient-weighted attention through every layer (Chefer et al., ICCV 2021); "
+                       "rollout: attention rollout (not class-specific); gradcam: Grad-CAM on one layer")
+target = cam_layer = None
+if method != "off":
+    x = clip.tensor[:1].to(device=inputs.device, dtype=common.DTYPES[inputs.dtype])
+    with loaded.lock:
+        probs = runtime.classify(loaded.model, x, device=inputs.device, dtype=common.DTYPES[inputs.dtype])
+    top = runtime.top_predictions(probs, loaded.labels, 5)
+    options = [p["index"] for p in top]
+    if st.session_state["attention.target"] not in options:
+        if st.session_state["attention.target"] is not None:
+            st.caption(f"target={st.session_state['attention.target']} ignored: not among the top 5 classes")
+        st.session_state["attention.target"] = options[0]
+    names = {p["index"]: f"{p['label']} ({100 * p['probability']:.1f}%)" for p in top}
+    target = e2.selectbox("class (top 5)", options, key="attention.target", format_func=names.get)
+    if method == "gradcam":
+        cam_layers = explanations.gradcam_layers(loaded.model)
+        if st.session_state["attention.camlayer"] not in cam_layers:
+            st.session_state["attention.camlayer"] = explanations.default_gradcam_layer(loaded.model)
+        cam_layer = e3.selectbox("Grad-CAM layer", cam_layers, key="attention.camlayer")
+    try:
+        with st.spinner(f"explaining class {target} ({method})…"), loaded.lock:
+            explained = explanations.explain(loaded.model, x, target=target, method=method, layer=cam_layer)
+    except ValueError as exc:
+        st.info(f"{method} is not available for this model: {exc}")
+    else:
+        if explained.note:
+            st.caption(explained.note)
+        st.plotly_chart(figures.explanation_animation(frames, explained.frames, color_title=method,
+                                                      title=f"{method} for {names[target]}"), key="explain_chart")
+        overlay = cli_explain.overlay_frames(frames, explained.frames)
+        d1, d2 = st.columns(2)
+        d1.download_button("overlay (MP4)", cli_explain.encode_video(overlay, kind="mp4"),
+                           file_name=f"{preset}-{method}-{target}.mp4", mime="video/mp4", key="explain_mp4")
+        d2.download_button("overlay (GIF)", cli_explain.encode_video(overlay, kind="gif"),
+                           file_name=f"{preset}-{method}-{target}.gif", mime="image/gif", key="explain_gif")
+
+page_state.update({"explain": None if method == "off" else method, "target": target,
+                   "camlayer": cam_layer if cam_layer and cam_layer != explanations.default_gradcam_layer(loaded.model)
+                   else None})
 page_state.update({"layer": layer if layer != default_layer else None, "head": None if head == "mean" else head,
                    "query": None if query == "cls" or (not has_cls and query == center) else ",".join(map(str, query)),
                    "frame": frame or None, "rollout": "on" if show_rollout == "on" and not reason else None})

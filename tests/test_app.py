@@ -380,3 +380,21 @@ def test_attention_page_vjepa2_pooler_cross_attention():
     heat = next(c for c in charts(at) if any(t["type"] == "heatmap" for t in c["data"]))
     values = array(next(t for t in heat["data"] if t["type"] == "heatmap")["z"])
     assert values.shape == (4, 4) and np.isfinite(values).all()
+
+
+def test_attention_page_explain_view_animates_the_chosen_class_and_round_trips():
+    at = open_app("attention", **SMALL_TSF, explain="relevance")
+    assert_clean(at)
+    picker = at.selectbox(key="attention.target")
+    assert len(picker.options) == 5
+    target = picker.value  # the top class by default
+    assert at.query_params["explain"] == "relevance" and int(at.query_params["target"]) == target
+    animated = [c for c in charts(at) if c.get("frames")]
+    assert len(animated) == 1 and len(animated[0]["frames"]) == 8  # one animation frame per clip frame
+    assert animated[0]["data"][1]["type"] == "heatmap" and array(animated[0]["data"][1]["z"]).max() > 0
+
+    fresh = open_app("attention", **SMALL_TSF, explain="gradcam", target=str(target), camlayer="blocks.1")
+    assert_clean(fresh)
+    assert fresh.selectbox(key="attention.target").value == target
+    assert fresh.selectbox(key="attention.camlayer").value == "blocks.1"
+    assert fresh.query_params["camlayer"] == "blocks.1"

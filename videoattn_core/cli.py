@@ -7,6 +7,7 @@ Each subcommand is a function taking parsed arguments and returning an exit stat
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from typing import Callable
 
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_predict import add_parser as add_predict_parser
 
     add_predict_parser(sub)
+    importlib.import_module(".cli_explain", __package__).add_parser(sub)
     from .inspection import add_summary_arguments, cmd_summary
 
     p = sub.add_parser("summary", help="per-layer shapes, axes, parameters and MACs of a model (no weights)")

@@ -348,3 +348,61 @@ def prediction_timeline(starts: Sequence[float], series: dict[str, Sequence[floa
                      for label, values in series.items()])
     fig.update_layout(xaxis_title="window start (s)", yaxis_title="probability", yaxis_range=[0, 1])
     return _layout(fig, title, height=320)
+
+
+# ----------------------------------------------------------------------------------------------- explanations
+
+HEAD_STATISTICS = {"space_px": "mean attention distance in space (pixels)",
+                   "time_frames": "mean attention distance in time (frames)",
+                   "entropy": "entropy (nats)", "to_cls": "attention to CLS"}
+
+
+def head_statistics(layers: Sequence[str], stats: Mapping[str, np.ndarray], *, title: str | None = None) -> go.Figure:
+    """Every head of every attention layer, one panel per statistic (the ViT paper's Fig. 7 for video): x = the
+    layer in execution order, one dot per head. ``stats`` maps the keys of :data:`HEAD_STATISTICS` to
+    ``(layers, heads)`` arrays, NaN where a layer has no such head or the statistic does not apply."""
+    keys = [k for k in HEAD_STATISTICS if k in stats]
+    fig = make_subplots(rows=len(keys), cols=1, shared_xaxes=True, vertical_spacing=0.05,
+                        subplot_titles=[HEAD_STATISTICS[k] for k in keys])
+    x = list(range(len(layers)))
+    heads = max((np.asarray(stats[k]).shape[1] for k in keys), default=0)
+    for row, key in enumerate(keys, start=1):
+        values = np.asarray(stats[key], dtype=np.float64)
+        for h in range(heads):
+            column = values[:, h] if h < values.shape[1] else np.full(len(layers), np.nan)
+            fig.add_trace(go.Scatter(
+                x=x, y=column, mode="markers", name=f"head {h}", legendgroup=f"head {h}", showlegend=row == 1,
+                marker=dict(size=7), customdata=list(layers),
+                hovertemplate="%{customdata}, head " + str(h) + "<br>%{y:.3f}<extra></extra>"), row=row, col=1)
+    fig.update_xaxes(tickmode="array", tickvals=x, ticktext=list(layers), tickangle=-45, row=len(keys), col=1)
+    return _layout(fig, title, height=max(360, 230 * len(keys)), subplot_titles=True)
+
+
+def explanation_animation(frames: np.ndarray, heat: np.ndarray, *, title: str | None = None,
+                          opacity: float = 0.55, color_title: str = "relevance") -> go.Figure:
+    """A map laid over the clip as an animation with play/pause and a frame slider: ``frames`` ``(T, H, W, 3)``
+    uint8, ``heat`` ``(T, H, W)`` on the frames (one colour scale for the whole clip)."""
+    frames = np.asarray(frames)
+    heat = np.asarray(heat, dtype=np.float64)
+    zmin, zmax = float(np.nanmin(heat)), float(np.nanmax(heat))
+    zmax = zmax if zmax > zmin else zmin + 1e-12
+
+    def traces(f: int) -> list[go.BaseTraceType]:
+        return [go.Image(source=png_data_uri(frames[f]), hoverinfo="skip"),
+                go.Heatmap(z=heat[f], opacity=opacity, colorscale=_HEAT_SCALE, zmin=zmin, zmax=zmax,
+                           colorbar=dict(title=color_title, thickness=12),
+                           hovertemplate="y %{y}, x %{x}<br>%{z:.4g}<extra></extra>")]
+
+    fig = go.Figure(data=traces(0), frames=[go.Frame(data=traces(f), name=str(f)) for f in range(len(frames))])
+    step = dict(frame=dict(duration=250, redraw=True), transition=dict(duration=0), mode="immediate")
+    fig.update_layout(
+        updatemenus=[dict(type="buttons", showactive=False, x=0, y=-0.08, xanchor="left", direction="left",
+                          buttons=[dict(label="▶ play", method="animate", args=[None, {**step, "fromcurrent": True}]),
+                                   dict(label="❚❚ pause", method="animate", args=[[None], step])])],
+        sliders=[dict(active=0, x=0.2, len=0.8, y=-0.02, currentvalue=dict(prefix="frame "),
+                      steps=[dict(label=str(f), method="animate", args=[[str(f)], step])
+                             for f in range(len(frames))])])
+    height, width = frames.shape[1:3]
+    fig.update_xaxes(visible=False, range=[-0.5, width - 0.5])
+    fig.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor="x")
+    return _layout(fig, title, height=int(min(900, max(320, 560 * height / max(1, width) + 120))))

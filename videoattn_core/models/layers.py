@@ -58,7 +58,9 @@ class AttentionCore(nn.Module):
 
     ``bias`` is an additive term broadcastable to ``(G, heads, N_q, N_k)`` (relative positions, window masks).
     Runs the fused kernel unless ``fused`` is off or a ``sink`` is set; with a sink, the probabilities are
-    handed to it as a :class:`CapturedAttention`. Both paths compute the same function.
+    handed to it as a :class:`CapturedAttention`. Both paths compute the same function. With ``capture_graph``
+    on, the captured probabilities stay in the autograd graph (not detached), so explanations can take the
+    gradient of a logit with respect to them; the forward's numbers are the same either way.
     """
 
     def __init__(self, kind: str, scale: float, attn_drop: float = 0.0):
@@ -70,6 +72,7 @@ class AttentionCore(nn.Module):
         self.attn_drop = attn_drop
         self.fused = True
         self.sink: Callable[[CapturedAttention], None] | None = None
+        self.capture_graph = False
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, scale={self.scale:.4g}, fused={self.fused}"
@@ -86,7 +89,8 @@ class AttentionCore(nn.Module):
             attn = attn + bias
         attn = attn.softmax(dim=-1)
         if self.sink is not None:
-            self.sink(CapturedAttention(attn.detach(), layout or AttentionLayout(self.kind, (0, 0, 0), "", "")))
+            captured = attn if self.capture_graph else attn.detach()
+            self.sink(CapturedAttention(captured, layout or AttentionLayout(self.kind, (0, 0, 0), "", "")))
         attn = F.dropout(attn, drop) if drop else attn
         return attn @ v
 

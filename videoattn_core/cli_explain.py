@@ -1,0 +1,153 @@
+"""The ``explain`` command: why the model chose a class, as a map laid over the clip it saw.
+
+``python -m videoattn_core explain MODEL --clip FILE [--weights ENTRY | --checkpoint FILE] [--target CLASS]
+[--method relevance|rollout|gradcam] [--layer NAME] --out overlay.mp4|.gif|.json``
+
+The model and its input come from the run pipeline (:mod:`videoattn_core.runtime`), exactly as ``predict`` gets
+them; the explanation is of the first view. The overlay is encoded with PyAV: MP4 (H.264) or GIF, one video frame
+per frame the model sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import ConfigError, VideoAttnError
+
+OUTPUTS = (".mp4", ".gif", ".json")
+# a perceptually ordered dark-to-bright ramp (matplotlib's "inferno" at five stops), for the overlay colours
+_RAMP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], dtype=np.float64)
+
+
+def overlay_frames(frames: np.ndarray, heat: np.ndarray, *, opacity: float = 0.5) -> np.ndarray:
+    """``frames`` ``(T, H, W, 3)`` uint8 blended with ``heat`` ``(T, H, W)`` (scaled to [0, 1] over the whole clip,
+    coloured dark to bright) → ``(T, H, W, 3)`` uint8."""
+    heat = np.nan_to_num(np.asarray(heat, dtype=np.float64))
+    span = heat.max() - heat.min()
+    scaled = (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)
+    stops = np.linspace(0, 1, len(_RAMP))
+    colour = np.stack([np.interp(scaled, stops, _RAMP[:, c]) for c in range(3)], axis=-1)
+    return np.clip((1 - opacity) * frames + opacity * colour, 0, 255).round().astype(np.uint8)
+
+
+def encode_video(frames: np.ndarray, path: str | Path | None = None, *, fps: float = 4.0,
+                 kind: str = "mp4") -> bytes:
+    """Encode ``(T, H, W, 3)`` uint8 frames as MP4 (H.264, yuv420p; odd sizes padded by one pixel) or GIF with
+    PyAV; returns the bytes (and writes them to ``path`` when given)."""
+    import io
+
+    import av
+
+    if kind not in ("mp4", "gif"):
+        raise ConfigError(f"kind={kind!r} is not allowed: mp4 or gif", field="out")
+    if kind == "mp4":  # H.264 with 4:2:0 chroma needs even sizes
+        t, h, w, _ = frames.shape
+        frames = np.pad(frames, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+    buffer = io.BytesIO()
+    rate = max(1, round(fps))
+    with av.open(buffer, "w", format=kind) as container:
+        stream = container.add_stream("libx264" if kind == "mp4" else "gif", rate=rate)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p" if kind == "mp4" else "rgb8"
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")))
+        container.mux(stream.encode())
+    data = buffer.getvalue()
+    if path is not None:
+        try:
+            Path(path).write_bytes(data)
+        except OSError as exc:
+            raise ConfigError(f"--out {str(path)!r} cannot be written: {exc.strerror or exc}", field="out") from None
+    return data
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register the ``explain`` subcommand on the CLI's subparsers."""
+    from .explain import METHODS
+
+    p = sub.add_parser("explain", help="why the model chose a class: a relevance map over the clip (MP4/GIF/JSON)",
+                       description="Explain a prediction on one clip. Without --weights or --checkpoint the model is "
+                                   "randomly initialised (from --seed) and its explanations mean nothing.")
+    p.add_argument("model", help="preset name (see `models`)")
+    p.add_argument("--clip", required=True, help="video file")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--weights", metavar="ENTRY", help="catalog entry, e.g. timesformer_base.hf_k400")
+    group.add_argument("--checkpoint", metavar="FILE", help="checkpoint file or Hugging Face directory")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (default 0)")
+    p.add_argument("--target", type=int, help="class index to explain (default: the top class)")
+    p.add_argument("--method", default="relevance", choices=METHODS, help="(default relevance)")
+    p.add_argument("--layer", help="Grad-CAM layer, e.g. blocks.10 (default: the last block's input)")
+    p.add_argument("--out", required=True, metavar="FILE", help="overlay.mp4, overlay.gif or explanation.json")
+    p.add_argument("--fps", type=float, default=4.0, help="frames per second of the MP4/GIF (default 4)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (default auto)")
+    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a config field, e.g. --set num_frames=16 (repeatable)")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``explain`` subcommand."""
+    try:
+        return _run(args)
+    except VideoAttnError:
+        raise
+    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, MemoryError, OSError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"error: explanation failed ({type(exc).__name__}: {text[:300]})", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import preprocessing, runtime
+    from .cli_predict import _parse_sets
+    from .explain import explain
+
+    suffix = Path(args.out).suffix.lower()
+    if suffix not in OUTPUTS:
+        raise ConfigError(f"--out {args.out!r}: the file must end in {', '.join(OUTPUTS)}", field="out")
+    if not args.fps > 0:
+        raise ConfigError(f"--fps {args.fps} is not allowed: fps must be positive", field="fps")
+    plan = runtime.plan_run(args.model, args.clip, weights=args.weights, checkpoint=args.checkpoint, seed=args.seed,
+                            overrides=_parse_sets(args.model, args.set), device=args.device, estimate=False)
+    loaded_model = runtime.load_model(plan)
+    inputs = runtime.load_inputs(plan, args.clip)
+    if loaded_model.random_init:
+        print(runtime.RANDOM_WARNING, file=sys.stderr)
+    x = inputs.tensor[:1].to(plan.device)
+    try:
+        result = explain(loaded_model.model, x, target=args.target, method=args.method, layer=args.layer)
+    except ValueError as exc:  # a method that does not apply to this model: say why, in one line
+        if isinstance(exc, VideoAttnError):
+            raise
+        raise ConfigError(str(exc), field="method") from None
+    labels = loaded_model.labels
+    label = labels[result.target] if result.target < len(labels) else f"class {result.target}"
+    probability = float(torch.from_numpy(result.logits).softmax(-1)[result.target])
+    summary: dict[str, Any] = {
+        "model": args.model, "method": result.method, "target": result.target, "label": label,
+        "score": result.score, "probability": probability, "layer": result.layer, "note": result.note,
+        "random_init": loaded_model.random_init, "token_grid": list(result.tokens.shape),
+        "frames": list(result.frames.shape), "frame_indices": list(inputs.clip.frame_indices),
+    }
+    if suffix == ".json":
+        text = json.dumps({**summary, "tokens": result.tokens.tolist()}, indent=2)
+        try:
+            Path(args.out).write_text(text)
+        except OSError as exc:
+            raise ConfigError(f"--out {args.out!r} cannot be written: {exc.strerror or exc}", field="out") from None
+    else:
+        r = inputs.recipe
+        shown = preprocessing.shown_pixels(inputs.clip.view_frames(0), resize=r.resize, crop=r.crop,
+                                           resampling=r.resampling)
+        encode_video(overlay_frames(shown, result.frames), args.out, fps=args.fps, kind=suffix[1:])
+    print(f"{args.model} · {result.method} for {label!r} (class {result.target}, p = {100 * probability:.1f}%) "
+          f"· token grid {'×'.join(map(str, result.tokens.shape))} → {args.out}")
+    return 0
