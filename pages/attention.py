@@ -10,7 +10,7 @@ import streamlit as st
 import videoattn_core as vac
 from pages import _common as common
 from videoattn_core import attention_maps, cli_explain, figures, runtime
-from videoattn_core import explain as explanations
+from videoattn_core import explanations
 
 PAGE_FIELDS = {
     **common.RUN_FIELDS,

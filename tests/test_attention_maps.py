@@ -201,3 +201,9 @@ def test_temporal_and_decomposed_tables():
     mvit = vac.build_model("mvit_v2_s", depths=(1, 1, 1, 1), img_size=64, num_frames=4)
     names = {t.name for t in relative_position_tables(mvit.blocks[0].attn)}
     assert names == {"rel_pos_h", "rel_pos_w", "rel_pos_t"}
+
+
+def test_rollout_refusals_name_the_real_reason():
+    divided = vac.build_model("swin_divided_st_t", num_frames=4, img_size=64)
+    with pytest.raises(ValueError, match="patch merging changes the token set"):
+        rollout(divided, torch.randn(1, 3, 4, 64, 64))

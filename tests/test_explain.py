@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import videoattn_core as vac
-from videoattn_core.explain import explain, gradcam_layers
+from videoattn_core.explanations import explain, gradcam_layers
 from videoattn_core.models.layers import AttentionCore, AttentionLayout
 
 T, S, P = 4, 24, 8  # frames, pixels, patch: a 4×3×3 token grid

@@ -70,7 +70,7 @@ def encode_video(frames: np.ndarray, path: str | Path | None = None, *, fps: flo
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``explain`` subcommand on the CLI's subparsers."""
-    from .explain import METHODS
+    from .explanations import METHODS
 
     p = sub.add_parser("explain", help="why the model chose a class: a relevance map over the clip (MP4/GIF/JSON)",
                        description="Explain a prediction on one clip. Without --weights or --checkpoint the model is "
@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from . import preprocessing, runtime
     from .cli_predict import _parse_sets
-    from .explain import explain
+    from .explanations import explain
 
     suffix = Path(args.out).suffix.lower()
     if suffix not in OUTPUTS:

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from .attention_maps import CLS, token_coordinates
-from .explain import _capturing, _input_thw
+from .explanations import _capturing, _input_thw
 from .models.layers import AttentionLayout, CapturedAttention
 
 

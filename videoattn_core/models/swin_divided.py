@@ -179,6 +179,10 @@ class SwinDividedST(SwinTransformer3D):
     logits ``(B, num_classes)``. Only the native layout is read (no published checkpoints exist)."""
 
     checkpoint_layouts = ()
+    #: spatial windows split the tokens and patch merging shrinks them between stages: no token set runs through
+    #: every layer for attention rollout to follow
+    rollout_unavailable = ("windowed attention splits the tokens into windows and patch merging changes the token "
+                           "set between stages, so no single token set runs through every layer")
 
     def make_block(self, config: SwinDividedConfig, dim: int, num_heads: int, shift_size: tuple[int, ...],
                    drop_path: float) -> nn.Module:
