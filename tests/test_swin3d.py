@@ -140,9 +140,15 @@ def _reference_swin3d_t(state, x):
     (2, 3, 9, 116, 76),  # token grid 5×29×19: T clipped, H and W padded; a stage with H shifted and W clipped
     (1, 3, 18, 46, 30),  # 9×12×8 (H, W not multiples of the patch): T shifted and padded to 16; later H, W clipped
 ])
-def test_other_input_sizes_match_an_independent_computation(fixture, torchvision_model, shape):
-    _, state = fixture
+@pytest.mark.parametrize("weight_seed", [1, 2])
+def test_other_input_sizes_match_an_independent_computation(fixture, torchvision_model, shape, weight_seed):
+    """At the fixture's weight seed and at another (our model re-read from torchvision's layout)."""
+    ref, state = fixture
     model = torchvision_model
+    if weight_seed != 1:
+        state = ref.state_dict(weight_seed=weight_seed)
+        model = vac.build_model("swin3d_t")
+        assert vac.load_checkpoint(model, state).layout.startswith("torchvision")
     x = torch.randn(shape)
     with torch.no_grad():
         expected = _reference_swin3d_t(state, x)

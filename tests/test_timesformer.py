@@ -90,16 +90,17 @@ def test_logits_match_reference_on_both_paths_and_a_second_seed(fixture, tmp_pat
     """The fixture (weight seed 1) on the fused and the explicit path; the transcription reproduces the fixture, then
     stands in for the reference at weight seed 2 (on a 4-frame 96 px clip, which resizes the embeddings)."""
     ref = Reference(fixture)
-    model = vac.build_model("timesformer_base", attention_type=VARIANTS[fixture])
+    model = official_keys.build_unfilled("timesformer_base", attention_type=VARIANTS[fixture])
     assert sum(p.numel() for p in model.parameters()) == ref.params
 
     hf_file = tmp_path / "model.safetensors"
-    save_file(ref.state_dict(), str(hf_file))
+    seed1 = ref.state_dict()
+    save_file(seed1, str(hf_file))
     report = vac.load_checkpoint(model, hf_file)
     assert report.layout.startswith("Hugging Face") and report.tensors == len(ref.keys)
     assert_both_paths_match(model, ref)
     with torch.no_grad():
-        assert relative_error(hf_official_forward(ref.state_dict(), ref.input(), VARIANTS[fixture]),
+        assert relative_error(hf_official_forward(seed1, ref.input(), VARIANTS[fixture]),
                               ref.logits) <= 1e-5
 
         state = ref.state_dict(weight_seed=2)
