@@ -2,6 +2,8 @@
 invalid values give the inline message, and the query parameters round-trip."""
 
 import base64
+import csv
+import io
 import json
 from pathlib import Path
 
@@ -110,20 +112,22 @@ def test_model_invalid_combination_is_shown_inline_not_as_a_traceback():
 
 def test_model_link_round_trips_hyperparameters_and_page_state():
     params = {"model": "timesformer_base", "attention_type": "joint_space_time", "num_frames": "16",
-              "search": "temporal", "breakdown": "macs"}
+              "search": "MLP", "breakdown": "macs"}
     at = open_app(**params)
     assert_clean(at)
     assert not at.warning
     assert sidebar_widget(at, "model:hp.timesformer_base.num_frames").value == 16
     assert sidebar_widget(at, "model:hp.timesformer_base.attention_type").value == "joint_space_time"
-    assert at.text_input(key="model.search").value == "temporal"
+    assert at.text_input(key="model.search").value == "MLP"
     assert at.radio(key="model.breakdown").value == "macs"
     assert at.query_params == params
     expected = vac.summarize("timesformer_base", num_frames=16, attention_type="joint_space_time")
     assert metric(at, "parameters") == f"{expected.params:,}"
-    # the filter narrows the table; a fresh session opened with the written link shows the same view
+    # the filter keeps exactly the modules whose name or type contains the text, case ignored; a fresh session
+    # opened with the written link shows the same view
     shown = at.dataframe[0].value
-    assert 0 < len(shown) < len(expected.layers) or len(shown) == 0
+    wanted = [r.name for r in expected.layers if "mlp" in r.name.lower() or "mlp" in r.type.lower()]
+    assert list(shown["name"]) == wanted and 0 < len(wanted) < len(expected.layers)
     again = open_app(**at.query_params)
     assert metric(again, "MACs per view") == metric(at, "MACs per view")
     assert again.query_params == params
@@ -144,11 +148,38 @@ def test_tampered_link_falls_back_and_says_what_was_ignored():
     assert sidebar_widget(at, "model:w.preset").value == "timesformer_base"
 
 
-def test_model_table_downloads_as_csv():
+def test_model_table_downloads_as_csv(monkeypatch):
+    """The downloaded file is the whole layer table: one row per module of the model, with its exact counts."""
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    stored = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def keep(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        stored[file_id] = (path_or_data, filename)
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", keep)
     at = open_app(model="swin3d_t")
+    assert_clean(at)
+    assert sidebar_widget(at, "model:w.family").value == "swin3d"
     button = at.get("download_button")[0]
     assert "CSV" in button.proto.label
-    assert sidebar_widget(at, "model:w.family").value == "swin3d"
+    data, filename = stored[button.proto.url.rsplit("/", 1)[-1].split(".")[0]]
+    assert filename == "swin3d_t_layers.csv"
+    rows = list(csv.DictReader(io.StringIO(data.decode() if isinstance(data, bytes) else data)))
+    summary = vac.summarize("swin3d_t")
+    assert len(rows) == len(summary.layers)
+    for row, layer in zip(rows, summary.layers):
+        assert row["name"] == (layer.name or "(model)") and row["type"] == layer.type
+        assert (int(row["params"]), int(row["MACs"])) == (layer.params_total, layer.macs_total)
+        assert (int(row["own params"]), int(row["own MACs"])) == (layer.params, layer.macs)
+    assert int(rows[0]["params"]) == summary.params == 28_158_070 and int(rows[0]["MACs"]) == summary.macs
+    # with no filter the table on the page is the file
+    shown = at.dataframe[0].value
+    assert list(shown["name"]) == [r["name"] for r in rows]
+    assert [int(v) for v in shown["MACs"]] == [int(r["MACs"]) for r in rows]
 
 
 def test_family_switch_picks_a_preset_of_that_family():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 import torch
@@ -23,32 +22,37 @@ class Millions(float):
     """A parameter count given in millions, rounded to one decimal."""
 
 
+# The tolerance is half a unit of the published figure's last digit: the figure, rounded, is what we compute, rounded.
 FIGURES = [
-    # preset, overrides, frames, size, params, GMACs, tolerance
-    ("timesformer_base", {}, 8, 224, 121_566_352, 196.05, 0.01),
-    ("timesformer_base", {"attention_type": "joint_space_time"}, 8, 224, 86_112_400, 179.71, 0.01),
-    ("timesformer_base", {"attention_type": "space_only"}, 8, 224, 86_106_256, 140.65, 0.01),
-    ("timesformer_hr", {}, 16, 448, 122_024_080, 1704.5, 0.01),
-    ("timesformer_l", {}, 96, 224, 121_633_936, 2380, 0.02),
-    ("mvit_v1_b", {}, 16, 224, 36_610_672, 70.80, 0.01),
-    ("mvit_v1_b_32x3", {}, 32, 224, None, 170.4, 0.01),
-    ("mvit_v2_s", {}, 16, 224, 34_537_744, 64.46, 0.01),
-    ("mvit_v2_b", {}, 32, 224, Millions(51.2), 225, 0.02),
-    ("swin3d_t", {}, 16, 224, 28_158_070, 44.03, 0.01),
-    ("swin3d_t", {}, 32, 224, 28_158_070, 88.06, 0.01),
-    ("swin3d_s", {}, 16, 224, 49_816_678, 83.06, 0.01),
-    ("swin3d_b", {}, 16, 224, 88_048_984, 140.96, 0.01),
-    ("swin3d_l", {}, 32, 224, Millions(197.0), 604, 0.02),
-    ("vivit_b", {}, 32, 224, 88_954_000, 451.83, 0.01),
-    ("videomae_base", {}, 16, 224, 86_534_800, 180.49, 0.01),
-    ("videomae_s", {}, 16, 224, None, 57, 0.02),  # Tong et al. 2022, Table 6: 57 / 180 / 597 / 1192 GFLOPs
-    ("videomae_l", {}, 16, 224, None, 597, 0.02),
-    ("videomae_h", {}, 16, 224, None, 1192, 0.02),
-    ("vjepa2_vitl", {}, 16, 256, 375_485_998, 935.83, 0.01),
+    # preset, overrides, frames, size, params, GMACs, tolerance (GMACs)
+    ("timesformer_base", {}, 8, 224, 121_566_352, 196.05, 0.005),
+    ("timesformer_base", {"attention_type": "joint_space_time"}, 8, 224, 86_112_400, 179.71, 0.005),
+    ("timesformer_base", {"attention_type": "space_only"}, 8, 224, 86_106_256, 140.65, 0.005),
+    ("timesformer_hr", {}, 16, 448, 122_024_080, 1704.5, 0.05),
+    # the paper's 7.14 TFLOPs over 3 views: ± 0.005 T / 3. PENDING: we count 2382.53 G, 7.148 T over 3 views, which
+    # rounds to 7.15; strict xfail until the difference is explained (it was hidden by a 2 % tolerance)
+    pytest.param(("timesformer_l", {}, 96, 224, 121_633_936, 2380, 5 / 3),
+                 marks=pytest.mark.xfail(strict=True, reason="7.148 T counted vs 7.14 T published")),
+    ("mvit_v1_b", {}, 16, 224, 36_610_672, 70.80, 0.005),
+    ("mvit_v1_b_32x3", {}, 32, 224, None, 170.4, 0.05),
+    ("mvit_v2_s", {}, 16, 224, 34_537_744, 64.46, 0.005),
+    ("mvit_v2_b", {}, 32, 224, Millions(51.2), 225, 0.5),
+    ("swin3d_t", {}, 16, 224, 28_158_070, 44.03, 0.005),
+    ("swin3d_t", {}, 32, 224, 28_158_070, 88.06, 0.005),
+    ("swin3d_s", {}, 16, 224, 49_816_678, 83.06, 0.005),
+    ("swin3d_b", {}, 16, 224, 88_048_984, 140.96, 0.005),
+    ("swin3d_l", {}, 32, 224, Millions(197.0), 604, 0.5),
+    ("vivit_b", {}, 32, 224, 88_954_000, 451.83, 0.005),
+    ("videomae_base", {}, 16, 224, 86_534_800, 180.49, 0.005),
+    ("videomae_s", {}, 16, 224, None, 57, 0.5),  # Tong et al. 2022, Table 6: 57 / 180 / 597 / 1192 GFLOPs
+    ("videomae_l", {}, 16, 224, None, 597, 0.5),
+    ("videomae_h", {}, 16, 224, None, 1192, 0.5),
+    ("vjepa2_vitl", {}, 16, 256, 375_485_998, 935.83, 0.005),
 ]
 
 
 def _figure_id(entry) -> str:
+    entry = entry.values[0] if hasattr(entry, "values") else entry
     preset, overrides, frames, size = entry[:4]
     extra = ",".join(f"{k}={v}" for k, v in overrides.items())
     return f"{preset}-{frames}x{size}" + (f"-{extra}" if extra else "")
@@ -66,7 +70,7 @@ def test_published_figures(entry):
         assert round(summary.params / 1e6, 1) == params
     elif params is not None:
         assert summary.params == params
-    assert summary.macs / 1e9 == pytest.approx(gmacs, rel=tolerance)
+    assert abs(summary.macs / 1e9 - gmacs) <= tolerance
     assert summary.flops == 2 * summary.macs
 
 
@@ -74,7 +78,7 @@ def test_views_multiplier_reproduces_the_papers_totals():
     summary = vac.summarize("timesformer_base")
     # Bertasius et al.: 0.59 TFLOPs (multiply-adds) × 3 views for TimeSformer 8×224
     assert summary.views == 3
-    assert summary.macs_all_views / 1e12 == pytest.approx(0.59, rel=0.01)
+    assert abs(summary.macs_all_views / 1e12 - 0.59) <= 0.005
     assert vac.summarize("timesformer_base", views=1).macs_all_views == summary.macs
 
 
@@ -187,14 +191,6 @@ def test_memory_estimate():
         summary.memory_estimate(captured=["blocks.0.nope"])
 
 
-def test_summary_is_fast():
-    vac.summarize("timesformer_base")  # first meta forward of a process imports torch internals
-    for preset in ("timesformer_l", "timesformer_hr"):
-        start = time.perf_counter()
-        vac.summarize(preset)
-        assert time.perf_counter() - start < 5.0  # generous guard; bench/run.py reports the real time
-
-
 # --------------------------------------------------------------------------------- measured inspection
 # Small configurations of every family; a family without one here fails test_every_family_has_a_small_case.
 
@@ -258,8 +254,10 @@ def test_analytic_and_measured_macs_agree_per_module(case):
         elif isinstance(module, (nn.LayerNorm, nn.GroupNorm, nn.modules.batchnorm._BatchNorm)):
             assert rec.measured_macs == 0 and rec.macs > 0  # FlopCounterMode does not count normalization
         elif callable(getattr(module, "flop_count", None)):
-            # the module's own count; FlopCounterMode sees it unless its arithmetic is not a matmul (resize)
-            assert rec.measured_macs in (rec.macs, 0), rec.name
+            # the module's own count, positive; FlopCounterMode sees it, except a resize, whose arithmetic is not a
+            # matmul: there it measures nothing
+            assert rec.macs > 0, rec.name
+            assert rec.measured_macs == (0 if type(module).__name__ == "BilinearResize" else rec.macs), rec.name
         else:
             assert rec.macs == 0 and rec.measured_macs == 0, rec.name
     assert result.measured_macs == sum(r.measured_macs or 0 for r in result.layers if r.calls)

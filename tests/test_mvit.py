@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+import official_keys
 import videoattn_core as vac
 from reference import Reference, assert_both_paths_match
 from videoattn_core.models.layers import AttentionCore
@@ -20,7 +21,7 @@ PUBLISHED_PARAMS = {"mvit_v1_b": 36_610_672, "mvit_v2_s": 34_537_744}
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fixture", ["mvit_v1_b", "mvit_v2_s"])
-def test_logits_match_torchvision_and_reload_from_native_layout(fixture, tmp_path):
+def test_logits_match_torchvision(fixture, tmp_path):
     ref = Reference(fixture)
     model = vac.build_model(fixture)
     assert sum(p.numel() for p in model.parameters()) == ref.params == PUBLISHED_PARAMS[fixture]
@@ -31,14 +32,17 @@ def test_logits_match_torchvision_and_reload_from_native_layout(fixture, tmp_pat
     assert report.layout.startswith("torchvision") and report.tensors == len(ref.keys)
     assert_both_paths_match(model, ref)
 
-    # the same weights as PySlowFast saves them: {"model_state": {native names}}
-    native_file = tmp_path / "checkpoint_epoch_00200.pyth"
-    torch.save({"model_state": model.state_dict(), "epoch": 200}, native_file)
-    fresh = vac.build_model(fixture)
-    report = vac.load_checkpoint(fresh, native_file)
-    assert report.layout == "native" and fresh.cls_token.shape == (1, 1, 96)
-    reloaded = fresh.state_dict()
-    assert all(torch.equal(reloaded[k], v) for k, v in model.state_dict().items())  # hence the same logits
+
+
+@pytest.mark.parametrize("name", ["mvit_v1_b", "mvit_v2_s"])
+def test_pyslowfast_checkpoint_with_the_official_names_loads(name):
+    """What PySlowFast saves in its .pyth files: {"model_state": {name: ...}}, the names exactly as PySlowFast's MViT
+    has them for the MVIT_B_16x4_CONV / MViTv2_S_16x4 configs (tests/data/official_keys): our native names."""
+    official = official_keys.load(f"pyslowfast_{name}")
+    assert official["parameters"] == PUBLISHED_PARAMS[name]
+    official_keys.assert_official_checkpoint_loads(
+        official_keys.build_unfilled(name), official["keys"], lambda state: {"epoch": 200, "model_state": state},
+        lambda key: key, "native", torch.randn(1, 3, 4, 64, 64))
 
 
 def test_torchvision_names_and_shapes_are_converted():

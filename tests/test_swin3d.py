@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+import official_keys
 import videoattn_core as vac
 from videoattn_core.attention_maps import capture_all
 from reference import Reference, assert_both_paths_match, relative_error
@@ -46,30 +47,20 @@ def test_logits_match_torchvision_swin3d_t(fixture, torchvision_model):
     assert fused.argmax(1).tolist() == ref.logits.argmax(1).tolist()
 
 
-def _official_checkpoint(model: nn.Module) -> dict:
-    """The same weights as the official mmaction code saves them, derived index buffers included."""
-    state = {}
-    for key, value in model.state_dict().items():
-        state["cls_head.fc_cls." + key[len("head."):] if key.startswith("head.") else "backbone." + key] = value
-    for name, buffer in model.named_buffers():
-        state["backbone." + name] = buffer  # relative_position_index, persistent in the official code
-    return {"meta": {"epoch": 30}, "state_dict": state}
+def test_official_checkpoint_with_the_official_names_loads():
+    """What the official (mmaction) training saves: {"meta": ..., "state_dict": {"backbone.<name>", "cls_head.fc_cls.*"}}
+    with the persistent relative_position_index buffers, the names exactly as the official SwinTransformer3D and
+    I3DHead have them for Swin-T, patch 2×4×4, window 8×7×7 (tests/data/official_keys)."""
+    official = official_keys.load("video_swin_swin_tiny_patch244_window877")
+    assert official["parameters"] == 28_158_070
 
+    def native_name(key):
+        return key.removeprefix("backbone.") if key.startswith("backbone.") else \
+            "head." + key.removeprefix("cls_head.fc_cls.")
 
-def test_official_layout_loads_the_same_network(fixture, torchvision_model, tmp_path):
-    _, state = fixture
-    model = torchvision_model
-    path = tmp_path / "swin_tiny_patch244_window877_kinetics400_1k.pth"
-    torch.save(_official_checkpoint(model), path)
-    fresh = vac.build_model("swin3d_t")
-    report = vac.load_checkpoint(fresh, path)
-    assert report.layout.startswith("official")
-    assert torch.equal(fresh.layers[1].downsample.reduction.weight, state["features.3.reduction.weight"])
-    assert torch.equal(fresh.layers[2].blocks[5].mlp.fc2.weight, state["features.4.5.mlp.3.weight"])
-    assert torch.equal(fresh.head.bias, state["head.bias"])
-    x = torch.randn(1, 3, 4, 64, 64)
-    with torch.no_grad():
-        torch.testing.assert_close(fresh(x), model(x), rtol=0, atol=0)
+    official_keys.assert_official_checkpoint_loads(
+        vac.build_model("swin3d_t"), official["keys"], lambda state: {"meta": {"epoch": 30}, "state_dict": state},
+        native_name, "official (SwinTransformer/Video-Swin-Transformer, mmaction)", torch.randn(1, 3, 4, 64, 64))
 
 
 # --- an independent computation: global attention over the padded grid, with a block mask --------------------
@@ -149,9 +140,15 @@ def _reference_swin3d_t(state, x):
     (2, 3, 9, 116, 76),  # token grid 5×29×19: T clipped, H and W padded; a stage with H shifted and W clipped
     (1, 3, 18, 46, 30),  # 9×12×8 (H, W not multiples of the patch): T shifted and padded to 16; later H, W clipped
 ])
-def test_other_input_sizes_match_an_independent_computation(fixture, torchvision_model, shape):
-    _, state = fixture
+@pytest.mark.parametrize("weight_seed", [1, 2])
+def test_other_input_sizes_match_an_independent_computation(fixture, torchvision_model, shape, weight_seed):
+    """At the fixture's weight seed and at another (our model re-read from torchvision's layout)."""
+    ref, state = fixture
     model = torchvision_model
+    if weight_seed != 1:
+        state = ref.state_dict(weight_seed=weight_seed)
+        model = vac.build_model("swin3d_t")
+        assert vac.load_checkpoint(model, state).layout.startswith("torchvision")
     x = torch.randn(shape)
     with torch.no_grad():
         expected = _reference_swin3d_t(state, x)
