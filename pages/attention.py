@@ -8,40 +8,42 @@ The layer's relative position tables and the attention rollout across layers fol
 import streamlit as st
 
 import videoattn_core as vac
-from pages import _common as common
-from videoattn_core import attention_maps, cli_explain, figures, runtime
-from videoattn_core import explanations
+from videoattn_core import analysis, attention_maps, cli_explain, explanations, figures, runtime
+from pages import _state as state
+from pages import _widgets as widgets
+from pages import _cache as cache
+
 
 PAGE_FIELDS = {
-    **common.RUN_FIELDS,
+    **widgets.RUN_FIELDS,
     "layer": str,
-    "head": common.parse_head,
-    "query": common.parse_query,
-    "frame": lambda text: common.integer(text, "frame", 0, 4095),
-    "rollout": lambda text: common.choice(text, ("on", "off"), "rollout"),
-    "explain": lambda text: common.choice(text, ("off", *explanations.METHODS), "explain"),
-    "target": lambda text: common.integer(text, "target", 0, 100_000),
+    "head": widgets.parse_head,
+    "query": widgets.parse_query,
+    "frame": lambda text: state.integer(text, "frame", 0, 4095),
+    "rollout": lambda text: state.choice(text, ("on", "off"), "rollout"),
+    "explain": lambda text: state.choice(text, ("off", *explanations.METHODS), "explain"),
+    "target": lambda text: state.integer(text, "target", 0, 100_000),
     "camlayer": str,
 }
 
 st.title("Attention")
-view = common.open_view("attention", PAGE_FIELDS)
-common.show_ignored()
-preset, config = common.model_picker(view)
+view = state.open_view("attention", PAGE_FIELDS)
+state.show_ignored()
+preset, config = widgets.model_picker(view)
 if config is None:
     st.info("Fix the highlighted hyperparameter in the sidebar to see attention.")
     st.stop()
 if not config.has_head:
-    common.write_view(view, preset, config, {})
+    state.write_view(view, preset, config, {})
     st.info(f"Not applicable: {preset} is a convolutional model without attention layers (and without a "
             f"classification head); its layers and costs are on the Model page.")
     st.stop()
 
-inputs, page_state = common.run_inputs(view, preset, config)
+inputs, page_state = widgets.run_inputs(view, preset, config)
 try:
-    run_config, implied = common.weights_config(preset, config, inputs)
-    key = common.config_key(preset, run_config)
-    run_summary = common.summary(key)
+    run_config, implied = widgets.weights_config(preset, config, inputs)
+    key = state.config_key(preset, run_config)
+    run_summary = cache.summary(key)
 except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()
@@ -49,20 +51,20 @@ except vac.VideoAttnError as exc:
 try:
     with st.status("Preparing", expanded=False) as status:
         status.update(label="decoding the clip…")
-        clip = common.load_clip(inputs.clip, key, inputs.weights, _data=common.clip_bytes(inputs))
+        clip = cache.load_clip(inputs.clip, key, inputs.weights, _data=widgets.clip_bytes(inputs))
         status.update(label="building the model…")
-        refusal = common.memory_check(run_summary, inputs)
+        refusal = cache.memory_check(run_summary, inputs)
         if refusal:
             status.update(label="refused", state="error")
             st.error(refusal)
             st.stop()
-        loaded = common.load_model(key, inputs.weights, inputs.device, inputs.dtype, common.checkpoint_bytes(inputs))
+        loaded = cache.load_model(key, inputs.weights, inputs.device, inputs.dtype, widgets.checkpoint_bytes(inputs))
         status.update(label="ready", state="complete")
 except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()
 
-kinds = common.layer_kinds(loaded.model)
+kinds = analysis.attention_layer_kinds(loaded.model)
 layers = list(kinds)
 # the default: the last layer that is not purely temporal (it has the CLS token and a spatial map)
 default_layer = next((n for n in reversed(layers) if kinds[n] != "time"), layers[-1])
@@ -70,7 +72,7 @@ notes = []
 linked_layer = view.link.page.get("layer")
 if view.opened and linked_layer is not None and linked_layer not in kinds:
     notes.append(f"layer={linked_layer!r} ignored: not an attention layer of this model; showing {default_layer}")
-common.seed_page(view, {"attention.layer": ("layer", default_layer), "attention.head": ("head", "mean"),
+state.seed_page(view, {"attention.layer": ("layer", default_layer), "attention.head": ("head", "mean"),
                         "attention.frame": ("frame", 0), "attention.rollout": ("rollout", "off")})
 if st.session_state["attention.layer"] not in kinds:
     st.session_state["attention.layer"] = default_layer
@@ -80,15 +82,15 @@ layer = c1.selectbox("layer", layers, key="attention.layer", format_func=lambda 
                      help="Every module that owns an attention; divided TimeSformer blocks have a spatial attn and a "
                           "temporal_attn.")
 capture = (layer,)
-refusal = common.memory_check(run_summary, inputs, captured=capture)
+refusal = cache.memory_check(run_summary, inputs, captured=capture)
 if refusal:
     st.error(refusal)
     st.stop()
-if common.needs_button(run_summary, inputs) and not common.approved("attention", (key, inputs.key, layer)):
-    st.info(f"This forward costs {common.format_count(run_summary.macs)} MACs on the CPU; press Run to start it.")
+if widgets.needs_button(run_summary, inputs) and not state.approved("attention", (key, inputs.key, layer)):
+    st.info(f"This forward costs {widgets.format_count(run_summary.macs)} MACs on the CPU; press Run to start it.")
     st.stop()
 with st.spinner("forwarding and capturing the layer's attention…"):
-    result = common.run_inspection(key, inputs.key, capture, loaded, clip, measure_macs=False)
+    result = cache.run_inspection(key, inputs.key, capture, loaded, clip, measure_macs=False)
 captured = result.attention[layer]
 layout = captured.layout
 heads = int(captured.probs.shape[1])
@@ -180,16 +182,14 @@ st.plotly_chart(figures.attention_overlay(frames, amap.values, boxes=amap.boxes,
                                           columns=min(8, len(frames)), title="every frame"),
                 key="attention_strip_chart")
 
-owners = [m for n, m in loaded.model.named_modules() if n == layer or n.startswith(layer + ".")]
-window_frames = max((getattr(m, "window_size", (1,))[0] for m in owners
-                     if len(getattr(m, "window_size", ())) == 3), default=1)
+window_frames = attention_maps.layer_window_frames(loaded.model, layer)
 dt = 0
-if any(attention_maps.relative_position_tables(m) for m in owners):
+if attention_maps.layer_relative_tables(loaded.model, layer):
     st.subheader("Relative position tables of this layer")
     if window_frames > 1:
         dt = st.slider("frame offset Δt of the bias plane", -(window_frames - 1), window_frames - 1, 0,
                        key="attention.dt")
-    for i, table in enumerate(t for m in owners for t in attention_maps.relative_position_tables(m, dt=dt)):
+    for i, table in enumerate(attention_maps.layer_relative_tables(loaded.model, layer, dt=dt)):
         st.plotly_chart(figures.bias_tables(table.panels, x_title=table.x_label, y_title=table.y_label,
                                             x_offsets=table.x_offsets, y_offsets=table.y_offsets,
                                             columns=6, title=f"{table.name}: {table.note}"),
@@ -203,13 +203,13 @@ if reason:
     st.info(f"Rollout is not available for this architecture: {reason}.")
 elif show_rollout == "on":
     with st.spinner("rolling attention out across the layers…"):
-        rolled = common.rollout(key, inputs.key, loaded, clip)
+        rolled = cache.rollout(key, inputs.key, loaded, clip)
     st.plotly_chart(figures.attention_overlay(frames, rolled, columns=min(8, len(frames)),
                                               title="CLS attention rolled out across all layers",
                                               color_title="rollout"), key="rollout_chart")
 
 st.subheader("Explain: why this class")
-common.seed_page(view, {"attention.explain": ("explain", "off"), "attention.target": ("target", None),
+state.seed_page(view, {"attention.explain": ("explain", "off"), "attention.target": ("target", None),
                         "attention.camlayer": ("camlayer", None)})
 e1, e2, e3 = st.columns(3)
 method = e1.radio("method", ("off", *explanations.METHODS), horizontal=True, key="attention.explain",
@@ -217,9 +217,9 @@ method = e1.radio("method", ("off", *explanations.METHODS), horizontal=True, key
                        "rollout: attention rollout (not class-specific); gradcam: Grad-CAM on one layer")
 target = cam_layer = None
 if method != "off":
-    x = clip.tensor[:1].to(device=inputs.device, dtype=common.DTYPES[inputs.dtype])
+    x = runtime.first_view(clip.tensor, inputs.device, inputs.dtype)
     with loaded.lock:
-        probs = runtime.classify(loaded.model, x, device=inputs.device, dtype=common.DTYPES[inputs.dtype])
+        probs = runtime.classify(loaded.model, x, device=inputs.device, dtype=inputs.dtype)
     top = runtime.top_predictions(probs, loaded.labels, 5)
     options = [p["index"] for p in top]
     if st.session_state["attention.target"] not in options:
@@ -256,8 +256,8 @@ page_state.update({"explain": None if method == "off" else method, "target": tar
 page_state.update({"layer": layer if layer != default_layer else None, "head": None if head == "mean" else head,
                    "query": None if query == "cls" or (not has_cls and query == center) else ",".join(map(str, query)),
                    "frame": frame or None, "rollout": "on" if show_rollout == "on" and not reason else None})
-query_string = common.write_view(view, preset, config, page_state)
-common.share_box("attention", query_string)
-note = common.uploaded_note(inputs)
+query_string = state.write_view(view, preset, config, page_state)
+state.share_box("attention", query_string)
+note = widgets.uploaded_note(inputs)
 if note:
     st.caption(f"Note: {note}.")

@@ -4,8 +4,11 @@ request) measured forward time and peak memory on this device; each opens in the
 import streamlit as st
 
 import videoattn_core as vac
-from pages import _common as common
-from videoattn_core import figures
+from videoattn_core import analysis, figures, links, runtime
+from pages import _state as state
+from pages import _widgets as widgets
+from pages import _cache as cache
+
 from videoattn_core.links import make_link
 
 SLOTS = ("c1", "c2", "c3", "c4")
@@ -14,26 +17,25 @@ DEFAULTS = {"c1": "timesformer_base", "c2": "timesformer_base;attention_type=joi
 
 
 def _spec(text: str) -> str:
-    preset, raw = common.parse_spec(text)
-    common.spec_config(preset, ";".join(f"{k}={v}" for k, v in raw.items()))  # raises ConfigError if invalid
+    links.spec_config(*links.parse_spec(text))  # raises ValueError or ConfigError if invalid
     return text
 
 
-PAGE_FIELDS = {**{slot: _spec for slot in SLOTS}, "n": lambda text: common.integer(text, "n", 2, 4)}
+PAGE_FIELDS = {**{slot: _spec for slot in SLOTS}, "n": lambda text: state.integer(text, "n", 2, 4)}
 
 st.title("Compare")
-view = common.open_view("compare", PAGE_FIELDS, uses_model=False)
-common.show_ignored()
+view = state.open_view("compare", PAGE_FIELDS, uses_model=False)
+state.show_ignored()
 
-common.seed_page(view, {"compare.n": ("n", 3)})
+state.seed_page(view, {"compare.n": ("n", 3)})
 n = st.slider("configurations", 2, 4, key="compare.n")
 seeds = {}
 for slot in SLOTS:
-    preset, raw = common.parse_spec(view.link.page.get(slot, DEFAULTS[slot]))
+    preset, pairs = links.parse_spec(view.link.page.get(slot, DEFAULTS[slot]))
     seeds[f"compare.{slot}.preset"] = (slot + "_preset", preset)
-    seeds[f"compare.{slot}.overrides"] = (slot + "_overrides", "; ".join(f"{k}={v}" for k, v in raw.items()))
+    seeds[f"compare.{slot}.overrides"] = (slot + "_overrides", "; ".join(pairs))
 view.link.page.update({name: default for name, default in seeds.values()})
-common.seed_page(view, seeds)
+state.seed_page(view, seeds)
 
 configs: list[tuple[str, str, vac.ModelConfig]] = []
 columns = st.columns(n)
@@ -44,7 +46,7 @@ for slot, column in zip(SLOTS[:n], columns):
                                   help="Any hyperparameter of the preset by its config field name, e.g. "
                                        "attention_type=joint_space_time; num_frames=16")
         try:
-            config = common.spec_config(preset, overrides)
+            config = links.spec_config(preset, [p for p in overrides.split(";") if p.strip()])
         except vac.ConfigError as exc:
             st.error(str(exc), icon=":material/warning:")
             continue
@@ -54,19 +56,19 @@ for slot, column in zip(SLOTS[:n], columns):
 
 rows, summaries = [], {}
 for slot, preset, config in configs:
-    key = common.config_key(preset, config)
+    key = state.config_key(preset, config)
     try:
-        s = common.summary(key)
+        s = cache.summary(key)
     except vac.VideoAttnError as exc:
         st.error(f"configuration {slot[1]}: {exc}")
         continue
-    label = f"{slot[1]}. {common.spec_text(preset, config)}"
+    label = f"{slot[1]}. {links.spec_text(preset, config)}"
     summaries[label] = (key, s, config)
     memory = s.memory_estimate(4, 1)
     rows.append({"configuration": label, "parameters": s.params, "GMACs per view": round(s.macs / 1e9, 2),
                  "GFLOPs per view": round(s.flops / 1e9, 2), "views": s.views,
-                 "input": "×".join(map(str, s.input_shape)), "token grids": common.stage_grids(s),
-                 "tokens per stage": " → ".join(f"{t:,}" for _, t in common.stage_tokens(s)),
+                 "input": "×".join(map(str, s.input_shape)), "token grids": analysis.stage_grids(s),
+                 "tokens per stage": " → ".join(f"{t:,}" for _, t in analysis.stage_tokens(s)),
                  "est. memory fp32 (MiB)": round(memory["total"] / 2**20, 1)})
 
 if rows:
@@ -77,16 +79,16 @@ if rows:
                                            y_title="parameters", title="parameters"), key="compare_params")
     right.plotly_chart(figures.grouped_bars(labels, {"MACs per view": [summaries[x][1].macs for x in labels]},
                                             y_title="MACs", title="MACs per view"), key="compare_macs")
-    st.plotly_chart(figures.token_counts({x: common.stage_tokens(summaries[x][1]) for x in labels},
+    st.plotly_chart(figures.token_counts({x: analysis.stage_tokens(summaries[x][1]) for x in labels},
                                          title="tokens per stage"), key="compare_tokens")
 
     st.subheader("Measured on this device")
-    device = common.auto_device()
+    device = runtime.default_device()
     dtype = "float32"
     st.caption(f"One forward of each configuration with random weights on a random clip of its input shape, on "
                f"**{device}** ({dtype}), after a warm-up forward. Peak memory: "
                + ("CUDA's allocator peak." if device == "cuda" else
-                  "torch's MemTracker (parameters, live activations and the input)."))
+                  "weights, input and the tensors the forward holds at once, counted as it runs."))
     token = (tuple(summaries[x][0] for x in labels), device)
     if st.button("Measure forward time and peak memory", key="compare.measure"):
         st.session_state["compare.measured"] = token
@@ -95,12 +97,12 @@ if rows:
         progress = st.progress(0.0, text="measuring…")
         for i, label in enumerate(labels):
             key, s, _ = summaries[label]
-            refusal = common.memory_check(s, common.RunInputs("", "random", device, dtype))
+            refusal = cache.memory_check(s, widgets.RunInputs("", "random", device, dtype))
             if refusal:
                 st.error(f"{label}: {refusal}")
                 continue
             progress.progress(i / len(labels), text=f"measuring {label}…")
-            measured[label] = common.measure_forward(key, device, dtype)
+            measured[label] = cache.measure_forward(key, device, dtype)
         progress.progress(1.0, text="done")
         if measured:
             names = list(measured)
@@ -117,7 +119,7 @@ if rows:
 
 page_state = {"n": n if n != 3 else None}
 for slot, preset, config in configs:
-    text = common.spec_text(preset, config)
+    text = links.spec_text(preset, config)
     page_state[slot] = text if text != DEFAULTS[slot] else None
-query = common.write_view(view, None, None, page_state)
-common.share_box("compare", query)
+query = state.write_view(view, None, None, page_state)
+state.share_box("compare", query)

@@ -5,30 +5,33 @@ static summary (no weights, no forward pass), so it follows the widgets at once.
 import streamlit as st
 
 import videoattn_core as vac
-from pages import _common as common
-from videoattn_core import figures, inspection
+from videoattn_core import analysis, figures, inspection
+from pages import _state as state
+from pages import _widgets as widgets
+from pages import _cache as cache
+
 from videoattn_core.registry import family_of
 
 BREAKDOWNS = ("params", "macs")
 BREAKDOWN_LABELS = {"params": "parameters", "macs": "MACs"}
 PAGE_FIELDS = {
     "search": str,
-    "breakdown": lambda text: common.choice(text, BREAKDOWNS, "breakdown"),
+    "breakdown": lambda text: state.choice(text, BREAKDOWNS, "breakdown"),
 }
 
 st.title("Model")
-view = common.open_view("model", PAGE_FIELDS)
-common.show_ignored()
-preset, config = common.model_picker(view)
+view = state.open_view("model", PAGE_FIELDS)
+state.show_ignored()
+preset, config = widgets.model_picker(view)
 
 if config is None:
     st.info("Fix the highlighted hyperparameter in the sidebar to see the model's numbers.")
     st.stop()
 
 family = family_of(config)
-key = common.config_key(preset, config)
+key = state.config_key(preset, config)
 try:
-    summary = common.summary(key)
+    summary = cache.summary(key)
 except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()
@@ -38,40 +41,40 @@ st.caption(f"{family.paper} — reproduces {family.repository}")
 
 cols = st.columns(5)
 cols[0].metric("parameters", f"{summary.params:,}", help="Every learnable parameter of the built network.")
-cols[1].metric("MACs per view", common.format_count(summary.macs),
+cols[1].metric("MACs per view", widgets.format_count(summary.macs),
                help="Multiply-accumulates for one clip of the input shape, fvcore's convention: one multiply-add "
                     "counts 1; softmax, activations, additions and biases are not counted. Papers call this "
                     "'FLOPs'.")
-cols[2].metric("FLOPs per view", common.format_count(summary.flops),
+cols[2].metric("FLOPs per view", widgets.format_count(summary.flops),
                help="Floating-point operations, 2 × MACs (the convention of torch's FlopCounterMode).")
 cols[3].metric("views", f"{summary.views}",
                help="Clips × crops averaged at test time in the paper's protocol; multiply the per-view cost by "
                     "this for the paper's inference cost.")
 memory = summary.memory_estimate(4, 1)
-cols[4].metric("memory (fp32, batch 1)", common.format_bytes(memory["total"]),
-               help=f"Estimated for one inference forward: weights {common.format_bytes(memory['weights'])} + "
-                    f"activations {common.format_bytes(memory['activations'])}.")
+cols[4].metric("memory (fp32, batch 1)", widgets.format_bytes(memory["total"]),
+               help=f"Estimated for one inference forward: weights {widgets.format_bytes(memory['weights'])} + "
+                    f"activations {widgets.format_bytes(memory['activations'])}.")
 st.caption(f"Input {tuple(summary.input_shape)} laid out as `{summary.input_layout}`; exact counts "
            f"{summary.params:,} parameters, {summary.macs:,} MACs and {summary.flops:,} FLOPs per view "
-           f"({common.format_count(summary.macs_all_views)} MACs over the paper's {summary.views} views). "
+           f"({widgets.format_count(summary.macs_all_views)} MACs over the paper's {summary.views} views). "
            f"MACs: {inspection.MACS_CONVENTION}. FLOPs: {inspection.FLOPS_CONVENTION}.")
 
 st.header("Layers")
-table = common.layer_table(summary)
-common.seed_page(view, {"model.search": ("search", ""), "model.breakdown": ("breakdown", "params")})
+table = analysis.layer_rows(summary)
+state.seed_page(view, {"model.search": ("search", ""), "model.breakdown": ("breakdown", "params")})
 search = st.text_input("filter layers (name or type contains)", key="model.search").strip()
 shown = [r for r in table if search.lower() in r["name"].lower() or search.lower() in r["type"].lower()]
 st.dataframe(shown, hide_index=True, width="stretch", height=360, key="layer_table")
 st.caption(f"{len(shown)} of {len(table)} modules. Axes: B batch, C channels, T frames, H W height and width "
            f"(of whichever token grid the tensor is on), heads, d head width, nT nH nW windows, wt wh ww positions in "
            f"a window, (1+…) a leading CLS token. params and MACs include a module's children; own ones do not.")
-st.download_button("Download the table as CSV", common.rows_to_csv(table), file_name=f"{preset}_layers.csv",
+st.download_button("Download the table as CSV", analysis.rows_to_csv(table), file_name=f"{preset}_layers.csv",
                    mime="text/csv", key="model.download")
 
 st.header("Where the cost sits")
 breakdown = st.radio("split", BREAKDOWNS, horizontal=True, key="model.breakdown",
                      format_func=lambda b: {"params": "parameters", "macs": "MACs"}[b])
-leaves = common.leaf_rows(summary)
+leaves = analysis.leaf_rows(summary)
 left, right = st.columns([3, 2])
 left.plotly_chart(figures.cost_breakdown(leaves, breakdown, title=f"{BREAKDOWN_LABELS[breakdown]} by category "
                                                                    f"and module"), key="breakdown_chart")
@@ -81,12 +84,12 @@ right.plotly_chart(figures.category_bars({BREAKDOWN_LABELS[k]: v for k, v in sum
 st.header("How the cost grows")
 left, right = st.columns(2)
 for column, axis, label in ((left, "frames", "frames"), (right, "size", "pixels per side")):
-    series, dashed, current = common.growth_curves(preset, config, axis)
+    series, dashed, current = cache.growth_curves(config, axis)
     column.plotly_chart(figures.cost_curves(series, x_title=label, y_title="MACs per view", dashed=dashed,
                                             marker_x=current, title=f"MACs against {label}"),
                         key=f"growth_{axis}")
-    column.caption(common.growth_note(series, axis))
+    column.caption(analysis.growth_note(series, axis))
 
-query = common.write_view(view, preset, config, {"search": search or None,
+query = state.write_view(view, preset, config, {"search": search or None,
                                                  "breakdown": breakdown if breakdown != "params" else None})
-common.share_box("", query)
+state.share_box("", query)

@@ -4,30 +4,33 @@ table (shapes, time, analytic against measured MACs)."""
 import streamlit as st
 
 import videoattn_core as vac
-from pages import _common as common
-from videoattn_core import figures, runtime
+from videoattn_core import analysis, figures, runtime
+from pages import _state as state
+from pages import _widgets as widgets
+from pages import _cache as cache
+
 from videoattn_core.predict import timeline_series
 
 VIEWS = ("single", "protocol")
-PAGE_FIELDS = {**common.RUN_FIELDS, "topk": lambda text: common.integer(text, "topk", 1, 20),
-               "views": lambda text: common.choice(text, VIEWS, "views")}
+PAGE_FIELDS = {**widgets.RUN_FIELDS, "topk": lambda text: state.integer(text, "topk", 1, 20),
+               "views": lambda text: state.choice(text, VIEWS, "views")}
 
 st.title("Run")
-view = common.open_view("run", PAGE_FIELDS)
-common.show_ignored()
-preset, config = common.model_picker(view)
+view = state.open_view("run", PAGE_FIELDS)
+state.show_ignored()
+preset, config = widgets.model_picker(view)
 if config is None:
     st.info("Fix the highlighted hyperparameter in the sidebar to run the model.")
     st.stop()
 
 if not config.has_head:
-    query = common.write_view(view, preset, config, {})
+    query = state.write_view(view, preset, config, {})
     st.info(f"Not applicable: {preset} has no classification head (its input is `{config.input_layout}` and its "
             f"output a feature map), so it makes no predictions. Its layers and costs are on the Model page.")
     st.stop()
 
-inputs, page_state = common.run_inputs(view, preset, config)
-common.seed_page(view, {"run.topk": ("topk", 5), "run.views": ("views", "single")})
+inputs, page_state = widgets.run_inputs(view, preset, config)
+state.seed_page(view, {"run.topk": ("topk", 5), "run.views": ("views", "single")})
 left, right = st.columns(2)
 k = left.slider("top-k", 1, 20, key="run.topk")
 views = right.radio("views", VIEWS, horizontal=True, key="run.views",
@@ -36,50 +39,50 @@ views = right.radio("views", VIEWS, horizontal=True, key="run.views",
                          "one forward each.")
 page_state["topk"] = k if k != 5 else None
 page_state["views"] = views if views != "single" else None
-query = common.write_view(view, preset, config, page_state)
+query = state.write_view(view, preset, config, page_state)
 
 try:
-    run_config, implied = common.weights_config(preset, config, inputs)
+    run_config, implied = widgets.weights_config(preset, config, inputs)
     if implied:
         st.caption("The chosen weights need " + ", ".join(implied) + ".")
-    key = common.config_key(preset, run_config)
-    run_summary = common.summary(key)
+    key = state.config_key(preset, run_config)
+    run_summary = cache.summary(key)
 except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()
 
-refusal = common.memory_check(run_summary, inputs)
+refusal = cache.memory_check(run_summary, inputs)
 if refusal:
     st.error(refusal)
     st.stop()
 try:
-    plan = common.run_plan(key, inputs.weights, inputs.device, inputs.dtype, views=views)
+    plan = cache.run_plan(key, inputs.weights, inputs.device, inputs.dtype, views=views)
 except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()
 clips, crops = plan.views
 with st.expander("What this run will do (the plan, as `predict --dry-run` prints it)"):
     try:
-        st.json(common.clip_plan(key, inputs, views), expanded=1)
+        st.json(cache.clip_plan(key, inputs, views), expanded=1)
     except vac.VideoAttnError as exc:
         st.error(str(exc))
 st.caption(f"Recipe: {plan.recipe.num_frames} frames ({plan.recipe.sampling}, {plan.recipe.clip_rule} clips), short "
            f"side {plan.recipe.resize} px ({plan.recipe.resampling} resampling), crop {plan.recipe.crop}; "
            f"{clips} clip(s) × {crops} crop(s) = {clips * crops} forward(s). Source: {plan.recipe.source}.")
-if common.needs_button(run_summary, inputs) and not common.approved("run", (key, inputs.key)):
-    st.info(f"This forward costs {common.format_count(run_summary.macs)} MACs on the CPU; press Run to start it.")
+if widgets.needs_button(run_summary, inputs) and not state.approved("run", (key, inputs.key)):
+    st.info(f"This forward costs {widgets.format_count(run_summary.macs)} MACs on the CPU; press Run to start it.")
     st.stop()
 
 try:
     with st.status("Running", expanded=False) as status:
         status.update(label="decoding the clip…")
-        clip = common.load_clip(inputs.clip, key, inputs.weights, views, _data=common.clip_bytes(inputs))
+        clip = cache.load_clip(inputs.clip, key, inputs.weights, views, _data=widgets.clip_bytes(inputs))
         status.update(label="building the model…")
-        loaded = common.load_model(key, inputs.weights, inputs.device, inputs.dtype, common.checkpoint_bytes(inputs))
+        loaded = cache.load_model(key, inputs.weights, inputs.device, inputs.dtype, widgets.checkpoint_bytes(inputs))
         status.update(label="forwarding…")
-        result = common.run_inspection(key, inputs.key, (), loaded, clip)
+        result = cache.run_inspection(key, inputs.key, (), loaded, clip)
         status.update(label="the other views…")
-        probs = common.view_probabilities(key, inputs.key, views, loaded, clip)
+        probs = cache.view_probabilities(key, inputs.key, views, loaded, clip)
         status.update(label=f"done: forward in {1e3 * result.time_s:.0f} ms on {inputs.device}", state="complete")
 except vac.VideoAttnError as exc:
     st.error(str(exc))
@@ -106,7 +109,7 @@ stride = st.number_input("a window every … seconds", min_value=0.5, max_value=
 if st.button("Predict over the whole clip", key="run.timeline"):
     try:
         with st.spinner("windows…"):
-            over_time = common.timeline(key, inputs.key, float(stride), loaded, common.clip_bytes(inputs))
+            over_time = cache.timeline(key, inputs.key, float(stride), loaded, widgets.clip_bytes(inputs))
     except vac.VideoAttnError as exc:
         st.error(str(exc))
     else:
@@ -118,14 +121,14 @@ if st.button("Predict over the whole clip", key="run.timeline"):
 st.subheader("Measured layers")
 cols = st.columns(4)
 cols[0].metric("forward time", f"{1e3 * result.time_s:.1f} ms")
-cols[1].metric("analytic MACs", common.format_count(result.macs))
-cols[2].metric("measured MACs", common.format_count(result.measured_macs),
+cols[1].metric("analytic MACs", widgets.format_count(result.macs))
+cols[2].metric("measured MACs", widgets.format_count(result.measured_macs),
                help="torch's FlopCounterMode (FLOPs / 2); it counts matmul, conv and attention kernels, not "
                     "normalization, so it sits a little below the analytic count.")
 cols[3].metric("device", f"{inputs.device} · {inputs.dtype}")
-table = common.measured_table(result)
+table = analysis.measured_rows(result)
 st.dataframe(table, hide_index=True, width="stretch", height=360, key="measured_table")
-st.download_button("Download the measured table as CSV", common.rows_to_csv(table),
+st.download_button("Download the measured table as CSV", analysis.rows_to_csv(table),
                    file_name=f"{preset}_measured.csv", mime="text/csv", key="run.download")
 leaves = [r for r in result.layers if r.is_leaf and r.self_time_s is not None]
 left, right = st.columns(2)
@@ -135,7 +138,7 @@ right.plotly_chart(figures.macs_agreement([r.name for r in leaves], [r.macs for 
                                           [r.measured_macs or 0 for r in leaves],
                                           title="analytic against measured MACs"), key="macs_chart")
 
-common.share_box("run", query)
-note = common.uploaded_note(inputs)
+state.share_box("run", query)
+note = widgets.uploaded_note(inputs)
 if note:
     st.caption(f"Note: {note}.")

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import videoattn_core as vac
-from videoattn_core import analysis
+from videoattn_core import analysis, attention_maps
 from videoattn_core.analysis import _LiveBytes, forward_peak_bytes, memory_plan
 
 
@@ -55,3 +55,46 @@ def test_memory_plan_refuses_before_allocating(monkeypatch):
     assert f"× {vac.runtime.MEMORY_MARGIN:g} margin" in refused["refusal"]
     monkeypatch.setattr(analysis, "available_memory", lambda device: 2 * plan["total_bytes"])
     assert memory_plan(summary, "cpu")["fits"]
+
+
+def test_stage_tokens_follow_the_papers_stage_resolutions():
+    # MViTv2-S at 16×224: patches of 2×4×4 pooled to 56², 28², 14², 7² per stage over 8 token frames, + CLS
+    mvit = vac.summarize("mvit_v2_s")
+    assert analysis.stage_tokens(mvit) == [("stage 1", 8 * 56 * 56 + 1), ("stage 2", 8 * 28 * 28 + 1),
+                                           ("stage 3", 8 * 14 * 14 + 1), ("stage 4", 8 * 7 * 7 + 1)]
+    assert analysis.stage_grids(mvit) == "8×56×56 → 8×28×28 → 8×14×14 → 8×7×7"
+    assert analysis.stage_tokens(vac.summarize("timesformer_base")) == [("stage 1", 8 * 14 * 14 + 1)]
+
+
+def test_growth_curves_read_summaries_at_other_sizes():
+    config = vac.get_config("timesformer_base", depth=1, img_size=64)
+    series, dashed, current = analysis.growth_curves(config, "frames")
+    assert current == 8
+    xs, totals = series["this config (divided_space_time): total"]
+    assert xs == [2, 4, 8, 16, 32]
+    assert totals == [float(vac.summarize(config, frames=x).macs) for x in xs]
+    assert set(dashed) == {"joint_space_time: total", "joint_space_time: attention", "space_only: total",
+                           "space_only: attention"}
+    # joint attention over all T·H·W tokens grows faster with frames than divided attention does
+    joint = dict(zip(*series["joint_space_time: attention"]))
+    divided = dict(zip(*series["this config (divided_space_time): attention"]))
+    assert joint[16] / joint[8] > divided[16] / divided[8] > 1.9
+    assert "Doubling frames multiplies" in analysis.growth_note(series, "frames")
+
+
+def test_layer_kinds_and_window_tables():
+    model = vac.build_model("swin3d_t", depths=(1, 1, 1, 1), num_frames=4, img_size=64)
+    kinds = analysis.attention_layer_kinds(model)
+    assert kinds and set(kinds.values()) == {"window"}
+    layer = next(iter(kinds))
+    assert attention_maps.layer_window_frames(model, layer) == 8  # Swin-T's 8×7×7 window
+    tables = attention_maps.layer_relative_tables(model, layer)
+    assert tables and tables[0].panels["head 0"].shape == (13, 13)  # (2·7 − 1)² spatial offsets
+
+
+def test_measure_forward_counts_weights_input_and_live_tensors():
+    config = vac.get_config("videomae_base", depth=1, img_size=32, num_frames=4, patch_size=8)
+    measured = analysis.measure_forward(config)
+    weights = vac.summarize(config).params * 4
+    assert measured["time_s"] > 0 and measured["baseline_bytes"] >= weights
+    assert measured["peak_bytes"] - measured["baseline_bytes"] == forward_peak_bytes(config)

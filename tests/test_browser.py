@@ -401,7 +401,7 @@ def test_compare_page(server, page):
 
 def test_first_visitor_of_a_fresh_server_opening_a_page_link_gets_the_router(page, tmp_path):
     """A share link to a page is often the first request a server sees; it must go through app.py's
-    navigation, not Streamlit's pages-directory fallback (which would list pages/_common.py as a page)."""
+    navigation, not Streamlit's pages-directory fallback (which would list pages/_state.py as a page)."""
     with ServedApp(tmp_path) as fresh:
         page.goto(fresh.url + "/attention?model=timesformer_base&depth=2&img_size=64&layer=blocks.0.attn")
         page.wait_for_selector("text=Share this view")

@@ -10,6 +10,7 @@ import os
 import weakref
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
@@ -157,3 +158,209 @@ def memory_plan(summary: Any, device: torch.device | str, dtype_bytes: int = 4, 
             f"{format_bytes(estimate['attention'])}, runtime {format_bytes(reserve)}; × {margin:g} margin) but "
             f"{device} has {format_bytes(free)} free. Choose fewer frames, a smaller size or a smaller model.")
     return out
+
+
+# ----------------------------------------------------------------------------------------------- tables
+
+
+def _shape_text(shape: Sequence[int] | None) -> str:
+    return "×".join(str(s) for s in shape) if shape else ""
+
+
+def leaf_rows(summary: Any) -> list[dict[str, Any]]:
+    """The records cost charts sum (leaves and modules owning parameters), with their own counts."""
+    return [{"name": r.name or "(model)", "category": r.category, "params": r.params, "macs": r.macs}
+            for r in summary.leaves()]
+
+
+def layer_rows(summary: Any) -> list[dict[str, Any]]:
+    """The per-layer table: one row per module, shapes with their axis meaning, own and total counts."""
+    return [{"name": r.name or "(model)", "type": r.type, "depth": r.depth, "input shape": _shape_text(r.input_shape),
+             "output shape": _shape_text(r.output_shape), "axes": r.layout, "params": r.params_total,
+             "MACs": r.macs_total, "own params": r.params, "own MACs": r.macs, "category": r.category}
+            for r in summary.layers]
+
+
+def measured_rows(result: Any) -> list[dict[str, Any]]:
+    """The measured per-layer table of an inspection: shapes, time, analytic against measured MACs."""
+    return [{"name": r.name or "(model)", "type": r.type, "input shape": _shape_text(r.input_shape),
+             "output shape": _shape_text(r.output_shape), "axes": r.layout,
+             "time (ms)": round(1e3 * r.time_s, 3) if r.time_s is not None else None,
+             "own time (ms)": round(1e3 * r.self_time_s, 3) if r.self_time_s is not None else None,
+             "analytic MACs": r.macs_total, "measured MACs": r.measured_macs_total}
+            for r in result.layers]
+
+
+def rows_to_csv(rows: list[dict[str, Any]]) -> str:
+    """CSV text of table rows (the header from the first row)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return buffer.getvalue()
+
+
+# ----------------------------------------------------------------------------------------------- growth
+
+
+def attention_macs(summary: Any) -> int:
+    return sum(r.macs for r in summary.layers if r.category == "attention")
+
+
+def _points(current: int, factors: tuple[float, ...], multiple: int = 1, limit: int = 4096) -> list[int]:
+    out = []
+    for f in factors:
+        p = max(multiple, int(round(current * f / multiple)) * multiple)
+        if p <= limit and p not in out:
+            out.append(p)
+    return sorted(out)
+
+
+def growth_curves(config: Any, axis: str, summarize: Any = None
+                  ) -> tuple[dict[str, tuple[list[int], list[float]]], list[str], int]:
+    """MACs of ``config`` against ``axis`` ("frames" or "size"): total and attention, plus the other attention
+    schemes (``attention_type`` choices) dashed. ``summarize(config, frames=, size=)`` gives the summaries (default
+    :func:`videoattn_core.inspection.summarize`; the app passes its cache). Points a model cannot take are skipped.
+    Returns ``(series, dashed series names, the current value)``."""
+    from .errors import ConfigError, VideoAttnError
+    from .inspection import summarize as default_summarize
+
+    summarize = summarize or default_summarize
+    base = summarize(config)
+    if axis == "frames":
+        current = base.frames or 1
+        points = _points(current, (0.25, 0.5, 1, 2, 4), limit=1024)
+    else:
+        current = int(base.input_shape[-1])
+        points = _points(current, (0.5, 0.75, 1, 1.5, 2), multiple=32 if current % 32 == 0 else 1)
+    series: dict[str, tuple[list[int], list[float]]] = {}
+    dashed: list[str] = []
+
+    def run(name: str, cfg: Any) -> None:
+        xs, totals, attention = [], [], []
+        for p in points:
+            try:
+                s = summarize(cfg, frames=p) if axis == "frames" else summarize(cfg, size=p)
+            except (VideoAttnError, ValueError, RuntimeError):
+                continue
+            xs.append(p)
+            totals.append(float(s.macs))
+            attention.append(float(attention_macs(s)))
+        if xs:
+            series[f"{name}: total"] = (xs, totals)
+            series[f"{name}: attention"] = (xs, attention)
+
+    attention_type = getattr(config, "attention_type", None)
+    run(f"this config{f' ({attention_type})' if attention_type else ''}", config)
+    spec = next((s for s in config.field_specs() if s.name == "attention_type"), None)
+    for other in (spec.choices or ()) if spec is not None else ():
+        if other == attention_type:
+            continue
+        try:
+            alternative = config.replace(attention_type=other)
+        except ConfigError:
+            continue
+        run(str(other), alternative)
+        dashed += [f"{other}: total", f"{other}: attention"]
+    return series, dashed, current
+
+
+def growth_note(series: dict[str, tuple[list[int], list[float]]], axis: str) -> str:
+    """How much each curve grows when the input doubles along ``axis`` (read off the computed points)."""
+    parts = []
+    for name, (xs, ys) in series.items():
+        pairs = dict(zip(xs, ys))
+        for x in xs:
+            if 2 * x in pairs and pairs[x] > 0:
+                parts.append(f"{name} ×{pairs[2 * x] / pairs[x]:.2f}")
+                break
+    what = "frames" if axis == "frames" else "the side in pixels"
+    return (f"Doubling {what} multiplies: " + "; ".join(parts) + ".") if parts else ""
+
+
+# ----------------------------------------------------------------------------------------------- stages
+
+
+def _attention_grids(summary: Any) -> list[tuple[tuple[int, int, int], bool]]:
+    """Each distinct query grid the attention cores run on, in order, with whether it has a CLS token."""
+    out: list[tuple[tuple[int, int, int], bool]] = []
+    for r in summary.layers:
+        layout = getattr(r, "attention_layout", None)
+        if layout is None or r.type != "AttentionCore":
+            continue
+        grid = tuple(layout.q_grid or layout.grid)
+        seen = next((i for i, (g, _) in enumerate(out) if g == grid), None)
+        if seen is None:
+            out.append((grid, bool(layout.cls)))
+        elif layout.cls:  # divided attention: the temporal call has no CLS, the spatial one on the same grid has
+            out[seen] = (grid, True)
+    return out
+
+
+def stage_tokens(summary: Any) -> list[tuple[str, int]]:
+    """Tokens per stage: each distinct query grid the attention layers run on, in order (MViT pools it, Video
+    Swin merges patches, TimeSformer keeps one), counted with the CLS token where there is one."""
+    return [(f"stage {i}", int(np.prod(grid)) + (1 if cls else 0))
+            for i, (grid, cls) in enumerate(_attention_grids(summary), 1)]
+
+
+def stage_grids(summary: Any) -> str:
+    """``"8×14×14 → 8×7×7"``: the stages' query grids."""
+    return " → ".join("×".join(map(str, grid)) for grid, _ in _attention_grids(summary))
+
+
+def attention_layer_kinds(model: torch.nn.Module) -> dict[str, str]:
+    """Each capturable attention layer with the kind(s) of attention it computes (space, time, joint, ...)."""
+    from .inspection import attention_layers
+    from .models.layers import AttentionCore
+
+    modules = dict(model.named_modules())
+    return {name: "+".join(sorted({m.kind for m in modules[name].modules() if isinstance(m, AttentionCore)}))
+            for name in attention_layers(model)}
+
+
+def measure_forward(config: Any, device: str = "cpu", dtype: str = "float32") -> dict[str, float]:
+    """Wall time of one forward (after a warm-up forward) and its peak memory — weights, input and the tensors it
+    holds at once — with random weights (seed 0) on a random clip of the config's input shape. Peak: CUDA's
+    allocator peak on a GPU; on the CPU the weights and input plus the live tensors counted as the warm-up forward
+    runs."""
+    import time
+
+    from .runtime import DTYPES, build_seeded
+
+    dev = torch.device(device)
+    model = build_seeded(config, 0).to(device=dev, dtype=DTYPES[dtype]).eval()
+    x = torch.randn(config.input_shape(), generator=torch.Generator().manual_seed(0)).to(dev, DTYPES[dtype])
+    with torch.no_grad():
+        if dev.type == "cuda":
+            model(x)
+            torch.cuda.synchronize(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+            base = torch.cuda.memory_allocated(dev)
+            start = time.perf_counter()
+            model(x)
+            torch.cuda.synchronize(dev)
+            return {"time_s": time.perf_counter() - start, "peak_bytes": float(torch.cuda.max_memory_allocated(dev)),
+                    "baseline_bytes": float(base)}
+        tracker = _LiveBytes([*model.parameters(), *model.buffers(), x])
+        with tracker:
+            out = model(x)
+            del out
+        start = time.perf_counter()
+        model(x)
+        held = sum(t.untyped_storage().nbytes() for t in (*model.parameters(), *model.buffers(), x))
+        return {"time_s": time.perf_counter() - start, "peak_bytes": float(held + tracker.peak),
+                "baseline_bytes": float(held)}
+
+
+def preset_rows() -> list[dict[str, Any]]:
+    """Every preset with its description and parameter count (built on the meta device: no weights)."""
+    from .registry import build_model, get_preset, list_models
+
+    return [{"preset": name, "description": get_preset(name).description,
+             "parameters": sum(p.numel() for p in build_model(name, device="meta").parameters())}
+            for name in list_models()]

@@ -373,3 +373,16 @@ def relative_position_tables(module: nn.Module, *, dt: int = 0) -> list[Relative
                                         _offsets(values.shape[0]), None,
                                         note="decomposed embedding: the bias is the query times this table"))
     return tables
+
+
+def layer_relative_tables(model: nn.Module, layer: str, *, dt: int = 0) -> list[RelativeTable]:
+    """The relative-position tables of attention layer ``layer`` (the module and the ones below it)."""
+    return [t for n, m in model.named_modules() if n == layer or n.startswith(layer + ".")
+            for t in relative_position_tables(m, dt=dt)]
+
+
+def layer_window_frames(model: nn.Module, layer: str) -> int:
+    """Frames of the 3D window of attention layer ``layer`` (1 for layers without a 3D window): the range of the
+    frame offsets its bias table covers is ±(this − 1)."""
+    return max((getattr(m, "window_size", (1,))[0] for n, m in model.named_modules()
+                if (n == layer or n.startswith(layer + ".")) and len(getattr(m, "window_size", ())) == 3), default=1)

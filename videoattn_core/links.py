@@ -12,12 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
-from .config import ModelConfig, check_field, coerce_value, show_value
+from .config import ModelConfig, check_field, coerce_value, parse_assignments, show_value
 from .errors import ConfigError
 from .registry import get_preset, list_models
 
-#: query parameters that are page state, never hyperparameters
-RESERVED = ("model", "page")
 @dataclass
 class LinkState:
     """What a link asks for, after validation."""
@@ -105,3 +103,25 @@ def make_link(preset: str, config: ModelConfig | None = None, page: Mapping[str,
         if value is not None:
             params[key] = _text(value)
     return params
+
+
+def parse_spec(text: str) -> tuple[str, list[str]]:
+    """A configuration written on one line, ``"mvit_v2_s;num_frames=8;depths=1,1,1,1"`` →
+    ``("mvit_v2_s", ["num_frames=8", "depths=1,1,1,1"])`` (the Compare page's slots); ``ValueError`` for an unknown
+    preset."""
+    preset, *pairs = [part.strip() for part in text.split(";") if part.strip()] or [""]
+    if preset not in list_models():
+        raise ValueError(f"unknown model {preset!r}; available: {', '.join(list_models())}")
+    return preset, pairs
+
+
+def spec_config(preset: str, assignments: list[str]) -> ModelConfig:
+    """A preset with ``field=value`` overrides; :class:`ConfigError` names what is wrong."""
+    base = get_preset(preset).config
+    return base.replace(**parse_assignments(type(base), assignments, flag="override"))
+
+
+def spec_text(preset: str, config: ModelConfig) -> str:
+    """The one-line form :func:`parse_spec` reads."""
+    params = make_link(preset, config)
+    return ";".join([preset] + [f"{k}={v}" for k, v in params.items() if k != "model"])

@@ -58,7 +58,18 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return dev
 
 
-def resolve_dtype(dtype: str) -> torch.dtype:
+def default_device() -> str:
+    """What ``device="auto"`` picks: ``"cuda"`` when this machine has a GPU, else ``"cpu"``."""
+    return resolve_device("auto").type
+
+
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
+def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
     if dtype not in DTYPES:
         raise ConfigError(f"dtype={dtype!r} is not allowed: dtype must be one of {', '.join(DTYPES)}", field="dtype")
     return DTYPES[dtype]
@@ -325,10 +336,10 @@ def load_inputs(plan: RunPlan, clip: str | Path | bytes, *, limits: Limits | Non
 
 
 def classify(model: torch.nn.Module, views: torch.Tensor, *, device: torch.device | str = "cpu",
-             dtype: torch.dtype = torch.float32) -> torch.Tensor:
+             dtype: torch.dtype | str = torch.float32) -> torch.Tensor:
     """Softmax probabilities ``(classes,)`` averaged over the views ``(V, 3, T, S, S)``, one forward per view (the
     memory of one view at a time), as the papers' multi-view tests average scores."""
-    total = None
+    total, dtype = None, resolve_dtype(dtype)
     with torch.no_grad():
         for view in views:
             logits = model(view.unsqueeze(0).to(device=device, dtype=dtype))
@@ -346,3 +357,19 @@ def top_predictions(probs: torch.Tensor, labels: list[str], k: int) -> list[dict
     top = torch.topk(probs, min(k, probs.numel()))
     return [{"label": labels[i] if i < len(labels) else f"class {i}", "index": int(i), "probability": float(p)}
             for p, i in zip(top.values.tolist(), top.indices.tolist())]
+
+
+def first_view(views: torch.Tensor, device: torch.device | str, dtype: torch.dtype | str) -> torch.Tensor:
+    """The first view ``(1, 3, T, S, S)`` of a clip's views, on ``device`` in ``dtype`` (what inspections,
+    attention maps and explanations look at)."""
+    return views[:1].to(device=torch.device(device), dtype=resolve_dtype(dtype))
+
+
+def inspect_run(run: RunModel, views: torch.Tensor, device: str, dtype: str, *, capture: tuple[str, ...] = (),
+                measure_macs: bool = True) -> Any:
+    """One measured forward of the first view (:func:`videoattn_core.inspection.inspect`) on a shared model."""
+    from .inspection import inspect
+
+    with run.lock:
+        return inspect(run.model, first_view(views, device, dtype), attention_layers=list(capture),
+                       measure_macs=measure_macs)

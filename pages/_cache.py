@@ -1,0 +1,141 @@
+"""Every cache of the app: data in ``st.cache_data`` (decoded clips, timelines, measurements), shared objects in
+``st.cache_resource`` (summaries, models, inspections). Each wraps one call of the core; nothing here computes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+import videoattn_core as vac
+from pages._state import ConfigKey, config_key, config_of
+from pages._widgets import CLIP_UPLOAD_MB, RunInputs, clip_bytes, sample_clips
+from videoattn_core import analysis, attention_maps, inspection, preprocessing, runtime, video
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def summary(key: ConfigKey, frames: int | None = None, size: int | None = None):
+    """The static summary (shapes, params, MACs per layer) of a config; shared read-only by all sessions."""
+    return inspection.summarize(config_of(key), frames, size)
+
+
+def memory_check(run_summary, inputs: RunInputs, captured: tuple[str, ...] = ()) -> str | None:
+    """A refusal message when the forward's estimated memory exceeds what the device has free, else None."""
+    return analysis.memory_plan(run_summary, inputs.device, runtime.DTYPES[inputs.dtype].itemsize,
+                                captured=captured)["refusal"]
+
+
+def run_plan(key: ConfigKey, weights: str, device: str, dtype: str, checkpoint: bytes | None = None,
+             views: str = "single", clip: Any = None) -> runtime.RunPlan:
+    """The core's plan of a run from the page's inputs (the same pipeline as ``vac.predict`` and the CLI)."""
+    config = config_of(key)
+    preset = dict(key)["model"]
+    entry = None if weights == "random" or weights.startswith("upload:") else weights
+    return runtime.plan_run(preset, clip, weights=entry, checkpoint=checkpoint if weights.startswith("upload:")
+                            else None, overrides=config.diff(vac.get_preset(preset).config), device=device,
+                            dtype=dtype, views=views, estimate=clip is not None)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def load_model(key: ConfigKey, weights: str, device: str, dtype: str, _checkpoint: bytes | None = None
+               ) -> runtime.RunModel:
+    """A model ready to run, shared by every session (bounded: the two most recent). Random weights are
+    seeded (seed 0, as the CLI's default), so a shared link shows the same predictions to everyone."""
+    return runtime.load_model(run_plan(key, weights, device, dtype, _checkpoint))
+
+
+@dataclass
+class LoadedClipView:
+    tensor: Any  # (views, C, T, S, S) model input
+    frames: np.ndarray  # (T, S, S, 3) uint8: what the model sees in the first view, before normalisation
+    description: str
+    notes: list[str]
+    frame_indices: list[int]
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def load_clip(clip: str, key: ConfigKey, weights: str, views: str = "single", _data: bytes | None = None
+              ) -> LoadedClipView:
+    """Decode and preprocess a clip with the recipe of the chosen weights (or the preset's), cached by clip id
+    (an upload is identified by its hash; its bytes never touch the disk)."""
+    source = _data if clip.startswith("upload:") else sample_clips()[clip]
+    plan = run_plan(key, weights, "cpu", "float32", None if not weights.startswith("upload:") else b"", views)
+    loaded = runtime.load_inputs(plan, source, limits=video.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
+    r = loaded.recipe
+    frames = preprocessing.shown_pixels(loaded.clip.view_frames(0), resize=r.resize, crop=r.crop,
+                                        resampling=r.resampling)
+    return LoadedClipView(loaded.tensor, frames, loaded.clip.summary(), list(loaded.clip.notes),
+                          list(loaded.clip.frame_indices))
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def run_inspection(key: ConfigKey, inputs: tuple[str, str, str, str], capture: tuple[str, ...],
+                   _loaded: runtime.RunModel, _clip: LoadedClipView, measure_macs: bool = True):
+    """One measured forward of the first view (per-layer time, measured MACs, captured attention), shared by all
+    sessions."""
+    _, _, device, dtype = inputs
+    return runtime.inspect_run(_loaded, _clip.tensor, device, dtype, capture=capture, measure_macs=measure_macs)
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def view_probabilities(key: ConfigKey, inputs: tuple[str, str, str, str], views: str, _loaded: runtime.RunModel,
+                       _clip: LoadedClipView):
+    """Softmax probabilities averaged over the clip's views (the core's ``classify``, as ``vac.predict``)."""
+    _, _, device, dtype = inputs
+    with _loaded.lock:
+        return runtime.classify(_loaded.model, _clip.tensor, device=device, dtype=dtype)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def timeline(key: ConfigKey, inputs: tuple[str, str, str, str], stride_s: float, _loaded: runtime.RunModel,
+             _data: bytes | None = None) -> dict[str, Any]:
+    """Predictions over the whole clip, a window every ``stride_s`` seconds (the core's ``timeline_of``)."""
+    from videoattn_core.predict import timeline_of
+
+    clip, weights, device, dtype = inputs
+    source = _data if clip.startswith("upload:") else sample_clips()[clip]
+    plan = run_plan(key, weights, device, dtype, b"" if weights.startswith("upload:") else None)
+    with _loaded.lock:
+        return timeline_of(plan, _loaded, source, stride_s=stride_s, probabilities=True,
+                           limits=video.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
+
+
+def clip_plan(key: ConfigKey, inputs: "RunInputs", views: str) -> dict[str, Any]:
+    """The run's plan with the clip probed (frame indices of every view), as ``predict --dry-run`` prints it."""
+    source = clip_bytes(inputs) if inputs.uploaded_clip else sample_clips()[inputs.clip]
+    return run_plan(key, inputs.weights, inputs.device, inputs.dtype, b"" if inputs.uploaded_weights else None,
+                    views, clip=source).to_dict()
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def rollout(key: ConfigKey, inputs: tuple[str, str, str, str], _loaded: runtime.RunModel,
+            _clip: LoadedClipView) -> np.ndarray:
+    """Attention rollout (Abnar & Zuidema) of the CLS token over the token grid; ValueError with the reason when
+    the architecture does not allow it."""
+    _, _, device, dtype = inputs
+    with _loaded.lock:
+        return attention_maps.rollout(_loaded.model, runtime.first_view(_clip.tensor, device, dtype))
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def measure_forward(key: ConfigKey, device: str, dtype: str) -> dict[str, float]:
+    """Wall time and peak tensor memory of one forward (:func:`videoattn_core.analysis.measure_forward`)."""
+    return analysis.measure_forward(config_of(key), device, dtype)
+
+
+@st.cache_resource(max_entries=512, show_spinner=False)
+def summary_of(config: vac.ModelConfig, frames: int | None = None, size: int | None = None):
+    """:func:`summary` by config (configs are frozen and hashable), for the core's growth curves."""
+    return inspection.summarize(config, frames, size)
+
+
+def growth_curves(config: vac.ModelConfig, axis: str):
+    return analysis.growth_curves(config, axis, summarize=summary_of)
+
+
+@st.cache_data(show_spinner=False)
+def preset_rows() -> list[dict[str, Any]]:
+    """Every preset with its description and parameter count (:func:`videoattn_core.analysis.preset_rows`)."""
+    return analysis.preset_rows()

@@ -1,0 +1,186 @@
+"""View state: a page's whole state lives in the URL, so a copied link reopens the same view.
+
+A page's state is a dict of query parameters (``model``, the non-default hyperparameters, page settings). It is read
+once from the URL when the user opens a link (a query string the app did not write itself), validated by
+:func:`videoattn_core.links.parse_link` (a value that is unknown, malformed or impossible is dropped with a reason),
+and pushed into the widgets; after that the widgets are the truth and every run writes the URL back with
+:func:`videoattn_core.links.make_link`. The model part is remembered in the session, so switching pages keeps the
+model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlencode
+
+import streamlit as st
+
+import videoattn_core as vac
+from videoattn_core.links import LinkState, make_link, parse_link
+
+#: ``(("model", "timesformer_base"), ("num_frames", "16"))``: a config as hashable, canonical link text
+ConfigKey = tuple[tuple[str, str], ...]
+
+_WRITTEN = "_query_written"      # the query string this session last wrote
+_MODEL = "_model_params"         # model part of the view state, shared by the pages
+_IGNORED = "_ignored_messages"   # what the last opened link could not use, and why
+
+
+@dataclass
+class View:
+    """The validated state a page starts from."""
+
+    link: LinkState
+    opened: bool  # True when this run reads a link the user opened (not one the app wrote)
+    page: str
+    #: True on the first run on this page since another page (or an opened link): the widgets take their values
+    #: from the view state, then keep the user's changes
+    entered: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _query_dict() -> dict[str, str]:
+    return {key: st.query_params.get(key) for key in st.query_params.keys()}
+
+
+def router_pages() -> list:
+    """The app's pages, in the order of its navigation (used by app.py and by :func:`ensure_router`)."""
+    return [
+        st.Page("pages/model.py", title="Model", icon=":material/view_in_ar:", url_path="model", default=True),
+        st.Page("pages/run.py", title="Run", icon=":material/play_arrow:", url_path="run"),
+        st.Page("pages/attention.py", title="Attention", icon=":material/visibility:", url_path="attention"),
+        st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+        st.Page("pages/home.py", title="Presets", icon=":material/list:", url_path="presets"),
+    ]
+
+
+def ensure_router() -> None:
+    """Make sure a session's first run went through the router in ``app.py``.
+
+    Because the app keeps its pages in ``pages/``, Streamlit starts every server in its legacy
+    pages-directory mode and, if the server's first visitor opens a page's own URL (a share link such as
+    ``/attention?...``), runs that page file alone with the files of ``pages/`` as navigation, until ``app.py``
+    has called ``st.navigation`` once. Leave that mode and run again through the router: once per session, on
+    its first run, when nothing the visitor did can be lost."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory and not st.session_state.get("_router_checked"):
+        st.session_state["_router_checked"] = True
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+def open_view(page: str, page_fields: Mapping[str, Callable[[str], Any]] | None = None, *,
+              uses_model: bool = True) -> View:
+    """Resolve this run's state: from an opened link, else from what this session remembers.
+
+    ``uses_model=False`` (Compare): the page shows no single model, so a link to it leaves the session's model
+    alone."""
+    ensure_router()
+    ss = st.session_state
+    query = _query_dict()
+    opened = bool(query) and query != ss.get(_WRITTEN)
+    if opened:
+        params = query
+    else:
+        params = {**ss.get(_MODEL, {}), **ss.get(f"_page_params:{page}", {})}
+    link = parse_link(params, page_fields=page_fields or {})
+    entered = opened or ss.get("_last_page") != page
+    ss["_last_page"] = page
+    view = View(link=link, opened=opened, page=page, entered=entered)
+    if opened:
+        ss[_IGNORED] = list(link.ignored)
+        ss[_WRITTEN] = query
+        ss[f"_page_params:{page}"] = {k: v for k, v in query.items() if k in (page_fields or {})}
+        if uses_model:
+            ss[_MODEL] = make_link(link.preset, link.config)
+    if uses_model:
+        from pages._widgets import seed_model_widgets
+        seed_model_widgets(view, link, overwrite=entered)
+    return view
+
+
+def show_ignored() -> None:
+    """Say which parameters of the opened link were ignored and why (until another link is opened)."""
+    messages = st.session_state.get(_IGNORED) or []
+    if messages:
+        st.warning("Some settings in the link were ignored and their defaults used instead:\n\n"
+                   + "\n".join(f"- {m}" for m in messages))
+
+
+def write_view(view: View, preset: str | None, config: vac.ModelConfig | None,
+               page_state: Mapping[str, Any]) -> str:
+    """Make the URL (and the session's memory) say what the page now shows; return the query string.
+
+    ``preset=None``: the page shows no single model (Compare), so the link carries page state only."""
+    ss = st.session_state
+    page_params = {k: v for k, v in make_link("timesformer_base", None, page_state).items() if k != "model"}
+    ss[f"_page_params:{view.page}"] = page_params
+    if preset is None:
+        params = page_params
+    else:
+        model_params = make_link(preset, config) if config is not None else ss.get(_MODEL, {"model": preset})
+        ss[_MODEL] = model_params
+        params = {**model_params, **page_params}
+    if _query_dict() != params:
+        st.query_params.from_dict(params)
+    ss[_WRITTEN] = params
+    return urlencode(params)
+
+
+def share_box(page_path: str, query: str) -> None:
+    """The link to this view, ready to copy."""
+    base = (st.context.url or "").rstrip("/")
+    if base.endswith("/" + page_path):
+        base = base[: -len(page_path) - 1]
+    url = f"{base}/{page_path}?{query}" if page_path else f"{base}/?{query}"
+    st.caption("Share this view (the link reproduces it):")
+    st.code(url, language=None)
+
+
+def seed_page(view: View, widgets: Mapping[str, tuple[str, Any]], values: Mapping[str, Any] | None = None) -> None:
+    """Give each page widget (key -> (link field, default)) its value from the view state (``values``, else the
+    link's page state) when the page is entered, or when the widget has no value yet."""
+    ss = st.session_state
+    values = view.link.page if values is None else values
+    for key, (name, default) in widgets.items():
+        if view.entered or key not in ss:
+            ss[key] = values.get(name, default)
+
+
+def choice(text: str, allowed, name: str) -> str:
+    """Parser of a page setting that must be one of ``allowed`` (for ``parse_link``'s page fields)."""
+    if text not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}")
+    return text
+
+
+def integer(text: str, name: str, low: int = 0, high: int | None = None) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number") from None
+    if value < low or (high is not None and value > high):
+        raise ValueError(f"{name} must be from {low} to {high}" if high is not None else f"{name} must be ≥ {low}")
+    return value
+
+
+def config_key(preset: str, config: vac.ModelConfig) -> ConfigKey:
+    return tuple(sorted(make_link(preset, config).items()))
+
+
+def config_of(key: ConfigKey) -> vac.ModelConfig:
+    link = parse_link(dict(key))
+    if link.ignored:  # a key is always made from a valid config; anything else is a bug
+        raise RuntimeError("; ".join(link.ignored))
+    return link.config
+
+
+def approved(page: str, token: Any) -> bool:
+    """Whether the user pressed Run for exactly these settings (heavy forwards wait for the button)."""
+    ss = st.session_state
+    if st.button("Run", type="primary", key=f"{page}.run"):
+        ss[f"{page}.approved"] = token
+    return ss.get(f"{page}.approved") == token

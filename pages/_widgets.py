@@ -1,0 +1,378 @@
+"""Widgets generated from the core: the model picker (one widget per config field, from its ``hparam`` spec) and
+the run inputs (clip, weights, device, dtype) the Run and Attention pages share."""
+
+from __future__ import annotations
+
+import hashlib
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+import videoattn_core as vac
+from pages._state import View, choice, integer, seed_page
+from videoattn_core import runtime
+from videoattn_core import weights as weights_catalog
+from videoattn_core.analysis import format_bytes
+from videoattn_core.config import FieldSpec, coerce_value
+from videoattn_core.links import LinkState, parse_link
+
+_MAX_SLIDER_SPAN = 512           # integer fields with a smaller range get a slider, others a number box
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+#: largest clip a user may upload, in MB (Streamlit refuses bigger files before they reach the app)
+CLIP_UPLOAD_MB = 50
+#: largest checkpoint a user may upload, in MB (server.maxUploadSize in .streamlit/config.toml)
+CHECKPOINT_UPLOAD_MB = 1024
+#: forwards cheaper than this run as soon as a page opens; dearer ones wait for the Run button (CPU only)
+AUTO_RUN_MACS = 250e9
+DTYPES = tuple(runtime.DTYPES)
+
+
+def _widget_key(page: str, preset: str, name: str) -> str:
+    """Model widgets are per page (a key shared by two pages' widgets would not follow a page switch)."""
+    return f"{page}:hp.{preset}.{name}"
+
+
+def _is_tuple(spec: FieldSpec) -> bool:
+    return typing.get_origin(spec.type) is tuple
+
+
+def _widget_value(spec: FieldSpec, value: Any) -> Any:
+    """A config value as its widget holds it (tuples and free text as strings)."""
+    if _is_tuple(spec) or (spec.type not in (int, float, bool, str) and spec.choices is None):
+        if value is None:
+            return "none"
+        return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
+    if spec.type is float and value is not None:
+        return float(value)
+    return value
+
+
+def seed_model_widgets(view: View, link: LinkState, *, overwrite: bool) -> None:
+    ss = st.session_state
+    page = view.page
+    family = link.config.family
+    if overwrite or f"{page}:w.family" not in ss:
+        ss[f"{page}:w.family"] = family
+    if overwrite or f"{page}:w.preset" not in ss:
+        ss[f"{page}:w.preset"] = link.preset
+    for spec in link.config.field_specs():
+        key = _widget_key(page, link.preset, spec.name)
+        if overwrite or key not in ss:
+            ss[key] = _widget_value(spec, getattr(link.config, spec.name))
+
+
+def _on_family_change(page: str) -> None:
+    ss = st.session_state
+    presets = vac.list_models(ss[f"{page}:w.family"])
+    if ss.get(f"{page}:w.preset") not in presets:
+        ss[f"{page}:w.preset"] = presets[0]
+
+
+def _field_widget(spec: FieldSpec, key: str, container) -> None:
+    help_text = spec.help
+    label = spec.name
+    if spec.choices is not None:
+        container.selectbox(label, list(spec.choices), key=key, help=help_text)
+    elif spec.type is bool:
+        container.checkbox(label, key=key, help=help_text)
+    elif spec.type is int and not spec.optional:
+        low = int(spec.min) if spec.min is not None else None
+        high = int(spec.max) if spec.max is not None else None
+        if low is not None and high is not None and high - low <= _MAX_SLIDER_SPAN:
+            container.slider(label, min_value=low, max_value=high, step=1, key=key, help=help_text)
+        else:
+            container.number_input(label, min_value=low, max_value=high, step=1, key=key, help=help_text)
+    elif spec.type in (int, float):
+        is_int = spec.type is int
+        low = (int(spec.min) if is_int else float(spec.min)) if spec.min is not None else None
+        high = (int(spec.max) if is_int else float(spec.max)) if spec.max is not None else None
+        step = 1 if is_int else (0.05 if high is not None and high <= 1 else 0.25)
+        container.number_input(label + (" (empty: none)" if spec.optional else ""), min_value=low,
+                               max_value=high, step=step, format=None if is_int else "%g", key=key,
+                               help=help_text)
+    else:
+        hint = " (comma-separated)" if _is_tuple(spec) else ""
+        container.text_input(label + hint, key=key, help=help_text + (" Write none for none." if spec.optional
+                                                                       else ""))
+
+
+def _parse_widget(spec: FieldSpec, raw: Any) -> Any:
+    """The widget's value as the config field's type; raises ConfigError when text does not parse."""
+    if isinstance(raw, str) and spec.choices is None and spec.type is not str:
+        return coerce_value(spec, raw)
+    if spec.type is float and isinstance(raw, int) and not isinstance(raw, bool):
+        return float(raw)
+    return raw
+
+
+def model_picker(view: View, container=None) -> tuple[str, vac.ModelConfig | None]:
+    """Family and preset boxes, then one widget per hyperparameter, generated from the config's field specs.
+
+    Returns ``(preset, config)``; ``config`` is None when the settings are invalid, in which case the
+    ConfigError's message is shown under the field it names (or above the fields when it names none)."""
+    container = container or st.sidebar
+    page = view.page
+    families = [f.name for f in vac.list_families()]
+    container.selectbox("family", families, key=f"{page}:w.family", on_change=_on_family_change, args=(page,))
+    presets = vac.list_models(st.session_state[f"{page}:w.family"])
+    if st.session_state.get(f"{page}:w.preset") not in presets:
+        st.session_state[f"{page}:w.preset"] = presets[0]
+    container.selectbox("preset", presets, key=f"{page}:w.preset",
+                        help="A named configuration; every field below starts from it.")
+    preset = st.session_state[f"{page}:w.preset"]
+    base = vac.get_preset(preset).config
+    container.caption(vac.get_preset(preset).description)
+    # seed the fields of a preset the user just picked (its own defaults, or the link's values for it)
+    seed = view.link if view.link.preset == preset else parse_link({"model": preset})
+    seed_model_widgets(view, seed, overwrite=False)
+
+    top_slot = container.empty()
+    values: dict[str, Any] = {}
+    slots: dict[str, Any] = {}
+    problems: list[tuple[str | None, str]] = []
+    box = container.expander("hyperparameters", expanded=True)
+    for spec in base.field_specs():
+        key = _widget_key(page, preset, spec.name)
+        _field_widget(spec, key, box)
+        slots[spec.name] = box.empty()
+        try:
+            values[spec.name] = _parse_widget(spec, st.session_state[key])
+        except vac.ConfigError as exc:
+            problems.append((spec.name, str(exc)))
+    config = None
+    if not problems:
+        overrides = {k: v for k, v in values.items() if v != getattr(base, k)}
+        try:
+            config = base.replace(**overrides)
+        except vac.ConfigError as exc:
+            problems.append((exc.field, str(exc)))
+    for name, message in problems:
+        (slots.get(name) or top_slot).error(message, icon=":material/warning:")
+    if problems:
+        st.error("These hyperparameters do not make a valid model: "
+                 + " ".join(message for _, message in problems))
+    return preset, config
+
+
+def format_count(n: float | None) -> str:
+    from videoattn_core.figures import human
+    return human(n) if n is not None else "–"
+
+
+def sample_clips() -> dict[str, Path]:
+    """The sample clips shipped in ``assets/``, by name (file stem)."""
+    return {p.stem: p for p in sorted(ASSETS.glob("*.mp4"))}
+
+
+def default_clip() -> str:
+    clips = sample_clips()
+    return "moving_square" if "moving_square" in clips else next(iter(clips), "")
+
+
+def parse_clip(text: str) -> str:
+    if text == "upload":
+        raise ValueError(f"an uploaded clip cannot travel in a link; showing the sample clip {default_clip()} "
+                         f"instead")
+    if text not in sample_clips():
+        raise ValueError(f"clip must be one of the sample clips: {', '.join(sample_clips())}")
+    return text
+
+
+def parse_weights(text: str) -> str:
+    if text == "upload":
+        raise ValueError("an uploaded checkpoint cannot travel in a link; using random weights instead")
+    if text != "random":
+        try:
+            weights_catalog.get_entry(text)
+        except vac.WeightsError as exc:
+            raise ValueError(str(exc)) from None
+    return text
+
+
+def parse_device(text: str) -> str:
+    allowed = ("auto", "cpu", "cuda")
+    if text not in allowed:
+        raise ValueError(f"device must be one of {', '.join(allowed)}")
+    if text == "cuda" and not runtime.cuda_available():
+        raise ValueError("CUDA is not available on this server; using auto (the CPU)")
+    return text
+
+
+RUN_FIELDS: dict[str, Callable[[str], Any]] = {
+    "clip": parse_clip,
+    "weights": parse_weights,
+    "device": parse_device,
+    "dtype": lambda text: choice(text, DTYPES, "dtype"),
+}
+
+
+_RUN_DEFAULTS = {"clip": None, "weights": "random", "device": "auto", "dtype": "float32"}
+
+
+_RUN_SHARED = "_run_inputs"  # the run inputs the Run and Attention pages share in a session
+
+
+_UPLOAD = "_uploaded_clip"
+
+
+_CHECKPOINT = "_uploaded_checkpoint"
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """What a run needs besides the model config; every field is hashable (cache keys)."""
+
+    clip: str  # sample name, or "upload:<sha256 prefix>"
+    weights: str  # "random", a catalog entry, or "upload:<sha256 prefix>"
+    device: str  # "cpu" or "cuda"
+    dtype: str
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.clip, self.weights, self.device, self.dtype)
+
+    @property
+    def uploaded_clip(self) -> bool:
+        return self.clip.startswith("upload:")
+
+    @property
+    def uploaded_weights(self) -> bool:
+        return self.weights.startswith("upload:")
+
+
+def run_inputs(view: View, preset: str, config: vac.ModelConfig) -> tuple[RunInputs, dict[str, Any]]:
+    """The clip, weights, device and dtype widgets (shared by the Run and Attention pages); returns the inputs
+    and the page state they put in the link."""
+    ss = st.session_state
+    page = view.page
+    shared = ss.get(_RUN_SHARED, {})
+    defaults = {**_RUN_DEFAULTS, "clip": default_clip()}
+    # an opened link says what to show; a page switch carries the other page's clip and weights over
+    values = view.link.page if view.opened else {**view.link.page, **shared}
+    seed_page(view, {f"{page}.{name}": (name, defaults[name]) for name in _RUN_DEFAULTS}, values)
+    seed_page(view, {f"{page}.source": ("source", "sample")},
+              {} if view.opened else {"source": "upload" if shared.get("upload") else "sample"})
+
+    c1, c2, c3 = st.columns([2, 2, 1])
+    with c1:
+        source = st.radio("clip", ("sample", "upload"), horizontal=True, key=f"{page}.source",
+                          format_func=lambda s: {"sample": "sample clip", "upload": "upload a clip"}[s])
+        sample = st.selectbox("sample clip", list(sample_clips()), key=f"{page}.clip",
+                              disabled=source != "sample")
+        clip_id = sample
+        if source == "upload":
+            file = st.file_uploader(
+                f"video file (at most {CLIP_UPLOAD_MB} MB; MP4, MOV, WebM, MKV, AVI or GIF)",
+                type=["mp4", "mov", "m4v", "webm", "mkv", "avi", "gif"], key=f"{page}.upload",
+                max_upload_size=CLIP_UPLOAD_MB,
+                help="Decoded in memory, never written to disk; it cannot travel in a share link.")
+            if file is not None:
+                data = file.getvalue()
+                digest = hashlib.sha256(data).hexdigest()[:16]
+                ss[_UPLOAD] = (digest, data, len(data))
+            if ss.get(_UPLOAD):
+                digest, _, size = ss[_UPLOAD]
+                clip_id = f"upload:{digest}"
+                st.caption(f"uploaded clip: {format_bytes(size)} (sha256 {digest}…)")
+            else:
+                st.info(f"Upload a clip, or the sample clip {sample} is used.")
+    with c2:
+        entries = [e.name for e in weights_catalog.list_weights(preset)]
+        options = ["random", *entries, "upload"]
+        if ss.get(f"{page}.weights") not in options:
+            ss[f"{page}.weights"] = "random"
+        weights = st.selectbox("weights", options, key=f"{page}.weights",
+                               format_func=lambda w: {"random": "random initialisation",
+                                                      "upload": "upload a checkpoint"}.get(w, w),
+                               help="A catalog entry is fetched once into the standard caches (torch hub / "
+                                    "Hugging Face) and verified.")
+        weights_id = weights
+        if weights == "upload":
+            file = st.file_uploader(f"checkpoint (at most {CHECKPOINT_UPLOAD_MB} MB; .pth, .pyth, .pt, .bin, "
+                                    f".safetensors)", type=["pth", "pyth", "pt", "bin", "safetensors", "ckpt"],
+                                    key=f"{page}.checkpoint", max_upload_size=CHECKPOINT_UPLOAD_MB,
+                                    help="Read in memory with weights_only=True or safetensors: it cannot run code.")
+            if file is not None:
+                data = file.getvalue()
+                ss[_CHECKPOINT] = (hashlib.sha256(data).hexdigest()[:16], data)
+            if ss.get(_CHECKPOINT):
+                weights_id = f"upload:{ss[_CHECKPOINT][0]}"
+            else:
+                st.info("Upload a checkpoint; until then the weights are random.")
+                weights_id = "random"
+    with c3:
+        devices = ["auto", "cpu"] + (["cuda"] if runtime.cuda_available() else [])
+        if ss.get(f"{page}.device") not in devices:
+            ss[f"{page}.device"] = "auto"
+        device_choice = st.selectbox("device", devices, key=f"{page}.device",
+                                     help="auto: CUDA when this server has a GPU, else the CPU.")
+        device = str(runtime.resolve_device("auto")) if device_choice == "auto" else device_choice
+        dtype = st.selectbox("dtype", list(DTYPES), key=f"{page}.dtype", disabled=device == "cpu",
+                             help="bfloat16 only on a GPU.")
+        if device == "cpu":
+            dtype = "float32"
+        st.caption(f"running on **{device}**")
+    ss[_RUN_SHARED] = {"clip": sample, "weights": weights if weights != "upload" or ss.get(_CHECKPOINT) else
+                       "random", "device": device_choice, "dtype": dtype,
+                       "upload": source == "upload" and clip_id.startswith("upload:")}
+    page_state = {"clip": "upload" if source == "upload" and clip_id.startswith("upload:") else sample,
+                  "weights": None if weights == "random" else weights, "device": None if device_choice == "auto"
+                  else device_choice, "dtype": None if dtype == "float32" else dtype}
+    return RunInputs(clip=clip_id, weights=weights_id, device=device, dtype=dtype), page_state
+
+
+def uploaded_note(inputs: RunInputs) -> str | None:
+    notes = []
+    if inputs.uploaded_clip:
+        notes.append(f"the uploaded clip cannot travel in a link: whoever opens it sees the sample clip "
+                     f"{default_clip()}")
+    if inputs.uploaded_weights:
+        notes.append("the uploaded checkpoint cannot travel in a link: whoever opens it gets random weights")
+    return "; ".join(notes) or None
+
+
+def clip_bytes(inputs: RunInputs) -> bytes | None:
+    upload = st.session_state.get(_UPLOAD)
+    return upload[1] if inputs.uploaded_clip and upload else None
+
+
+def checkpoint_bytes(inputs: RunInputs) -> bytes | None:
+    upload = st.session_state.get(_CHECKPOINT)
+    return upload[1] if inputs.uploaded_weights and upload else None
+
+
+def weights_config(preset: str, config: vac.ModelConfig, inputs: RunInputs) -> tuple[vac.ModelConfig, list[str]]:
+    """The config a run builds: the user's, with the fields a catalog entry needs (e.g. its class count)."""
+    if inputs.weights in ("random",) or inputs.uploaded_weights:
+        return config, []
+    entry = weights_catalog.get_entry(inputs.weights)
+    changed = {k: v for k, v in entry.overrides.items() if getattr(config, k) != v}
+    if not changed:
+        return config, []
+    return config.replace(**changed), [f"{k}={v!r} (needed by {entry.name})" for k, v in changed.items()]
+
+
+def needs_button(run_summary, inputs: RunInputs) -> bool:
+    return inputs.device == "cpu" and run_summary.macs > AUTO_RUN_MACS
+
+
+def parse_query(text: str) -> str | tuple[int, int, int]:
+    if text == "cls":
+        return "cls"
+    try:
+        t, y, x = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError("query must be cls or t,y,x (a token position, whole numbers)") from None
+    if min(t, y, x) < 0:
+        raise ValueError("query positions are ≥ 0")
+    return (t, y, x)
+
+
+def parse_head(text: str) -> str | int:
+    if text == "mean":
+        return "mean"
+    return integer(text, "head", 0, 1023)
