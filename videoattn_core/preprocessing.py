@@ -24,7 +24,9 @@ PySlowFast's ``uniform_crop`` and MMAction2's ``ThreeCrop`` do.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -171,3 +173,49 @@ def shown_pixels(frames: np.ndarray, *, resize: int, crop: int, resampling: str 
     x = preprocess(frames, resize=resize, crop=crop, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
                    resampling=resampling, rescale=1.0, position=position)
     return x.permute(1, 2, 3, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+# ----------------------------------------------------------------------------------------------- model input
+
+
+@dataclass
+class LoadedClip:
+    """A clip made ready for a model: ``tensor`` is ``(V, 3, T, S, S)`` float, one row per view (temporal clip ×
+    spatial crop, clip-major; ``V = 1`` for the single-view default), ``clip`` the decoded frames."""
+
+    tensor: torch.Tensor
+    clip: Clip
+    recipe: Any  # weights.Recipe
+
+    @property
+    def views(self) -> int:
+        return int(self.tensor.shape[0])
+
+
+def load_clip(source: str | Path | bytes, preset: Any, *, config: Any = None, recipe: Any = None,
+              limits: Limits | None = None, views: tuple[int, int] = (1, 1)) -> LoadedClip:
+    """Decode and preprocess a clip with the evaluation recipe of ``preset`` (a preset name).
+
+    The recipe (frames, sampling, resampling, resize, crop, mean, std) is the one of the preset's published
+    weights; ``config`` (the model's config, when built with other ``num_frames``/``img_size``) adapts its frame
+    count and crop; ``recipe`` replaces it outright. ``views = (clips, crops)`` reads that many temporal clips ×
+    spatial crops (the papers' multi-view test; crops 1 or 3). Raises
+    :class:`~videoattn_core.errors.ConfigError` for an unknown preset or a model without a classification head.
+    """
+    from .video import read_clip
+    from .weights import recipe_for
+
+    if recipe is None:
+        recipe = recipe_for(preset, config=config)
+    clips, crops = views
+    if crops not in (1, 3):
+        raise ConfigError(f"crops={crops} is not allowed: spatial views are 1 (centre) or 3 (first, centre, last "
+                          f"along the long side)", field="crops")
+    clip = read_clip(source, recipe.num_frames, recipe.sampling_rate, target_fps=recipe.target_fps, limits=limits,
+                     rule=recipe.clip_rule, clips=clips)
+    positions = ("centre",) if crops == 1 else CROP_POSITIONS
+    tensor = torch.stack([
+        preprocess(clip.view_frames(c), resize=recipe.resize, crop=recipe.crop, mean=recipe.mean, std=recipe.std,
+                   resampling=recipe.resampling, rescale=recipe.rescale, offset=recipe.offset, position=position)
+        for c in range(clips) for position in positions])
+    return LoadedClip(tensor=tensor, clip=clip, recipe=recipe)
