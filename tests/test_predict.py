@@ -142,7 +142,7 @@ def bad_clips(tmp_path_factory) -> dict[str, Path]:
 def test_cli_bad_clips(bad_clips, capsys, tiny_checkpoint, name, fragment):
     code, out, err = _run(capsys, "predict", "timesformer_base", "--clip", str(bad_clips[name]), "--checkpoint",
                           str(tiny_checkpoint), *TINY_SET)
-    _assert_clean_error(code, err, fragment, "expected" if name != "truncated" else "")
+    _assert_clean_error(code, err, fragment, *(("expected",) if name != "truncated" else ()))
     assert out == ""
 
 
@@ -219,10 +219,29 @@ def test_cli_bad_arguments(capsys, tiny_checkpoint):
         _assert_clean_error(code, err, "CUDA is not available")
 
 
-def test_weights_without_network_end_in_one_error_line(capsys, tmp_path, monkeypatch):
+def test_weights_hosted_where_no_direct_download_exists_say_where_to_put_them(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     code, _, err = _run(capsys, "predict", "mvit_v1_b", "--clip", str(CLIP), "--weights", "mvit_v1_b.official_k400")
     _assert_clean_error(code, err, "cannot be downloaded automatically", str(tmp_path / "torch"))
+
+
+def test_weights_without_network_end_in_one_error_line(capsys, tmp_path, monkeypatch):
+    """The download really tries the network (a closed port on 127.0.0.1) and ends in one line naming the URL and
+    the path where the file can be placed by hand."""
+    import socket
+    from dataclasses import replace
+
+    from videoattn_core import weights as W
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the socket is
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    url = f"http://127.0.0.1:{port}/models/mvit_v2_s-ae3be167.pth"
+    entry = replace(W.CATALOG["mvit_v2_s.torchvision_k400"], url=url)
+    monkeypatch.setitem(W.CATALOG, entry.name, entry)
+    code, _, err = _run(capsys, "predict", "mvit_v2_s", "--clip", str(CLIP), "--weights", entry.name)
+    _assert_clean_error(code, err, "cannot reach", url, str(tmp_path / "torch"))
 
 
 @pytest.mark.slow
