@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from ..capture import attention_owners, capture_names
 from ..flops import CONV_TRANSPOSE_TYPES, CONV_TYPES, NORM_TYPES
 from ..models.layers import AttentionCore
 from .recorder import _Call
@@ -16,22 +17,13 @@ if TYPE_CHECKING:
 CATEGORIES = ("attention", "mlp", "embedding", "norm", "head", "conv", "pooling", "other")
 
 
-def _owners(model: nn.Module) -> dict[str, nn.Module]:
-    """Modules that have an :class:`AttentionCore` as a direct child: the capturable attention layers."""
-    out = {}
-    for name, module in model.named_modules():
-        if any(isinstance(child, AttentionCore) for child in module.children()):
-            out[name] = module
-    return out
-
-
 def _categorise(records: list[LayerRecord], model: nn.Module, calls_by_name: dict[str, list[_Call]]) -> None:
     """Fill ``category``: a module's own ``inspection_category`` if it states one, else by what it is and where
     it sits — inside an attention layer, an MLP (``mlp``/``ffn`` in its path), a normalization, an embedding
     (``embed`` in its path, or a convolution before the first attention), the head (``head``/``classifier`` in
     its path, or a linear layer after the last attention), pooling, convolution, other."""
     modules = dict(model.named_modules())
-    owner_names = set(_owners(model))
+    owner_names = set(attention_owners(model))
     core_orders = [c.order for calls in calls_by_name.values() for c in calls if isinstance(c.module, AttentionCore)]
     first_core = min(core_orders) if core_orders else None
     last_core = max(core_orders) if core_orders else None
@@ -76,18 +68,4 @@ def attention_layers(model: nn.Module) -> list[str]:
     order: each module with one :class:`AttentionCore` as a direct child (``blocks.5.attn``,
     ``blocks.5.temporal_attn``), or the cores themselves where a module holds several
     (``layers.0.blocks.1.attn.spatial_core``, ``...attn.temporal_core``)."""
-    return list(dict.fromkeys(_capture_names(model).values()))
-
-
-def _capture_names(model: nn.Module) -> dict[str, str]:
-    """Core name → the name it is captured under (its owner's if the owner holds only that core)."""
-    out = {}
-    for owner, module in _owners(model).items():
-        cores = [n for n, c in module.named_children() if isinstance(c, AttentionCore)]
-        for n in cores:
-            out[_join(owner, n)] = owner if len(cores) == 1 else _join(owner, n)
-    return out
-
-
-def _join(parent: str, child: str) -> str:
-    return f"{parent}.{child}" if parent else child
+    return list(dict.fromkeys(capture_names(model).values()))

@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-import threading
 import time
-import weakref
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -13,10 +12,9 @@ import torch
 from torch import Tensor, nn
 
 from ..config import ModelConfig
-from ..errors import ConfigError
-from ..models.layers import AttentionCore, CapturedAttention
+from ..capture import capturing
+from ..models.layers import CapturedAttention
 from .axes import _AxisNamer
-from .categories import _capture_names, _owners
 from .recorder import _Clock, _Recorder
 from .records import LayerRecord, _build_records
 
@@ -80,71 +78,23 @@ def inspect(model: nn.Module, x: Tensor, attention_layers: Sequence[str] = (), *
     probabilities; everything else runs the fused kernel, so the forward costs little more than a plain one.
     ``measure_macs`` counts the forward's MACs with ``FlopCounterMode`` (its FLOPs / 2) per module. Runs under
     ``torch.no_grad()``; hooks and sinks are removed afterwards, also when the forward raises.
-    Unknown layer names raise :class:`ConfigError` listing the capturable ones. Inspections of one model are
-    serialised (a per-model lock); running the same model from other code during an inspection is not
-    supported (its calls would be recorded too).
+    Unknown layer names raise :class:`ConfigError` listing the capturable ones. Runs under the model's lock
+    (:func:`videoattn_core.capture.model_lock`), so inspections, captures and :func:`~videoattn_core.runtime.classify`
+    of one model never overlap.
     """
-    with _model_lock(model):
-        return _inspect(model, x, attention_layers, measure_macs)
-
-
-_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.Lock]" = weakref.WeakKeyDictionary()
-_LOCKS_GUARD = threading.Lock()
-
-
-def _model_lock(model: nn.Module) -> threading.Lock:
-    """One inspection of a model at a time: hooks and sinks live on the model, which the app shares between
-    sessions (``st.cache_resource``)."""
-    with _LOCKS_GUARD:
-        lock = _LOCKS.get(model)
-        if lock is None:
-            lock = _LOCKS[model] = threading.Lock()
-        return lock
-
-
-def _inspect(model: nn.Module, x: Tensor, attention_layers: Sequence[str], measure_macs: bool) -> Inspection:
-    names = list(dict.fromkeys(attention_layers))
-    modules = dict(model.named_modules())
-    owners = _owners(model)
-    cores: dict[str, list[AttentionCore]] = {}
-    for name in names:
-        module = modules.get(name)
-        if isinstance(module, AttentionCore):
-            cores[name] = [module]
-        elif name in owners:
-            cores[name] = [m for m in module.modules() if isinstance(m, AttentionCore)]
-        else:
-            raise ConfigError(f"no attention layer named {name!r}; capturable: "
-                              f"{', '.join(dict.fromkeys(_capture_names(model).values())) or 'none'}",
-                              field="attention_layers")
-
-    captured: dict[str, list[CapturedAttention]] = {n: [] for n in names}
-    saved_sinks: list[tuple[AttentionCore, Any]] = []
     device = x.device if isinstance(x, Tensor) else torch.device("cpu")
     clock = _Clock(device)
     counter = _flop_counter() if measure_macs else None
-    recorder = None
-    try:
-        for name, core_list in cores.items():
-            for core in core_list:
-                saved_sinks.append((core, core.sink))
-                core.sink = captured[name].append
+    with capturing(model, list(attention_layers)) as captured:
         recorder = _Recorder(model, clock=clock, flop_counter=counter)
-        with torch.no_grad():
-            if counter is not None:
-                with counter:
-                    start = time.perf_counter()
-                    logits = model(x)
-            else:
+        try:
+            with torch.no_grad(), (counter if counter is not None else nullcontext()):
                 start = time.perf_counter()
                 logits = model(x)
-            clock.finish()
-            elapsed = time.perf_counter() - start
-    finally:
-        if recorder is not None:
+                clock.finish()
+                elapsed = time.perf_counter() - start
+        finally:
             recorder.remove()
-        for core, sink in reversed(saved_sinks):
-            core.sink = sink
 
     calls = recorder.calls
     config = getattr(model, "config", None)
@@ -157,6 +107,6 @@ def _inspect(model: nn.Module, x: Tensor, attention_layers: Sequence[str], measu
     if counter is not None:
         measured_total = counter.get_total_flops() // 2
     return Inspection(
-        logits=logits, layers=records, attention={n: c[0] for n, c in captured.items() if c},
-        attention_calls=captured, input_shape=tuple(x.shape) if isinstance(x, Tensor) else (),
+        logits=logits, layers=records, attention={n: c[0] for n, c in captured.by_layer.items() if c},
+        attention_calls=captured.by_layer, input_shape=tuple(x.shape) if isinstance(x, Tensor) else (),
         time_s=elapsed, macs=sum(r.macs for r in records), measured_macs=measured_total)

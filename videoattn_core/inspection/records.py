@@ -9,7 +9,8 @@ from torch import nn
 
 from ..models.layers import AttentionCore, AttentionLayout
 from .axes import _AxisNamer
-from .categories import _categorise, _join, _owners
+from ..capture import attention_owners
+from .categories import _categorise
 from .recorder import _Call, _Clock
 
 
@@ -87,7 +88,7 @@ def _build_records(model: nn.Module, calls: list[_Call], namer: _AxisNamer | Non
     children = {n: [c for c, _ in m.named_children()] for n, m in modules.items()}
 
     records: list[LayerRecord] = []
-    owners = _owners(model)
+    owners = attention_owners(model)
     for name, cs in by_name.items():
         first = cs[0]
         module = first.module
@@ -162,3 +163,7 @@ def _build_records(model: nn.Module, calls: list[_Call], namer: _AxisNamer | Non
                 rec.self_time_s = max(0.0, rec.time_s - child_time)
     _categorise(records, model, by_name)
     return records
+
+
+def _join(parent: str, child: str) -> str:
+    return f"{parent}.{child}" if parent else child

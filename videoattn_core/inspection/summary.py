@@ -10,12 +10,12 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..capture import capture_names
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..models.layers import AttentionCore
 from ..registry import build_model, family_of, get_config
 from .axes import _AxisNamer
-from .categories import _capture_names
 from .recorder import _Recorder
 from .records import LayerRecord, _build_records
 
@@ -279,11 +279,11 @@ def summarize(name_or_model: str | ModelConfig | nn.Module, frames: int | None =
     records = _build_records(model, calls, namer)
     params = sum(p.numel() for p in model.parameters())
     macs = sum(r.macs for r in records)
-    capture_names = _capture_names(model)
+    names = capture_names(model)
     attention_elems: dict[str, int] = {}
     for c in calls:
         if isinstance(c.module, AttentionCore):
-            key = capture_names.get(c.name, c.name)
+            key = names.get(c.name, c.name)
             attention_elems[key] = attention_elems.get(key, 0) + c.attention_elems
     return Summary(model=label, family=config.family, config=config, input_shape=tuple(x.shape),
                    input_layout=config.input_layout, output_shape=calls[0].output_shape if calls else None,
