@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..units import human
 from .summary import FLOPS_CONVENTION, MACS_CONVENTION, summarize
 
 if TYPE_CHECKING:
@@ -20,7 +21,7 @@ def summary_table(summary: "Summary", max_depth: int | None = None) -> str:
             continue
         label = ("  " * r.depth + (r.name.rsplit(".", 1)[-1] if r.name else f"({summary.model})"))
         rows.append((label, r.type, _shape_str(r.input_shape), _shape_str(r.output_shape), r.layout,
-                     f"{r.params_total:,}", _human(r.macs_total)))
+                     f"{r.params_total:,}", human(r.macs_total, digits=2)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) if i < 5 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]
@@ -44,15 +45,6 @@ def summary_table(summary: "Summary", max_depth: int | None = None) -> str:
 def _shape_str(shape: tuple[int, ...] | None) -> str:
     return "" if shape is None else "×".join(str(s) for s in shape)
 
-
-def _human(n: float) -> str:
-    for unit, div in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.2f}{unit}"
-    return f"{n:.0f}"
-
-
-# ------------------------------------------------------------------------------------------- command line
 
 def add_summary_arguments(parser: Any) -> None:
     """Arguments of ``python -m videoattn_core summary``."""
