@@ -429,3 +429,28 @@ def test_captures_and_forwards_of_one_model_never_overlap():
     assert not other.is_alive()
     assert len(records) == per_forward
     assert all(m.sink is None for m in model.modules() if isinstance(m, AttentionCore))
+
+
+def test_measured_macs_per_module_ignore_other_threads():
+    """Another session's forward of a model of the same class, in another thread, changes no measured count."""
+    import threading
+
+    model, x = _small(SMALL[0])
+    other = vac.build_model(SMALL[0][0], **SMALL[0][1])
+    alone = {r.name: (r.measured_macs, r.measured_macs_total) for r in vac.inspect(model, x).layers}
+    stop = threading.Event()
+
+    def busy():
+        with torch.no_grad():
+            while not stop.is_set():
+                other(x)
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    try:
+        runs = [{r.name: (r.measured_macs, r.measured_macs_total) for r in vac.inspect(model, x).layers}
+                for _ in range(5)]
+    finally:
+        stop.set()
+        thread.join()
+    assert all(run == alone for run in runs)

@@ -73,6 +73,12 @@ class _Recorder:
 
     Hooks are registered on the model's own modules (never globally, so other models and threads are not
     affected) and removed by :meth:`remove`, which callers run in a ``finally``.
+
+    Measured FLOPs per module are the growth of ``FlopCounterMode``'s total (``get_total_flops()``, counted by
+    a thread-local dispatch mode) between a call's two hooks. Its own per-module table (``get_flop_counts()``)
+    is not used: its module tracker hooks every module of the process and names modules by class path
+    (``TimeSformer.blocks.0``), so a forward of another model of the same class in another thread — another
+    session of the app — is booked into, or taken out of, this model's modules.
     """
 
     def __init__(self, model: nn.Module, clock: "_Clock | None" = None, flop_counter: Any = None):
@@ -93,7 +99,7 @@ class _Recorder:
         self.handles.clear()
 
     def _measured_flops(self) -> int:
-        return sum(self.flop_counter.flop_counts["Global"].values())
+        return self.flop_counter.get_total_flops()
 
     def _pre(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
         call = _Call(self.names[module], module, len(self.calls), self.stack[-1] if self.stack else None)
