@@ -16,8 +16,7 @@ from .config import ModelConfig, check_field, coerce_value, show_value
 from .errors import ConfigError
 from .registry import get_preset, list_models
 
-#: query parameters that are page state, never hyperparameters
-RESERVED = ("model", "page")
+
 @dataclass
 class LinkState:
     """What a link asks for, after validation."""
