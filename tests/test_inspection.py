@@ -409,3 +409,51 @@ def test_capture_costs_only_the_captured_memory():
     held = [v for r in result.layers for v in vars(r).values() if isinstance(v, torch.Tensor)]
     assert held == []
     assert sum(c.probs.numel() for cs in result.attention_calls.values() for c in cs) == 2 * 4 * 17 * 17
+
+
+def test_captures_and_forwards_of_one_model_never_overlap():
+    """The app shares one model between sessions: a forward started by another thread while a capture holds the
+    model (here ``classify``, the app's prediction path) waits for it, so the capture sees only its own calls."""
+    import threading
+
+    from videoattn_core import runtime
+    from videoattn_core.attention_maps import capture_all
+    from videoattn_core.capture import capturing
+
+    model, x = _small(SMALL[0])
+    per_forward = len(capture_all(model, x[:1]))
+    other = threading.Thread(target=runtime.classify, args=(model, x[:1]))
+    with capturing(model) as records, torch.no_grad():
+        other.start()
+        other.join(timeout=1.0)  # without the lock the other forward would run (and be captured) meanwhile
+        assert other.is_alive()
+        model(x[:1])
+    other.join(timeout=60)
+    assert not other.is_alive()
+    assert len(records) == per_forward
+    assert all(m.sink is None for m in model.modules() if isinstance(m, AttentionCore))
+
+
+def test_measured_macs_per_module_ignore_other_threads():
+    """Another session's forward of a model of the same class, in another thread, changes no measured count."""
+    import threading
+
+    model, x = _small(SMALL[0])
+    other = vac.build_model(SMALL[0][0], **SMALL[0][1])
+    alone = {r.name: (r.measured_macs, r.measured_macs_total) for r in vac.inspect(model, x).layers}
+    stop = threading.Event()
+
+    def busy():
+        with torch.no_grad():
+            while not stop.is_set():
+                other(x)
+
+    thread = threading.Thread(target=busy)
+    thread.start()
+    try:
+        runs = [{r.name: (r.measured_macs, r.measured_macs_total) for r in vac.inspect(model, x).layers}
+                for _ in range(5)]
+    finally:
+        stop.set()
+        thread.join()
+    assert all(run == alone for run in runs)

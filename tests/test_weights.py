@@ -26,18 +26,27 @@ class _Server:
 
     def __init__(self):
         self.routes: dict[str, tuple[int, bytes, dict[str, str], int | None]] = {}
-        self.requests: list[str] = []
-        routes, requests = self.routes, self.requests
+        self.requests: list[str] = []  # GET requests (transfers)
+        self.heads: list[str] = []  # HEAD requests (metadata: length, and on the Hub commit and ETag)
+        routes, requests, heads = self.routes, self.requests, self.heads
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 (http.server's naming)
-                requests.append(self.path)
+            def _headers(self):
                 status, body, headers, cut = routes.get(self.path, (404, b"not found", {}, None))
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 for k, v in headers.items():
                     self.send_header(k, v)
                 self.end_headers()
+                return body, cut
+
+            def do_HEAD(self):  # noqa: N802 (http.server's naming)
+                heads.append(self.path)
+                self._headers()
+
+            def do_GET(self):  # noqa: N802
+                requests.append(self.path)
+                body, cut = self._headers()
                 self.wfile.write(body if cut is None else body[:cut])
                 self.wfile.flush()
                 if cut is not None:
@@ -275,9 +284,13 @@ def test_hugging_face_download_fills_the_hf_cache_with_labels(server, caches, mo
     config = {"model_type": "timesformer", "id2label": {str(i): f"action {i}" for i in range(10)}}
     commit = "c" * 40
     repo = "facebook/timesformer-tiny-test"
-    server.routes[f"/{repo}/resolve/main/config.json"] = (200, json.dumps(config).encode(), {"X-Repo-Commit": commit},
-                                                          None)
-    server.routes[f"/{repo}/resolve/main/pytorch_model.bin"] = (200, data, {"X-Repo-Commit": commit}, None)
+    # what the Hub answers for a file: the commit of the revision, and an ETag (for a Git LFS file, its sha256)
+    config_bytes = json.dumps(config).encode()
+    config_etag = hashlib.sha1(b"blob %d\0" % len(config_bytes) + config_bytes).hexdigest()  # its git blob id
+    server.routes[f"/{repo}/resolve/main/config.json"] = (
+        200, config_bytes, {"X-Repo-Commit": commit, "ETag": f'"{config_etag}"'}, None)
+    server.routes[f"/{repo}/resolve/main/pytorch_model.bin"] = (
+        200, data, {"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}, None)
     entry = replace(W.CATALOG["timesformer_base.hf_k400"], hf_repo=repo, size_mb=None,
                     sha256=hashlib.sha256(data).hexdigest())
     snapshot = W.get_weights(entry, progress=False)
@@ -289,4 +302,39 @@ def test_hugging_face_download_fills_the_hf_cache_with_labels(server, caches, mo
     report = vac.load_checkpoint(fresh, snapshot)
     assert W.labels_from_hf_config(report.metadata["config"])[3] == "action 3"
     assert torch.equal(fresh.head.weight, model.head.weight)
-    assert W.get_weights(entry) == snapshot and len(server.requests) == 2  # cached: no new request
+    # huggingface_hub also asks the endpoint once per process for its agent registry (/api/agent-harnesses,
+    # telemetry): only requests for the repository's files count here
+    def files(log):
+        return [p for p in log if p.startswith(f"/{repo}/")]
+
+    assert len(files(server.requests)) == 2
+    heads = len(server.heads)
+    assert W.get_weights(entry) == snapshot and len(files(server.requests)) == 2  # cached: no new request
+    assert len(server.heads) == heads
+
+
+def test_hugging_face_failures_say_what_happened_and_keep_no_bad_file(server, caches, monkeypatch):
+    data = _checkpoint_bytes()
+    repo = "facebook/timesformer-tiny-test"
+    entry = replace(W.CATALOG["timesformer_base.hf_k400"], hf_repo=repo, size_mb=None, sha256="0" * 64)
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
+    with pytest.raises(vac.WeightsError) as info:
+        W.get_weights(entry, progress=False, timeout=5)
+    assert str(info.value).startswith(f"cannot reach http://127.0.0.1") and "no network?" in str(info.value)
+    assert str(W.target_path(entry).parent) in str(info.value)  # where to place files fetched by hand
+    monkeypatch.setenv("HF_ENDPOINT", server.url)
+    with pytest.raises(vac.WeightsError, match=rf"{server.url}/{repo}/resolve/main/config.json answered 404"):
+        W.get_weights(entry, progress=False)
+    commit = "c" * 40
+    for name, body in (("config.json", b"{}"), ("pytorch_model.bin", data)):
+        server.routes[f"/{repo}/resolve/main/{name}"] = (
+            200, body, {"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha256(body).hexdigest()}"'}, None)
+    with pytest.raises(vac.WeightsError, match=r"sha256 mismatch: expected 0{64}, got [0-9a-f]{64}"):
+        W.get_weights(entry, progress=False)
+    root = caches / "hf" / "hub" / "models--facebook--timesformer-tiny-test"
+    assert not (root / "blobs" / hashlib.sha256(data).hexdigest()).exists()
+    assert W.cached_path(entry) is None or not (W.cached_path(entry) / "pytorch_model.bin").exists()
+    server.routes[f"/{repo}/resolve/main/pytorch_model.bin"] = (
+        200, data, {"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}, len(data) // 3)
+    with pytest.raises(vac.WeightsError, match=r"transfer of .*pytorch_model.bin was interrupted .*run again"):
+        W.get_weights(replace(entry, sha256=hashlib.sha256(data).hexdigest()), progress=False)

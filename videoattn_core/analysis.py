@@ -16,6 +16,8 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from .units import human_bytes as format_bytes
+
 
 def available_memory(device: torch.device | str) -> int | None:
     """Free bytes on ``device`` (CUDA: free device memory; CPU: available RAM), or ``None`` when unknown."""
@@ -34,16 +36,6 @@ def available_memory(device: torch.device | str) -> int | None:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
         return None
-
-
-def format_bytes(n: float | None) -> str:
-    """``1536`` → ``"1.50 KiB"``; ``None`` → ``"–"``."""
-    if n is None:
-        return "–"
-    for factor, unit in ((2**40, "TiB"), (2**30, "GiB"), (2**20, "MiB"), (2**10, "KiB")):
-        if n >= factor:
-            return f"{n / factor:.2f} {unit}"
-    return f"{int(n)} B"
 
 
 class _FusedAttentionOnMeta(TorchFunctionMode):

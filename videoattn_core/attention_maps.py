@@ -20,6 +20,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from .capture import capturing
 from .models.layers import AttentionCore, AttentionLayout, CapturedAttention
 
 CLS = -2  # token coordinate of a CLS token
@@ -210,23 +211,13 @@ def capture_all(model: nn.Module, x: Tensor, *, reduce=None) -> list[CapturedAtt
     """Run ``model(x)`` once and return every attention call's probabilities, in execution order.
 
     ``reduce`` (e.g. a mean over heads) is applied to each call's probabilities as they are captured, to keep
-    memory small. The capture sinks are always removed, also when the forward fails. For a few named layers
-    with timing and costs, use :func:`videoattn_core.inspect` instead."""
-    captured: list[CapturedAttention] = []
-    cores = [m for m in model.modules() if isinstance(m, AttentionCore)]
-
-    def sink(c: CapturedAttention) -> None:
-        captured.append(CapturedAttention(reduce(c.probs) if reduce else c.probs, c.layout))
-
-    try:
-        for core in cores:
-            core.sink = sink
-        with torch.no_grad():
-            model(x)
-    finally:
-        for core in cores:
-            core.sink = None
-    return captured
+    memory small. Runs under :func:`~videoattn_core.capture.capturing` (the model's lock; the sinks are always
+    removed, also when the forward fails). For a few named layers with timing and costs, use
+    :func:`videoattn_core.inspect` instead."""
+    keep = (lambda c: CapturedAttention(reduce(c.probs), c.layout)) if reduce else None
+    with capturing(model, reduce=keep) as captured, torch.no_grad():
+        model(x)
+    return captured.values()
 
 
 # --- rollout -------------------------------------------------------------------------------------------------

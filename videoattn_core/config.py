@@ -219,8 +219,6 @@ def coerce_value(spec: FieldSpec, text: str) -> Any:
                 items = json.loads(text)
                 return tuple(_parse_scalar(str(i), elem) for i in items)
             return tuple(_parse_scalar(part, elem) for part in text.split(",") if part.strip())
-        if spec.choices is not None and spec.type is not str:
-            return _parse_scalar(text, spec.type)
         return _parse_scalar(text, spec.type)
     except (ValueError, TypeError, json.JSONDecodeError):
         raise ConfigError(f"{spec.name}={show_value(text)} is not allowed: {spec.name} must be "

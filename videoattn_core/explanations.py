@@ -26,7 +26,6 @@ Three methods, one entry point (:func:`explain`):
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +35,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .attention_maps import CLS, PAD, rollout, token_coordinates
+from .capture import capturing
 from .errors import ConfigError
 from .models.layers import AttentionCore, AttentionLayout, CapturedAttention
 
@@ -74,25 +74,6 @@ def _is_fiery(model: nn.Module) -> bool:
 def _input_thw(model: nn.Module, x: Tensor) -> Grid:
     """The input's (T, H, W): FIERY takes ``(B, T, C, H, W)`` features, every other model ``(B, C, T, H, W)``."""
     return (x.shape[1], x.shape[3], x.shape[4]) if _is_fiery(model) else tuple(x.shape[2:5])
-
-
-@contextmanager
-def _capturing(model: nn.Module, *, graph: bool):
-    """Every attention call's probabilities as ``(core name, CapturedAttention)``, in execution order; with
-    ``graph`` they stay in the autograd graph. The model runs in eval mode; everything is restored after."""
-    records: list[tuple[str, CapturedAttention]] = []
-    cores = [(name, m) for name, m in model.named_modules() if isinstance(m, AttentionCore)]
-    was_training = model.training
-    try:
-        model.eval()
-        for name, core in cores:
-            core.sink = lambda c, name=name: records.append((name, c))
-            core.capture_graph = graph
-        yield records
-    finally:
-        for _, core in cores:
-            core.sink, core.capture_graph = None, False
-        model.train(was_training)
 
 
 def _target_score(model: nn.Module, out: Tensor, target: int | None) -> tuple[int, Tensor]:
@@ -230,7 +211,7 @@ def _relevance(model: nn.Module, x: Tensor, target: int | None):
     reason = relevance_unavailable_reason(model)
     if reason:
         raise ValueError(f"relevance is not available: {reason}")
-    with _capturing(model, graph=True) as records, torch.enable_grad():
+    with capturing(model, keep_graph=True, eval_mode=True) as records, torch.enable_grad():
         out = model(x)
         target, score = _target_score(model, out, target)
         probs = [c.probs for _, c in records]
@@ -285,14 +266,14 @@ def _gradcam(model: nn.Module, x: Tensor, target: int | None, layer: str | None)
         raise ConfigError(f"layer={layer!r} is not a layer Grad-CAM can use; choose one of "
                           f"{', '.join(gradcam_layers(model))}", field="layer")
     saved: list[Tensor] = []
-    handle = modules[layer].register_forward_hook(lambda m, i, o: saved.append(o))
-    try:
-        with _capturing(model, graph=False) as records, torch.enable_grad():
+    with capturing(model, eval_mode=True) as records, torch.enable_grad():
+        handle = modules[layer].register_forward_hook(lambda m, i, o: saved.append(o))
+        try:
             out = model(x)
             target, score = _target_score(model, out, target)
             (grad,) = torch.autograd.grad(score, saved[0])
-    finally:
-        handle.remove()
+        finally:
+            handle.remove()
     inside = [c.layout for name, c in records if name.startswith(layer + ".")]
     grid = (inside[-1].q_grid or inside[-1].grid) if inside else None
     acts, grads = _feature_map(model, saved[0].detach(), grid), _feature_map(model, grad, grid)
@@ -335,7 +316,7 @@ def explain(model: nn.Module, x: Tensor, *, target: int | None = None, method: s
             tokens = rollout(model, x)
         except ValueError as exc:
             raise ValueError(str(exc)) from None
-        with torch.no_grad(), _capturing(model, graph=False):
+        with torch.no_grad(), capturing(model, eval_mode=True):
             out = model(x)
         target, score = _target_score(model, out, target)
         note = "rollout is not class-specific: the map is the same for every target"

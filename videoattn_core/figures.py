@@ -23,6 +23,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from .units import human  # noqa: F401  (pages and tests use figures.human)
+
 #: colours of the cost categories, shared by every chart that splits a cost
 CATEGORY_COLORS = {
     "attention": "#d62728",
@@ -46,16 +48,6 @@ def _layout(fig: go.Figure, title: str | None = None, height: int | None = None,
     if height is not None:
         fig.update_layout(height=height)
     return fig
-
-
-def human(n: float, unit: str = "") -> str:
-    """``121566352`` -> ``'121.6 M'``: short counts for axis labels and hover text."""
-    if n is None or (isinstance(n, float) and math.isnan(n)):
-        return "–"
-    for factor, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= factor:
-            return f"{n / factor:.1f} {suffix}{unit}"
-    return f"{n:g} {unit}".strip()
 
 
 # ----------------------------------------------------------------------------------------------- model costs

@@ -19,7 +19,8 @@ import torch
 from torch import Tensor, nn
 
 from .attention_maps import CLS, token_coordinates
-from .explanations import _capturing, _input_thw
+from .capture import capturing
+from .explanations import _input_thw
 from .models.layers import AttentionLayout, CapturedAttention
 
 
@@ -81,19 +82,12 @@ def head_statistics(model: nn.Module, x: Tensor) -> HeadStats:
 
     Each call is reduced as it is captured, so no attention map outlives its layer."""
     size = _input_thw(model, x)
-    rows: list[dict[str, np.ndarray]] = []
-    names: list[str] = []
-    kinds: list[str] = []
-    with _capturing(model, graph=False) as records, torch.no_grad():
-        cores = [m for m in model.modules() if getattr(m, "sink", None) is not None]
-        for core in cores:  # reduce at once instead of keeping every map
-            sink = core.sink
-            core.sink = lambda c, sink=sink: (sink(CapturedAttention(torch.empty(0), c.layout)),
-                                              rows.append(layer_statistics(c, size)))
+    reduce = lambda c: (c.layout.kind, layer_statistics(c, size))  # noqa: E731
+    with capturing(model, reduce=reduce, eval_mode=True) as records, torch.no_grad():
         model(x[:1])
-        for name, captured in records:
-            names.append(name.rsplit(".", 1)[0])
-            kinds.append(captured.layout.kind)
+    names = [name.rsplit(".", 1)[0] for name, _ in records]
+    kinds = [kind for _, (kind, _) in records]
+    rows = [stats for _, (_, stats) in records]
     if not rows:
         raise ValueError("this model has no attention layers, so no head statistics")
     heads = max(len(r["entropy"]) for r in rows)

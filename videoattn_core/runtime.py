@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 
+from .capture import model_lock
 from .checkpoints import load_checkpoint, read_checkpoint
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError
@@ -298,7 +299,12 @@ class RunModel:
     random_init: bool
     report: str
     warnings: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)  # hooks sit on the model: one forward at a time
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The model's own lock (:func:`videoattn_core.capture.model_lock`), which the core's forwards, captures
+        and inspections already take; kept so that callers holding it keep working."""
+        return model_lock(self.model)
 
 
 def build_seeded(config: ModelConfig, seed: int = 0) -> torch.nn.Module:
@@ -341,7 +347,7 @@ def classify(model: torch.nn.Module, views: torch.Tensor, *, device: torch.devic
     """Softmax probabilities ``(classes,)`` averaged over the views ``(V, 3, T, S, S)``, one forward per view (the
     memory of one view at a time), as the papers' multi-view tests average scores."""
     total, dtype = None, resolve_dtype(dtype)
-    with torch.no_grad():
+    with model_lock(model), torch.no_grad():  # never while another thread's capture sits on the model
         for view in views:
             logits = model(view.unsqueeze(0).to(device=device, dtype=dtype))
             if logits.ndim != 2 or logits.shape[0] != 1:

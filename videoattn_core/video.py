@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from .errors import ConfigError, VideoError
 from .sampling import clip_indices
+from .units import human_bytes
 
 SAMPLINGS = ("window", "uniform")
 _FORMATS = ("MP4/MOV (H.264, H.265, MPEG-4), WebM/MKV (VP8, VP9, AV1), AVI, GIF, or a still image; anything "
@@ -45,7 +46,7 @@ class Limits:
     max_counted_packets: int = 1_000_000
 
     def describe(self) -> str:
-        return (f"at most {_human_bytes(self.max_file_bytes)}, frames up to {self.max_side} px a side, "
+        return (f"at most {human_bytes(self.max_file_bytes, 1)}, frames up to {self.max_side} px a side, "
                 f"decoding within {self.max_decode_seconds:g} s")
 
 
@@ -123,14 +124,6 @@ class Clip:
 # ----------------------------------------------------------------------------------------------- decoding
 
 
-def _human_bytes(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n} bytes"
-
-
 def _ffmpeg_errors() -> tuple[type[BaseException], ...]:
     import av
     return (av.error.FFmpegError,)  # InvalidDataError and every other FFmpeg failure derive from it
@@ -156,7 +149,7 @@ def _open(source: str | Path | bytes | bytearray | memoryview, limits: Limits):
     if size == 0:
         raise VideoError(f"{name} is empty (0 bytes); expected a video: {_FORMATS}")
     if size > limits.max_file_bytes:
-        raise VideoError(f"{name} is {_human_bytes(size)}, over the limit of {_human_bytes(limits.max_file_bytes)} "
+        raise VideoError(f"{name} is {human_bytes(size, 1)}, over the limit of {human_bytes(limits.max_file_bytes, 1)} "
                          f"(limits: {limits.describe()})")
     try:
         container = av.open(target, mode="r", metadata_errors="ignore")

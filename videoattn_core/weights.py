@@ -12,28 +12,18 @@ Sources, each entry naming the page its numbers come from:
 - the official repositories' releases: facebookresearch/TimeSformer (Dropbox), PySlowFast's model zoo (MViT v1 and
   v2) and SwinTransformer/Video-Swin-Transformer (GitHub releases). None publishes a hash.
 
-:func:`get_weights` reuses a file already in torch hub's checkpoint cache (``$TORCH_HOME/hub/checkpoints``) or the
-Hugging Face cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``), or downloads it
-there, verifying what the source lets us verify: the full sha256 (Hugging Face LFS pointers), the sha256 prefix in
-the file name (torchvision, as ``torch.hub.load_state_dict_from_url(check_hash=True)`` does) and the published file
-size. Entries with neither hash nor size are marked ``verification="none"`` and say so.
+:func:`~videoattn_core.downloads.get_weights` (importable from here too) fetches an entry into torch hub's or the
+Hugging Face cache and verifies what the source lets us verify; entries with neither hash nor size are marked
+``verification="none"`` and say so.
 """
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
-import os
 import re
-import shutil
-import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 from .errors import ConfigError, WeightsError
 from .preprocessing import RESAMPLING_DETAILS
@@ -120,6 +110,7 @@ class WeightsEntry:
     url: str = ""
     filename: str = ""
     hf_repo: str | None = None
+    hf_revision: str = "main"  # a branch, tag or commit of hf_repo
     page: str = ""
     direct: bool = True
     metrics: dict[str, float] = field(default_factory=dict)
@@ -150,7 +141,8 @@ class WeightsEntry:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "preset": self.preset, "source": self.source, "dataset": self.dataset,
                 "num_classes": self.num_classes, "url": self.url, "filename": self.filename,
-                "hf_repo": self.hf_repo, "page": self.page, "direct_download": self.direct,
+                "hf_repo": self.hf_repo, "hf_revision": self.hf_revision,
+                "page": self.page, "direct_download": self.direct,
                 "metrics": self.metrics, "metrics_protocol": self.metrics_protocol, "num_params": self.num_params,
                 "gflops": self.gflops, "size_mb": self.size_mb, "verification": self.verification,
                 "sha256": self.sha256, "hash_prefix": self.hash_prefix, "layout": self.layout,
@@ -631,232 +623,6 @@ def labels_from_hf_config(config: dict[str, Any] | None) -> list[str] | None:
     return [v for _, v in pairs]
 
 
-# ----------------------------------------------------------------------------------------------- caches
-
-
-def torch_hub_checkpoints() -> Path:
-    """torch hub's checkpoint directory: ``$TORCH_HOME/hub/checkpoints`` (``~/.cache/torch`` by default)."""
-    import torch.hub
-    return Path(torch.hub.get_dir()) / "checkpoints"
-
-
-def hf_hub_cache() -> Path:
-    """The Hugging Face hub cache: ``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``$XDG_CACHE_HOME`` or
-    ``~/.cache`` + ``/huggingface/hub``."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join("~", ".cache")
-    return Path(xdg).expanduser() / "huggingface" / "hub"
-
-
-def hf_endpoint() -> str:
-    return os.environ.get("HF_ENDPOINT", "https://huggingface.co").rstrip("/")
-
-
-def _hf_repo_dir(repo: str) -> Path:
-    return hf_hub_cache() / ("models--" + repo.replace("/", "--"))
-
-
-def _hf_snapshot(repo: str, filename: str) -> Path | None:
-    """The snapshot directory holding ``filename`` for ``repo`` in the HF cache (refs/main first)."""
-    root = _hf_repo_dir(repo)
-    snapshots = root / "snapshots"
-    if not snapshots.is_dir():
-        return None
-    candidates: list[Path] = []
-    ref = root / "refs" / "main"
-    if ref.is_file():
-        candidates.append(snapshots / ref.read_text().strip())
-    candidates += sorted((p for p in snapshots.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime,
-                         reverse=True)
-    names = (filename, "model.safetensors", "pytorch_model.bin")
-    for snap in candidates:
-        if any((snap / n).is_file() for n in names):
-            return snap
-    return None
-
-
-def cached_path(entry: str | WeightsEntry) -> Path | None:
-    """Where ``entry`` already sits in the standard caches, or ``None``."""
-    entry = get_entry(entry)
-    if entry.hf_repo:
-        return _hf_snapshot(entry.hf_repo, entry.filename)
-    path = torch_hub_checkpoints() / entry.filename
-    return path if path.is_file() else None
-
-
-def target_path(entry: str | WeightsEntry) -> Path:
-    """Where :func:`get_weights` stores ``entry`` (and where a file downloaded by hand can be placed)."""
-    entry = get_entry(entry)
-    if entry.hf_repo:
-        return _hf_repo_dir(entry.hf_repo) / "snapshots" / "main" / entry.filename
-    return torch_hub_checkpoints() / entry.filename
-
-
-# ----------------------------------------------------------------------------------------------- download
-
-
-def _progress_printer(label: str, stream=None) -> Callable[[int, int | None], None]:
-    stream = stream or sys.stderr
-    state = {"last": 0.0}
-
-    def report(done: int, total: int | None) -> None:
-        now = time.monotonic()
-        final = total is not None and done >= total
-        if now - state["last"] < 0.2 and not final:
-            return
-        state["last"] = now
-        if total:
-            width = 30
-            filled = int(width * done / total)
-            text = f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done / 1e6:7.1f}/{total / 1e6:.1f} MB"
-        else:
-            text = f"\r{label} {done / 1e6:7.1f} MB"
-        stream.write(text + ("\n" if final else ""))
-        stream.flush()
-
-    return report
-
-
-@dataclass(frozen=True)
-class _Fetched:
-    sha256: str
-    commit: str | None  # the Hugging Face X-Repo-Commit header, when there is one
-
-
-def _download(url: str, dest: Path, *, sha256: str | None = None, hash_prefix: str | None = None,
-              size: tuple[float, int] | None = None, progress: bool = True, timeout: float = 30.0,
-              manual: Path | None = None) -> _Fetched:
-    """Download ``url`` to ``dest`` through a ``.partial`` file, verify it, and only then move it in place."""
-    where = f"download it by hand from {url} and place it at {manual or dest}"
-    partial = dest.with_name(dest.name + ".partial")
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        out = open(partial, "wb")
-    except OSError as exc:
-        raise WeightsError(f"cannot write to {dest.parent} ({exc.strerror or exc}); {where}") from None
-    request = urllib.request.Request(url, headers={"User-Agent": "videoattn"})
-    digest = hashlib.sha256()
-    received, total, commit = 0, None, None
-    try:
-        with out, urllib.request.urlopen(request, timeout=timeout) as response:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            commit = response.headers.get("X-Repo-Commit")
-            report = _progress_printer(f"downloading {dest.name}") if progress else None
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                if report:
-                    report(received, total)
-    except urllib.error.HTTPError as exc:
-        partial.unlink(missing_ok=True)
-        raise WeightsError(f"{url} answered {exc.code} {exc.reason}; the file may have moved: check the source page, "
-                           f"or {where}") from None
-    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError) as exc:
-        partial.unlink(missing_ok=True)
-        if received or isinstance(exc, http.client.IncompleteRead):
-            raise WeightsError(f"the transfer of {url} was interrupted after {received} bytes "
-                               f"({type(exc).__name__}); run again, or {where}") from None
-        reason = getattr(exc, "reason", None) or exc
-        raise WeightsError(f"cannot reach {url} ({reason}): no network? To work offline, {where}") from None
-    if total is not None and received != total:
-        partial.unlink(missing_ok=True)
-        raise WeightsError(f"the transfer of {url} was interrupted: received {received} of {total} bytes; run again, "
-                           f"or {where}")
-    actual = digest.hexdigest()
-    problem = None
-    if sha256 and actual != sha256:
-        problem = f"sha256 mismatch: expected {sha256}, got {actual}"
-    elif hash_prefix and not actual.startswith(hash_prefix):
-        problem = f"hash mismatch: the sha256 should start with {hash_prefix} (from the file name), got {actual}"
-    elif size and not _size_ok(received, size):
-        problem = f"size mismatch: expected about {size[0]:g} × {size[1]} bytes, got {received}"
-    if problem:
-        partial.unlink(missing_ok=True)
-        raise WeightsError(f"{url}: {problem}. The file was not kept (the source may have changed or the transfer "
-                           f"been corrupted)")
-    os.replace(partial, dest)
-    return _Fetched(actual, commit)
-
-
-def _size_ok(received: int, size: tuple[float, int]) -> bool:
-    expected = size[0] * size[1]
-    return abs(received - expected) <= max(0.01 * expected, size[1])  # published sizes are rounded
-
-
-def get_weights(entry: str | WeightsEntry, *, progress: bool = True, timeout: float = 30.0) -> Path:
-    """A local path for ``entry``'s weights: from the standard caches, else downloaded there and verified.
-
-    torchvision and official files go to torch hub's checkpoint directory and the path of the file is returned;
-    Hugging Face repositories go to the HF cache (``config.json`` beside the weights) and the snapshot directory
-    is returned, which :func:`~videoattn_core.checkpoints.load_checkpoint` reads with its labels. Without network
-    the :class:`WeightsError` names the URL and the path where the file can be placed by hand.
-    """
-    entry = get_entry(entry)
-    found = cached_path(entry)
-    if found is not None:
-        return found
-    if not entry.direct:
-        raise WeightsError(f"{entry.name} cannot be downloaded automatically (hosted at {entry.url}); download it "
-                           f"by hand and place it at {target_path(entry)}")
-    size = (entry.size_mb, entry.size_unit) if entry.size_mb else None
-    if not entry.hf_repo:
-        dest = torch_hub_checkpoints() / entry.filename
-        _download(entry.url, dest, sha256=entry.sha256, hash_prefix=entry.hash_prefix, size=size,
-                  progress=progress, timeout=timeout)
-        return dest
-    return _download_hf(entry, size, progress, timeout)
-
-
-def _download_hf(entry: WeightsEntry, size, progress: bool, timeout: float) -> Path:
-    """Fetch ``config.json`` and the weights into the HF cache layout (blobs/, snapshots/<rev>/, refs/main)."""
-    root = _hf_repo_dir(entry.hf_repo)
-    blobs, staging = root / "blobs", root / "snapshots" / ".incoming"
-    base = f"{hf_endpoint()}/{entry.hf_repo}/resolve/main/"
-    manual = target_path(entry)
-    fetched: dict[str, tuple[Path, str]] = {}
-    commit = None
-    try:
-        for name, kwargs in (("config.json", {}),
-                             (entry.filename, {"sha256": entry.sha256, "size": size})):
-            tmp = staging / name
-            got = _download(base + name, tmp, progress=progress and name == entry.filename, timeout=timeout,
-                            manual=manual.parent / name, **kwargs)
-            commit = commit or got.commit
-            fetched[name] = (tmp, got.sha256)
-    except WeightsError:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    revision = commit if commit and re.fullmatch(r"[0-9a-f]{40}", commit) else "main"
-    snapshot = root / "snapshots" / revision
-    snapshot.mkdir(parents=True, exist_ok=True)
-    blobs.mkdir(parents=True, exist_ok=True)
-    for name, (tmp, digest) in fetched.items():
-        blob = blobs / digest
-        os.replace(tmp, blob)
-        link = snapshot / name
-        link.unlink(missing_ok=True)
-        try:
-            link.symlink_to(os.path.relpath(blob, snapshot))
-        except OSError:  # no symlinks (some Windows setups): keep a copy, as huggingface_hub does
-            shutil.copyfile(blob, link)
-    shutil.rmtree(staging, ignore_errors=True)
-    (root / "refs").mkdir(parents=True, exist_ok=True)
-    (root / "refs" / "main").write_text(revision)
-    return snapshot
-
-
-def catalog_table(entries: Iterable[WeightsEntry] | None = None) -> list[dict[str, Any]]:
-    """Rows for a model card or the command line: name, dataset, metrics, source, verification."""
-    return [{"name": e.name, "dataset": e.dataset, "acc@1": e.metrics.get("acc@1"), "acc@5": e.metrics.get("acc@5"),
-             "source": e.source, "verification": e.verification, "direct_download": e.direct}
-            for e in (entries if entries is not None else CATALOG.values())]
-
-
 def read_hf_config(path: Path) -> dict[str, Any] | None:
     """The ``config.json`` of a checkpoint directory (as ``save_pretrained`` writes it), if any and valid."""
     candidate = path / "config.json"
@@ -867,3 +633,8 @@ def read_hf_config(path: Path) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
+
+
+# the fetcher lives in downloads.py; its names stay importable from here (pages, tests, runtime use them)
+from .downloads import (cached_path, get_weights, hf_endpoint, hf_hub_cache, target_path,  # noqa: E402,F401
+                        torch_hub_checkpoints)

@@ -1,0 +1,292 @@
+"""Static summaries: the model built on the meta device, one forward on a meta clip, every module recorded with
+its shapes, axis meanings, parameters and analytic MACs — no weights, no arithmetic."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from ..capture import capture_names
+from ..config import ModelConfig
+from ..errors import ConfigError
+from ..models.layers import AttentionCore
+from ..registry import build_model, family_of, get_config
+from .axes import _AxisNamer
+from .recorder import _Recorder
+from .records import LayerRecord, _build_records
+
+#: what ``macs`` and ``flops`` count (shown next to the numbers by the table, the JSON and the app)
+MACS_CONVENTION = ("multiply-accumulates, fvcore's convention (one multiply-add = 1; linear, matmul/einsum, "
+                   "conv and normalization counted; softmax, activations, additions and pooling not) — the "
+                   "number papers print as FLOPs")
+FLOPS_CONVENTION = "2 × MACs (torch.utils.flop_counter.FlopCounterMode's convention)"
+
+#: Test views (temporal clips × spatial crops) the papers multiply their per-view cost by, per family. A family
+#: can state its own with a ``test_views`` attribute on its config or model class, which takes precedence.
+PAPER_VIEWS: dict[str, int] = {
+    "timesformer": 3,   # Bertasius et al. 2021, Table 1/6: 1 clip × 3 spatial crops ("0.59 TFLOPs × 3 views")
+    "mvit": 5,          # Fan et al. 2021 / Li et al. 2022, Kinetics tables: 5 clips × 1 crop
+    "swin3d": 12,       # Liu et al. 2022 (Video Swin), Table 1: 4 clips × 3 crops
+}
+
+#: Bounds of the ``frames`` and ``size`` arguments of :func:`summarize` (meta tensors cost nothing, but a
+#: summary should describe a clip a model can plausibly take).
+FRAMES_RANGE = (1, 2048)
+SIZE_RANGE = (1, 8192)
+
+
+@dataclass
+class Summary:
+    """What :func:`summarize` returns: per-module records and the model's totals for one input shape.
+
+    ``params``: parameters of the model (unique tensors); ``macs``: multiply-accumulates of one forward on
+    ``input_shape`` (fvcore convention, per view); ``flops`` = 2 × ``macs``; ``views``: the test views the paper
+    of the family multiplies by (``macs_all_views`` = ``macs`` × ``views``). ``batch`` is the batch of
+    ``input_shape`` (figures are per clip when it is 1).
+    """
+
+    model: str
+    family: str
+    config: ModelConfig
+    input_shape: tuple[int, ...]
+    input_layout: str
+    output_shape: tuple[int, ...] | None
+    layers: list[LayerRecord]
+    params: int
+    macs: int
+    views: int
+    batch: int
+    _attention_elems: dict[str, int] = field(default_factory=dict, repr=False)
+    _peak_bytes: dict[tuple, int] = field(default_factory=dict, repr=False)  # forward_peak_bytes by dtype, batch
+
+    @property
+    def flops(self) -> int:
+        """2 × :attr:`macs` (FlopCounterMode's convention)."""
+        return 2 * self.macs
+
+    @property
+    def macs_all_views(self) -> int:
+        return self.macs * self.views
+
+    @property
+    def flops_all_views(self) -> int:
+        return self.flops * self.views
+
+    @property
+    def frames(self) -> int | None:
+        axes = self.input_layout.split()
+        return self.input_shape[axes.index("T")] if "T" in axes else None
+
+    def leaves(self) -> list[LayerRecord]:
+        """Records of modules without children (and the model's own parameters), the rows charts sum."""
+        return [r for r in self.layers if r.is_leaf or r.params]
+
+    def breakdown(self) -> dict[str, dict[str, int]]:
+        """``{"params": {category: n}, "macs": {category: n}}`` summed over the records' own counts."""
+        out: dict[str, dict[str, int]] = {"params": {}, "macs": {}}
+        for r in self.layers:
+            for key, value in (("params", r.params), ("macs", r.macs)):
+                if value:
+                    out[key][r.category] = out[key].get(r.category, 0) + value
+        return out
+
+    def memory_estimate(self, dtype_bytes: int = 4, batch: int = 1, captured: Sequence[str] = (),
+                        explicit_attention: bool = False) -> dict[str, int]:
+        """Bytes an inference forward needs, for refusing configurations that cannot fit.
+
+        ``weights``: parameters × ``dtype_bytes``. ``activations``: the peak bytes of the tensors the forward holds
+        at once, counted while it runs on the meta device (:func:`videoattn_core.analysis.forward_peak_bytes`;
+        with ``explicit_attention`` the softmax path's attention matrices included). ``attention``: probability
+        tensors kept for ``captured`` layer names (see :func:`attention_layers`).
+        """
+        from ..analysis import forward_peak_bytes
+
+        attention = sum(self._attention_elems.get(n, 0) for n in captured)
+        unknown = [n for n in captured if n not in self._attention_elems]
+        if unknown:
+            raise ConfigError(f"no attention layer named {unknown[0]!r}; capturable: "
+                              f"{', '.join(self._attention_elems)}", field="attention_layers")
+        dtype = {2: torch.bfloat16, 4: torch.float32, 8: torch.float64}.get(dtype_bytes, torch.float32)
+        key = (dtype_bytes, batch, explicit_attention)
+        if key not in self._peak_bytes:
+            self._peak_bytes[key] = forward_peak_bytes(self.config, dtype=dtype, batch=batch,
+                                                       explicit_attention=explicit_attention,
+                                                       input_shape=self.input_shape)
+        weights = self.params * dtype_bytes
+        activations = self._peak_bytes[key]
+        attention_bytes = int(attention * batch / self.batch) * dtype_bytes
+        return {"weights": weights, "activations": activations, "attention": attention_bytes,
+                "total": weights + activations + attention_bytes}
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """One flat dict per record (a table for ``st.dataframe`` or the figures)."""
+        return [r.to_dict() for r in self.layers]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "family": self.family, "config": _jsonable(self.config.to_dict()),
+            "input_shape": list(self.input_shape), "input_layout": self.input_layout,
+            "output_shape": list(self.output_shape) if self.output_shape is not None else None,
+            "params": self.params, "macs": self.macs, "flops": self.flops, "views": self.views,
+            "macs_all_views": self.macs_all_views, "flops_all_views": self.flops_all_views,
+            "conventions": {"macs": MACS_CONVENTION, "flops": FLOPS_CONVENTION,
+                            "views": "test clips × crops the paper averages over; *_all_views = per view × views"},
+            "breakdown": self.breakdown(), "memory_fp32_bytes": self.memory_estimate(),
+            "layers": self.to_rows(),
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def table(self, max_depth: int | None = None) -> str:
+        """A readable per-layer table with totals (the command line's output); see
+        :func:`~videoattn_core.inspection.table.summary_table`."""
+        from .table import summary_table
+
+        return summary_table(self, max_depth)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _default_views(config: ModelConfig) -> int:
+    for owner in (config, family_of(config).model_cls):
+        views = getattr(owner, "test_views", None)
+        if isinstance(views, int) and views >= 1:
+            return views
+    return PAPER_VIEWS.get(config.family, 1)
+
+
+def _check_range(name: str, value: int | None, bounds: tuple[int, int]) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not bounds[0] <= value <= bounds[1]:
+        raise ConfigError(f"{name}={value!r} is not allowed: {name} must be an integer from {bounds[0]} to "
+                          f"{bounds[1]}", field=name)
+
+
+def _example_input(model: nn.Module, config: ModelConfig, frames: int | None, size: int | None, batch: int,
+                   device: torch.device | str) -> Tensor:
+    return torch.empty(config.input_shape(frames, size, batch), device=device)
+
+
+_SAME_SHAPE_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.Dropout,
+                     nn.Identity, nn.GELU, nn.ReLU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softmax)
+
+
+def _shape_only_forwards(model: nn.Module) -> None:
+    """Give the standard leaves of a freshly built meta model forwards that only produce the output shape.
+
+    PyTorch computes meta outputs of layer norm, linear and attention through Python decompositions (a few
+    milliseconds each); a summary needs only the shape, which these layers determine from the input's. Only
+    exact standard types are replaced (a subclass or a module with its own ``flop_count`` keeps its forward),
+    the input is still checked as the real layer checks it, and the model is private to :func:`summarize`.
+    """
+    for module in model.modules():
+        kind = type(module)
+        if kind is nn.Linear:
+            module.forward = _linear_shape.__get__(module)
+        elif kind is AttentionCore:
+            module.forward = _attention_shape
+        elif kind in _SAME_SHAPE_TYPES:
+            if kind is nn.LayerNorm:
+                module.forward = _layer_norm_shape.__get__(module)
+            else:
+                module.forward = _same_shape
+        elif kind.__name__ == "DropPath" and kind.__module__.endswith("models.layers"):
+            module.forward = _same_shape
+
+
+def _same_shape(x: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    return x
+
+
+def _linear_shape(self: nn.Linear, x: Tensor) -> Tensor:
+    if x.shape[-1] != self.in_features:
+        raise RuntimeError(f"mat1 and mat2 shapes cannot be multiplied ({tuple(x.shape)} and "
+                           f"{self.in_features}x{self.out_features})")
+    return x.new_empty((*x.shape[:-1], self.out_features))
+
+
+def _layer_norm_shape(self: nn.LayerNorm, x: Tensor) -> Tensor:
+    n = len(self.normalized_shape)
+    if tuple(x.shape[x.ndim - n:]) != tuple(self.normalized_shape):
+        raise RuntimeError(f"layer norm over {tuple(self.normalized_shape)} got input {tuple(x.shape)}")
+    return x
+
+
+def _attention_shape(q: Tensor, k: Tensor, v: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+    if q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        raise RuntimeError(f"attention q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} do not fit")
+    return q.new_empty((*torch.broadcast_shapes(q.shape[:-1], k.shape[:-2] + q.shape[-2:-1]), v.shape[-1]))
+
+
+def summarize(name_or_model: str | ModelConfig | nn.Module, frames: int | None = None, size: int | None = None,
+              *, batch: int = 1, views: int | None = None, **overrides: Any) -> Summary:
+    """Static summary of a model on a ``frames``×``size``² clip, without weights or arithmetic.
+
+    ``name_or_model`` is a preset name, a config, or a built model (its ``config`` is used, so no weight is
+    touched); ``overrides`` change config fields (``attention_type="joint_space_time"``); ``frames``/``size``
+    change the input only (default: what the config is built for — a model built for 8 frames then runs on
+    16, as a TimeSformer does by interpolating its time embedding). ``views`` defaults to the family's paper
+    (:data:`PAPER_VIEWS`). Raises :class:`ConfigError` for unknown presets, fields, values, or an input shape
+    the model cannot take (message from the model).
+
+    >>> s = summarize("timesformer_base")
+    >>> s.params, round(s.macs / 1e9, 2)
+    (121566352, 196.05)
+    """
+    _check_range("frames", frames, FRAMES_RANGE)
+    _check_range("size", size, SIZE_RANGE)
+    _check_range("batch", batch, (1, 1024))
+    if views is not None:
+        _check_range("views", views, (1, 1000))
+    if isinstance(name_or_model, nn.Module):
+        config = getattr(name_or_model, "config", None)
+        if not isinstance(config, ModelConfig):
+            raise TypeError("summarize needs a preset name, a ModelConfig or a model with a .config ModelConfig")
+        config = get_config(config, **overrides)
+        label = config.family
+    else:
+        config = get_config(name_or_model, **overrides)
+        label = name_or_model if isinstance(name_or_model, str) else config.family
+    model = build_model(config, device="meta")
+    _shape_only_forwards(model)
+    x = _example_input(model, config, frames, size, batch, "meta")
+
+    recorder = _Recorder(model)
+    try:
+        with torch.no_grad():
+            try:
+                model(x)
+            except ValueError as exc:  # the model's own input checks
+                raise ConfigError(f"{label} cannot take an input of shape {tuple(x.shape)} "
+                                  f"({config.input_layout}): {exc}", field="frames" if frames else "size") from None
+    finally:
+        recorder.remove()
+
+    calls = recorder.calls
+    namer = _AxisNamer(calls, batch, tuple(x.shape), config.input_layout, config.has_head)
+    records = _build_records(model, calls, namer)
+    params = sum(p.numel() for p in model.parameters())
+    macs = sum(r.macs for r in records)
+    names = capture_names(model)
+    attention_elems: dict[str, int] = {}
+    for c in calls:
+        if isinstance(c.module, AttentionCore):
+            key = names.get(c.name, c.name)
+            attention_elems[key] = attention_elems.get(key, 0) + c.attention_elems
+    return Summary(model=label, family=config.family, config=config, input_shape=tuple(x.shape),
+                   input_layout=config.input_layout, output_shape=calls[0].output_shape if calls else None,
+                   layers=records, params=params, macs=macs,
+                   views=views if views is not None else _default_views(config), batch=batch,
+                   _attention_elems=attention_elems)

@@ -1,0 +1,72 @@
+"""The command line's ``summary``: a per-layer text table with totals, or JSON."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConfigError
+from ..units import human
+from .summary import FLOPS_CONVENTION, MACS_CONVENTION, summarize
+
+if TYPE_CHECKING:
+    from .summary import Summary
+
+
+def summary_table(summary: "Summary", max_depth: int | None = None) -> str:
+    """A readable per-layer table with totals. Rows show subtree totals so that containers read as the sum of what
+    they hold; ``max_depth`` hides deeper rows."""
+    rows = [("module", "type", "input", "output", "axes", "params", "MACs")]
+    for r in summary.layers:
+        if max_depth is not None and r.depth > max_depth:
+            continue
+        label = ("  " * r.depth + (r.name.rsplit(".", 1)[-1] if r.name else f"({summary.model})"))
+        rows.append((label, r.type, _shape_str(r.input_shape), _shape_str(r.output_shape), r.layout,
+                     f"{r.params_total:,}", human(r.macs_total, digits=2)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.ljust(w) if i < 5 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+             for row in rows]
+    lines.insert(1, "-" * len(lines[0]))
+    lines += [
+        "",
+        f"model         {summary.model} ({summary.family})",
+        f"input         {tuple(summary.input_shape)} ({summary.input_layout})",
+        f"params        {summary.params:,}",
+        f"MACs          {summary.macs:,} ({summary.macs / 1e9:.2f} G) per view — {MACS_CONVENTION}",
+        f"FLOPs         {summary.flops:,} ({summary.flops / 1e9:.2f} G) per view — {FLOPS_CONVENTION}",
+        f"views         {summary.views}: {summary.macs_all_views / 1e9:.2f} GMACs, "
+        f"{summary.flops_all_views / 1e12:.3f} TFLOPs over all views",
+    ]
+    mem = summary.memory_estimate()
+    lines.append(f"memory (fp32) {mem['weights'] / 2**20:.1f} MiB weights + "
+                 f"{mem['activations'] / 2**20:.1f} MiB peak activations (estimate)")
+    return "\n".join(lines)
+
+
+def _shape_str(shape: tuple[int, ...] | None) -> str:
+    return "" if shape is None else "×".join(str(s) for s in shape)
+
+
+def add_summary_arguments(parser: Any) -> None:
+    """Arguments of ``python -m videoattn_core summary``."""
+    parser.add_argument("model", metavar="MODEL", help="preset name (see the models command)")
+    parser.add_argument("--frames", type=int, default=None, help="input frames (default: the preset's)")
+    parser.add_argument("--size", type=int, default=None, help="input height and width (default: the preset's)")
+    parser.add_argument("--batch", type=int, default=1, help="input batch (default 1: figures per clip)")
+    parser.add_argument("--set", dest="overrides", metavar="FIELD=VALUE", nargs="+", action="extend", default=[],
+                        help="override a config field, e.g. --set attention_type=joint_space_time depth=8")
+    parser.add_argument("--depth", type=int, default=None, help="show modules down to this depth only")
+    parser.add_argument("--json", action="store_true", help="print JSON (params, macs, flops, input_shape, "
+                                                            "layers, ...) instead of the table")
+
+
+def cmd_summary(args: Any) -> int:
+    """``summary``: the per-layer table with totals, or JSON."""
+    from ..config import parse_assignments
+    from ..registry import get_preset
+
+    overrides = parse_assignments(type(get_preset(args.model).config), args.overrides)
+    if args.depth is not None and args.depth < 0:
+        raise ConfigError(f"--depth={args.depth} is not allowed: --depth must be an integer ≥ 0", field="depth")
+    summary = summarize(args.model, args.frames, args.size, batch=args.batch, **overrides)
+    print(summary.to_json(indent=1) if args.json else summary.table(args.depth))
+    return 0
