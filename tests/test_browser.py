@@ -412,3 +412,28 @@ def test_first_visitor_of_a_fresh_server_opening_a_page_link_gets_the_router(pag
         assert page.url.split("?")[0].endswith("/attention")
         assert "layer=blocks.0.attn" in page.url
         assert_no_exception(page)
+
+
+@pytest.mark.parametrize("path,what", [
+    ("/?model=videomae_base", "videomae_base"),
+    ("/?model=vivit_b", "vivit_b"),
+    ("/attention?model=vjepa2_vitl", "vjepa2_vitl"),
+])
+def test_new_families_open_from_their_links(server, page, path, what):
+    """VideoMAE, ViViT and V-JEPA 2 from a share link in a fresh browser: the Model page shows the published
+    parameter count; V-JEPA 2's Attention page (375 M parameters, ~936 GMACs a view on the CPU) waits for the Run
+    button instead of forwarding at once, with its cost stated."""
+    page.goto(f"{server}{path}")
+    if path.startswith("/?"):
+        wait_idle(page)
+    else:  # the page stops at the Run button, before its share box
+        page.wait_for_selector("text=press Run to start it", timeout=TIMEOUT_MS)
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=TIMEOUT_MS)
+    assert_no_exception(page)
+    if path.startswith("/?"):
+        assert metric_value(page, "parameters") == f"{vac.summarize(what).params:,}"
+        shoot(page, f"model_{what}")
+    else:
+        body = page.inner_text("body")
+        assert "press Run to start it" in body and figures.human(vac.summarize(what).macs) in body
+        assert page.get_by_role("button", name="Run").count() == 1
