@@ -419,7 +419,7 @@ class MultiScaleAttention(nn.Module):
         if config.rel_pos_spatial or config.rel_pos_temporal:
             self.rel_pos = DecomposedRelPos(config.has_cls_embed)
         if config.rel_pos_spatial:
-            # sized for the built grid as torchvision and PySlowFast do (resized when the grids differ)
+            # sized for the built grid as torchvision and PySlowFast track it (resized when the grids differ)
             size = max(input_grid[1:])
             q_size, kv_size = size // spec.stride_q[1], size // spec.stride_kv[1]
             length = 2 * max(q_size, kv_size) - 1
@@ -568,9 +568,15 @@ class MViT(nn.Module):
             else:
                 self.pos_embed = nn.Parameter(torch.zeros(1, t * h * w + int(config.has_cls_embed), dim))
         self.pos_drop = nn.Dropout(config.drop_rate)
-        grids = config.block_grids()
-        self.blocks = nn.ModuleList(MultiScaleBlock(config, spec, g.input)
-                                    for spec, g in zip(config.block_specs(), grids))
+        # The relative-position tables are sized as torchvision and PySlowFast size them: from the built input
+        # divided (floor) by the patch stride and then by each query stride, which at sizes such as 112 px is
+        # smaller than the pooled grid (7 → 3, not 4); the forward resizes a table to the offsets that occur.
+        table_grid = tuple(n // s for n, s in zip((config.num_frames, config.img_size, config.img_size),
+                                                  config.patch_stride))
+        self.blocks = nn.ModuleList()
+        for spec in config.block_specs():
+            self.blocks.append(MultiScaleBlock(config, spec, table_grid))  # type: ignore[arg-type]
+            table_grid = tuple(n // s for n, s in zip(table_grid, spec.stride_q))
         self.norm = nn.LayerNorm(config.out_dim, eps=config.norm_eps)
         self.head = TransformerBasicHead(config.out_dim, config.num_classes, config.head_drop_rate)
         self._init_weights()
