@@ -28,7 +28,6 @@ from bench.decode import write_long_clip  # noqa: E402
 def main() -> int:
     import torch
 
-    import videoattn_core as vac
     from videoattn_core import predict as predict_module
     from videoattn_core import video
 

@@ -10,7 +10,7 @@ import numpy as np
 import streamlit as st
 
 import videoattn_core as vac
-from pages._state import ConfigKey, config_key, config_of
+from pages._state import ConfigKey, config_of
 from pages._widgets import CLIP_UPLOAD_MB, RunInputs, clip_bytes, sample_clips
 from videoattn_core import analysis, attention_maps, inspection, preprocessing, runtime, video
 

@@ -2,7 +2,6 @@
 
 import streamlit as st
 
-import videoattn_core as vac
 from pages import _cache as cache
 from pages import _state as state
 

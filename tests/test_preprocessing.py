@@ -15,7 +15,6 @@ References, never our own reading of them:
 from __future__ import annotations
 
 import math
-import random
 from pathlib import Path
 
 import cv2

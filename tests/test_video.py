@@ -13,7 +13,7 @@ from PIL import Image
 import videoattn_core as vac
 from clips import index_frame, read_index, write_audio, write_video
 from videoattn_core.preprocessing import load_clip, preprocess
-from videoattn_core.sampling import clip_indices, sample_indices
+from videoattn_core.sampling import sample_indices
 from videoattn_core.video import Limits, read_clip
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"

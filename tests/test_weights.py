@@ -16,6 +16,7 @@ import torch
 
 import videoattn_core as vac
 from videoattn_core import weights as W
+from videoattn_core.catalog.records import hash_prefix
 
 
 # ------------------------------------------------------------------------------------------------ local server
@@ -106,7 +107,7 @@ def _entry(url: str, data: bytes, *, prefix: bool = True) -> W.WeightsEntry:
     name = f"tiny_timesformer-{digest[:8]}.pth" if prefix else "tiny_timesformer.pth"
     base = W.CATALOG["timesformer_base.official_k400"]
     return replace(base, name="timesformer_base.test", source="torchvision", url=f"{url}/models/{name}", filename=name,
-                   hash_prefix=W._hash_prefix(name), sha256=None, size_mb=None)
+                   hash_prefix=hash_prefix(name), sha256=None, size_mb=None)
 
 
 # ------------------------------------------------------------------------------------------------ catalog

@@ -10,9 +10,6 @@ model is randomly initialised from a seed and the output says loudly that its pr
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator

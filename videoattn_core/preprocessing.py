@@ -26,13 +26,16 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .errors import ConfigError, VideoError
+
+if TYPE_CHECKING:
+    from .video import Clip, Limits
 
 RESAMPLING_DETAILS = {
     "torchvision": "uint8 frames, bilinear without antialiasing, rounded back to uint8 (torchvision "

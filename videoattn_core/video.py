@@ -16,11 +16,9 @@ import time
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from .errors import ConfigError, VideoError
 from .sampling import clip_indices
