@@ -132,10 +132,12 @@ def run_all() -> None:
     # 2. one model at a time, each row filled as it finishes
     progress = st.progress(0.0, text="starting…")
     rows = [st.container(border=True) for _ in runs]
-    for row, (label, *_rest) in zip(rows, runs):
-        row.caption(f"model {label}: waiting…")
+    waiting = [row.empty() for row in rows]
+    for slot, (label, *_rest) in zip(waiting, runs):
+        slot.caption(f"model {label}: waiting…")
     for i, (row, (label, key, weights, summary, plan)) in enumerate(zip(rows, runs)):
         progress.progress(i / len(runs), text=f"model {i + 1} of {len(runs)}: {label}…")
+        waiting[i].caption(f"model {label}: running…")
         with row:
             try:
                 result = cache.model_on_clip(key, weights, clip, device, DTYPE, method,
@@ -143,6 +145,7 @@ def run_all() -> None:
             except vac.VideoAttnError as exc:
                 st.error(f"model {label}: {exc}")
                 continue
+            waiting[i].empty()
             show_row(i, label, result, moments)
     progress.progress(1.0, text=f"done: {len(runs)} models")
 
@@ -156,6 +159,8 @@ def show_row(i: int, label: str, result: zoo.ModelOnClip, moments: list[int]) ->
     left.plotly_chart(figures.topk_bar([p["label"] for p in top], [p["probability"] for p in top],
                                        title=f"top-{k} (labels: {result.labels_from})"), key=f"side_topk_{i}")
     picks = zoo.nearest_frames(result.frame_indices, moments)
+    right.caption(f"input frames {', '.join(map(str, picks))} of {len(result.frames)} (source frames "
+                  f"{', '.join(str(result.frame_indices[f]) for f in picks)})")
     if result.heat is None:
         right.info(f"{method} is not available for this model: {result.unavailable}")
         right.plotly_chart(figures.frames_strip(result.frames[picks], columns=len(picks)), key=f"side_frames_{i}")
