@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev bench clean
+.PHONY: run test install install-dev bench clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ run: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
+
+# the README's images: the browser tests of the Zoo, Side-by-side and tour pages save them to docs/screenshots
+screenshots: $(VENV)/.installed-dev
+	VIDEOATTN_DOCS_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:xdist -m browser tests/test_browser_zoo.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run.py

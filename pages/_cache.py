@@ -139,3 +139,23 @@ def growth_curves(config: vac.ModelConfig, axis: str):
 def preset_rows() -> list[dict[str, Any]]:
     """Every preset with its description and parameter count (:func:`videoattn_core.analysis.preset_rows`)."""
     return analysis.preset_rows()
+
+
+@st.cache_data(show_spinner=False)
+def zoo_points(dataset: str) -> list:
+    """The catalog entries on ``dataset`` as zoo points (:func:`videoattn_core.zoo.points`; summaries shared)."""
+    from videoattn_core import zoo
+
+    return zoo.points(dataset, summarize=summary_of)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def model_on_clip(key: ConfigKey, weights: str, clip: str, device: str, dtype: str, method: str,
+                  _data: bytes | None = None):
+    """One model's top-k and explanation on a clip (:func:`videoattn_core.zoo.run_on_clip`), shared by all
+    sessions; an upload is identified by its hash, its bytes never touch the disk."""
+    from videoattn_core import zoo
+
+    source = _data if clip.startswith("upload:") else sample_clips()[clip]
+    return zoo.run_on_clip(run_plan(key, weights, device, dtype), source, method=method,
+                           limits=video.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))

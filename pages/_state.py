@@ -52,6 +52,9 @@ def router_pages() -> list:
         st.Page("pages/run.py", title="Run", icon=":material/play_arrow:", url_path="run"),
         st.Page("pages/attention.py", title="Attention", icon=":material/visibility:", url_path="attention"),
         st.Page("pages/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
+        st.Page("pages/zoo.py", title="Zoo", icon=":material/scatter_plot:", url_path="zoo"),
+        st.Page("pages/side_by_side.py", title="Side by side", icon=":material/view_column:",
+                url_path="side-by-side"),
         st.Page("pages/home.py", title="Presets", icon=":material/list:", url_path="presets"),
     ]
 

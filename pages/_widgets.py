@@ -376,3 +376,35 @@ def parse_head(text: str) -> str | int:
     if text == "mean":
         return "mean"
     return integer(text, "head", 0, 1023)
+
+
+def clip_input(view: View, page: str) -> tuple[str, str]:
+    """A sample clip or an upload, for pages that run several models on one clip (no weights or device boxes);
+    returns the clip id (sample name, or ``upload:<sha256 prefix>``) and its value in the link."""
+    ss = st.session_state
+    seed_page(view, {f"{page}.clip": ("clip", default_clip())})
+    seed_page(view, {f"{page}.source": ("source", "sample")}, {})
+    c1, c2 = st.columns([1, 2])
+    source = c1.radio("clip", ("sample", "upload"), horizontal=True, key=f"{page}.source",
+                      format_func=lambda s: {"sample": "sample clip", "upload": "upload a clip"}[s])
+    sample = c2.selectbox("sample clip", list(sample_clips()), key=f"{page}.clip", disabled=source != "sample")
+    if source == "sample":
+        return sample, sample
+    file = st.file_uploader(f"video file (at most {CLIP_UPLOAD_MB} MB; MP4, MOV, WebM, MKV, AVI or GIF)",
+                            type=["mp4", "mov", "m4v", "webm", "mkv", "avi", "gif"], key=f"{page}.upload",
+                            max_upload_size=CLIP_UPLOAD_MB,
+                            help="Decoded in memory, never written to disk; it cannot travel in a share link.")
+    if file is not None:
+        data = file.getvalue()
+        ss[_UPLOAD] = (hashlib.sha256(data).hexdigest()[:16], data, len(data))
+    if not ss.get(_UPLOAD):
+        st.info(f"Upload a clip, or the sample clip {sample} is used.")
+        return sample, sample
+    digest, _, size = ss[_UPLOAD]
+    st.caption(f"uploaded clip: {format_bytes(size)} (sha256 {digest}…)")
+    return f"upload:{digest}", "upload"
+
+
+def uploaded_clip_bytes(clip: str) -> bytes | None:
+    upload = st.session_state.get(_UPLOAD)
+    return upload[1] if clip.startswith("upload:") and upload else None

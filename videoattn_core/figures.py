@@ -398,3 +398,23 @@ def explanation_animation(frames: np.ndarray, heat: np.ndarray, *, title: str | 
     fig.update_xaxes(visible=False, range=[-0.5, width - 0.5])
     fig.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor="x")
     return _layout(fig, title, height=int(min(900, max(320, 560 * height / max(1, width) + 120))))
+
+
+def zoo_scatter(groups: Mapping[str, Sequence[Mapping[str, Any]]], frontier: Sequence[Mapping[str, Any]], *,
+                x_title: str, y_title: str = "top-1 (%)", log_x: bool = True, title: str | None = None) -> go.Figure:
+    """The published zoo: one marker trace per group (a model family), each point ``{"name", "x", "y",
+    "hover"}`` (the entry's name is the point's id), and the Pareto frontier as a staircase through its points."""
+    fig = go.Figure()
+    for group, rows in groups.items():
+        fig.add_trace(go.Scatter(
+            x=[r["x"] for r in rows], y=[r["y"] for r in rows], ids=[r["name"] for r in rows],
+            customdata=[r["name"] for r in rows], hovertext=[r["hover"] for r in rows], mode="markers", name=group,
+            marker=dict(size=11, line=dict(width=1, color="white")), hovertemplate="%{hovertext}<extra></extra>"))
+    if frontier:
+        fig.add_trace(go.Scatter(
+            x=[r["x"] for r in frontier], y=[r["y"] for r in frontier], ids=[r["name"] for r in frontier],
+            mode="lines", line=dict(shape="hv", dash="dot", color="#444"), name="Pareto frontier",
+            hoverinfo="skip"))
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, xaxis_type="log" if log_x else "linear",
+                      clickmode="event+select")
+    return _layout(fig, title, height=560)

@@ -1,0 +1,178 @@
+"""Side by side: one clip through two to four models (presets with a catalog entry's weights or random
+initialisation) — each one's top-k predictions and where its top class comes from (relevance, rollout or
+Grad-CAM, :func:`videoattn_core.explanations.explain`) at the same moments of the clip, one row per model.
+
+Every model's memory is checked before any is built; the models then run one after the other, each row
+filled as its model finishes."""
+
+import streamlit as st
+
+import videoattn_core as vac
+from videoattn_core import analysis, explanations, figures, links, runtime, zoo
+from videoattn_core import weights as weights_catalog
+from pages import _state as state
+from pages import _widgets as widgets
+from pages import _cache as cache
+
+SLOTS = ("m1", "m2", "m3", "m4")
+DEFAULTS = {"m1": "timesformer_base", "m2": "mvit_v2_s", "m3": "swin3d_t", "m4": "videomae_base"}
+DTYPE = "float32"
+
+
+def _spec(text: str) -> str:
+    preset, pairs = links.parse_spec(text)  # raises ValueError for an unknown preset
+    config = links.spec_config(preset, pairs)  # raises ConfigError if impossible
+    if not config.has_head:
+        raise ValueError(f"{preset} has no classification head, so it makes no predictions")
+    return text
+
+
+PAGE_FIELDS = {
+    **{slot: _spec for slot in SLOTS},
+    **{f"w{slot[1]}": widgets.parse_weights for slot in SLOTS},
+    "n": lambda text: state.integer(text, "n", 2, 4),
+    "clip": widgets.parse_clip,
+    "method": lambda text: state.choice(text, explanations.METHODS, "method"),
+    "topk": lambda text: state.integer(text, "topk", 1, 20),
+    "frames": lambda text: state.integer(text, "frames", 1, 8),
+}
+
+st.title("Side by side")
+st.caption("One clip through several models: each one's predictions and where its top class comes from, at the "
+           "same moments of the clip. Each model reads the clip with its own recipe (its weights' evaluation "
+           "recipe, else its preset's).")
+view = state.open_view("side", PAGE_FIELDS, uses_model=False)
+state.show_ignored()
+
+classifiers = [m for m in vac.list_models() if vac.get_preset(m).config.has_head]
+seeds = {"side.n": ("n", 2), "side.method": ("method", "relevance"), "side.topk": ("topk", 5),
+         "side.frames": ("frames", 4)}
+for slot in SLOTS:
+    preset, pairs = links.parse_spec(view.link.page.get(slot, DEFAULTS[slot]))
+    seeds[f"side.{slot}.preset"] = (f"_{slot}_preset", preset)
+    seeds[f"side.{slot}.overrides"] = (f"_{slot}_overrides", "; ".join(pairs))
+    seeds[f"side.{slot}.weights"] = (f"w{slot[1]}", "random")
+state.seed_page(view, seeds)
+
+clip, clip_link = widgets.clip_input(view, "side")
+c1, c2, c3, c4 = st.columns(4)
+n = c1.slider("models", 2, 4, key="side.n")
+method = c2.radio("map", explanations.METHODS, key="side.method", horizontal=True,
+                  help="relevance: gradient-weighted attention through every layer (Chefer et al., ICCV 2021); "
+                       "rollout: attention rollout (not class-specific); gradcam: Grad-CAM on the last stage")
+k = c3.slider("top-k", 1, 20, key="side.topk")
+count = c4.slider("moments of the clip", 1, 8, key="side.frames")
+
+chosen: list[tuple[str, str, vac.ModelConfig, str]] = []  # slot, preset, config, weights
+for slot, column in zip(SLOTS[:n], st.columns(n)):
+    with column:
+        preset = st.selectbox(f"model {slot[1]}", classifiers, key=f"side.{slot}.preset")
+        overrides = st.text_input("overrides (field=value; …)", key=f"side.{slot}.overrides",
+                                  help="Any hyperparameter of the preset by its config field name, e.g. depth=2; "
+                                       "img_size=64")
+        options = ["random", *(e.name for e in weights_catalog.list_weights(preset))]
+        if st.session_state[f"side.{slot}.weights"] not in options:
+            if st.session_state[f"side.{slot}.weights"] != "random":
+                st.warning(f"weights {st.session_state[f'side.{slot}.weights']} are not for {preset}; using random "
+                           f"weights")
+            st.session_state[f"side.{slot}.weights"] = "random"
+        weights = st.selectbox("weights", options, key=f"side.{slot}.weights",
+                               format_func=lambda w: "random initialisation" if w == "random" else w)
+        try:
+            config = links.spec_config(preset, [p for p in overrides.split(";") if p.strip()])
+        except vac.ConfigError as exc:
+            st.error(str(exc), icon=":material/warning:")
+            continue
+        chosen.append((slot, preset, config, weights))
+
+page_state = {"n": n if n != 2 else None, "clip": clip_link if clip_link != widgets.default_clip() else None,
+              "method": method if method != "relevance" else None, "topk": k if k != 5 else None,
+              "frames": count if count != 4 else None}
+for slot, preset, config, weights in chosen:
+    text = links.spec_text(preset, config)
+    page_state[slot] = text if text != DEFAULTS[slot] else None
+    page_state[f"w{slot[1]}"] = weights if weights != "random" else None
+query = state.write_view(view, None, None, page_state)
+
+
+def run_all() -> None:
+    if len(chosen) < n:
+        st.info("Fix the highlighted settings to run the models.")
+        return
+    device = runtime.default_device()
+    source = widgets.uploaded_clip_bytes(clip) if clip.startswith("upload:") else widgets.sample_clips()[clip]
+    # 1. every plan and memory estimate before anything is built: one model that does not fit refuses them all
+    runs = []
+    for slot, preset, config, weights in chosen:
+        label = f"{slot[1]}. {links.spec_text(preset, config)} · {weights}"
+        try:
+            inputs = widgets.RunInputs(clip, weights, device, DTYPE)
+            run_config, _ = widgets.weights_config(preset, config, inputs)
+            key = state.config_key(preset, run_config)
+            summary = cache.summary(key)
+            plan = cache.run_plan(key, weights, device, DTYPE, clip=source)
+        except vac.VideoAttnError as exc:
+            st.error(f"model {label}: {exc}")
+            return
+        captured = zoo.explanation_layers(summary) if method != "gradcam" else ()
+        refusal = analysis.memory_plan(summary, device, runtime.DTYPES[DTYPE].itemsize, captured=captured)["refusal"]
+        if refusal:
+            st.error(f"Model {label} does not fit, so this selection is refused and no model was built. {refusal}")
+            return
+        runs.append((label, key, weights, summary, plan))
+    macs = sum(s.macs for _, _, _, s, _ in runs)
+    token = (tuple((key, w) for _, key, w, _, _ in runs), clip, method)
+    if device == "cpu" and macs > widgets.AUTO_RUN_MACS and not state.approved("side", token):
+        st.info(f"These forwards cost {widgets.format_count(macs)} MACs on the CPU (and the map a backward each); "
+                f"press Run to start them.")
+        return
+    moments = zoo.common_moments([p.frame_indices[0] for *_, p in runs], count)
+    st.caption(f"On **{device}** ({DTYPE}); one view per model (its recipe's centre clip and crop, as `vac.predict` "
+               f"reads it). Frames shown: nearest to source frames {', '.join(map(str, moments))} of the clip.")
+    # 2. one model at a time, each row filled as it finishes
+    progress = st.progress(0.0, text="starting…")
+    rows = [st.container(border=True) for _ in runs]
+    waiting = [row.empty() for row in rows]
+    for slot, (label, *_rest) in zip(waiting, runs):
+        slot.caption(f"model {label}: waiting…")
+    for i, (row, (label, key, weights, summary, plan)) in enumerate(zip(rows, runs)):
+        progress.progress(i / len(runs), text=f"model {i + 1} of {len(runs)}: {label}…")
+        waiting[i].caption(f"model {label}: running…")
+        with row:
+            try:
+                result = cache.model_on_clip(key, weights, clip, device, DTYPE, method,
+                                             _data=widgets.uploaded_clip_bytes(clip))
+            except vac.VideoAttnError as exc:
+                st.error(f"model {label}: {exc}")
+                continue
+            waiting[i].empty()
+            show_row(i, label, result, moments)
+    progress.progress(1.0, text=f"done: {len(runs)} models")
+
+
+def show_row(i: int, label: str, result: zoo.ModelOnClip, moments: list[int]) -> None:
+    st.markdown(f"**{label}**")
+    if result.random_init:
+        st.caption("Random weights (seed 0): these predictions mean nothing.")
+    top = result.top(k)
+    left, right = st.columns([2, 5])
+    left.plotly_chart(figures.topk_bar([p["label"] for p in top], [p["probability"] for p in top],
+                                       title=f"top-{k} (labels: {result.labels_from})"), key=f"side_topk_{i}")
+    picks = zoo.nearest_frames(result.frame_indices, moments)
+    right.caption(f"input frames {', '.join(map(str, picks))} of {len(result.frames)} (source frames "
+                  f"{', '.join(str(result.frame_indices[f]) for f in picks)})")
+    if result.heat is None:
+        right.info(f"{method} is not available for this model: {result.unavailable}")
+        right.plotly_chart(figures.frames_strip(result.frames[picks], columns=len(picks)), key=f"side_frames_{i}")
+        return
+    target = result.label(result.target)
+    right.plotly_chart(figures.attention_overlay(
+        result.frames, result.heat, show=picks, columns=len(picks), color_title=method,
+        title=f"{method} for {target}" + (f" ({result.note})" if result.note else "")), key=f"side_map_{i}")
+
+
+run_all()
+state.share_box("side-by-side", query)
+if clip.startswith("upload:"):
+    st.caption(f"Note: the uploaded clip cannot travel in a link: whoever opens it sees the sample clip "
+               f"{widgets.default_clip()}.")
