@@ -4,7 +4,7 @@ published test protocol, its parameters, or a forward measured on this machine â
 
 import streamlit as st
 
-from videoattn_core import analysis, figures, runtime, zoo
+from videoattn_core import figures, runtime, zoo
 from videoattn_core.links import make_link
 from pages import _state as state
 from pages import _widgets as widgets

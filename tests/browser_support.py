@@ -215,3 +215,54 @@ def assert_same_map(shown: np.ndarray, expected: np.ndarray, what: str, rtol: fl
     assert shown.shape == expected.shape, f"{what}: shape {shown.shape} shown, {expected.shape} computed"
     assert np.array_equal(np.isnan(shown), np.isnan(expected)), f"{what}: the unattended cells differ"
     np.testing.assert_allclose(shown, expected, rtol=rtol, atol=0, equal_nan=True, err_msg=what)
+
+
+# ------------------------------------------------------------------------------------------------ fixtures
+
+CHROMIUM = os.environ.get("VIDEOATTN_CHROMIUM", "/usr/bin/chromium")
+TIMEOUT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app served by ``streamlit run`` on 127.0.0.1 (one per test module), its output in a log file."""
+    with ServedApp(tmp_path_factory.mktemp("streamlit")) as app:
+        yield app.url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright."""
+    import playwright.sync_api as playwright_api  # a dev requirement: missing means a broken install, not a skip
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium is needed at {CHROMIUM} (apt-get install chromium)")
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture()
+def page(browser):
+    """A page in a fresh browser context: no session, no cookies."""
+    context = browser.new_context(viewport={"width": 1500, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    yield page
+    context.close()
+
+
+def wait_idle(page) -> None:
+    """Until the script run has finished (the app root carries the script's run state) and the page has written
+    its last element, the share box."""
+    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=TIMEOUT_MS)
+    page.wait_for_selector("text=Share this view", timeout=TIMEOUT_MS)
+
+
+def assert_no_exception(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Traceback" not in page.inner_text("body")

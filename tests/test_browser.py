@@ -9,7 +9,6 @@ screenshots of every page go to ``test-artifacts/screenshots/`` (git-ignored; th
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -20,7 +19,8 @@ import torch
 import videoattn_core as vac
 
 pytest.register_assert_rewrite("browser_support")  # before its import: its assertions explain themselves
-from browser_support import ServedApp, as_array, assert_same_map, find_chart
+from browser_support import (ServedApp, TIMEOUT_MS, as_array, assert_no_exception, assert_same_map, find_chart,
+                             wait_idle)
 from reference import Reference
 from videoattn_core import attention_maps, figures, runtime
 
@@ -30,8 +30,6 @@ pytestmark = pytest.mark.browser
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
-CHROMIUM = os.environ.get("VIDEOATTN_CHROMIUM", "/usr/bin/chromium")
-TIMEOUT_MS = 120_000
 #: pages and library run the same float32 code on the CPU (equal here bit for bit); a few float32 ulps of slack
 RTOL = 1e-6
 #: the sample clip a page shows when the link names none
@@ -40,52 +38,11 @@ DEFAULT_CLIP = "moving_square"
 SMALL_TIMESFORMER = {"depth": 2, "img_size": 64}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with ServedApp(tmp_path_factory.mktemp("streamlit")) as app:
-        yield app.url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    import playwright.sync_api as playwright_api  # a dev requirement: missing means a broken install, not a skip
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium is needed at {CHROMIUM} (apt-get install chromium)")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1500, "height": 1000})  # a fresh browser: no session
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    yield page
-    context.close()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def screenshots_folder():
     SHOTS.mkdir(parents=True, exist_ok=True)
     print(f"\nscreenshots: {SHOTS}")
     return SHOTS
-
-
-def wait_idle(page) -> None:
-    """Until the script run has finished (the app root carries the script's run state)."""
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=TIMEOUT_MS)
-    page.wait_for_selector("text=Share this view")  # the last element every page writes
-
-
-def assert_no_exception(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
-    assert "Traceback" not in page.inner_text("body")
 
 
 def metric_value(page, label: str) -> str:

@@ -18,7 +18,7 @@ import pytest
 import videoattn_core as vac
 
 pytest.register_assert_rewrite("browser_support")
-from browser_support import ServedApp, as_array, find_chart, read_charts
+from browser_support import ServedApp, as_array, assert_no_exception, find_chart, read_charts, wait_idle
 from videoattn_core import weights as W
 
 pytest_plugins = ["browser_support"]
@@ -28,51 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "assets"
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 DOCS_SHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = os.environ.get("VIDEOATTN_CHROMIUM", "/usr/bin/chromium")
-TIMEOUT_MS = 180_000
 RTOL = 1e-6
 #: the README's images: the first screen of a page, this wide, in this many colours
 DOCS_WIDTH, DOCS_COLORS, DOCS_HEIGHT = 960, 80, 1350
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    with ServedApp(tmp_path_factory.mktemp("streamlit")) as app:
-        yield app.url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    import playwright.sync_api as playwright_api
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"Chromium is needed at {CHROMIUM} (apt-get install chromium)")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1500, "height": 1000})
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    yield page
-    context.close()
-
-
-def wait_idle(page) -> None:
-    page.wait_for_selector('[data-testid="stApp"][data-test-script-state="notRunning"]', timeout=TIMEOUT_MS)
-    page.wait_for_selector("text=Share this view")
-
-
-def assert_no_exception(page) -> None:
-    assert page.locator('[data-testid="stException"]').count() == 0
-    assert "Traceback" not in page.inner_text("body")
 
 
 def shoot(page, name: str) -> None:

@@ -24,6 +24,21 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def one_line_failures(what: str, run: Command) -> Command:
+    """``run`` with the failures no user input explains (a kernel error, memory) reported as one ``error:`` line
+    and exit status 1; errors a user can cause (:class:`VideoAttnError`) go on to :func:`main` (exit status 2)."""
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except VideoAttnError:
+            raise
+        except (RuntimeError, ValueError, TypeError, KeyError, IndexError, MemoryError, OSError) as exc:
+            text = str(exc).splitlines()[0] if str(exc) else ""
+            print(f"error: {what} failed ({type(exc).__name__}: {text[:300]})", file=sys.stderr)
+            return 1
+    return wrapped
+
+
 class _Parser(argparse.ArgumentParser):
     """Usage errors end like every user error: exit status 2 and one ``error: ...`` line (no usage dump)."""
 

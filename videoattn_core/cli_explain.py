@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .cli import one_line_failures
 from .errors import ConfigError, VideoAttnError
 
 OUTPUTS = (".mp4", ".gif", ".json")
@@ -89,20 +90,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (default auto)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a config field, e.g. --set num_frames=16 (repeatable)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=one_line_failures("explanation", _run))
     return p
-
-
-def run(args: argparse.Namespace) -> int:
-    """The ``explain`` subcommand."""
-    try:
-        return _run(args)
-    except VideoAttnError:
-        raise
-    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, MemoryError, OSError) as exc:
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"error: explanation failed ({type(exc).__name__}: {text[:300]})", file=sys.stderr)
-        return 1
 
 
 def _run(args: argparse.Namespace) -> int:

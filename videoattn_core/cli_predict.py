@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from .errors import ConfigError, VideoAttnError
+from .cli import one_line_failures
+from .errors import ConfigError
 from .predict import RANDOM_WARNING, predict, predict_many, timeline
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".gif")
@@ -48,7 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="write the rows to FILE (.json, .jsonl or .csv)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a config field, e.g. --set num_classes=10 (repeatable)")
-    p.set_defaults(func=run)
+    p.set_defaults(func=one_line_failures("prediction", _run))
     return p
 
 
@@ -117,18 +118,6 @@ def _write(path: str, rows: list[dict[str, Any]], top_k: int, whole: dict[str, A
         target.write_text(text)
     except OSError as exc:
         raise ConfigError(f"--out {path!r} cannot be written: {exc.strerror or exc}", field="out") from None
-
-
-def run(args: argparse.Namespace) -> int:
-    """The ``predict`` subcommand."""
-    try:
-        return _run(args)
-    except VideoAttnError:
-        raise
-    except (RuntimeError, ValueError, TypeError, KeyError, IndexError, MemoryError, OSError) as exc:
-        text = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"error: prediction failed ({type(exc).__name__}: {text[:300]})", file=sys.stderr)
-        return 1
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -1,16 +1,5 @@
-"""Published weights: a catalog of public checkpoints per preset, their evaluation recipes, and a fetcher.
-
-Sources, each entry naming the page its numbers come from:
-
-- torchvision's Kinetics-400 weights (``torchvision/models/video/mvit.py``, ``swin_transformer.py``:
-  ``MViT_V1_B_Weights``, ``MViT_V2_S_Weights``, ``Swin3D_T/S/B_Weights``): url, the sha256 prefix in the file
-  name, the ``VideoClassification`` recipe, params, GFLOPS and acc@1/acc@5;
-- the Hugging Face conversions of TimeSformer (``facebook/timesformer-{base,hr}-finetuned-{k400,k600,ssv2}``; the
-  large models were published as ``fcakyon/timesformer-large-finetuned-{k400,k600}`` by the author of the port):
-  the sha256 of ``pytorch_model.bin`` recorded in its Git LFS pointer where it could be found, and the
-  processor's mean/std (0.45/0.225 since the Dec. 2022 revision) and shortest-edge/crop sizes;
-- the official repositories' releases: facebookresearch/TimeSformer (Dropbox), PySlowFast's model zoo (MViT v1 and
-  v2) and SwinTransformer/Video-Swin-Transformer (GitHub releases). None publishes a hash.
+"""Published weights: look up catalog entries (the data is in :mod:`videoattn_core.catalog`, one module per family),
+the evaluation recipe of every preset, and the label lists of the datasets.
 
 :func:`~videoattn_core.downloads.get_weights` (importable from here too) fetches an entry into torch hub's or the
 Hugging Face cache and verifies what the source lets us verify; entries with neither hash nor size are marked
