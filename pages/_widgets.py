@@ -259,27 +259,7 @@ def run_inputs(view: View, preset: str, config: vac.ModelConfig) -> tuple[RunInp
 
     c1, c2, c3 = st.columns([2, 2, 1])
     with c1:
-        source = st.radio("clip", ("sample", "upload"), horizontal=True, key=f"{page}.source",
-                          format_func=lambda s: {"sample": "sample clip", "upload": "upload a clip"}[s])
-        sample = st.selectbox("sample clip", list(sample_clips()), key=f"{page}.clip",
-                              disabled=source != "sample")
-        clip_id = sample
-        if source == "upload":
-            file = st.file_uploader(
-                f"video file (at most {CLIP_UPLOAD_MB} MB; MP4, MOV, WebM, MKV, AVI or GIF)",
-                type=["mp4", "mov", "m4v", "webm", "mkv", "avi", "gif"], key=f"{page}.upload",
-                max_upload_size=CLIP_UPLOAD_MB,
-                help="Decoded in memory, never written to disk; it cannot travel in a share link.")
-            if file is not None:
-                data = file.getvalue()
-                digest = hashlib.sha256(data).hexdigest()[:16]
-                ss[_UPLOAD] = (digest, data, len(data))
-            if ss.get(_UPLOAD):
-                digest, _, size = ss[_UPLOAD]
-                clip_id = f"upload:{digest}"
-                st.caption(f"uploaded clip: {format_bytes(size)} (sha256 {digest}…)")
-            else:
-                st.info(f"Upload a clip, or the sample clip {sample} is used.")
+        source, sample, clip_id = _clip_widgets(page)
     with c2:
         entries = [e.name for e in weights_catalog.list_weights(preset)]
         options = ["random", *entries, "upload"]
@@ -378,18 +358,16 @@ def parse_head(text: str) -> str | int:
     return integer(text, "head", 0, 1023)
 
 
-def clip_input(view: View, page: str) -> tuple[str, str]:
-    """A sample clip or an upload, for pages that run several models on one clip (no weights or device boxes);
-    returns the clip id (sample name, or ``upload:<sha256 prefix>``) and its value in the link."""
+def _clip_widgets(page: str, sample_column=None) -> tuple[str, str, str]:
+    """The clip radio (sample or upload), the sample box and the uploader; returns ``(source, sample, clip id)``,
+    the id being the sample's name or ``upload:<sha256 prefix>`` (the sample while nothing is uploaded)."""
     ss = st.session_state
-    seed_page(view, {f"{page}.clip": ("clip", default_clip())})
-    seed_page(view, {f"{page}.source": ("source", "sample")}, {})
-    c1, c2 = st.columns([1, 2])
-    source = c1.radio("clip", ("sample", "upload"), horizontal=True, key=f"{page}.source",
+    source = st.radio("clip", ("sample", "upload"), horizontal=True, key=f"{page}.source",
                       format_func=lambda s: {"sample": "sample clip", "upload": "upload a clip"}[s])
-    sample = c2.selectbox("sample clip", list(sample_clips()), key=f"{page}.clip", disabled=source != "sample")
+    sample = (sample_column or st).selectbox("sample clip", list(sample_clips()), key=f"{page}.clip",
+                                             disabled=source != "sample")
     if source == "sample":
-        return sample, sample
+        return source, sample, sample
     file = st.file_uploader(f"video file (at most {CLIP_UPLOAD_MB} MB; MP4, MOV, WebM, MKV, AVI or GIF)",
                             type=["mp4", "mov", "m4v", "webm", "mkv", "avi", "gif"], key=f"{page}.upload",
                             max_upload_size=CLIP_UPLOAD_MB,
@@ -399,10 +377,21 @@ def clip_input(view: View, page: str) -> tuple[str, str]:
         ss[_UPLOAD] = (hashlib.sha256(data).hexdigest()[:16], data, len(data))
     if not ss.get(_UPLOAD):
         st.info(f"Upload a clip, or the sample clip {sample} is used.")
-        return sample, sample
+        return source, sample, sample
     digest, _, size = ss[_UPLOAD]
     st.caption(f"uploaded clip: {format_bytes(size)} (sha256 {digest}…)")
-    return f"upload:{digest}", "upload"
+    return source, sample, f"upload:{digest}"
+
+
+def clip_input(view: View, page: str) -> tuple[str, str]:
+    """A sample clip or an upload, for pages that run several models on one clip (no weights or device boxes);
+    returns the clip id (sample name, or ``upload:<sha256 prefix>``) and its value in the link."""
+    seed_page(view, {f"{page}.clip": ("clip", default_clip())})
+    seed_page(view, {f"{page}.source": ("source", "sample")}, {})
+    c1, c2 = st.columns([1, 2])
+    with c1:
+        _, _, clip_id = _clip_widgets(page, sample_column=c2)
+    return clip_id, ("upload" if clip_id.startswith("upload:") else clip_id)
 
 
 def uploaded_clip_bytes(clip: str) -> bytes | None:
