@@ -28,7 +28,7 @@ from bench.decode import write_long_clip  # noqa: E402
 def main() -> int:
     import torch
 
-    from videoattn_core import predict as predict_module
+    import videoattn_core as vac
     from videoattn_core import video
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,7 +60,7 @@ def main() -> int:
         video.read_frames = timed_read
         try:
             t0 = time.perf_counter()
-            result = predict_module.timeline(args.model, path, stride_s=args.stride, device="cpu")
+            result = vac.predict_timeline(args.model, path, stride_s=args.stride, device="cpu")
             total = time.perf_counter() - t0
         finally:
             video.read_frames = original
