@@ -21,6 +21,11 @@ def summary(key: ConfigKey, frames: int | None = None, size: int | None = None):
     return inspection.summarize(config_of(key), frames, size)
 
 
+def memory_plan(key: ConfigKey, device: str = "cpu", dtype: str = "float32") -> dict[str, Any]:
+    """What a one-view forward of the config takes at most (:func:`videoattn_core.analysis.memory_plan`)."""
+    return analysis.memory_plan(summary(key), device, runtime.DTYPES[dtype].itemsize)
+
+
 def memory_check(run_summary, inputs: RunInputs, captured: tuple[str, ...] = ()) -> str | None:
     """A refusal message when the forward's estimated memory exceeds what the device has free, else None."""
     return analysis.memory_plan(run_summary, inputs.device, runtime.DTYPES[inputs.dtype].itemsize,

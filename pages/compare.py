@@ -64,12 +64,12 @@ for slot, preset, config in configs:
         continue
     label = f"{slot[1]}. {links.spec_text(preset, config)}"
     summaries[label] = (key, s, config)
-    memory = s.memory_estimate(4, 1)
+    memory = cache.memory_plan(key)
     rows.append({"configuration": label, "parameters": s.params, "GMACs per view": round(s.macs / 1e9, 2),
                  "GFLOPs per view": round(s.flops / 1e9, 2), "views": s.views,
                  "input": "×".join(map(str, s.input_shape)), "token grids": analysis.stage_grids(s),
                  "tokens per stage": " → ".join(f"{t:,}" for _, t in analysis.stage_tokens(s)),
-                 "est. memory fp32 (MiB)": round(memory["total"] / 2**20, 1)})
+                 "est. memory fp32 (MiB)": round(memory["total_bytes"] / 2**20, 1)})
 
 if rows:
     st.dataframe(rows, hide_index=True, width="stretch", key="compare_table")

@@ -50,10 +50,12 @@ cols[2].metric("FLOPs per view", widgets.format_count(summary.flops),
 cols[3].metric("views", f"{summary.views}",
                help="Clips × crops averaged at test time in the paper's protocol; multiply the per-view cost by "
                     "this for the paper's inference cost.")
-memory = summary.memory_estimate(4, 1)
-cols[4].metric("memory (fp32, batch 1)", widgets.format_bytes(memory["total"]),
-               help=f"Estimated for one inference forward: weights {widgets.format_bytes(memory['weights'])} + "
-                    f"activations {widgets.format_bytes(memory['activations'])}.")
+memory = cache.memory_plan(key)
+cols[4].metric("memory (fp32, batch 1, CPU)", widgets.format_bytes(memory["total_bytes"]),
+               help=f"What one inference forward takes at most, as the Run page's refusal counts it: weights "
+                    f"{widgets.format_bytes(memory['weights_bytes'])} + live tensors "
+                    f"{widgets.format_bytes(memory['live_tensor_peak_bytes'])} × the allocator's slack + the CPU "
+                    f"runtime's start-up {widgets.format_bytes(memory['runtime_reserve_bytes'])}.")
 st.caption(f"Input {tuple(summary.input_shape)} laid out as `{summary.input_layout}`; exact counts "
            f"{summary.params:,} parameters, {summary.macs:,} MACs and {summary.flops:,} FLOPs per view "
            f"({widgets.format_count(summary.macs_all_views)} MACs over the paper's {summary.views} views). "
