@@ -306,8 +306,12 @@ def test_attention_order_changes_the_function():
 
 # ------------------------------------------------------------------------------- published parameters and MACs
 # Arnab et al. 2021, Table 2 ("comparison of model architectures using ViViT-B as the backbone, and tubelet size
-# of 16×2", 32 frames × 224 px): params (M) and FLOPs (×10⁹, multiply-adds). Figures quoted from the paper's
-# table; model 1 also against fvcore on the Hugging Face model (../shared/reference/README.md).
+# of 16×2", 32 frames × 224 px): params (M) and FLOPs (×10⁹, multiply-adds). Model 1 is also held to fvcore on
+# the Hugging Face model (../shared/reference/README.md). Where the other rows come from: the paper's own table
+# could not be read with this project's search tools (https://arxiv.org/abs/2103.15691 and its ar5iv / CVF copies
+# are stored only from their first page); a third-party study note in the GitHub search index (its repository is
+# not named by the index) quotes the same four rows, with K400 top-1 80.0 / 78.8 / 77.4 / 76.3 and runtimes
+# 58.9 / 17.4 / 31.7 / 22.9 ms. These figures agree with it but are not verified against the paper itself.
 PAPER_TABLE = {  # preset: (params in millions, GFLOPs)
     "vivit_b": (88.9, 455.2),
     "vivit_b_fe": (115.1, 284.4),

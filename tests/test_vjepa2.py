@@ -264,3 +264,28 @@ def test_cross_attention_map_is_where_the_query_looks():
     # rollout starts from the learned query and goes back through the pooler and the encoder
     rolled = attention_maps.rollout(model, x)
     assert rolled.shape == (2, 4, 4) and rolled.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+# --- catalog --------------------------------------------------------------------------------------------------
+
+def test_catalog_recipes_are_what_the_hub_processors_do():
+    """transformers' VJEPA2VideoProcessor, as convert_vjepa2_to_hf.py saves it for each encoder (crop_size = the
+    encoder's) and convert_vjepa2_classifier_to_hf.py copies it into the classifier repositories: its constructor
+    sets the short side to int(crop_size · 256 / 224) (292 at 256 px, 438 at 384 px), centre-crops crop_size,
+    rescales by 1/255, normalises with ImageNet's mean/std, bilinear. Frames and steps: the official
+    configs/inference/*.yaml (ssv2 vitl 16×4 with 2 clips, vitg-384 64×2; diving48 32×2 with 4 clips)."""
+    expected = {  # entry: (frames, frame step, short side, crop, clips)
+        "vjepa2_vitl.hf_ssv2": (16, 4, 292, 256, 2),
+        "vjepa2_vitl_diving48.hf_diving48": (32, 2, 292, 256, 4),
+        "vjepa2_vitg_384.hf_ssv2": (64, 2, 438, 384, 2),
+        "vjepa2_vitg_384_diving48.hf_diving48": (32, 2, 438, 384, 4),
+    }
+    entries = {e.name: e for e in vac.list_weights() if e.preset.startswith("vjepa2")}
+    assert set(entries) == set(expected)
+    for name, (frames, step, short_side, crop, clips) in expected.items():
+        r = entries[name].recipe
+        assert (r.num_frames, r.sampling_rate, r.resize, r.crop, r.clips, r.crops) == (frames, step, short_side,
+                                                                                     crop, clips, 3)
+        assert (r.mean, r.std, r.rescale, r.offset) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), None, 0.0)
+        assert r.resampling == "huggingface" and "VJEPA2VideoProcessor" in r.source
+        assert vac.get_config(entries[name].preset).img_size == crop

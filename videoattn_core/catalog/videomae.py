@@ -21,7 +21,13 @@ def _videomae_recipe(dataset: str, resampling: str) -> Recipe:
     kinetics = dataset == "kinetics400"
     where = _VIDEOMAE_FINETUNE.format("kinetics" if kinetics else "ssv2", "kinetics" if kinetics else "ssv2")
     if resampling == "huggingface":
-        where += "; Hugging Face VideoMAE image processor (shortest edge 224, centre crop 224, PIL bilinear)"
+        # The Hub processors were uploaded by hand (nielsr, 3 Aug 2022) in the old VideoMAEFeatureExtractor format:
+        # MCG-NJU/videomae-base's reads size 224 (short side), centre crop, resample 2 (bilinear), ImageNet
+        # mean/std; fine-tunes saved from MCG-NJU/videomae-base-finetuned-kinetics carry the same values. (The
+        # conversion script convert_videomae_to_pytorch.py checks its logits with mean = std = 0.5 instead.)
+        where += ("; Hub preprocessor_config.json https://huggingface.co/MCG-NJU/videomae-base/blame/main/"
+                  "preprocessor_config.json (VideoMAEFeatureExtractor: short side 224, centre crop 224, PIL "
+                  "bilinear, ImageNet mean/std)")
     return Recipe(16, 4 if kinetics else None, 224, 224, IMAGENET_MEAN, IMAGENET_STD, source=where,
                   resampling=resampling, clips=5 if kinetics else 2, crops=3)
 

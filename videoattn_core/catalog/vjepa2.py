@@ -30,8 +30,11 @@ def entries() -> list[WeightsEntry]:
     for preset, repo, dataset, frames, step, crop, clips, top1, config in cases:
         recipe = Recipe(frames, step, int(crop * 256 / 224), crop, IMAGENET_MEAN, IMAGENET_STD,
                         source=f"facebookresearch/vjepa2 configs/inference/{config}.yaml (frames_per_clip={frames}, "
-                               f"frame_step={step}, resolution={crop}) and its eval VideoTransform; the Hugging Face "
-                               f"VJEPA2VideoProcessor resamples with PIL bilinear",
+                               f"frame_step={step}, resolution={crop}) and its eval VideoTransform; transformers "
+                               f"VJEPA2VideoProcessor(crop_size={crop}) as convert_vjepa2_to_hf.py saves it (checked "
+                               f"there against the official preprocessor) and convert_vjepa2_classifier_to_hf.py "
+                               f"copies from the encoder repository: short side int(crop·256/224) = "
+                               f"{int(crop * 256 / 224)}, centre crop {crop}, bilinear, ×1/255, ImageNet mean/std",
                         resampling="huggingface", clips=clips, crops=3)
         entries.append(WeightsEntry(
             name=f"{preset}.hf_{dataset}", preset=preset, source="huggingface", dataset=dataset, recipe=recipe,
