@@ -289,3 +289,18 @@ def test_catalog_recipes_are_what_the_hub_processors_do():
         assert (r.mean, r.std, r.rescale, r.offset) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225), None, 0.0)
         assert r.resampling == "huggingface" and "VJEPA2VideoProcessor" in r.source
         assert vac.get_config(entries[name].preset).img_size == crop
+
+
+def test_hugging_face_config_json_sets_the_config():
+    """A classifier directory's config.json (the fixture's, as transformers wrote it) builds the preset's network."""
+    import json
+
+    from reference import REFERENCE_DIR
+    from videoattn_core.models.vjepa2 import hf_config_overrides
+
+    hf_config = json.loads((REFERENCE_DIR / "vjepa2_vitl" / "meta.json").read_text())["hf_config"]
+    config = vac.get_config("vjepa2_vitl", **hf_config_overrides(hf_config))
+    preset = vac.get_config("vjepa2_vitl")
+    assert config.replace(pooler_num_heads=preset.pooler_num_heads) == preset
+    assert config.num_frames == 16  # frames_per_clip (64, the pretraining clips) does not set it
+    assert hf_config_overrides({"model_type": "videomae", "hidden_size": 3}) == {}

@@ -434,6 +434,34 @@ VJEPA2.checkpoint_layouts = (
 )
 
 
+_HF_CONFIG_FIELDS = {  # Hugging Face VJEPA2Config -> our field
+    "crop_size": "img_size", "patch_size": "patch_size", "tubelet_size": "tubelet_size", "in_chans": "in_chans",
+    "hidden_size": "embed_dim", "num_hidden_layers": "depth", "num_attention_heads": "num_heads",
+    "mlp_ratio": "mlp_ratio", "qkv_bias": "qkv_bias", "layer_norm_eps": "norm_eps", "num_pooler_layers": "pooler_depth",
+    "pred_hidden_size": "predictor_embed_dim", "pred_num_hidden_layers": "predictor_depth",
+    "pred_num_attention_heads": "predictor_num_heads", "pred_num_mask_tokens": "predictor_mask_tokens",
+}
+
+
+def hf_config_overrides(hf_config: dict) -> dict:
+    """Config fields a Hugging Face ``VJEPA2Config`` (``config.json``) implies; ``{}`` for another model type.
+
+    ``frames_per_clip`` is the pretraining clip length (64), not what the classifier reads, so it sets nothing; the
+    Hugging Face pooler uses the encoder's heads and its ``layer_norm_eps``."""
+    if hf_config.get("model_type", "vjepa2") != "vjepa2":
+        return {}
+    out = {ours: hf_config[theirs] for theirs, ours in _HF_CONFIG_FIELDS.items() if theirs in hf_config}
+    out["pooler_num_heads"] = None
+    if "layer_norm_eps" in hf_config:
+        out["pooler_norm_eps"] = hf_config["layer_norm_eps"]
+    if isinstance(hf_config.get("id2label"), dict) and hf_config["id2label"]:
+        out["num_classes"] = len(hf_config["id2label"])
+    elif isinstance(hf_config.get("num_labels"), int) and hf_config["num_labels"] > 0:
+        out["num_classes"] = hf_config["num_labels"]
+    return out
+
+
+VJEPA2.hf_config_overrides = staticmethod(hf_config_overrides)
 register_family(VJEPA2Config, VJEPA2,
                 paper="Assran et al., V-JEPA 2: Self-Supervised Video Models Enable Understanding, Prediction "
                       "and Planning (2025)",
