@@ -15,10 +15,16 @@ transform is reproduced with its own arithmetic (``resampling``):
   normalised floats when ``interpolate(..., "bilinear", align_corners=False)`` resizes the short side (long side
   ``floor``), no antialiasing, no rounding; ``uniform_crop`` at ``ceil((size - crop) / 2)``;
 - ``"mmaction"`` — MMAction2 / mmcv (the official Video Swin): ``mmcv.imresize`` = OpenCV ``INTER_LINEAR`` on
-  uint8 with sizes ``int(side · scale + 0.5)``, ``CenterCrop``/``ThreeCrop`` at ``(size - crop) // 2``.
+  uint8 with sizes ``int(side · scale + 0.5)``, ``CenterCrop``/``ThreeCrop`` at ``(size - crop) // 2``;
+- ``"videomae"`` — the official VideoMAE test loader (``video_transforms.Resize`` → ``functional.resize_clip``):
+  OpenCV ``INTER_LINEAR`` on uint8 with the long side truncated (``int(size · long / short)``; frames whose short
+  side already has the size are left alone), then windows of the short side's size along the long side at
+  ``int(k · (long − size) / (crops − 1))`` (``spatial_step``), the long side being the height when ``H ≥ W``.
 
 Spatial views (the papers' 3-crop testing) take the first, centre and last crop along the long side, as
-PySlowFast's ``uniform_crop`` and MMAction2's ``ThreeCrop`` do.
+PySlowFast's ``uniform_crop``, MMAction2's ``ThreeCrop`` (whose last sits at ``2 · ((size − crop) // 2)``) and
+VideoMAE's ``spatial_step`` (last at ``size − crop``) do. VideoMAE has no single-crop test (one crop divides by
+zero): one view is its middle crop, ``int((size − crop) / 2)``.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ RESAMPLING_DETAILS = {
     "pyslowfast": "float frames, bilinear with align_corners=False, no antialiasing, no rounding (PySlowFast "
                   "short-side scale and uniform_crop)",
     "mmaction": "uint8 frames, OpenCV bilinear (cv2.INTER_LINEAR, no antialiasing) as mmcv.imresize",
+    "videomae": "uint8 frames, OpenCV bilinear (cv2.INTER_LINEAR, no antialiasing), long side truncated, as the "
+                "official VideoMAE test loader (resize_clip)",
 }
 RESAMPLINGS = tuple(RESAMPLING_DETAILS)
 #: crop positions of the spatial views: first (left/top), centre, last (right/bottom) along the long side
@@ -53,7 +61,8 @@ CROP_POSITIONS = ("first", "centre", "last")
 def resized_size(height: int, width: int, short_side: int, resampling: str = "torchvision") -> tuple[int, int]:
     """``(height, width)`` after the short side is scaled to ``short_side``, rounded as the source rounds it.
 
-    torchvision and Hugging Face truncate the long side (``int(short_side · long / short)``), PySlowFast floors it
+    torchvision, Hugging Face and VideoMAE truncate the long side (``int(short_side · long / short)``), PySlowFast
+    floors it
     (the same for positive sizes), mmcv rounds both sides (``int(side · short_side / short + 0.5)``).
     """
     short, long = (width, height) if width <= height else (height, width)
@@ -92,6 +101,9 @@ def crop_offsets(height: int, width: int, crop: int, resampling: str = "torchvis
         if position == "first":
             return 0, 0
         return 2 * ((height - crop) // 2), 2 * ((width - crop) // 2)
+    if resampling == "videomae":  # int(k · (long − crop) / 2) for k = 0, 2 along the height when H ≥ W
+        along = 0 if position == "first" else max(height, width) - crop
+        return (along, left) if height >= width else (top, along)
     end = position == "last"
     if height > width:
         return (height - crop if end else 0), left
@@ -107,7 +119,7 @@ def _resize(video: torch.Tensor, size: tuple[int, int], resampling: str) -> torc
         frames = [np.asarray(Image.fromarray(f).resize((size[1], size[0]), Image.Resampling.BILINEAR))
                   for f in video.numpy()]
         return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
-    if resampling == "mmaction":
+    if resampling in ("mmaction", "videomae"):
         import cv2
         frames = [cv2.resize(f, (size[1], size[0]), interpolation=cv2.INTER_LINEAR) for f in video.numpy()]
         return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()

@@ -28,7 +28,7 @@ from .checkpoints import load_checkpoint, read_checkpoint
 from .config import ModelConfig
 from .errors import CheckpointError, ConfigError
 from .registry import build_model, family_of, get_config, get_preset
-from .sampling import clip_indices
+from .sampling import clip_indices, max_clips
 from .preprocessing import LoadedClip, load_clip
 from .video import ClipInfo, Limits, probe_clip
 from .weights import (DATASET_CLASSES, Recipe, WeightsEntry, cached_path, default_entry, get_entry, get_weights,
@@ -96,9 +96,11 @@ def parse_views(views: str | tuple[int, int] | None, recipe: Recipe) -> tuple[in
     if not 1 <= clips <= 64 or crops not in (1, 3):
         raise ConfigError(f"views={clips}x{crops} is not allowed: 1 to 64 temporal clips × 1 or 3 spatial crops",
                           field="views")
-    if recipe.sampling_rate is None and clips > 1:
+    most = max_clips(recipe.clip_rule, recipe.sampling_rate)
+    if most is not None and clips > most:
+        views = "one temporal view" if most == 1 else f"{most} temporal views ({recipe.clip_rule})"
         raise ConfigError(f"views={clips}x{crops} is not allowed: this recipe samples the whole clip uniformly, "
-                          f"which has one temporal view; use 1x{crops}", field="views")
+                          f"which has {views}; use {most}x{crops}", field="views")
     return clips, crops
 
 

@@ -13,10 +13,19 @@
   resampled frames, of which ``n`` are taken at ``linspace(0, runs − 1, n).floor()`` (``UniformClipSampler``);
 - ``"mmaction"`` — MMAction2 ``SampleFrames(test_mode=True)`` (the official Video Swin): ``n`` clips of
   ``num_frames`` frames ``sampling_rate`` apart (raw frames, no frame-rate adjustment) at offsets
-  ``int((i + ½) · avg)`` with ``avg = (total − span + 1) / n``, indices past the end wrapping around (``loop``).
+  ``int((i + ½) · avg)`` with ``avg = (total − span + 1) / n``, indices past the end wrapping around (``loop``);
+- ``"videomae"`` — the official VideoMAE test loader (``kinetics.py``, ``VideoClsDataset`` in test mode): every
+  ``sampling_rate``-th raw frame of the whole clip (the last repeated up to ``num_frames``), of which clip ``i`` of
+  ``n`` takes the ``num_frames`` consecutive ones from ``int(i · max((m − num_frames) / (n − 1), 0))``, ``m`` the
+  number of subsampled frames. The source has no single-view test (``n = 1`` divides by zero); one view here is
+  the centred window ``int(max(m − num_frames, 0) / 2)``, the middle view of any odd ``n``.
 
 Recipes without a ``sampling_rate`` sample uniformly: the middle frame of each of ``num_frames`` equal segments
-(PySlowFast's Something-Something-v2 test and Video Swin's ``frame_uniform``), which has one view only.
+(PySlowFast's Something-Something-v2 test and Video Swin's ``frame_uniform``), which has one view only — except
+with ``rule="videomae"`` (``ssv2.py``, ``SSVideoClsDataset`` in test mode), which cuts the clip into ``num_frames``
+segments of ``tick = total / num_frames`` frames and has two views: view 0 reads each segment's first frame
+``int(tick · k)``, view 1 its middle ``int(tick / 2 + tick · k)`` (the sorted union of both, even then odd
+positions); a single view (``--test_num_segment 1``) is view 0.
 
 Indices past the end of a short clip are clamped to the last frame (except ``mmaction``, which loops).
 """
@@ -30,7 +39,14 @@ import torch
 
 from .errors import ConfigError, VideoError
 
-CLIP_RULES = ("slowfast", "timesformer", "torchvision", "mmaction")
+CLIP_RULES = ("slowfast", "timesformer", "torchvision", "mmaction", "videomae")
+
+
+def max_clips(rule: str, sampling_rate: int | None) -> int | None:
+    """How many temporal views ``rule`` defines: ``None`` for any number, 1 or 2 for uniform sampling."""
+    if sampling_rate is not None:
+        return None
+    return 2 if rule == "videomae" else 1
 
 
 def uniform_indices(total_frames: int, num_frames: int) -> list[int]:
@@ -73,21 +89,43 @@ def _mmaction(total: int, num_frames: int, rate: int, clip: int, clips: int) -> 
     return [int(i) for i in np.mod(offset + np.arange(num_frames) * rate, total)]
 
 
+def _videomae_window(total: int, num_frames: int, rate: int, clip: int, clips: int) -> list[int]:
+    subsampled = list(range(0, total, rate))
+    subsampled += [subsampled[-1]] * (num_frames - len(subsampled))  # short clips: the last frame repeated
+    spare = len(subsampled) - num_frames
+    start = int(clip * max(spare / (clips - 1), 0)) if clips > 1 else int(max(spare, 0) / 2)
+    return subsampled[start:start + num_frames]
+
+
+def _videomae_segments(total: int, num_frames: int, clip: int) -> list[int]:
+    tick = total / float(num_frames)
+    if clip == 0:
+        return [int(tick * k) for k in range(num_frames)]
+    return [int(tick / 2.0 + tick * k) for k in range(num_frames)]
+
+
 def clip_indices(total_frames: int, num_frames: int, sampling_rate: int | None = None, *, fps: float | None = None,
                  target_fps: float = 30.0, rule: str = "slowfast", clip: int = 0, clips: int = 1) -> list[int]:
     """Frame indices of temporal view ``clip`` of ``clips`` from a clip of ``total_frames`` frames (see the
-    module's docstring for each ``rule``); ``sampling_rate=None`` samples uniformly (one view)."""
+    module's docstring for each ``rule``); ``sampling_rate=None`` samples uniformly (one view; two for
+    ``"videomae"``)."""
     if total_frames < 1:
         raise VideoError(f"cannot sample from a clip of {total_frames} frames")
     if num_frames < 1:
         raise ConfigError(f"num_frames={num_frames} is not allowed: num_frames must be ≥ 1", field="num_frames")
     if clips < 1 or not 0 <= clip < clips:
         raise ConfigError(f"temporal view {clip} of {clips} is not allowed: clips must be ≥ 1", field="clips")
+    if rule not in CLIP_RULES:
+        raise ConfigError(f"clip_rule={rule!r} is not allowed: one of {', '.join(CLIP_RULES)}", field="clip_rule")
     if sampling_rate is None:
-        if clips > 1:
-            raise ConfigError(f"uniform sampling (the whole clip in {num_frames} segments) has one temporal view; "
-                              f"{clips} were asked for. Use clips=1 (spatial crops are still possible)",
-                              field="clips")
+        most = max_clips(rule, sampling_rate)
+        if clips > most:
+            views = "one temporal view" if most == 1 else f"{most} temporal views"
+            raise ConfigError(f"uniform sampling (the whole clip in {num_frames} segments) with clip_rule={rule!r} "
+                              f"has {views}; {clips} were asked for. Use clips ≤ {most} (spatial crops are still "
+                              f"possible)", field="clips")
+        if rule == "videomae":
+            return _videomae_segments(total_frames, num_frames, clip)
         return uniform_indices(total_frames, num_frames)
     if sampling_rate < 1:
         raise ConfigError(f"sampling_rate={sampling_rate} is not allowed: sampling_rate must be ≥ 1",
@@ -99,7 +137,7 @@ def clip_indices(total_frames: int, num_frames: int, sampling_rate: int | None =
         return _torchvision(total_frames, num_frames, sampling_rate, fps, target_fps, clip, clips)
     if rule == "mmaction":
         return _mmaction(total_frames, num_frames, sampling_rate, clip, clips)
-    raise ConfigError(f"clip_rule={rule!r} is not allowed: one of {', '.join(CLIP_RULES)}", field="clip_rule")
+    return _videomae_window(total_frames, num_frames, sampling_rate, clip, clips)
 
 
 def sample_indices(total_frames: int, num_frames: int, sampling_rate: int | None = None, *,

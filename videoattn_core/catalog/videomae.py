@@ -16,8 +16,9 @@ _VIDEOMAE_HF_EPS = {"norm_eps": 1e-12, "fc_norm_eps": 1e-5}
 def _videomae_recipe(dataset: str, resampling: str) -> Recipe:
     # Kinetics-400: 16 frames 4 apart (--sampling_rate 4), 5 clips × 3 crops; SSv2: 16 segments of the whole
     # video (TSN sampling), 2 clips × 3 crops (--test_num_segment, --test_num_crop). Short side 224 then 224 crops
-    # (--short_side_size 224 --input_size 224) and ImageNet mean/std (kinetics.py, ssv2.py). The official loader
-    # resizes uint8 frames with cv2.INTER_LINEAR; the Hugging Face processor with PIL bilinear.
+    # (--short_side_size 224 --input_size 224) and ImageNet mean/std (kinetics.py, ssv2.py). Both place their
+    # temporal views by the official test loader (clip_rule "videomae"); the official loader resizes uint8 frames
+    # with cv2.INTER_LINEAR (resampling "videomae"), the Hugging Face processor with PIL bilinear.
     kinetics = dataset == "kinetics400"
     where = _VIDEOMAE_FINETUNE.format("kinetics" if kinetics else "ssv2", "kinetics" if kinetics else "ssv2")
     if resampling == "huggingface":
@@ -29,7 +30,7 @@ def _videomae_recipe(dataset: str, resampling: str) -> Recipe:
                   "preprocessor_config.json (VideoMAEFeatureExtractor: short side 224, centre crop 224, PIL "
                   "bilinear, ImageNet mean/std)")
     return Recipe(16, 4 if kinetics else None, 224, 224, IMAGENET_MEAN, IMAGENET_STD, source=where,
-                  resampling=resampling, clips=5 if kinetics else 2, crops=3)
+                  resampling=resampling, clips=5 if kinetics else 2, crops=3, clip_rule="videomae")
 
 
 def entries() -> list[WeightsEntry]:
@@ -70,7 +71,7 @@ def entries() -> list[WeightsEntry]:
     for preset, tag, drive, dataset, metrics in official:
         out.append(release(
             preset, tag, f"https://drive.google.com/file/d/{drive}/view?usp=sharing", dataset,
-            _videomae_recipe(dataset, "mmaction"), metrics, _VIDEOMAE_ZOO,
+            _videomae_recipe(dataset, "videomae"), metrics, _VIDEOMAE_ZOO,
             _VIDEOMAE_PROTOCOL.format(5 if dataset == k400 else 2),
             overrides={"num_classes": 174} if dataset == ssv2 else {}, direct=False,
             filename=f"videomae_{preset.split('_')[1]}_{tag.split('_', 1)[1]}.pth",
