@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 import streamlit as st
 
 from test_app import SMALL_TSF, array, assert_clean, charts, open_app
