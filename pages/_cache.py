@@ -12,7 +12,8 @@ import streamlit as st
 import videoattn_core as vac
 from pages._state import ConfigKey, config_of
 from pages._widgets import CLIP_UPLOAD_MB, RunInputs, clip_bytes, sample_clips
-from videoattn_core import analysis, attention_maps, cli_explain, explanations, head_stats, inspection, preprocessing, runtime, video
+from videoattn_core import (analysis, attention_maps, cli_explain, explanations, head_stats, inspection,
+                            preprocessing, runtime, video)
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
