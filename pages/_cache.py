@@ -12,7 +12,8 @@ import streamlit as st
 import videoattn_core as vac
 from pages._state import ConfigKey, config_of
 from pages._widgets import CLIP_UPLOAD_MB, RunInputs, clip_bytes, sample_clips
-from videoattn_core import analysis, attention_maps, inspection, preprocessing, runtime, video
+from videoattn_core import (analysis, attention_maps, cli_explain, explanations, head_stats, inspection,
+                            preprocessing, runtime, video)
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
@@ -122,6 +123,35 @@ def rollout(key: ConfigKey, inputs: tuple[str, str, str, str], _loaded: runtime.
     _, _, device, dtype = inputs
     with _loaded.lock:
         return attention_maps.rollout(_loaded.model, runtime.first_view(_clip.tensor, device, dtype))
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def explanation(key: ConfigKey, inputs: tuple[str, str, str, str], method: str, target: int | None,
+                layer: str | None, _loaded: runtime.RunModel, _clip: LoadedClipView) -> explanations.Explanation:
+    """The class-specific map of the first view (:func:`videoattn_core.explanations.explain`), shared by all
+    sessions; ValueError with the reason where the method does not apply (not cached)."""
+    _, _, device, dtype = inputs
+    with _loaded.lock:
+        return explanations.explain(_loaded.model, runtime.first_view(_clip.tensor, device, dtype), target=target,
+                                    method=method, layer=layer)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def explanation_video(key: ConfigKey, inputs: tuple[str, str, str, str], method: str, target: int | None,
+                      layer: str | None, kind: str, _frames: np.ndarray, _heat: np.ndarray) -> bytes:
+    """The map laid over the frames, encoded as ``kind`` (mp4 or gif) as the ``explain`` command writes it;
+    keyed like :func:`explanation` (``_frames`` and ``_heat`` are its clip's frames and map)."""
+    return cli_explain.encode_video(cli_explain.overlay_frames(_frames, _heat), kind=kind)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def head_statistics(key: ConfigKey, inputs: tuple[str, str, str, str], _loaded: runtime.RunModel,
+                    _clip: LoadedClipView) -> head_stats.HeadStats:
+    """Mean attention distance (pixels, frames), entropy and attention to CLS of every head of every attention
+    call on the first view (:func:`videoattn_core.head_stats.head_statistics`), shared by all sessions."""
+    _, _, device, dtype = inputs
+    with _loaded.lock:
+        return head_stats.head_statistics(_loaded.model, runtime.first_view(_clip.tensor, device, dtype))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)

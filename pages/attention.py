@@ -3,12 +3,13 @@
 Pick a layer, a head (or the mean over heads) and a query token (the CLS token or a patch). TimeSformer's
 spatial layers show each frame's map, its temporal layers the T×T attention of a patch position; MViT maps its
 pooled keys back onto the frames; Video Swin shows the query's 3D window (cyclic shift undone) with its borders.
-The layer's relative position tables and the attention rollout across layers follow."""
+The layer's relative position tables, the attention rollout across layers, the class explanation (relevance,
+rollout or Grad-CAM, animated over the frames, with MP4/GIF downloads) and every head's statistics follow."""
 
 import streamlit as st
 
 import videoattn_core as vac
-from videoattn_core import analysis, attention_maps, cli_explain, explanations, figures, runtime
+from videoattn_core import analysis, attention_maps, explanations, figures, runtime
 from pages import _state as state
 from pages import _widgets as widgets
 from pages import _cache as cache
@@ -24,6 +25,7 @@ PAGE_FIELDS = {
     "explain": lambda text: state.choice(text, ("off", *explanations.METHODS), "explain"),
     "target": lambda text: state.integer(text, "target", 0, 100_000),
     "camlayer": str,
+    "headstats": lambda text: state.choice(text, ("on", "off"), "headstats"),
 }
 
 st.title("Attention")
@@ -217,9 +219,7 @@ method = e1.radio("method", ("off", *explanations.METHODS), horizontal=True, key
                        "rollout: attention rollout (not class-specific); gradcam: Grad-CAM on one layer")
 target = cam_layer = None
 if method != "off":
-    x = runtime.first_view(clip.tensor, inputs.device, inputs.dtype)
-    with loaded.lock:
-        probs = runtime.classify(loaded.model, x, device=inputs.device, dtype=inputs.dtype)
+    probs = cache.view_probabilities(key, inputs.key, "single", loaded, clip)
     top = runtime.top_predictions(probs, loaded.labels, 5)
     options = [p["index"] for p in top]
     if st.session_state["attention.target"] not in options:
@@ -234,8 +234,8 @@ if method != "off":
             st.session_state["attention.camlayer"] = explanations.default_gradcam_layer(loaded.model)
         cam_layer = e3.selectbox("Grad-CAM layer", cam_layers, key="attention.camlayer")
     try:
-        with st.spinner(f"explaining class {target} ({method})…"), loaded.lock:
-            explained = explanations.explain(loaded.model, x, target=target, method=method, layer=cam_layer)
+        with st.spinner(f"explaining class {target} ({method})…"):
+            explained = cache.explanation(key, inputs.key, method, target, cam_layer, loaded, clip)
     except ValueError as exc:
         st.info(f"{method} is not available for this model: {exc}")
     else:
@@ -243,19 +243,35 @@ if method != "off":
             st.caption(explained.note)
         st.plotly_chart(figures.explanation_animation(frames, explained.frames, color_title=method,
                                                       title=f"{method} for {names[target]}"), key="explain_chart")
-        overlay = cli_explain.overlay_frames(frames, explained.frames)
+        videos = {kind: cache.explanation_video(key, inputs.key, method, target, cam_layer, kind, frames,
+                                                explained.frames) for kind in ("mp4", "gif")}
         d1, d2 = st.columns(2)
-        d1.download_button("overlay (MP4)", cli_explain.encode_video(overlay, kind="mp4"),
-                           file_name=f"{preset}-{method}-{target}.mp4", mime="video/mp4", key="explain_mp4")
-        d2.download_button("overlay (GIF)", cli_explain.encode_video(overlay, kind="gif"),
-                           file_name=f"{preset}-{method}-{target}.gif", mime="image/gif", key="explain_gif")
+        d1.download_button("overlay (MP4)", videos["mp4"], file_name=f"{preset}-{method}-{target}.mp4",
+                           mime="video/mp4", key="explain_mp4")
+        d2.download_button("overlay (GIF)", videos["gif"], file_name=f"{preset}-{method}-{target}.gif",
+                           mime="image/gif", key="explain_gif")
+
+st.subheader("Head statistics")
+state.seed_page(view, {"attention.headstats": ("headstats", "off")})
+show_stats = st.radio("mean attention distance, entropy and attention to CLS of every head of every layer "
+                      "(one forward capturing every layer)", ("off", "on"), horizontal=True, key="attention.headstats",
+                      help="Distance after Dosovitskiy et al. (ViT, Fig. 7): each query's attention-weighted distance "
+                           "to the patch keys, in pixels on the input and in frames, averaged over the patch queries.")
+if show_stats == "on":
+    with st.spinner("capturing every layer's attention…"):
+        stats = cache.head_statistics(key, inputs.key, loaded, clip)
+    st.plotly_chart(figures.head_statistics(stats.layers, {k: getattr(stats, k) for k in figures.HEAD_STATISTICS},
+                                            title="every head × layer"), key="head_statistics_chart")
+    st.caption("Layers in execution order, one dot per head; a statistic that does not apply (no CLS key, a layer "
+               "with fewer heads) is left out.")
 
 page_state.update({"explain": None if method == "off" else method, "target": target,
                    "camlayer": cam_layer if cam_layer and cam_layer != explanations.default_gradcam_layer(loaded.model)
                    else None})
 page_state.update({"layer": layer if layer != default_layer else None, "head": None if head == "mean" else head,
                    "query": None if query == "cls" or (not has_cls and query == center) else ",".join(map(str, query)),
-                   "frame": frame or None, "rollout": "on" if show_rollout == "on" and not reason else None})
+                   "frame": frame or None, "rollout": "on" if show_rollout == "on" and not reason else None,
+                   "headstats": "on" if show_stats == "on" else None})
 query_string = state.write_view(view, preset, config, page_state)
 state.share_box("attention", query_string)
 note = widgets.uploaded_note(inputs)

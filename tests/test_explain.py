@@ -205,11 +205,68 @@ def test_gradcam_on_fiery_and_relevance_refused_there():
         explain(model, x, method="gradcam", layer="head")
 
 
-def test_factorized_encoder_relevance_says_it_is_not_done():
-    model = vac.build_model("vivit_b", embed_dim=32, depth=1, temporal_depth=1, num_heads=4, mlp_dim=48,
-                            num_frames=8, img_size=48, num_classes=7, attention_type="factorized_encoder")
-    with pytest.raises(ValueError, match="factorized_encoder.*not implemented"):
-        explain(model, torch.randn(1, 3, 8, 48, 48), method="relevance")
+def _factorized_encoder(classifier=None):
+    torch.manual_seed(0)
+    model = vac.build_model("vivit_b", embed_dim=32, depth=2, temporal_depth=2, num_heads=4, mlp_dim=48,
+                            num_frames=8, img_size=48, num_classes=7, attention_type="factorized_encoder",
+                            classifier=classifier).eval()
+    with torch.no_grad():  # larger weights than the initialisation's, so the attention is far from uniform
+        for p in model.parameters():
+            p.normal_(std=0.3)
+    return model, torch.randn(1, 3, 8, 48, 48, generator=torch.Generator().manual_seed(4))
+
+
+def _dense_factorized_encoder_relevance(model, x, target):
+    """Chefer et al.'s rule with dense matrices for ViViT model 2, written from Scenic's model: the spatial
+    encoder's tokens are, per frame t, [CLS_t, then its H'·W' patches] (no CLS with 'gap'), the temporal
+    encoder's [CLS, then the T' frame tokens]; frame token t is what the spatial ``pool`` reads from frame t (its
+    CLS, or the mean of its tokens). Row = readout · R_temporal · hand-over · R_spatial, restricted to the
+    patches."""
+    probs: list[torch.Tensor] = []
+    cores = [m for m in model.modules() if isinstance(m, AttentionCore)]
+    for core in cores:
+        core.sink, core.capture_graph = (lambda c: probs.append(c.probs)), True
+    logit = model(x)[0, target]
+    grads = torch.autograd.grad(logit, probs)
+    for core in cores:
+        core.sink, core.capture_graph = None, False
+    t, h, w = model.config.grid
+    token = model.config.pooling == "token"
+    n_s, n_t = t * (token + h * w), token + t  # spatial tokens: group-major [CLS_t?, patches of t]
+    R_s, R_t = torch.eye(n_s, dtype=torch.float64), torch.eye(n_t, dtype=torch.float64)
+    for p, g in zip(probs, grads):
+        rel = (g * p.detach()).clamp(min=0).mean(dim=1).double()  # (G, Nq, Nk)
+        if rel.shape[0] == t:  # one spatial group per frame
+            A = torch.block_diag(*rel)
+            R_s = R_s + A @ R_s
+        else:
+            R_t = R_t + rel[0] @ R_t
+    readout = torch.zeros(n_t, dtype=torch.float64)
+    if token:
+        readout[0] = 1.0
+    else:
+        readout[:] = 1.0 / t
+    handover = torch.zeros(n_t, n_s, dtype=torch.float64)
+    per_frame = token + h * w
+    for f in range(t):
+        if token:
+            handover[1 + f, f * per_frame] = 1.0
+        else:
+            handover[f, f * per_frame:(f + 1) * per_frame] = 1.0 / (h * w)
+    row = readout @ R_t @ handover @ R_s
+    return row.reshape(t, per_frame)[:, token:].reshape(t, h, w).numpy()
+
+
+@pytest.mark.parametrize("classifier", [None, "gap"])
+def test_factorized_encoder_relevance_equals_the_dense_product(classifier):
+    model, x = _factorized_encoder(classifier)
+    expected = _dense_factorized_encoder_relevance(model, x, target=2)
+    result = explain(model, x, target=2, method="relevance")
+    assert result.tokens.shape == model.config.grid and result.frames.shape == (8, 48, 48)
+    per_frame = expected.sum(axis=(1, 2))
+    # the map varies in space and in time, so a hand-over that ignored the frame tokens' relevance would show
+    assert expected.std(axis=(1, 2)).min() > 0 and np.ptp(per_frame) > 1e-3 * per_frame.max()
+    np.testing.assert_allclose(result.tokens, expected, rtol=1e-4, atol=1e-6 * expected.max())
 
 
 def test_capture_keeps_the_forward_numbers():

@@ -16,6 +16,9 @@ Three methods, one entry point (:func:`explain`):
   Swin's patch merging), a coarse token's relevance is shared equally among the fine cells it covers — the
   pooling kernels' own weights are not used (a stated approximation). Two attentions computed in one residual
   step (ViViT model 4's time and space heads) enter as one step, each weighted by its share of the heads.
+  ViViT model 2 (factorised encoder) runs two encoders: the temporal encoder's row is carried back over its T′
+  frame tokens first; frame token t is what frame t's spatial encoder hands over (its CLS token, or the mean
+  of its tokens with ``classifier="gap"``), so that token's relevance starts frame t's propagation there.
 - ``"rollout"``: attention rollout (Abnar & Zuidema 2020) where the token flow allows it
   (:func:`~videoattn_core.attention_maps.rollout`), else a ``ValueError`` saying why.
 - ``"gradcam"``: Grad-CAM (Selvaraju et al., ICCV 2017) on one layer's output: channel weights = the gradient
@@ -95,9 +98,6 @@ def relevance_unavailable_reason(model: nn.Module) -> str | None:
     """Why relevance propagation is not defined (or not done) for ``model``, or None when it is."""
     if not any(isinstance(m, AttentionCore) for m in model.modules()):
         return "this model has no attention layers; use method='gradcam'"
-    if _family(model) == "vivit" and _attention_type(model) == "factorized_encoder":
-        return ("ViViT model 2 (factorized_encoder) hands per-frame CLS tokens from a spatial to a temporal "
-                "encoder; that hand-over is not implemented yet — use method='gradcam'")
     return None
 
 
@@ -173,13 +173,10 @@ def _steps(records: list[tuple[str, CapturedAttention]], relevances: list[Tensor
     return [[(layout, rel, heads / sum(h for _, _, h in step)) for layout, rel, heads in step] for step in steps]
 
 
-def _propagate(steps, readout: str) -> tuple[np.ndarray, Grid]:
-    """Carry the readout row of R = Π(I + Āₗ) backwards through the steps onto the first layer's token grid."""
-    last = steps[-1][0][0]
-    grid: Grid = last.q_grid or last.grid
+def _start(grid: Grid, readout: str) -> tuple[Tensor, Tensor]:
+    """The readout row of R on the last layer's tokens: ``(patches, CLS slots)``."""
     size = math.prod(grid)
-    per_frame = readout == "frame_cls"
-    n_cls = grid[0] if per_frame else 1
+    n_cls = grid[0] if readout == "frame_cls" else 1
     v_patch, v_cls = torch.zeros(size), torch.zeros(n_cls)
     if readout in ("cls", "frame_cls"):
         v_cls[:] = 1.0 / n_cls
@@ -187,6 +184,14 @@ def _propagate(steps, readout: str) -> tuple[np.ndarray, Grid]:
         v_patch[:] = 1.0 / size
     else:
         v_patch[0] = 1.0
+    return v_patch, v_cls
+
+
+def _carry(steps, v_patch: Tensor, v_cls: Tensor, grid: Grid) -> tuple[Tensor, Tensor, Grid]:
+    """Carry a row of R = Π(I + Āₗ) backwards through the steps, from ``grid`` (the last step's query grid)
+    onto the first step's token grid. ``v_cls`` holds one slot per CLS token: one shared CLS, or one per group
+    (a CLS token per frame)."""
+    n_cls = v_cls.numel()
     for step in reversed(steps):
         layout = step[0][0]
         q_grid, kv_grid = layout.q_grid or layout.grid, layout.kv_grid or layout.grid
@@ -204,6 +209,47 @@ def _propagate(steps, readout: str) -> tuple[np.ndarray, Grid]:
         v_patch = _spread(v_patch, q_grid, layout.grid) + _spread(mixed[:sk], kv_grid, layout.grid)
         v_cls = v_cls + mixed[sk:sk + n_cls]
         grid = layout.grid
+    return v_patch, v_cls, grid
+
+
+def _last_grid(steps) -> Grid:
+    last = steps[-1][0][0]
+    return last.q_grid or last.grid
+
+
+def _propagate(steps, readout: str) -> tuple[np.ndarray, Grid]:
+    """The readout row of R = Π(I + Āₗ) on the first layer's token grid."""
+    grid = _last_grid(steps)
+    v_patch, _, grid = _carry(steps, *_start(grid, readout), grid)
+    return v_patch.reshape(grid).numpy(), grid
+
+
+def _propagate_factorized_encoder(model: nn.Module, records, relevances) -> tuple[np.ndarray, Grid]:
+    """ViViT model 2: the temporal encoder's row first, on its T′×1×1 grid of frame tokens; frame token t is
+    frame t's spatial encoder output, read by the spatial ``pool`` (its CLS token, or the mean of its H′·W′
+    tokens), so its relevance enters frame t's spatial encoder there and is carried back to the patches."""
+    records = list(records)
+    spatial = [i for i, (name, _) in enumerate(records) if name.startswith("spatial.")]
+    temporal = [i for i, (name, _) in enumerate(records) if name.startswith("temporal.")]
+    if not spatial or not temporal or spatial[-1] > temporal[0]:
+        raise ValueError("relevance expected the spatial encoder's attention calls, then the temporal encoder's")
+
+    def steps(index):
+        return _steps([records[i] for i in index], [relevances[i] for i in index])
+
+    spatial_steps, temporal_steps = steps(spatial), steps(temporal)
+    token = model.config.pooling == "token"
+    grid = _last_grid(temporal_steps)
+    frames, _, _ = _carry(temporal_steps, *_start(grid, "cls" if token else "mean"), grid)
+    grid = _last_grid(spatial_steps)
+    t, h, w = grid
+    if frames.numel() != t:
+        raise ValueError(f"the temporal encoder has {frames.numel()} frame tokens, the spatial encoder {t} frames")
+    if token:  # each frame's CLS slot starts with its frame token's relevance
+        v_patch, v_cls = torch.zeros(t * h * w), frames.clone()
+    else:  # the mean of the frame's tokens: shared equally
+        v_patch, v_cls = frames.repeat_interleave(h * w) / (h * w), torch.zeros(1)
+    v_patch, _, grid = _carry(spatial_steps, v_patch, v_cls, grid)
     return v_patch.reshape(grid).numpy(), grid
 
 
@@ -217,7 +263,10 @@ def _relevance(model: nn.Module, x: Tensor, target: int | None):
         probs = [c.probs for _, c in records]
         grads = torch.autograd.grad(score, probs, allow_unused=True)
     relevances = [_head_relevance(c, g) for (_, c), g in zip(records, grads)]
-    tokens, _ = _propagate(_steps(records, relevances), _readout(model, records))
+    if _family(model) == "vivit" and _attention_type(model) == "factorized_encoder":
+        tokens, _ = _propagate_factorized_encoder(model, records, relevances)
+    else:
+        tokens, _ = _propagate(_steps(records, relevances), _readout(model, records))
     return tokens, target, score, out
 
 
