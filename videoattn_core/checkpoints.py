@@ -243,3 +243,14 @@ def rename_keys(state: StateDict, rules: list[tuple[str, str]], *, drop: tuple[s
                 break
         out[new] = value
     return out
+
+
+def hf_config_fields(hf_config: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+    """Config fields from a Hugging Face ``config.json``: ``fields`` maps its names to ours; the class count comes
+    from ``id2label`` (else ``num_labels``). The families' ``hf_config_overrides`` build on this."""
+    out = {ours: hf_config[theirs] for theirs, ours in fields.items() if theirs in hf_config}
+    if isinstance(hf_config.get("id2label"), dict) and hf_config["id2label"]:
+        out["num_classes"] = len(hf_config["id2label"])
+    elif isinstance(hf_config.get("num_labels"), int) and hf_config["num_labels"] > 0:
+        out["num_classes"] = hf_config["num_labels"]
+    return out

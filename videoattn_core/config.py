@@ -250,6 +250,16 @@ def parse_assignments(config_cls: type[ModelConfig], items: list[str], *, flag: 
     return coerce_overrides(config_cls, raw) if raw else {}
 
 
+def require_multiple(config: Any, field: str, of: str, *, heads: bool = False) -> None:
+    """``config.<field>`` must be a multiple of ``config.<of>``; the message names both (``heads``: phrased for a
+    head count, which must divide a width)."""
+    value, divisor = getattr(config, field), getattr(config, of)
+    if value % divisor:
+        advice = (f"choose {of} among the divisors of {field}" if heads else f"{field} must be a multiple of {of}")
+        raise ConfigError(f"{field}={value} is not divisible by {of}={divisor}; {advice}",
+                          field=of if heads else field)
+
+
 def require(condition: bool, message: str, field: str | None = None) -> None:
     """Raise a :class:`ConfigError` with ``message`` unless ``condition`` holds (for :meth:`validate`)."""
     if not condition:

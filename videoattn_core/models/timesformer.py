@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointLayout, rename_keys
-from ..config import ModelConfig, hparam, require
+from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys
+from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import register_family, register_preset
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
 
@@ -65,12 +65,8 @@ class TimeSformerConfig(ModelConfig):
                                                  "in the temporal attention (divided_space_time only).")
 
     def validate(self) -> None:
-        require(self.embed_dim % self.num_heads == 0,
-                f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}; choose num_heads "
-                f"among the divisors of embed_dim", field="num_heads")
-        require(self.img_size % self.patch_size == 0,
-                f"img_size={self.img_size} is not divisible by patch_size={self.patch_size}; img_size must be "
-                f"a multiple of patch_size", field="img_size")
+        require_multiple(self, "embed_dim", "num_heads", heads=True)
+        require_multiple(self, "img_size", "patch_size")
         require(not self.temporal_relative_bias or self.attention_type == "divided_space_time",
                 f"temporal_relative_bias needs attention_type='divided_space_time' (it biases the temporal "
                 f"attention), got attention_type={self.attention_type!r}", field="temporal_relative_bias")
@@ -321,11 +317,9 @@ def hf_config_overrides(hf_config: dict) -> dict:
     """Config fields a Hugging Face ``TimesformerConfig`` (``config.json``) implies; ``{}`` for another model."""
     if hf_config.get("model_type", "timesformer") != "timesformer":
         return {}
-    out = {ours: hf_config[theirs] for theirs, ours in _HF_CONFIG_FIELDS.items() if theirs in hf_config}
+    out = hf_config_fields(hf_config, _HF_CONFIG_FIELDS)
     if hf_config.get("intermediate_size") and hf_config.get("hidden_size"):
         out["mlp_ratio"] = float(hf_config["intermediate_size"]) / float(hf_config["hidden_size"])
-    if isinstance(hf_config.get("id2label"), dict) and hf_config["id2label"]:
-        out["num_classes"] = len(hf_config["id2label"])
     return out
 
 

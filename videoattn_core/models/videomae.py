@@ -29,8 +29,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointLayout, rename_keys
-from ..config import ModelConfig, hparam, require
+from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys
+from ..config import ModelConfig, hparam, require_multiple
 from ..errors import CheckpointError
 from ..registry import register_family, register_preset
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
@@ -74,15 +74,9 @@ class VideoMAEConfig(ModelConfig):
     fc_drop_rate: float = hparam(0.0, "Dropout before the head (training only).", min=0.0, max=0.99)
 
     def validate(self) -> None:
-        require(self.embed_dim % self.num_heads == 0,
-                f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}; choose num_heads "
-                f"among the divisors of embed_dim", field="num_heads")
-        require(self.img_size % self.patch_size == 0,
-                f"img_size={self.img_size} is not divisible by patch_size={self.patch_size}; img_size must be "
-                f"a multiple of patch_size", field="img_size")
-        require(self.num_frames % self.tubelet_size == 0,
-                f"num_frames={self.num_frames} is not divisible by tubelet_size={self.tubelet_size}; num_frames "
-                f"must be a multiple of tubelet_size", field="num_frames")
+        require_multiple(self, "embed_dim", "num_heads", heads=True)
+        require_multiple(self, "img_size", "patch_size")
+        require_multiple(self, "num_frames", "tubelet_size")
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -317,15 +311,11 @@ def hf_config_overrides(hf_config: dict[str, Any] | None) -> dict[str, Any]:
               "num_frames": "num_frames", "tubelet_size": "tubelet_size", "hidden_size": "embed_dim",
               "num_hidden_layers": "depth", "num_attention_heads": "num_heads", "qkv_bias": "qkv_bias",
               "qv_bias": "qkv_bias", "use_mean_pooling": "use_mean_pooling", "layer_norm_eps": "norm_eps"}
-    out: dict[str, Any] = {ours: hf_config[theirs] for theirs, ours in fields.items() if theirs in hf_config}
+    out = hf_config_fields(hf_config, fields)
     out.setdefault("norm_eps", 1e-12)  # VideoMAEConfig's default
     out["fc_norm_eps"] = TORCH_LAYER_NORM_EPS
     if hf_config.get("intermediate_size") and hf_config.get("hidden_size"):
         out["mlp_ratio"] = float(hf_config["intermediate_size"]) / float(hf_config["hidden_size"])
-    if isinstance(hf_config.get("id2label"), dict) and hf_config["id2label"]:
-        out["num_classes"] = len(hf_config["id2label"])
-    elif isinstance(hf_config.get("num_labels"), int) and hf_config["num_labels"] > 0:
-        out["num_classes"] = hf_config["num_labels"]
     return out
 
 

@@ -41,8 +41,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointLayout, rename_keys
-from ..config import ModelConfig, hparam, require
+from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys
+from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import register_family, register_preset
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
 
@@ -87,9 +87,7 @@ class VJEPA2Config(ModelConfig):
     predictor_mask_tokens: int = hparam(10, "Learned mask tokens of the predictor.", min=1, max=256)
 
     def validate(self) -> None:
-        require(self.embed_dim % self.num_heads == 0,
-                f"embed_dim={self.embed_dim} is not divisible by num_heads={self.num_heads}; choose num_heads "
-                f"among the divisors of embed_dim", field="num_heads")
+        require_multiple(self, "embed_dim", "num_heads", heads=True)
         require(self.head_dim >= 6,
                 f"num_heads={self.num_heads} leaves {self.head_dim} channels per head; 3D RoPE needs at least 6 "
                 f"(two per axis)", field="num_heads")
@@ -100,12 +98,8 @@ class VJEPA2Config(ModelConfig):
                 and self.predictor_embed_dim // self.predictor_num_heads >= 6,
                 f"predictor_embed_dim={self.predictor_embed_dim} must be divisible by predictor_num_heads="
                 f"{self.predictor_num_heads} into heads of at least 6 channels", field="predictor_num_heads")
-        require(self.img_size % self.patch_size == 0,
-                f"img_size={self.img_size} is not divisible by patch_size={self.patch_size}; img_size must be "
-                f"a multiple of patch_size", field="img_size")
-        require(self.num_frames % self.tubelet_size == 0,
-                f"num_frames={self.num_frames} is not divisible by tubelet_size={self.tubelet_size}; num_frames "
-                f"must be a multiple of tubelet_size", field="num_frames")
+        require_multiple(self, "img_size", "patch_size")
+        require_multiple(self, "num_frames", "tubelet_size")
 
     @property
     def head_dim(self) -> int:
@@ -450,14 +444,10 @@ def hf_config_overrides(hf_config: dict) -> dict:
     Hugging Face pooler uses the encoder's heads and its ``layer_norm_eps``."""
     if hf_config.get("model_type", "vjepa2") != "vjepa2":
         return {}
-    out = {ours: hf_config[theirs] for theirs, ours in _HF_CONFIG_FIELDS.items() if theirs in hf_config}
+    out = hf_config_fields(hf_config, _HF_CONFIG_FIELDS)
     out["pooler_num_heads"] = None
     if "layer_norm_eps" in hf_config:
         out["pooler_norm_eps"] = hf_config["layer_norm_eps"]
-    if isinstance(hf_config.get("id2label"), dict) and hf_config["id2label"]:
-        out["num_classes"] = len(hf_config["id2label"])
-    elif isinstance(hf_config.get("num_labels"), int) and hf_config["num_labels"] > 0:
-        out["num_classes"] = hf_config["num_labels"]
     return out
 
 
