@@ -277,18 +277,13 @@ def read_clip(source: str | Path | bytes, num_frames: int, sampling_rate: int | 
                           field="sampling_rate")
     if sampling == "uniform":
         sampling_rate = None
-    t0 = time.perf_counter()
-    container, name, size = _open(source, limits)
-    try:
-        def indices_for(info: ClipInfo) -> list[int]:
-            return [i for c in range(clips) for i in clip_indices(
-                info.num_frames, num_frames, sampling_rate, fps=info.fps, target_fps=target_fps, rule=rule, clip=c,
-                clips=clips)]
 
-        return _read(container, name, size, indices_for, num_frames, sampling_rate, target_fps, limits, seek,
-                     seek_gap, t0, clips)
-    finally:
-        container.close()
+    def indices_for(info: ClipInfo) -> list[int]:
+        return [i for c in range(clips) for i in clip_indices(
+            info.num_frames, num_frames, sampling_rate, fps=info.fps, target_fps=target_fps, rule=rule, clip=c,
+            clips=clips)]
+
+    return _decode(source, indices_for, num_frames, sampling_rate, target_fps, limits, seek, seek_gap, clips)
 
 
 def probe_clip(source: str | Path | bytes, limits: Limits | None = None) -> ClipInfo:
@@ -326,12 +321,16 @@ def read_frames(source: str | Path | bytes, indices: list[int], *, limits: Limit
                 seek: bool = True) -> Clip:
     """Decode the frames at ``indices`` (e.g. one window of a timeline), seeking to far-away ones; indices past
     the end of the clip repeat its last frame."""
-    limits = limits or DEFAULT_LIMITS
+    return _decode(source, lambda info: [min(i, info.num_frames - 1) for i in indices], len(indices), None, 30.0,
+                   limits or DEFAULT_LIMITS, seek, None, 1)
+
+
+def _decode(source, indices_for, num_frames, sampling_rate, target_fps, limits, seek, seek_gap, clips) -> Clip:
     t0 = time.perf_counter()
     container, name, size = _open(source, limits)
     try:
-        return _read(container, name, size, lambda info: [min(i, info.num_frames - 1) for i in indices], len(indices),
-                     None, 30.0, limits, seek, None, t0, 1)
+        return _read(container, name, size, indices_for, num_frames, sampling_rate, target_fps, limits, seek,
+                     seek_gap, t0, clips)
     finally:
         container.close()
 
