@@ -131,19 +131,26 @@ def test_relevance_lands_on_the_tube_the_logit_depends_on():
         assert np.unravel_index(frame.argmax(), frame.shape)[1] <= 2
 
 
+def _probabilities_and_gradients(model, x, target: int) -> tuple[list[torch.Tensor], tuple[torch.Tensor, ...]]:
+    """Every attention's probabilities in call order, kept in the graph, and their gradients of the target logit."""
+    probs: list[torch.Tensor] = []
+    cores = [m for m in model.modules() if isinstance(m, AttentionCore)]
+    for core in cores:
+        core.sink, core.capture_graph = (lambda c: probs.append(c.probs)), True
+    try:
+        logit = model(x)[0, target]
+    finally:
+        for core in cores:
+            core.sink, core.capture_graph = None, False
+    return probs, torch.autograd.grad(logit, probs)
+
+
 def _dense_divided_relevance(model, x, target):
     """Chefer et al.'s rule with dense (1 + T·H·W)² matrices, tokens ordered CLS, then (t h w); the divided
     layout written from TimeSformer's own rearranges: temporal groups are the H·W positions (tokens: the T
     frames), spatial groups the T frames (tokens: CLS, then the frame's H·W patches; the CLS output is the mean
     of its T copies)."""
-    probs: list[torch.Tensor] = []
-    cores = [m for m in model.modules() if isinstance(m, AttentionCore)]
-    for core in cores:
-        core.sink, core.capture_graph = (lambda c: probs.append(c.probs)), True
-    logit = model(x)[0, target]
-    grads = torch.autograd.grad(logit, probs)
-    for core in cores:
-        core.sink, core.capture_graph = None, False
+    probs, grads = _probabilities_and_gradients(model, x, target)
     n = 1 + T * H * W
     R = torch.eye(n, dtype=torch.float64)
     for p, g in zip(probs, grads):
@@ -222,14 +229,7 @@ def _dense_factorized_encoder_relevance(model, x, target):
     encoder's [CLS, then the T' frame tokens]; frame token t is what the spatial ``pool`` reads from frame t (its
     CLS, or the mean of its tokens). Row = readout · R_temporal · hand-over · R_spatial, restricted to the
     patches."""
-    probs: list[torch.Tensor] = []
-    cores = [m for m in model.modules() if isinstance(m, AttentionCore)]
-    for core in cores:
-        core.sink, core.capture_graph = (lambda c: probs.append(c.probs)), True
-    logit = model(x)[0, target]
-    grads = torch.autograd.grad(logit, probs)
-    for core in cores:
-        core.sink, core.capture_graph = None, False
+    probs, grads = _probabilities_and_gradients(model, x, target)
     t, h, w = model.config.grid
     token = model.config.pooling == "token"
     n_s, n_t = t * (token + h * w), token + t  # spatial tokens: group-major [CLS_t?, patches of t]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 
 import pytest
 import torch
@@ -33,20 +32,16 @@ def _hf_state(config: vac.ModelConfig, weight_seed: int) -> dict[str, torch.Tens
               "vivit.embeddings.position_embeddings": [1, 1 + t * h * w, c],
               "vivit.embeddings.patch_embeddings.projection.weight": [c, config.in_chans, *config.tubelet_size],
               "intermediate.dense.weight": [mlp, c], "intermediate.dense.bias": [mlp], "output.dense.weight": [c, mlp]}
-    state = {}
+    names = set()
     for entry in keys:
         name = entry["name"]
         if name.startswith("vivit.encoder.layer.") and int(name.split(".")[3]) >= config.depth:
             continue
         tail = name.split(".", 4)[-1] if name.startswith("vivit.encoder.layer.") else name
-        shape = shapes.get(name) or shapes.get(tail if tail.startswith(("intermediate", "output")) else "") or \
-            [c if s == 768 else s for s in entry["shape"]]
-        g = torch.Generator().manual_seed((weight_seed * 1000003 + zlib.crc32(name.encode())) % 2**63)
-        value = torch.randn(shape, generator=g) * 0.02
-        if name.endswith("weight") and len(shape) == 1:
-            value += 1.0
-        state[name] = value
-    return state
+        shapes[name] = shapes.get(name) or shapes.get(tail if tail.startswith(("intermediate", "output")) else "") \
+            or [c if s == 768 else s for s in entry["shape"]]
+        names.add(name)
+    return Reference("vivit_b").state_dict(weight_seed, shapes=shapes, names=names)
 
 
 def _hf_logits(state: dict[str, torch.Tensor], x: torch.Tensor, heads: int, eps: float = 1e-6) -> torch.Tensor:
