@@ -13,7 +13,7 @@ import videoattn_core as vac
 from pages._state import ConfigKey, config_of
 from pages._widgets import CLIP_UPLOAD_MB, RunInputs, clip_bytes, sample_clips
 from videoattn_core import (analysis, attention_maps, cli_explain, explanations, head_stats, inspection,
-                            preprocessing, runtime, video)
+                            preprocessing, runtime)
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
@@ -68,7 +68,7 @@ def load_clip(clip: str, key: ConfigKey, weights: str, views: str = "single", _d
     (an upload is identified by its hash; its bytes never touch the disk)."""
     source = _data if clip.startswith("upload:") else sample_clips()[clip]
     plan = run_plan(key, weights, "cpu", "float32", None if not weights.startswith("upload:") else b"", views)
-    loaded = runtime.load_inputs(plan, source, limits=video.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
+    loaded = runtime.load_inputs(plan, source, limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
     r = loaded.recipe
     frames = preprocessing.shown_pixels(loaded.clip.view_frames(0), resize=r.resize, crop=r.crop,
                                         resampling=r.resampling)
@@ -105,7 +105,7 @@ def timeline(key: ConfigKey, inputs: tuple[str, str, str, str], stride_s: float,
     plan = run_plan(key, weights, device, dtype, b"" if weights.startswith("upload:") else None)
     with _loaded.lock:
         return timeline_of(plan, _loaded, source, stride_s=stride_s, probabilities=True,
-                           limits=video.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
+                           limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
 
 
 def clip_plan(key: ConfigKey, inputs: "RunInputs", views: str) -> dict[str, Any]:
@@ -193,4 +193,4 @@ def model_on_clip(key: ConfigKey, weights: str, clip: str, device: str, dtype: s
 
     source = _data if clip.startswith("upload:") else sample_clips()[clip]
     return zoo.run_on_clip(run_plan(key, weights, device, dtype), source, method=method,
-                           limits=video.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
+                           limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))

@@ -19,7 +19,8 @@ from .predict import timeline as predict_timeline
 from .registry import build_model, get_config, get_preset, list_families, list_models
 from .preprocessing import LoadedClip, load_clip, preprocess
 from .sampling import clip_indices, sample_indices
-from .video import Clip, ClipInfo, Limits, probe_clip, read_clip
+from .probe import ClipInfo, Limits, probe_clip
+from .video import Clip, read_clip
 from .weights import (CATALOG, Recipe, WeightsEntry, get_entry, get_weights, list_weights, load_labels,
                       recipe_for)
 

@@ -18,7 +18,7 @@ import torch
 
 from .errors import ConfigError, VideoAttnError
 from .runtime import RANDOM_WARNING, classify, load_inputs, load_model, plan_run, resolve_dtype, top_predictions
-from .video import Limits
+from .probe import Limits
 
 __all__ = ["Prediction", "predict", "top_predictions", "RANDOM_WARNING"]
 
@@ -156,7 +156,8 @@ def timeline_of(plan: Any, run: Any, clip: str | Path | bytes, *, stride_s: floa
     """:func:`timeline` for a planned run whose model is loaded (the app keeps its models); ``probabilities`` keeps
     each window's whole softmax vector."""
     from .preprocessing import preprocess
-    from .video import probe_clip, read_frames
+    from .probe import probe_clip
+    from .video import read_frames
 
     info = probe_clip(clip, limits)
     windows = timeline_windows(info, plan.recipe, stride_s)

@@ -41,7 +41,8 @@ import torch.nn.functional as F
 from .errors import ConfigError, VideoError
 
 if TYPE_CHECKING:
-    from .video import Clip, Limits
+    from .probe import Limits
+    from .video import Clip
 
 RESAMPLING_DETAILS = {
     "torchvision": "uint8 frames, bilinear without antialiasing, rounded back to uint8 (torchvision "

@@ -30,7 +30,7 @@ from .errors import CheckpointError, ConfigError
 from .registry import build_model, family_of, get_config, get_preset
 from .sampling import clip_indices, max_clips
 from .preprocessing import LoadedClip, load_clip
-from .video import ClipInfo, Limits, probe_clip
+from .probe import ClipInfo, Limits, probe_clip
 from .weights import (DATASET_CLASSES, Recipe, WeightsEntry, cached_path, default_entry, get_entry, get_weights,
                       labels_from_hf_config, load_labels, read_hf_config, recipe_for, target_path)
 
