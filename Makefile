@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: run test install install-dev bench clean screenshots
+.PHONY: run test install install-dev bench bench-ref clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,5 +35,14 @@ screenshots: $(VENV)/.installed-dev
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run.py
 
+# the published implementations to time against (bench/vs_reference.py), in their own environment
+.venv-ref/.installed: requirements-bench.txt
+	$(PYTHON) -m venv .venv-ref
+	.venv-ref/bin/python -m pip install --disable-pip-version-check -q -r requirements-bench.txt
+	touch $@
+
+bench-ref: .venv-ref/.installed
+	.venv-ref/bin/python bench/vs_reference.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache test-artifacts
+	rm -rf $(VENV) .venv-ref .pytest_cache test-artifacts
