@@ -1,0 +1,147 @@
+"""Every performance goal in one run: measured figures, their ratio to the goal, met or not, to one JSON file.
+
+    .venv/bin/python bench/report.py                 # CPU: forwards, inspection, references, the app
+    .venv/bin/python bench/report.py --quick         # one small preset per family, fewer rounds
+    .venv/bin/python bench/report.py --device cuda   # on a GPU machine: fp32 and bf16, eager and compiled
+    .venv/bin/python bench/report.py --skip app,reference
+
+It runs the other benchmarks, each in its own process, and reads what they write:
+
+- ``bench/run.py`` — per preset, the fraction of the matmul peak (measured in the same run) that a forward
+  reaches, and an inspection with one captured layer over a plain forward;
+- ``bench/vs_reference.py`` in ``.venv-ref`` (``make bench-ref`` creates it) — our forward over the published
+  implementation's, same weights, alternating;
+- ``bench/app_response.py`` — the Model page in a real browser: first render of ``/?model=PRESET``, then the
+  numbers and the whole page after a hyperparameter change.
+
+Goals (issue 13): forward ≤ 0.85× the reference; ≥ 60% of the matmul peak for MViT and Video Swin, ≥ 92% for
+TimeSformer; inspection ≤ 1.1× a forward; first render ≤ 3 s, numbers ≤ 0.5 s, whole page ≤ 1.5 s after a change.
+Each row says ``measured / goal`` as a ratio (≤ 1 met for "at most" goals, ≥ 1 for "at least" ones). Written to
+``bench/results/report.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+REFERENCE_PYTHON = ROOT / ".venv-ref" / "bin" / "python"
+
+#: one preset per family (the first of each is the --quick set)
+FAMILY_PRESETS = {
+    "timesformer": ("timesformer_base",), "mvit": ("mvit_v2_s", "mvit_v1_b"), "swin3d": ("swin3d_t",),
+    "swin_divided": ("swin_divided_st_t",), "fiery": ("fiery_temporal",), "videomae": ("videomae_s", "videomae_base"),
+    "vivit": ("vivit_b_fe", "vivit_b"), "vjepa2": ("vjepa2_vitl",),
+}
+PEAK_GOALS = {"timesformer": 0.92, "mvit": 0.60, "swin3d": 0.60, "swin_divided": 0.60}
+REFERENCE_GOAL, INSPECT_GOAL = 0.85, 1.10
+APP_GOALS = {"first_render_s": 3.0, "numbers_s": 0.5, "page_s": 1.5}
+APP_PRESETS = ("timesformer_base", "mvit_v2_s", "swin3d_t", "timesformer_hr", "mvit_v2_b", "swin3d_l", "vjepa2_vitl")
+
+
+def family_of(preset: str) -> str:
+    return next(f for f, presets in FAMILY_PRESETS.items() if preset in presets)
+
+
+def goal_row(what: str, preset: str, measured: float, goal: float, at_most: bool) -> dict:
+    ratio = measured / goal
+    return {"goal": what, "preset": preset, "measured": measured, "target": goal,
+            "kind": "at most" if at_most else "at least", "measured_over_target": ratio,
+            "met": ratio <= 1 if at_most else ratio >= 1}
+
+
+def run(command: list, what: str) -> bool:
+    print(f"# {what}: {' '.join(map(str, command))}", flush=True)
+    done = subprocess.run(command, cwd=ROOT)
+    if done.returncode != 0:
+        print(f"# {what} failed (exit {done.returncode})", flush=True)
+    return done.returncode == 0
+
+
+def forwards(presets: list[str], device: str, threads: int | None, repeat: int, extra: list[str],
+             tmp: Path) -> list[dict]:
+    out = tmp / f"run-{len(list(tmp.iterdir()))}.json"
+    command = [PYTHON, "bench/run.py", "--presets", ",".join(presets), "--device", device, "--repeat", str(repeat),
+               "--out", out, *extra] + (["--threads", str(threads)] if threads else [])
+    if not run(command, "forwards and inspection"):
+        return []
+    return json.loads(out.read_text())["results"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one small preset per family, fewer rounds")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's choice)")
+    parser.add_argument("--skip", default="", help="comma-separated parts to leave out: forward, reference, app")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "report.json")
+    args = parser.parse_args(argv)
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    presets = [ps[0] for ps in FAMILY_PRESETS.values()] if args.quick else \
+        [p for ps in FAMILY_PRESETS.values() for p in ps]
+    repeat = 2 if args.quick else 3
+    report: dict = {"device": args.device, "threads": args.threads, "goals": [], "parts": {}}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        if "forward" not in skip:
+            variants = [("float32", [])]
+            if args.device == "cuda":
+                variants = [("float32", []), ("bfloat16", ["--dtype", "bfloat16"]),
+                            ("float32 compiled", ["--compile"]), ("bfloat16 compiled", ["--dtype", "bfloat16", "--compile"])]
+            for name, extra in variants:
+                rows = forwards(presets, args.device, args.threads, repeat, extra, tmp)
+                report["parts"][f"forward {name}"] = rows
+                for row in rows:
+                    family = family_of(row["preset"])
+                    if name == "float32" and family in PEAK_GOALS:
+                        report["goals"].append(goal_row("fraction of the matmul peak", row["preset"],
+                                                        row["fraction_of_matmul_peak"], PEAK_GOALS[family], False))
+                    if name == "float32":
+                        report["goals"].append(goal_row("inspection (1 captured layer) / forward", row["preset"],
+                                                        row["inspect_over_forward"], INSPECT_GOAL, True))
+        if "reference" not in skip and args.device == "cpu":
+            if REFERENCE_PYTHON.exists():
+                out = tmp / "vs_reference.json"
+                command = [REFERENCE_PYTHON, "bench/vs_reference.py", "--out", out,
+                           "--rounds", "3" if args.quick else "5"] + (["--threads", str(args.threads)]
+                                                                      if args.threads else [])
+                if run(command, "against the published implementations"):
+                    rows = json.loads(out.read_text())["rows"]
+                    report["parts"]["reference"] = rows
+                    for row in rows:
+                        report["goals"].append(goal_row("forward / reference's forward", row["preset"],
+                                                        row["ours_over_reference"], REFERENCE_GOAL, True))
+            else:
+                print(f"# against the published implementations: skipped, {REFERENCE_PYTHON} is missing "
+                      "(make bench-ref)")
+        if "app" not in skip:
+            out = tmp / "app_response.json"
+            app_presets = APP_PRESETS[:3] if args.quick else APP_PRESETS
+            command = [PYTHON, "bench/app_response.py", "--presets", *app_presets, "--out", out]
+            if run(command, "the app in a browser"):
+                rows = json.loads(out.read_text())["results"]
+                report["parts"]["app"] = rows
+                for row in rows:
+                    for key, goal in APP_GOALS.items():
+                        if row.get(key) is not None:
+                            report["goals"].append(goal_row(f"app: {key.removesuffix('_s').replace('_', ' ')}",
+                                                            row["preset"], row[key], goal, True))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1, default=str))
+    print(f"\n{'goal':42s} {'preset':20s} {'measured':>9s} {'target':>8s} {'ratio':>6s}  met")
+    for g in report["goals"]:
+        print(f"{g['goal']:42s} {g['preset']:20s} {g['measured']:9.3f} {g['kind'][3:]:>4s}{g['target']:4.2f} "
+              f"{g['measured_over_target']:6.2f}  {'yes' if g['met'] else 'NO'}")
+    met = sum(g["met"] for g in report["goals"])
+    print(f"# {met} of {len(report['goals'])} goals met; written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
