@@ -91,8 +91,9 @@ class CompiledModel(nn.Module):
             raise
         except _compile_errors() as exc:
             out = self._orig_mod(*args, **kwargs)  # an error of the input itself propagates from here, as eager
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            self.fallback_reason = f"{type(exc).__name__}: {first[:300]}"
+            cause = getattr(exc, "inner_exception", None) or exc  # a backend's own error, not dynamo's wrapper
+            first = next((line.strip() for line in str(cause).splitlines() if line.strip()), "")
+            self.fallback_reason = f"{type(cause).__name__}: {first[:300]}" if first else type(cause).__name__
             warnings.warn(f"torch.compile failed ({self.fallback_reason}); the model runs its eager forward",
                           CompileFallbackWarning, stacklevel=2)
             return out
