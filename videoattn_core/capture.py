@@ -20,6 +20,13 @@ from torch import nn
 from .errors import ConfigError
 from .models.layers import AttentionCore, CapturedAttention
 
+def eager_module(model: nn.Module) -> nn.Module:
+    """The eager module of a compiled model (``torch.compile``'s ``_orig_mod``, also what
+    ``build_model(..., compile=True)`` wraps), else ``model`` itself: captures, hooks and locks work on it."""
+    inner = getattr(model, "_orig_mod", None)
+    return inner if isinstance(inner, nn.Module) else model
+
+
 _LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
@@ -38,14 +45,14 @@ def model_lock(model: nn.Module) -> threading.RLock:
 
 def attention_owners(model: nn.Module) -> dict[str, nn.Module]:
     """Modules that have an :class:`AttentionCore` as a direct child: the capturable attention layers."""
-    return {name: module for name, module in model.named_modules()
+    return {name: module for name, module in eager_module(model).named_modules()
             if any(isinstance(child, AttentionCore) for child in module.children())}
 
 
 def capture_names(model: nn.Module) -> dict[str, str]:
     """Core name → the layer name it is captured under (its owner's if the owner holds only that core)."""
     out = {}
-    for owner, module in attention_owners(model).items():
+    for owner, module in attention_owners(eager_module(model)).items():
         cores = [n for n, c in module.named_children() if isinstance(c, AttentionCore)]
         for n in cores:
             full = f"{owner}.{n}" if owner else n
@@ -105,7 +112,9 @@ def capturing(model: nn.Module, layers: Sequence[str] | None = None, *,
     graph (for gradients with respect to them); ``eval_mode`` runs the model in eval mode inside the block.
 
     The block holds :func:`model_lock`; on exit, also when the forward raises, the cores' sinks, graph flags and
-    the model's training mode are restored as they were."""
+    the model's training mode are restored as they were. Layer names are those of the eager module of a compiled
+    model, whose forward runs eagerly while a capture sits on it (the compiled graph has no sinks)."""
+    model = eager_module(model)
     with model_lock(model):
         cores = _resolve(model, layers)
         captures = Captures(by_layer={name: [] for name in cores})

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from typing import Callable
 
 from .errors import VideoAttnError
@@ -65,11 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        with warnings.catch_warnings():  # warnings a user sees (a compile that fell back) as one line, no source
+            warnings.showwarning = _one_line_warning
+            return args.func(args)
     except VideoAttnError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -45,6 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, default=5, help="how many labels to show (default 5)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (default auto)")
     p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="(default float32)")
+    p.add_argument("--compile", action="store_true",
+                   help="run the forward through torch.compile (the first forward compiles, which takes a while; "
+                        "on the CPU a C++ compiler such as g++ is needed)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--out", metavar="FILE", help="write the rows to FILE (.json, .jsonl or .csv)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
@@ -123,7 +126,7 @@ def _write(path: str, rows: list[dict[str, Any]], top_k: int, whole: dict[str, A
 def _run(args: argparse.Namespace) -> int:
     overrides = _parse_sets(args.model, args.set)
     common = dict(weights=args.weights, checkpoint=args.checkpoint, device=args.device, overrides=overrides,
-                  seed=args.seed, dtype=args.dtype)
+                  seed=args.seed, dtype=args.dtype, compile=args.compile)
     if args.top_k < 1:
         raise ConfigError(f"top_k={args.top_k} is not allowed: top_k must be an integer ≥ 1", field="top_k")
     if args.dry_run:

@@ -1,7 +1,7 @@
 """Predictions: run a preset on a clip with published weights, a checkpoint file, or random initialisation.
 
 ``python -m videoattn_core predict MODEL (--clip FILE | --clips DIR_OR_GLOB) [--weights ENTRY | --checkpoint FILE]
-[--views single|protocol|CxK] [--timeline SECONDS] [--dry-run] [--top-k K] [--device auto|cpu|cuda] [--json]
+[--views single|protocol|CxK] [--timeline SECONDS] [--dry-run] [--top-k K] [--device auto|cpu|cuda] [--compile] [--json]
 [--out FILE] [--set FIELD=VALUE ...]``. Every way in goes through :mod:`videoattn_core.runtime`: the clip is read
 with the recipe of the weights it is classified with, labels come from the checkpoint when it carries them (a
 Hugging Face ``config.json``), else from the label list of the weights' dataset in ``assets/``; without weights the
@@ -57,20 +57,21 @@ def _jsonable(value: Any) -> Any:
 def predict(model: str, clip: str | Path | bytes, *, weights: str | None = None,
             checkpoint: str | Path | bytes | None = None, top_k: int = 5, device: str | None = "auto",
             overrides: dict[str, Any] | None = None, limits: Limits | None = None, seed: int = 0,
-            views: str | tuple[int, int] | None = None, dtype: str = "float32") -> Prediction:
+            views: str | tuple[int, int] | None = None, dtype: str = "float32", compile: bool = False) -> Prediction:
     """Classify ``clip`` with preset ``model``.
 
     ``weights`` names a catalog entry (fetched with :func:`~videoattn_core.weights.get_weights`; the clip is read
     with that entry's recipe); ``checkpoint`` is a file, a Hugging Face directory or bytes; with neither the model
     is randomly initialised from ``seed`` (and ``random_init`` says so). ``overrides`` set config fields
     (``{"num_classes": 10}``) on top of those the weights imply; ``views`` is ``"single"`` (default),
-    ``"protocol"`` (the paper's clips × crops) or ``"CxK"``. Every problem a user can cause raises a
-    :class:`~videoattn_core.errors.VideoAttnError`.
+    ``"protocol"`` (the paper's clips × crops) or ``"CxK"``. ``compile`` runs the forward through
+    ``torch.compile`` (the first forward compiles; on the CPU a C++ compiler is needed). Every problem a user can
+    cause raises a :class:`~videoattn_core.errors.VideoAttnError`.
     """
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ConfigError(f"top_k={top_k!r} is not allowed: top_k must be an integer ≥ 1", field="top_k")
     plan = plan_run(model, clip, weights=weights, checkpoint=checkpoint, seed=seed, overrides=overrides,
-                    device=device, dtype=dtype, views=views, limits=limits, estimate=False)
+                    device=device, dtype=dtype, views=views, limits=limits, estimate=False, compile=compile)
     # inputs are checked before anything is downloaded or built: a bad clip or file fails fast
     inputs = load_inputs(plan, clip, limits=limits)
     run = load_model(plan, progress=True)
@@ -88,9 +89,15 @@ def prediction_of(plan: Any, run: Any, inputs: Any, probs: torch.Tensor, top_k: 
                       weights=None if plan.weights.random else plan.weights.name, random_init=run.random_init,
                       labels_from=run.labels_from, device=str(plan.device), clip=clip_info,
                       recipe=inputs.recipe.to_dict(), config_overrides=plan.overrides,
-                      warnings=run.warnings + list(clip.notes), probabilities=probs.tolist(),
+                      warnings=run.warnings + _compile_notes(run.model) + list(clip.notes),
+                      probabilities=probs.tolist(),
                       views={"clips": clips, "crops": crops, "forwards": clips * crops},
                       seed=plan.weights.seed if plan.weights.random else None)
+
+
+def _compile_notes(model: Any) -> list[str]:
+    reason = getattr(model, "fallback_reason", None)
+    return [f"torch.compile failed ({reason}); the eager forward was used"] if reason else []
 
 
 # ----------------------------------------------------------------------------------------------- many clips
@@ -99,11 +106,12 @@ def prediction_of(plan: Any, run: Any, inputs: Any, probs: torch.Tensor, top_k: 
 def predict_many(model: str, clips: list[str | Path], *, weights: str | None = None,
                  checkpoint: str | Path | None = None, top_k: int = 5, device: str | None = "auto",
                  overrides: dict[str, Any] | None = None, seed: int = 0, views: str | tuple[int, int] | None = None,
-                 dtype: str = "float32", limits: Limits | None = None) -> Iterator[dict[str, Any]]:
+                 dtype: str = "float32", limits: Limits | None = None, compile: bool = False
+                 ) -> Iterator[dict[str, Any]]:
     """One row per clip (the model built once): ``{"clip", "ok", "predictions" | "error", ...}``. A clip that
     cannot be read gives an error row and the batch goes on."""
     plan = plan_run(model, None, weights=weights, checkpoint=checkpoint, seed=seed, overrides=overrides,
-                    device=device, dtype=dtype, views=views, estimate=False)
+                    device=device, dtype=dtype, views=views, estimate=False, compile=compile)
     run = load_model(plan, progress=True)
     for path in clips:
         try:
@@ -142,11 +150,11 @@ def timeline_windows(info: Any, recipe: Any, stride_s: float) -> list[tuple[int,
 def timeline(model: str, clip: str | Path | bytes, *, stride_s: float, weights: str | None = None,
              checkpoint: str | Path | bytes | None = None, top_k: int = 5, device: str | None = "auto",
              overrides: dict[str, Any] | None = None, seed: int = 0, dtype: str = "float32",
-             limits: Limits | None = None, progress: Any = None) -> dict[str, Any]:
+             limits: Limits | None = None, progress: Any = None, compile: bool = False) -> dict[str, Any]:
     """Predictions over time: the top-k of each window of :func:`timeline_windows` (one centre crop each).
     Each window is decoded by seeking to it, so a long clip costs windows × (seek + forward)."""
     plan = plan_run(model, None, weights=weights, checkpoint=checkpoint, seed=seed, overrides=overrides,
-                    device=device, dtype=dtype, estimate=False)
+                    device=device, dtype=dtype, estimate=False, compile=compile)
     return timeline_of(plan, load_model(plan, progress=progress is not None), clip, stride_s=stride_s,
                        top_k=top_k, limits=limits, progress=progress)
 

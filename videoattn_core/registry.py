@@ -79,13 +79,16 @@ def family_of(config: ModelConfig) -> Family:
 
 
 def build_model(name_or_config: str | ModelConfig, *, device: torch.device | str | None = None,
-                dtype: torch.dtype | None = None, **overrides: Any) -> nn.Module:
+                dtype: torch.dtype | None = None, compile: bool = False, **overrides: Any) -> nn.Module:
     """Build a preset (or a config) with any hyperparameter overridden by its config field name.
 
     >>> model = build_model("timesformer_base", attention_type="joint_space_time", num_classes=174)
 
     The model is in eval mode; its input is ``(B, C, T, H, W)`` float and its output ``(B, num_classes)``
     logits. ``device="meta"`` builds it without allocating weights (for shape and cost analysis).
+    ``compile=True`` returns it with its forward compiled by ``torch.compile``
+    (:class:`~videoattn_core.compiled.CompiledModel`; the eager model is its ``_orig_mod``, which captures and
+    inspections use); on the CPU that needs a C++ compiler, else a :class:`ConfigError` is raised.
     """
     config = get_config(name_or_config, **overrides)
     model_cls = family_of(config).model_cls
@@ -93,5 +96,10 @@ def build_model(name_or_config: str | ModelConfig, *, device: torch.device | str
         model = model_cls(config)
     if dtype is not None:
         model = model.to(dtype)
-    return model.eval()
+    model = model.eval()
+    if compile:
+        from .compiled import compile_model
+
+        model = compile_model(model, device)
+    return model
 

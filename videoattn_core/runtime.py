@@ -214,6 +214,7 @@ class RunPlan:
     macs: int | None = None
     memory: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    compile: bool = False
 
     @property
     def num_views(self) -> int:
@@ -227,7 +228,7 @@ class RunPlan:
             "views": {"clips": clips, "crops": crops, "forwards": self.num_views},
             "clip": self.clip.to_dict() if self.clip is not None else None,
             "frame_indices": self.frame_indices, "labels_from": self.labels_from, "device": str(self.device),
-            "dtype": self.dtype, "macs_per_view": self.macs,
+            "dtype": self.dtype, "compile": self.compile, "macs_per_view": self.macs,
             "macs_total": self.macs * self.num_views if self.macs is not None else None,
             "memory": self.memory, "warnings": self.warnings,
         }
@@ -240,9 +241,11 @@ def _jsonable(value: Any) -> Any:
 def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str | WeightsEntry | None = None,
              checkpoint: str | Path | bytes | None = None, seed: int = 0, overrides: dict[str, Any] | None = None,
              device: str | None = "auto", dtype: str = "float32", views: str | tuple[int, int] | None = None,
-             limits: Limits | None = None, estimate: bool = True) -> RunPlan:
+             limits: Limits | None = None, estimate: bool = True, compile: bool = False) -> RunPlan:
     """Decide a run (see the module's docstring); raises a :class:`~videoattn_core.errors.VideoAttnError` for
-    anything a user got wrong (unknown preset or entry, weights of another preset, bad clip, bad device)."""
+    anything a user got wrong (unknown preset or entry, weights of another preset, bad clip, bad device, compile
+    without a C++ compiler on the CPU). ``compile`` has :func:`load_model` compile the model's forward
+    (:mod:`videoattn_core.compiled`)."""
     preset = get_preset(model)
     if not type(preset.config).has_head:
         raise ConfigError(f"{model} has no classification head, so it makes no predictions; choose a classifier "
@@ -265,8 +268,16 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
         recipe = entry.recipe.adapted(num_frames=int(shape[2]), crop=int(shape[-1]))
     else:
         recipe = recipe_for(model, config=config)
+    if compile and dev.type == "cpu":
+        from .compiled import cpp_compiler
+
+        if cpp_compiler() is None:  # refused before anything is downloaded or built
+            raise ConfigError("--compile needs a C++ compiler on the CPU (torch.compile writes C++ kernels), and "
+                              "none was found (g++, c++, clang++ or $CXX); install one (apt-get install g++) or "
+                              "run without --compile", field="compile")
     plan = RunPlan(preset=model, config=config, overrides=config.diff(preset.config), weights=source, recipe=recipe,
-                   views=parse_views(views, recipe), device=dev, dtype=dtype, hf_config=hf_config)
+                   views=parse_views(views, recipe), device=dev, dtype=dtype, hf_config=hf_config,
+                   compile=bool(compile))
     if entry is not None and entry.hf_repo:
         plan.labels_from = "checkpoint config.json (id2label), else the " + entry.dataset + " label list"
     else:
@@ -318,7 +329,7 @@ def build_seeded(config: ModelConfig, seed: int = 0) -> torch.nn.Module:
 
 def load_model(plan: RunPlan, *, progress: bool = False) -> RunModel:
     """Build the plan's model, load its weights (fetching a catalog entry into the caches) and move it to the
-    plan's device and dtype."""
+    plan's device and dtype; with the plan's ``compile``, its forward compiled (the first forward compiles)."""
     source = plan.weights
     state, report, hf_config = None, "", plan.hf_config
     if not source.random:
@@ -335,6 +346,10 @@ def load_model(plan: RunPlan, *, progress: bool = False) -> RunModel:
         except CheckpointError as exc:
             raise CheckpointError(str(exc).replace("a state dict", name, 1)) from None
     net = net.to(device=plan.device, dtype=DTYPES[plan.dtype]).eval()
+    if plan.compile:
+        from .compiled import compile_model
+
+        net = compile_model(net, plan.device)
     labels, labels_from, warnings = resolve_labels(plan.config, plan.preset, source, hf_config)
     return RunModel(net, labels, labels_from, source.random, report, warnings)
 

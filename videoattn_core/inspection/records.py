@@ -36,7 +36,9 @@ class LayerRecord:
       attention core; ``is_leaf``: the module has no children.
     - measured fields (only from :func:`inspect`, else ``None``): ``time_s`` wall time including children,
       ``self_time_s`` without them; ``measured_macs`` / ``measured_macs_total`` from ``FlopCounterMode`` (its
-      FLOPs / 2; it counts matmul, conv and attention kernels, not normalization).
+      FLOPs / 2; it counts matmul, conv and attention kernels, not normalization), counted on a meta-device
+      replica of the model fed the clip's shape (the same forward without arithmetic; see
+      :mod:`videoattn_core.inspection.measured`).
     """
 
     name: str

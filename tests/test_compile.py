@@ -1,0 +1,112 @@
+"""``torch.compile`` as an opt-in: the compiled forward gives the eager logits, captures and inspections still work,
+and what can go wrong (no C++ compiler, a compilation that fails) ends in a typed error or a warned eager fallback,
+never a traceback."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+import videoattn_core as vac
+from videoattn_core.cli import main
+from videoattn_core.compiled import CompileFallbackWarning, CompiledModel
+from videoattn_core.models.layers import AttentionCore
+from videoattn_core.runtime import plan_run
+
+ROOT = Path(__file__).resolve().parent.parent
+CLIP = ROOT / "assets" / "moving_square.mp4"
+TINY = dict(embed_dim=32, depth=1, num_heads=2, num_frames=2, img_size=16, patch_size=8, num_classes=5)
+TINY_SET = [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
+
+
+def _pair(**compile_options):
+    torch.manual_seed(0)
+    eager = vac.build_model("timesformer_base", **TINY)
+    x = torch.randn(eager.config.input_shape())
+    return eager, CompiledModel(eager, **compile_options), x
+
+
+def _failing_backend(gm, example_inputs):
+    raise RuntimeError("this backend cannot compile anything")
+
+
+@pytest.mark.slow
+def test_compiled_forward_gives_the_eager_logits_and_inspects_through_the_eager_module():
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(0)
+    eager = vac.build_model("timesformer_base", **TINY)
+    torch.manual_seed(0)
+    compiled = vac.build_model("timesformer_base", compile=True, **TINY)
+    assert isinstance(compiled, CompiledModel) and compiled.config == eager.config
+    x = torch.randn(eager.config.input_shape())
+    graphs = counters["stats"]["unique_graphs"]
+    with torch.no_grad():
+        expected, got = eager(x), compiled(x)
+    assert compiled.fallback_reason is None  # really compiled, not an eager fallback
+    assert counters["stats"]["unique_graphs"] > graphs
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+    # inspection and capture name the eager module's layers and run its forward (the sinks are seen)
+    assert vac.attention_layers(compiled) == vac.attention_layers(eager)
+    layer = vac.attention_layers(compiled)[0]
+    result = vac.inspect(compiled, x, [layer])
+    torch.testing.assert_close(result.logits, expected, rtol=1e-5, atol=1e-5)
+    assert result.attention[layer].probs.shape[-1] == result.attention[layer].probs.shape[-2]
+    assert result.measured_macs and result.layers[0].name == ""
+    assert all(m.sink is None for m in compiled.modules() if isinstance(m, AttentionCore))
+    with torch.no_grad():  # and the compiled forward is back in use, with the same numbers
+        torch.testing.assert_close(compiled(x), expected, rtol=1e-5, atol=1e-5)
+    assert compiled.fallback_reason is None
+
+
+def test_without_a_cpp_compiler_compile_is_a_typed_error(monkeypatch, capsys):
+    monkeypatch.setenv("PATH", "")
+    monkeypatch.delenv("CXX", raising=False)
+    with pytest.raises(vac.ConfigError, match="C\\+\\+ compiler"):
+        vac.build_model("timesformer_base", compile=True, **TINY)
+    code = main(["predict", "timesformer_base", "--clip", str(CLIP), "--device", "cpu", "--compile", *TINY_SET])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("error: --compile needs a C++ compiler")
+
+
+def test_a_failed_compilation_falls_back_to_eager_with_one_warning():
+    eager, compiled, x = _pair(backend=_failing_backend)
+    with torch.no_grad():
+        expected = eager(x)
+        with pytest.warns(CompileFallbackWarning, match="torch.compile failed .*cannot compile anything"):
+            got = compiled(x)
+        assert torch.equal(got, expected)
+        assert "cannot compile anything" in compiled.fallback_reason
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the fallback is for good: no second attempt, no second warning
+            assert torch.equal(compiled(x), expected)
+
+
+def test_an_input_error_under_compile_is_the_eager_error_and_no_fallback():
+    _, compiled, x = _pair(backend=_failing_backend)
+    with pytest.raises(ValueError) as compiled_error, torch.no_grad():
+        compiled(x[:, :, :, :12])
+    with pytest.raises(ValueError) as eager_error, torch.no_grad():
+        compiled._orig_mod(x[:, :, :, :12])
+    assert str(compiled_error.value) == str(eager_error.value)
+    assert compiled.fallback_reason is None
+
+
+def test_predict_command_reports_a_compile_fallback_in_one_line(monkeypatch, capsys):
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, **kw: real(model, backend=_failing_backend))
+    code = main(["predict", "timesformer_base", "--clip", str(CLIP), "--device", "cpu", "--compile", *TINY_SET])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Traceback" not in captured.err
+    warned = [line for line in captured.err.splitlines() if "torch.compile failed" in line]
+    assert len(warned) == 1 and warned[0].startswith("warning: torch.compile failed"), captured.err
+    assert "note: torch.compile failed" in captured.out
+    # the plan says the run is compiled
+    plan = plan_run("timesformer_base", None, overrides=TINY, device="cpu", compile=True, estimate=False)
+    assert plan.compile and plan.to_dict()["compile"] is True
