@@ -111,12 +111,12 @@ def warm_up_inspection(device: torch.device, dtype: torch.dtype) -> None:
 
 
 def bench_preset(name: str, device: torch.device, dtype: torch.dtype, repeat: int, warmup: bool,
-                 peak: float) -> dict:
+                 peak: float, compile: bool = False) -> dict:
     summary_cold, summary = timed(lambda: vac.summarize(name), torch.device("cpu"))
     summary_warm, _ = timed(lambda: vac.summarize(name), torch.device("cpu"))
     config = summary.config
     torch.manual_seed(0)
-    model = vac.build_model(name, device=device, dtype=dtype)
+    model = vac.build_model(name, device=device, dtype=dtype, compile=compile)
     x = torch.randn(config.input_shape(), device=device, dtype=dtype)
     layers = vac.attention_layers(model)
     captured = [layers[len(layers) // 2]] if layers else []
@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="CPU threads for PyTorch (default: its own choice); 1 gives steadier ratios on a "
                              "machine other processes share, where a descheduled OpenMP thread stalls the rest")
     parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the warm-up forward")
+    parser.add_argument("--compile", action="store_true",
+                        help="forwards through torch.compile (the warm-up forward compiles; inspections run eager)")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/bench-<time>.json)")
     args = parser.parse_args(argv)
 
@@ -198,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         warm_up_inspection(device, dtype)
     machine = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or
-        platform.machine(), "dtype": args.dtype, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        platform.machine(), "dtype": args.dtype, "compile": args.compile, "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "matmul_peak_tflops": peak / 1e12,
     }
     print(f"# {machine['device']} ({args.device}, {args.dtype}), torch {torch.__version__}, "
@@ -210,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     repeat = args.repeat if args.repeat is not None else (3 if args.quick else 1)
     for name in presets:
         peak = max(peak, matmul_throughput(device, dtype, seconds=0.5))
-        row = bench_preset(name, device, dtype, max(1, repeat), args.warmup, peak)
+        row = bench_preset(name, device, dtype, max(1, repeat), args.warmup, peak, args.compile)
         rows.append(row)
         print(f"{name:20s} {row['gmacs']:9.2f} {row['summary_s']:7.3f}s {row['summary_s_first']:7.3f}s "
               f"{row['forward_s']:8.3f}s "
