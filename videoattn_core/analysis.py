@@ -215,11 +215,13 @@ def _points(current: int, factors: tuple[float, ...], multiple: int = 1, limit: 
 def growth_curves(config: Any, axis: str, summarize: Any = None
                   ) -> tuple[dict[str, tuple[list[int], list[float]]], list[str], int]:
     """MACs of ``config`` against ``axis`` ("frames" or "size"): total and attention, plus the other attention
-    schemes (``attention_type`` choices) dashed. ``summarize(config, frames=, size=)`` gives the summaries (default
-    :func:`videoattn_core.inspection.summarize`; the app passes its cache). Points a model cannot take are skipped.
-    Returns ``(series, dashed series names, the current value)``."""
-    from .errors import ConfigError, VideoAttnError
+    schemes (``attention_type`` choices) dashed. ``summarize(config)`` gives the summary at the built input (default
+    :func:`videoattn_core.inspection.summarize`; the app passes its cache); the other points are counted by
+    :func:`videoattn_core.inspection.summary.cost_points`, one model built per scheme. Points a model cannot take
+    are skipped. Returns ``(series, dashed series names, the current value)``."""
+    from .errors import ConfigError
     from .inspection import summarize as default_summarize
+    from .inspection.summary import cost_points
 
     summarize = summarize or default_summarize
     base = summarize(config)
@@ -229,22 +231,16 @@ def growth_curves(config: Any, axis: str, summarize: Any = None
     else:
         current = int(base.input_shape[-1])
         points = _points(current, (0.5, 0.75, 1, 1.5, 2), multiple=32 if current % 32 == 0 else 1)
+    categories = {r.name: r.category for r in base.layers}
     series: dict[str, tuple[list[int], list[float]]] = {}
     dashed: list[str] = []
 
     def run(name: str, cfg: Any) -> None:
-        xs, totals, attention = [], [], []
-        for p in points:
-            try:
-                s = summarize(cfg, frames=p) if axis == "frames" else summarize(cfg, size=p)
-            except (VideoAttnError, ValueError, RuntimeError):
-                continue
-            xs.append(p)
-            totals.append(float(s.macs))
-            attention.append(float(attention_macs(s)))
-        if xs:
-            series[f"{name}: total"] = (xs, totals)
-            series[f"{name}: attention"] = (xs, attention)
+        costs = cost_points(cfg, [(p, None) if axis == "frames" else (None, p) for p in points], categories)
+        kept = [(p, c) for p, c in zip(points, costs) if c is not None]
+        if kept:
+            series[f"{name}: total"] = ([p for p, _ in kept], [float(c[0]) for _, c in kept])
+            series[f"{name}: attention"] = ([p for p, _ in kept], [float(c[1]) for _, c in kept])
 
     attention_type = getattr(config, "attention_type", None)
     run(f"this config{f' ({attention_type})' if attention_type else ''}", config)

@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ..capture import capture_names
+from ..flops import module_macs
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..models.layers import AttentionCore
@@ -290,3 +291,45 @@ def summarize(name_or_model: str | ModelConfig | nn.Module, frames: int | None =
                    layers=records, params=params, macs=macs,
                    views=views if views is not None else _default_views(config), batch=batch,
                    _attention_elems=attention_elems)
+
+
+def cost_points(config: ModelConfig, points: Sequence[tuple[int | None, int | None]],
+                categories: dict[str, str]) -> list[tuple[int, int] | None]:
+    """``(MACs, attention MACs)`` of ``config`` at each ``(frames, size)`` of ``points`` — the same numbers as
+    ``summarize(config, frames, size).macs`` and its attention records' sum — from one model built once.
+
+    ``categories`` maps module names to their category (a summary's ``{r.name: r.category}``; it does not
+    depend on the input's size). Only the MACs are counted (no shapes, axes or records), which is what the growth
+    curves need. A point the model cannot take (or out of :data:`FRAMES_RANGE` / :data:`SIZE_RANGE`) is ``None``.
+    """
+    model = build_model(config, device="meta")
+    _shape_only_forwards(model)
+    names = {m: n for n, m in model.named_modules(remove_duplicate=False)}
+    totals = {"all": 0, "attention": 0}
+    attention = {m for m, n in names.items() if categories.get(n) == "attention"}
+
+    def count(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        inputs = tuple(args) + tuple(v for v in kwargs.values() if isinstance(v, Tensor))
+        macs = module_macs(module, inputs, output) or 0
+        totals["all"] += macs
+        if module in attention:
+            totals["attention"] += macs
+
+    handles = [m.register_forward_hook(count, with_kwargs=True) for m in names]
+    out: list[tuple[int, int] | None] = []
+    try:
+        for frames, size in points:
+            totals["all"] = totals["attention"] = 0
+            try:
+                _check_range("frames", frames, FRAMES_RANGE)
+                _check_range("size", size, SIZE_RANGE)
+                with torch.no_grad():
+                    model(torch.empty(config.input_shape(frames, size, 1), device="meta"))
+            except (ConfigError, ValueError, RuntimeError):
+                out.append(None)
+                continue
+            out.append((totals["all"], totals["attention"]))
+    finally:
+        for h in handles:
+            h.remove()
+    return out
