@@ -277,14 +277,22 @@ def save_summary(summary: Summary, frames: int | None = None, size: int | None =
 
 def cached_growth_curves(config: ModelConfig, axis: str, summarize: Callable[..., Summary] | None = None,
                          cache: DiskCache | None = None):
-    """:func:`~videoattn_core.analysis.growth_curves` through the disk cache."""
-    from ..analysis import growth_curves
+    """:func:`~videoattn_core.analysis.growth_curves` through the disk cache; a miss computes (and stores) both
+    axes at once (one model built per attention scheme), so the other axis is then a hit."""
+    from ..analysis import growth_curves_for
 
     cache = cache or DiskCache()
-    return cache.cached("growth", config, {"axis": axis},
-                        lambda: growth_curves(config, axis, summarize=summarize or
-                                              (lambda c: cached_summary(c, cache=cache))),
-                        growth_payload, growth_from_payload)
+    payload = cache.load("growth", config, {"axis": axis})
+    if payload is not None:
+        try:
+            return growth_from_payload(payload)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            pass
+    curves = growth_curves_for(config, ("frames", "size"),
+                               summarize or (lambda c: cached_summary(c, cache=cache)))
+    for name, value in curves.items():
+        cache.store("growth", config, {"axis": name}, growth_payload(value))
+    return curves[axis]
 
 
 def warm(presets: list[str] | None = None, cache: DiskCache | None = None) -> None:
