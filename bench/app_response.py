@@ -23,6 +23,12 @@ times are taken from the key press:
 - ``curves``: until the growth curves of the new config are drawn (they may come after the script run when the
   page defers them).
 
+``--server-side`` runs the same visits and changes without a browser, through Streamlit's ``AppTest`` in this
+process (its caches are process-wide, as a server's are): the script run's wall time and the process's CPU time
+(``time.process_time``, which the other programs on a shared machine do not inflate), for the first render and
+for each change. Those are the server's share of the times above; the rest is the browser's (loading the frontend,
+drawing the charts).
+
 Each change is to a config the app has not seen (a cold summary cache); one more change back to the preset's own
 size shows the warm case. Results go to stdout and ``bench/results/app_response.json``, as seconds and as ratios
 to the goals of issue 13 (:data:`GOALS`; a ratio ≤ 1 meets the goal).
@@ -137,6 +143,65 @@ def ratios(row: dict) -> dict[str, float]:
     return out
 
 
+def _sidebar_widget(at, key: str):
+    for kind in ("slider", "number_input"):
+        for widget in getattr(at.sidebar, kind):
+            if widget.key == key:
+                return widget
+    raise KeyError(key)
+
+
+def _timed_run(at) -> dict[str, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    at.run()
+    out = {"wall_s": round(time.perf_counter() - wall, 3), "cpu_s": round(time.process_time() - cpu, 3)}
+    if at.exception:
+        raise SystemExit(f"the page raised: {[e.value for e in at.exception]}")
+    return out
+
+
+def _shown_macs(at) -> str:
+    return next(m.value for m in at.metric if m.label == "MACs per view")
+
+
+def server_side(presets: list[str], changes_for: list[str], repeats: int) -> list[dict]:
+    """First render and img_size changes as script runs in this process (AppTest), wall and CPU seconds."""
+    from streamlit.testing.v1 import AppTest
+
+    app = str(ROOT / "app.py")
+    at = AppTest.from_file(app, default_timeout=600)
+    at.query_params.update({"model": "timesformer_base", "depth": "1", "img_size": "32", "num_frames": "2"})
+    at.run()  # imports, as a running server has done them
+    results = []
+    for preset in presets:
+        at = AppTest.from_file(app, default_timeout=600)
+        at.query_params.update({"model": preset})
+        first = _timed_run(at)
+        assert _shown_macs(at) == macs_text(preset), preset
+        row = {"preset": preset, "first_page_s": first["wall_s"], "first_page_cpu_s": first["cpu_s"]}
+        if preset in changes_for:
+            size0 = int(vac.get_preset(preset).config.img_size)
+            cold = []
+            for i in range(repeats):
+                size = size0 + 32 * (i + 1)
+                _sidebar_widget(at, f"model:hp.{preset}.img_size").set_value(size)
+                cold.append({"img_size": size, **_timed_run(at)})
+                assert _shown_macs(at) == macs_text(preset, img_size=size), (preset, size)
+            _sidebar_widget(at, f"model:hp.{preset}.img_size").set_value(size0)
+            warm = _timed_run(at)
+            row.update({"cold": cold, "warm": warm, "page_median_s": statistics.median(c["wall_s"] for c in cold),
+                        "page_median_cpu_s": statistics.median(c["cpu_s"] for c in cold)})
+        row["ratio_to_goal"] = {"first_page_cpu": round(row["first_page_cpu_s"] / GOALS["first_page_s"], 3)}
+        if "page_median_cpu_s" in row:
+            row["ratio_to_goal"]["page_cpu"] = round(row["page_median_cpu_s"] / GOALS["page_s"], 3)
+        print(f"{preset:24s} server side: first render {row['first_page_s']:.2f} s (CPU {row['first_page_cpu_s']:.2f} s)"
+              + (f" | change img_size → page {row['page_median_s']:.2f} s (CPU {row['page_median_cpu_s']:.2f} s); "
+                 f"back to a seen config {row['warm']['wall_s']:.2f} s (CPU {row['warm']['cpu_s']:.2f} s)"
+                 if "cold" in row else "") + f" | ratios to goals {row['ratio_to_goal']}", flush=True)
+        results.append(row)
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["all"], help="presets to open (default: all)")
@@ -145,6 +210,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="cold changes per preset")
     parser.add_argument("--cache-dir", default=None, help="the server's disk cache (default: a fresh temporary "
                                                           "folder)")
+    parser.add_argument("--server-side", action="store_true", help="script runs through AppTest, no browser: "
+                                                                       "wall and CPU seconds")
     parser.add_argument("--warmed", action="store_true", help="fill the disk cache as the app's warm-up does "
                                                                   "before serving")
     args = parser.parse_args()
@@ -161,6 +228,20 @@ def main() -> None:
                        check=True, env={**os.environ, "VIDEOATTN_CACHE_DIR": cache_dir})
         warm_up_s = round(time.perf_counter() - start, 1)
         print(f"warm-up of {len(presets)} presets: {warm_up_s} s", flush=True)
+    if args.server_side:
+        os.environ.update({"VIDEOATTN_CACHE_DIR": cache_dir, "VIDEOATTN_PREWARM": "0"})
+        import torch
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        results = server_side(presets, args.changes_for, args.repeats)
+        if tmp is not None:
+            tmp.cleanup()
+        out = ROOT / "bench" / "results" / "app_response_server.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"cpu_count": os.cpu_count(), "goals_s": GOALS, "warmed": args.warmed,
+                                   "warm_up_s": warm_up_s, "results": results}, indent=1))
+        print(f"written {out}")
+        return
     proc, base = serve(cache_dir)
     results = []
     try:
