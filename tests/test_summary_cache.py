@@ -113,13 +113,24 @@ def _totals_do_not_add_up_resealed(entry) -> None:
     _reseal(entry)
 
 
+def _views_changed_resealed(entry) -> None:
+    entry["payload"]["views"] = 30
+    _reseal(entry)
+
+
+def _input_shape_changed_resealed(entry) -> None:
+    entry["payload"]["input_shape"][2] = 16
+    _reseal(entry)
+
+
 def _object_in_place_of_a_shape(entry) -> None:
     entry["payload"]["input_shape"] = {"__class__": "os.system"}
     _reseal(entry)
 
 
 @pytest.mark.parametrize("change", [_shown_macs_tripled, _record_macs_tripled_resealed,
-                                    _totals_do_not_add_up_resealed, _object_in_place_of_a_shape])
+                                    _totals_do_not_add_up_resealed, _views_changed_resealed,
+                                    _input_shape_changed_resealed, _object_in_place_of_a_shape])
 def test_a_tampered_entry_is_ignored(cache, counted, change):
     config = small_config()
     sc.cached_summary(config, cache=cache)
@@ -128,7 +139,8 @@ def test_a_tampered_entry_is_ignored(cache, counted, change):
     again = sc.cached_summary(config, cache=cache)
     assert len(counted) == 2  # recomputed
     truth = vac.summarize(config)
-    assert (again.params, again.macs) == (truth.params, truth.macs)
+    assert (again.params, again.macs, again.views, again.input_shape) == (truth.params, truth.macs, truth.views,
+                                                                          truth.input_shape)
 
 
 @pytest.mark.parametrize("content", [b"not json", b"", pickle.dumps({"payload": 1}), b'{"format": 1}',

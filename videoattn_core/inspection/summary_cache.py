@@ -28,7 +28,7 @@ import torch
 from ..config import ModelConfig
 from ..models.layers import AttentionLayout
 from .records import LayerRecord
-from .summary import Summary, _jsonable
+from .summary import Summary, _default_views, _jsonable
 
 FORMAT = 1
 #: a cache file larger than this is not read (the largest summary, ViT-g's, is a few hundred kB)
@@ -195,8 +195,10 @@ def summary_payload(summary: Summary) -> dict[str, Any]:
             "peak_bytes": [[d, b, e, v] for (d, b, e), v in summary._peak_bytes.items()]}
 
 
-def summary_from_payload(payload: Any, config: ModelConfig) -> Summary:
-    """The :class:`Summary` a payload describes, for ``config``; ValueError when anything does not check out."""
+def summary_from_payload(payload: Any, config: ModelConfig, frames: int | None = None,
+                         size: int | None = None) -> Summary:
+    """The :class:`Summary` a payload describes, for ``config`` on a ``frames``×``size``² clip (batch 1, the
+    paper's views); ValueError when anything does not check out."""
     keys = {"model", "input_shape", "input_layout", "output_shape", "params", "macs", "views", "batch", "layers",
             "attention_elems", "peak_bytes"}
     if not isinstance(payload, dict) or set(payload) != keys:
@@ -208,8 +210,10 @@ def summary_from_payload(payload: Any, config: ModelConfig) -> Summary:
     if sum(r.params for r in layers) != params or sum(r.macs for r in layers) != macs:
         raise ValueError("the records do not add up to the totals")
     input_layout = _str(payload["input_layout"])
-    if input_layout != config.input_layout:
-        raise ValueError("input layout")
+    if input_layout != config.input_layout or _shape(payload["input_shape"]) != config.input_shape(frames, size, 1):
+        raise ValueError("input shape or layout")
+    if payload["views"] != _default_views(config) or payload["batch"] != 1:
+        raise ValueError("views or batch")
     elems = payload["attention_elems"]
     if not isinstance(elems, dict):
         raise ValueError("attention sizes")
@@ -265,7 +269,7 @@ def cached_summary(config: ModelConfig, frames: int | None = None, size: int | N
     cache = cache or DiskCache()
     return cache.cached("summary", config, {"frames": frames, "size": size},
                         lambda: summarize(config, frames, size), summary_payload,
-                        lambda payload: summary_from_payload(payload, config))
+                        lambda payload: summary_from_payload(payload, config, frames, size))
 
 
 def save_summary(summary: Summary, frames: int | None = None, size: int | None = None,
