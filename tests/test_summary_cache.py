@@ -8,6 +8,7 @@ import json
 import pickle
 
 import pytest
+import torch
 
 import videoattn_core as vac
 from videoattn_core import analysis
@@ -189,3 +190,42 @@ def test_cost_points_equal_the_summaries_and_skip_impossible_points():
             continue
         assert cost == (s.macs, analysis.attention_macs(s)), (frames, size)
     assert costs[3] is None  # 0 frames is out of range
+
+
+def _meta(*shape, dtype=torch.float32):
+    return torch.empty(shape, device="meta", dtype=dtype)
+
+
+META_CASES = {
+    "arange": lambda: torch.arange(5, device="meta"),
+    "arange start end step": lambda: torch.arange(2, 9, 3, device="meta"),
+    "arange backwards": lambda: torch.arange(9, 2, -2, device="meta"),
+    "arange empty": lambda: torch.arange(3, 3, device="meta"),
+    "arange impossible": lambda: torch.arange(5, 2, device="meta"),
+    "arange float": lambda: torch.arange(0.5, 3, device="meta"),
+    "cat promotes": lambda: torch.cat([_meta(2, 3), _meta(2, 5, dtype=torch.float64)], dim=-1),
+    "cat mismatch": lambda: torch.cat([_meta(2, 3), _meta(3, 5)], dim=1),
+    "cat legacy empty": lambda: torch.cat([_meta(0), _meta(2, 3)]),
+    "broadcast": lambda: torch.arange(4, device="meta")[:, None] * 1.5 - torch.arange(3, device="meta"),
+    "integer division": lambda: torch.arange(4, device="meta") / 2,
+    "bool plus int": lambda: torch.ones(2, device="meta", dtype=torch.bool) + 1,
+    "bool minus bool": lambda: _meta(2, dtype=torch.bool) - _meta(2, dtype=torch.bool),
+    "scalar minus int32": lambda: 3 - _meta(2, 1, dtype=torch.int32),
+    "bf16 times fp32": lambda: _meta(2, 1, dtype=torch.bfloat16) * _meta(3),
+    "no broadcast": lambda: _meta(2, 3) + _meta(4),
+    "alpha": lambda: torch.add(_meta(2, 3), _meta(3), alpha=2),
+}
+
+
+@pytest.mark.parametrize("name", list(META_CASES))
+def test_meta_shortcuts_give_pytorchs_shapes_dtypes_and_errors(name):
+    def outcome():
+        try:
+            out = META_CASES[name]()
+        except RuntimeError:
+            return RuntimeError
+        return tuple(out.shape), out.dtype, out.device.type
+
+    expected = outcome()
+    with summary_module._MetaElementwise():
+        assert outcome() == expected
