@@ -101,12 +101,13 @@ def wait_idle(page) -> None:
 
 
 def wait_curves(page) -> None:
-    """Until both growth captions ("Doubling … multiplies") are drawn and none is stale (left from the last run)."""
+    """Until both growth charts ("MACs against frames", "MACs against pixels per side") are drawn by this run (not
+    left stale from the last one) and the script run has finished."""
     page.wait_for_function(
-        """() => { const fresh = [...document.querySelectorAll('[data-stale="false"]')]
-              .filter(e => e.innerText.startsWith('Doubling')); return fresh.length >= 2 &&
+        """() => [...document.querySelectorAll('[data-stale="false"] .js-plotly-plot .gtitle')]
+              .filter(e => e.textContent.startsWith('MACs against')).length >= 2 &&
               document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state') ===
-              'notRunning'; }""", polling="raf", timeout=180_000)
+              'notRunning'""", polling="raf", timeout=180_000)
 
 
 def change(page, size: int, expected: str) -> dict[str, float]:
