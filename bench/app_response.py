@@ -1,17 +1,37 @@
-"""How fast the Model page answers a hyperparameter change, measured in a real browser.
+"""How fast the Model page opens and answers a hyperparameter change, measured in a real browser.
 
-    .venv/bin/python bench/app_response.py [--presets timesformer_hr timesformer_l swin3d_l mvit_v2_b] [--repeats 3]
+    .venv/bin/python bench/app_response.py [--presets all | timesformer_hr swin3d_l ...] [--repeats 3]
+                                           [--cache-dir DIR] [--changes-for timesformer_hr ...]
 
-Serves the app with ``streamlit run`` on 127.0.0.1, opens ``/?model=<preset>`` in headless Chromium (Playwright),
-then types a new ``img_size`` into the sidebar and presses Enter. Two times are taken from the key press:
+Serves the app with ``streamlit run`` on 127.0.0.1 and opens ``/?model=<preset>`` for every preset (``all``, the
+default) in a new browser context of headless Chromium (Playwright): the **first render** is timed from the
+navigation until the "MACs per view" metric shows the preset's value (``first_numbers_s``) and until the script
+run has finished (``first_page_s``). One untimed visit to a small config comes first (a running server has
+imported the app's modules). The server is started once and stays up (a running server), without its
+background warm-up; its disk cache of summaries is ``--cache-dir`` (default: a fresh temporary folder, i.e.
+nothing computed before this run). ``--warmed`` first fills that cache as the app's warm-up process does
+(``python -m videoattn_core.inspection.summary_cache``, timed) and so measures a server that has been up a while.
+
+Then, for the presets of ``--changes-for``, it types a new ``img_size`` into the sidebar and presses Enter. Two
+times are taken from the key press:
 
 - ``numbers``: until the "MACs per view" metric shows the new config's value (computed here beforehand with
   ``vac.summarize``), i.e. what the user waits for to see the updated numbers;
 - ``page``: until the script run has finished (the per-layer table, the breakdown and the growth curves, which
   summarise the config at several frame counts and sizes, are drawn too).
 
+- ``curves``: until the growth curves of the new config are drawn (they may come after the script run when the
+  page defers them).
+
+``--server-side`` runs the same visits and changes without a browser, through Streamlit's ``AppTest`` in this
+process (its caches are process-wide, as a server's are): the script run's wall time and the process's CPU time
+(``time.process_time``, which the other programs on a shared machine do not inflate), for the first render and
+for each change. Those are the server's share of the times above; the rest is the browser's (loading the frontend,
+drawing the charts).
+
 Each change is to a config the app has not seen (a cold summary cache); one more change back to the preset's own
-size shows the warm case. Results go to stdout and ``bench/results/app_response.json``.
+size shows the warm case. Results go to stdout and ``bench/results/app_response.json``, as seconds and as ratios
+to the goals of issue 13 (:data:`GOALS`; a ratio ≤ 1 meets the goal).
 """
 
 from __future__ import annotations
@@ -23,6 +43,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -35,15 +56,19 @@ from videoattn_core import figures  # noqa: E402
 
 CHROMIUM = os.environ.get("VIDEOATTN_CHROMIUM", "/usr/bin/chromium")
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+#: issue 13's goals, seconds: first render of ``/?model=PRESET``, numbers and whole page after a change
+GOALS = {"first_page_s": 3.0, "numbers_s": 0.5, "page_s": 1.5}
+CHANGES_FOR = ["timesformer_base", "timesformer_hr", "mvit_v2_b", "swin3d_l", "vjepa2_vitl"]
 
 
-def serve() -> tuple[subprocess.Popen, str]:
+def serve(cache_dir: str) -> tuple[subprocess.Popen, str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "VIDEOATTN_CACHE_DIR": cache_dir, "VIDEOATTN_PREWARM": "0"})
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -69,6 +94,22 @@ def wait_metric(page, text: str) -> None:
         arg=text, polling="raf", timeout=180_000)
 
 
+def wait_idle(page) -> None:
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=\"stApp\"]').getAttribute('data-test-script-state') "
+        "=== 'notRunning' && document.body.innerText.includes('Share this view')", polling="raf", timeout=180_000)
+
+
+def wait_curves(page) -> None:
+    """Until both growth charts ("MACs against frames", "MACs against pixels per side") are drawn by this run (not
+    left stale from the last one) and the script run has finished."""
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-stale="false"] .js-plotly-plot .gtitle')]
+              .filter(e => e.textContent.startsWith('MACs against')).length >= 2 &&
+              document.querySelector('[data-testid="stApp"]').getAttribute('data-test-script-state') ===
+              'notRunning'""", polling="raf", timeout=180_000)
+
+
 def change(page, size: int, expected: str) -> dict[str, float]:
     box = page.get_by_role("spinbutton", name="img_size", exact=True)
     box.fill(str(size))
@@ -76,46 +117,166 @@ def change(page, size: int, expected: str) -> dict[str, float]:
     box.press("Enter")
     wait_metric(page, expected)
     numbers = time.perf_counter() - start
-    page.wait_for_function(
-        "() => document.querySelector('[data-testid=\"stApp\"]').getAttribute('data-test-script-state') "
-        "=== 'notRunning' && document.body.innerText.includes('Share this view')", polling="raf", timeout=180_000)
-    return {"img_size": size, "numbers_s": round(numbers, 3), "page_s": round(time.perf_counter() - start, 3)}
+    wait_idle(page)
+    whole = time.perf_counter() - start
+    wait_curves(page)
+    return {"img_size": size, "numbers_s": round(numbers, 3), "page_s": round(whole, 3),
+            "curves_s": round(time.perf_counter() - start, 3)}
+
+
+def first_render(page, base: str, preset: str) -> dict[str, float]:
+    start = time.perf_counter()
+    page.goto(f"{base}/?model={preset}")
+    wait_metric(page, macs_text(preset))
+    numbers = time.perf_counter() - start
+    wait_idle(page)
+    whole = time.perf_counter() - start
+    wait_curves(page)
+    return {"first_numbers_s": round(numbers, 3), "first_page_s": round(whole, 3),
+            "first_curves_s": round(time.perf_counter() - start, 3)}
+
+
+def ratios(row: dict) -> dict[str, float]:
+    out = {"first_page": round(row["first_page_s"] / GOALS["first_page_s"], 3)}
+    if "numbers_median_s" in row:
+        out["numbers"] = round(row["numbers_median_s"] / GOALS["numbers_s"], 3)
+        out["page"] = round(row["page_median_s"] / GOALS["page_s"], 3)
+    return out
+
+
+def _sidebar_widget(at, key: str):
+    for kind in ("slider", "number_input"):
+        for widget in getattr(at.sidebar, kind):
+            if widget.key == key:
+                return widget
+    raise KeyError(key)
+
+
+def _timed_run(at) -> dict[str, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    at.run()
+    out = {"wall_s": round(time.perf_counter() - wall, 3), "cpu_s": round(time.process_time() - cpu, 3)}
+    if at.exception:
+        raise SystemExit(f"the page raised: {[e.value for e in at.exception]}")
+    return out
+
+
+def _shown_macs(at) -> str:
+    return next(m.value for m in at.metric if m.label == "MACs per view")
+
+
+def server_side(presets: list[str], changes_for: list[str], repeats: int) -> list[dict]:
+    """First render and img_size changes as script runs in this process (AppTest), wall and CPU seconds."""
+    from streamlit.testing.v1 import AppTest
+
+    app = str(ROOT / "app.py")
+    at = AppTest.from_file(app, default_timeout=600)
+    at.query_params.update({"model": "timesformer_base", "depth": "1", "img_size": "32", "num_frames": "2"})
+    at.run()  # imports, as a running server has done them
+    results = []
+    for preset in presets:
+        at = AppTest.from_file(app, default_timeout=600)
+        at.query_params.update({"model": preset})
+        first = _timed_run(at)
+        assert _shown_macs(at) == macs_text(preset), preset
+        row = {"preset": preset, "first_page_s": first["wall_s"], "first_page_cpu_s": first["cpu_s"]}
+        if preset in changes_for:
+            size0 = int(vac.get_preset(preset).config.img_size)
+            cold = []
+            for i in range(repeats):
+                size = size0 + 32 * (i + 1)
+                _sidebar_widget(at, f"model:hp.{preset}.img_size").set_value(size)
+                cold.append({"img_size": size, **_timed_run(at)})
+                assert _shown_macs(at) == macs_text(preset, img_size=size), (preset, size)
+            _sidebar_widget(at, f"model:hp.{preset}.img_size").set_value(size0)
+            warm = _timed_run(at)
+            row.update({"cold": cold, "warm": warm, "page_median_s": statistics.median(c["wall_s"] for c in cold),
+                        "page_median_cpu_s": statistics.median(c["cpu_s"] for c in cold)})
+        row["ratio_to_goal"] = {"first_page_cpu": round(row["first_page_cpu_s"] / GOALS["first_page_s"], 3)}
+        if "page_median_cpu_s" in row:
+            row["ratio_to_goal"]["page_cpu"] = round(row["page_median_cpu_s"] / GOALS["page_s"], 3)
+        print(f"{preset:24s} server side: first render {row['first_page_s']:.2f} s (CPU {row['first_page_cpu_s']:.2f} s)"
+              + (f" | change img_size → page {row['page_median_s']:.2f} s (CPU {row['page_median_cpu_s']:.2f} s); "
+                 f"back to a seen config {row['warm']['wall_s']:.2f} s (CPU {row['warm']['cpu_s']:.2f} s)"
+                 if "cold" in row else "") + f" | ratios to goals {row['ratio_to_goal']}", flush=True)
+        results.append(row)
+    return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", nargs="+", default=["timesformer_hr", "timesformer_l", "swin3d_l", "mvit_v2_b"])
+    parser.add_argument("--presets", nargs="+", default=["all"], help="presets to open (default: all)")
+    parser.add_argument("--changes-for", nargs="*", default=CHANGES_FOR,
+                        help="presets whose img_size is changed after the first render (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="cold changes per preset")
+    parser.add_argument("--cache-dir", default=None, help="the server's disk cache (default: a fresh temporary "
+                                                          "folder)")
+    parser.add_argument("--server-side", action="store_true", help="script runs through AppTest, no browser: "
+                                                                       "wall and CPU seconds")
+    parser.add_argument("--warmed", action="store_true", help="fill the disk cache as the app's warm-up does "
+                                                                  "before serving")
     args = parser.parse_args()
+    presets = vac.list_models() if args.presets == ["all"] else args.presets
 
     from playwright.sync_api import sync_playwright
 
-    proc, base = serve()
+    tmp = None if args.cache_dir else tempfile.TemporaryDirectory(prefix="videoattn-bench-cache-")
+    cache_dir = args.cache_dir or tmp.name
+    warm_up_s = None
+    if args.warmed:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "videoattn_core.inspection.summary_cache", *presets], cwd=ROOT,
+                       check=True, env={**os.environ, "VIDEOATTN_CACHE_DIR": cache_dir})
+        warm_up_s = round(time.perf_counter() - start, 1)
+        print(f"warm-up of {len(presets)} presets: {warm_up_s} s", flush=True)
+    if args.server_side:
+        os.environ.update({"VIDEOATTN_CACHE_DIR": cache_dir, "VIDEOATTN_PREWARM": "0"})
+        import torch
+
+        torch.set_num_threads(max(1, torch.get_num_threads()))
+        results = server_side(presets, args.changes_for, args.repeats)
+        if tmp is not None:
+            tmp.cleanup()
+        out = ROOT / "bench" / "results" / "app_response_server.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({"cpu_count": os.cpu_count(), "goals_s": GOALS, "warmed": args.warmed,
+                                   "warm_up_s": warm_up_s, "results": results}, indent=1))
+        print(f"written {out}")
+        return
+    proc, base = serve(cache_dir)
     results = []
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=[
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-            for preset in args.presets:
+            # one visitor before the timed ones, on a config no timed visit shows: a running server has imported
+            # the app's modules (torch, Plotly, the core) already
+            page = browser.new_context().new_page()
+            page.goto(f"{base}/?model=timesformer_base&depth=1&img_size=32&num_frames=2")
+            wait_metric(page, macs_text("timesformer_base", depth=1, img_size=32, num_frames=2))
+            wait_idle(page)
+            page.context.close()
+            for preset in presets:
                 page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
-                size0 = int(vac.get_preset(preset).config.img_size)
-                start = time.perf_counter()
-                page.goto(f"{base}/?model={preset}")
-                wait_metric(page, macs_text(preset))
-                page.wait_for_selector(IDLE, timeout=180_000)
-                first = time.perf_counter() - start
-                cold = [change(page, size0 + 32 * (i + 1), macs_text(preset, img_size=size0 + 32 * (i + 1)))
-                        for i in range(args.repeats)]
-                warm = change(page, size0, macs_text(preset))
-                row = {"preset": preset, "first_open_s": round(first, 3), "cold": cold, "warm": warm,
-                       "numbers_median_s": statistics.median(c["numbers_s"] for c in cold),
-                       "page_median_s": statistics.median(c["page_s"] for c in cold)}
+                row = {"preset": preset, **first_render(page, base, preset)}
+                line = (f"{preset:24s} first render: numbers {row['first_numbers_s']:6.2f} s, page "
+                        f"{row['first_page_s']:6.2f} s, curves {row['first_curves_s']:6.2f} s")
+                if preset in args.changes_for:
+                    size0 = int(vac.get_preset(preset).config.img_size)
+                    cold = [change(page, size0 + 32 * (i + 1), macs_text(preset, img_size=size0 + 32 * (i + 1)))
+                            for i in range(args.repeats)]
+                    warm = change(page, size0, macs_text(preset))
+                    row.update({"cold": cold, "warm": warm,
+                                "numbers_median_s": statistics.median(c["numbers_s"] for c in cold),
+                                "page_median_s": statistics.median(c["page_s"] for c in cold),
+                                "curves_median_s": statistics.median(c["curves_s"] for c in cold)})
+                    line += (f" | change img_size → numbers {row['numbers_median_s']:.2f} s (median of {len(cold)}: "
+                             f"{', '.join(str(c['numbers_s']) for c in cold)}), whole page "
+                             f"{row['page_median_s']:.2f} s, curves {row['curves_median_s']:.2f} s | back to a seen "
+                             f"config: numbers {warm['numbers_s']:.2f} s, page {warm['page_s']:.2f} s")
+                row["ratio_to_goal"] = ratios(row)
                 results.append(row)
-                print(f"{preset:16s} first open {first:6.2f} s | change img_size → numbers "
-                      f"{row['numbers_median_s']:.2f} s (median of {len(cold)}: "
-                      f"{', '.join(str(c['numbers_s']) for c in cold)}), whole page {row['page_median_s']:.2f} s | "
-                      f"back to a seen config: numbers {warm['numbers_s']:.2f} s, page {warm['page_s']:.2f} s",
-                      flush=True)
+                print(line + f" | ratios to goals {row['ratio_to_goal']}", flush=True)
                 page.context.close()
             browser.close()
     finally:
@@ -124,9 +285,15 @@ def main() -> None:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if tmp is not None:
+            tmp.cleanup()
+    worst = {k: max((r["ratio_to_goal"][k] for r in results if k in r["ratio_to_goal"]), default=None)
+             for k in ("first_page", "numbers", "page")}
+    print(f"worst ratio to goal (≤ 1 meets it): {worst}")
     out = ROOT / "bench" / "results" / "app_response.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"cpu_count": os.cpu_count(), "results": results}, indent=1))
+    out.write_text(json.dumps({"cpu_count": os.cpu_count(), "goals_s": GOALS, "cache_dir": args.cache_dir or
+                               "fresh temporary folder", "warmed": args.warmed, "warm_up_s": warm_up_s, "worst_ratio_to_goal": worst, "results": results}, indent=1))
     print(f"written {out}")
 
 

@@ -1,5 +1,7 @@
-"""Every cache of the app: data in ``st.cache_data`` (decoded clips, timelines, measurements), shared objects in
-``st.cache_resource`` (summaries, models, inspections). Each wraps one call of the core; nothing here computes."""
+"""Every cache of the app: data in ``st.cache_data`` (decoded clips, timelines, measurements, growth curves), shared
+objects in ``st.cache_resource`` (summaries, models, inspections). Each wraps one call of the core; nothing here
+computes. Summaries and growth curves also go through the core's disk cache
+(:mod:`videoattn_core.inspection.summary_cache`), so that a restarted server does not summarise again."""
 
 from __future__ import annotations
 
@@ -12,19 +14,26 @@ import streamlit as st
 import videoattn_core as vac
 from pages._state import ConfigKey, config_of
 from pages._widgets import CLIP_UPLOAD_MB, RunInputs, clip_bytes, sample_clips
-from videoattn_core import (analysis, attention_maps, cli_explain, explanations, head_stats, inspection,
-                            preprocessing, runtime)
+from videoattn_core import (analysis, attention_maps, cli_explain, explanations, head_stats, preprocessing,
+                            runtime)
+from videoattn_core.inspection import summary_cache
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
 def summary(key: ConfigKey, frames: int | None = None, size: int | None = None):
     """The static summary (shapes, params, MACs per layer) of a config; shared read-only by all sessions."""
-    return inspection.summarize(config_of(key), frames, size)
+    return summary_cache.cached_summary(config_of(key), frames, size)
 
 
 def memory_plan(key: ConfigKey, device: str = "cpu", dtype: str = "float32") -> dict[str, Any]:
-    """What a one-view forward of the config takes at most (:func:`videoattn_core.analysis.memory_plan`)."""
-    return analysis.memory_plan(summary(key), device, runtime.DTYPES[dtype].itemsize)
+    """What a one-view forward of the config takes at most (:func:`videoattn_core.analysis.memory_plan`); a
+    newly counted peak is written back to the disk cache with the summary."""
+    shared = summary(key)
+    counted = len(shared._peak_bytes)
+    plan = analysis.memory_plan(shared, device, runtime.DTYPES[dtype].itemsize)
+    if len(shared._peak_bytes) != counted:
+        summary_cache.save_summary(shared)
+    return plan
 
 
 def memory_check(run_summary, inputs: RunInputs, captured: tuple[str, ...] = ()) -> str | None:
@@ -162,12 +171,14 @@ def measure_forward(key: ConfigKey, device: str, dtype: str) -> dict[str, float]
 
 @st.cache_resource(max_entries=512, show_spinner=False)
 def summary_of(config: vac.ModelConfig, frames: int | None = None, size: int | None = None):
-    """:func:`summary` by config (configs are frozen and hashable), for the core's growth curves."""
-    return inspection.summarize(config, frames, size)
+    """:func:`summary` by config (configs are frozen and hashable), for the core's growth curves and the zoo."""
+    return summary_cache.cached_summary(config, frames, size)
 
 
+@st.cache_data(max_entries=256, show_spinner=False)
 def growth_curves(config: vac.ModelConfig, axis: str):
-    return analysis.growth_curves(config, axis, summarize=summary_of)
+    """MACs against frames or size (:func:`videoattn_core.analysis.growth_curves`), shared by all sessions."""
+    return summary_cache.cached_growth_curves(config, axis, summarize=summary_of)
 
 
 @st.cache_data(show_spinner=False)

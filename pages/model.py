@@ -1,6 +1,8 @@
 """Model page: pick a preset, edit any hyperparameter, and see what the network costs — params, MACs, the
 per-layer table, where the cost sits, and how it grows with frames and resolution. Everything comes from the
-static summary (no weights, no forward pass), so it follows the widgets at once."""
+static summary (no weights, no forward pass), so it follows the widgets at once. What takes longer comes later in
+the script, so that it never holds back what is quick: the memory estimate (a second meta forward) after the table
+and the breakdown, the growth curves (summaries at other sizes) last. All of it is cached across sessions."""
 
 import streamlit as st
 
@@ -50,12 +52,7 @@ cols[2].metric("FLOPs per view", widgets.format_count(summary.flops),
 cols[3].metric("views", f"{summary.views}",
                help="Clips × crops averaged at test time in the paper's protocol; multiply the per-view cost by "
                     "this for the paper's inference cost.")
-memory = cache.memory_plan(key)
-cols[4].metric("memory (fp32, batch 1, CPU)", widgets.format_bytes(memory["total_bytes"]),
-               help=f"What one inference forward takes at most, as the Run page's refusal counts it: weights "
-                    f"{widgets.format_bytes(memory['weights_bytes'])} + live tensors "
-                    f"{widgets.format_bytes(memory['live_tensor_peak_bytes'])} × the allocator's slack + the CPU "
-                    f"runtime's start-up {widgets.format_bytes(memory['runtime_reserve_bytes'])}.")
+memory_slot = cols[4].empty()  # filled once the table and the breakdown are drawn (it takes a meta forward)
 st.caption(f"Input {tuple(summary.input_shape)} laid out as `{summary.input_layout}`; exact counts "
            f"{summary.params:,} parameters, {summary.macs:,} MACs and {summary.flops:,} FLOPs per view "
            f"({widgets.format_count(summary.macs_all_views)} MACs over the paper's {summary.views} views). "
@@ -82,6 +79,13 @@ left.plotly_chart(figures.cost_breakdown(leaves, breakdown, title=f"{BREAKDOWN_L
                                                                    f"and module"), key="breakdown_chart")
 right.plotly_chart(figures.category_bars({BREAKDOWN_LABELS[k]: v for k, v in summary.breakdown().items()},
                                          title="share per category"), key="category_chart")
+
+memory = cache.memory_plan(key)
+memory_slot.metric("memory (fp32, batch 1, CPU)", widgets.format_bytes(memory["total_bytes"]),
+                   help=f"What one inference forward takes at most, as the Run page's refusal counts it: weights "
+                        f"{widgets.format_bytes(memory['weights_bytes'])} + live tensors "
+                        f"{widgets.format_bytes(memory['live_tensor_peak_bytes'])} × the allocator's slack + the CPU "
+                        f"runtime's start-up {widgets.format_bytes(memory['runtime_reserve_bytes'])}.")
 
 st.header("How the cost grows")
 left, right = st.columns(2)

@@ -212,42 +212,60 @@ def _points(current: int, factors: tuple[float, ...], multiple: int = 1, limit: 
     return sorted(out)
 
 
-def growth_curves(config: Any, axis: str, summarize: Any = None
-                  ) -> tuple[dict[str, tuple[list[int], list[float]]], list[str], int]:
+Curves = tuple[dict[str, tuple[list[int], list[float]]], list[str], int]
+
+
+def growth_curves(config: Any, axis: str, summarize: Any = None) -> Curves:
     """MACs of ``config`` against ``axis`` ("frames" or "size"): total and attention, plus the other attention
-    schemes (``attention_type`` choices) dashed. ``summarize(config, frames=, size=)`` gives the summaries (default
+    schemes (``attention_type`` choices) dashed. ``summarize(config)`` gives the summary at the built input (default
     :func:`videoattn_core.inspection.summarize`; the app passes its cache). Points a model cannot take are skipped.
-    Returns ``(series, dashed series names, the current value)``."""
-    from .errors import ConfigError, VideoAttnError
+    Returns ``(series, dashed series names, the current value)``; see :func:`growth_curves_for`."""
+    return growth_curves_for(config, (axis,), summarize)[axis]
+
+
+def growth_curves_for(config: Any, axes: Sequence[str] = ("frames", "size"), summarize: Any = None
+                      ) -> dict[str, Curves]:
+    """:func:`growth_curves` of several axes at once: the other points are counted by
+    :func:`videoattn_core.inspection.summary.cost_points` (the MACs of the same forward a summary records), from
+    one model built per attention scheme for all axes; the current point of this config is the summary's own."""
+    from .errors import ConfigError
     from .inspection import summarize as default_summarize
+    from .inspection.summary import cost_points
 
     summarize = summarize or default_summarize
     base = summarize(config)
-    if axis == "frames":
-        current = base.frames or 1
-        points = _points(current, (0.25, 0.5, 1, 2, 4), limit=1024)
-    else:
-        current = int(base.input_shape[-1])
-        points = _points(current, (0.5, 0.75, 1, 1.5, 2), multiple=32 if current % 32 == 0 else 1)
-    series: dict[str, tuple[list[int], list[float]]] = {}
-    dashed: list[str] = []
+    points: dict[str, list[int]] = {}
+    currents: dict[str, int] = {}
+    for axis in axes:
+        if axis == "frames":
+            currents[axis] = base.frames or 1
+            points[axis] = _points(currents[axis], (0.25, 0.5, 1, 2, 4), limit=1024)
+        elif axis == "size":
+            currents[axis] = int(base.input_shape[-1])
+            points[axis] = _points(currents[axis], (0.5, 0.75, 1, 1.5, 2),
+                                   multiple=32 if currents[axis] % 32 == 0 else 1)
+        else:
+            raise ValueError(f"axis must be frames or size, not {axis!r}")
+    categories = {r.name: r.category for r in base.layers}
+    out: dict[str, Curves] = {axis: ({}, [], currents[axis]) for axis in axes}
 
-    def run(name: str, cfg: Any) -> None:
-        xs, totals, attention = [], [], []
-        for p in points:
-            try:
-                s = summarize(cfg, frames=p) if axis == "frames" else summarize(cfg, size=p)
-            except (VideoAttnError, ValueError, RuntimeError):
-                continue
-            xs.append(p)
-            totals.append(float(s.macs))
-            attention.append(float(attention_macs(s)))
-        if xs:
-            series[f"{name}: total"] = (xs, totals)
-            series[f"{name}: attention"] = (xs, attention)
+    def run(name: str, cfg: Any, dashed: bool) -> None:
+        wanted = [(axis, p) for axis in axes for p in points[axis] if dashed or p != currents[axis]]
+        costs = dict(zip(wanted, cost_points(cfg, [(p, None) if axis == "frames" else (None, p)
+                                                   for axis, p in wanted], categories)))
+        for axis in axes:
+            if not dashed:
+                costs[(axis, currents[axis])] = (base.macs, attention_macs(base))
+            kept = [(p, costs[(axis, p)]) for p in points[axis] if costs[(axis, p)] is not None]
+            if kept:
+                series, names, _ = out[axis]
+                series[f"{name}: total"] = ([p for p, _ in kept], [float(c[0]) for _, c in kept])
+                series[f"{name}: attention"] = ([p for p, _ in kept], [float(c[1]) for _, c in kept])
+                if dashed:
+                    names += [f"{name}: total", f"{name}: attention"]
 
     attention_type = getattr(config, "attention_type", None)
-    run(f"this config{f' ({attention_type})' if attention_type else ''}", config)
+    run(f"this config{f' ({attention_type})' if attention_type else ''}", config, dashed=False)
     spec = next((s for s in config.field_specs() if s.name == "attention_type"), None)
     for other in (spec.choices or ()) if spec is not None else ():
         if other == attention_type:
@@ -256,9 +274,8 @@ def growth_curves(config: Any, axis: str, summarize: Any = None
             alternative = config.replace(attention_type=other)
         except ConfigError:
             continue
-        run(str(other), alternative)
-        dashed += [f"{other}: total", f"{other}: attention"]
-    return series, dashed, current
+        run(str(other), alternative, dashed=True)
+    return out
 
 
 def growth_note(series: dict[str, tuple[list[int], list[float]]], axis: str) -> str:

@@ -9,8 +9,10 @@ from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 from ..capture import capture_names
+from ..flops import module_macs
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..models.layers import AttentionCore
@@ -230,6 +232,89 @@ def _attention_shape(q: Tensor, k: Tensor, v: Tensor, *args: Any, **kwargs: Any)
     return q.new_empty((*torch.broadcast_shapes(q.shape[:-1], k.shape[:-2] + q.shape[-2:-1]), v.shape[-1]))
 
 
+#: the binary elementwise functions :class:`_MetaElementwise` answers, and how their result dtype is found
+_BINARY = {f: "div" if "div" in f.__name__ else "arith" for f in (
+    torch.add, torch.sub, torch.mul, torch.div, torch.true_divide, Tensor.add, Tensor.sub, Tensor.mul, Tensor.div,
+    Tensor.__add__, Tensor.__radd__, Tensor.__sub__, Tensor.__rsub__, Tensor.__mul__, Tensor.__rmul__,
+    Tensor.__truediv__, Tensor.__rtruediv__)}
+_INTEGRAL = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+class _MetaElementwise(TorchFunctionMode):
+    """Shapes of ``+ - * /``, ``torch.cat`` and integer ``torch.arange`` on the meta device without PyTorch's
+    Python reference kernels.
+
+    On the meta device PyTorch computes an elementwise result through its Python references (type promotion,
+    broadcasting and stride logic in Python, about a millisecond per operation), which makes most of a summary's
+    forward. The result's shape is the broadcast of the operands' shapes and its dtype their promoted dtype
+    (``torch.result_type``; true division of integers gives the default float dtype); a concatenation's shape is
+    its inputs' with the sizes along ``dim`` added, its dtype their promoted one; ``arange`` of Python integers
+    has ``ceil((end - start) / step)`` int64 elements. This mode returns those directly. Anything else — other devices, keyword arguments (``alpha``, ``rounding_mode``, ``out``), operands
+    that are not tensors or Python numbers, a subtraction of booleans, shapes that do not broadcast — goes to
+    PyTorch unchanged, so errors are PyTorch's own. The result is contiguous where PyTorch's might keep a permuted
+    layout; shapes, which are all a summary reads, are the same.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kind = _BINARY.get(func)
+        out = None
+        if kind is not None and not kwargs and len(args) == 2:
+            out = _meta_binary(kind, func, *args)
+        elif func is torch.cat:
+            out = _meta_cat(*args, **(kwargs or {}))
+        elif func is torch.arange:
+            out = _meta_arange(*args, **(kwargs or {}))
+        return out if out is not None else func(*args, **(kwargs or {}))
+
+
+def _meta_cat(tensors: Any = None, dim: int = 0, **rest: Any) -> Tensor | None:
+    if rest or not isinstance(tensors, (list, tuple)) or not tensors or isinstance(dim, bool) \
+            or not isinstance(dim, int):
+        return None
+    if any(not isinstance(t, Tensor) or t.device.type != "meta" or t.ndim == 0 or t.is_complex() for t in tensors):
+        return None
+    ndim = tensors[0].ndim
+    if not -ndim <= dim < ndim or any(t.ndim != ndim for t in tensors):
+        return None  # including legacy empty (0,) inputs: PyTorch's rules
+    dim %= ndim
+    first = tensors[0].shape
+    if any(t.shape[:dim] != first[:dim] or t.shape[dim + 1:] != first[dim + 1:] for t in tensors):
+        return None
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    shape = (*first[:dim], sum(t.shape[dim] for t in tensors), *first[dim + 1:])
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
+def _meta_arange(*args: Any, device: Any = None, **rest: Any) -> Tensor | None:
+    if rest or device is None or torch.device(device).type != "meta" or not 1 <= len(args) <= 3 \
+            or any(isinstance(v, bool) or not isinstance(v, int) for v in args):
+        return None
+    start, end, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+    if step == 0 or (end - start) * step < 0:  # PyTorch refuses these: its message
+        return None
+    return torch.empty(-((start - end) // step), dtype=torch.int64, device="meta")
+
+
+def _meta_binary(kind: str, func: Any, a: Any, b: Any) -> Tensor | None:
+    tensors = [v for v in (a, b) if isinstance(v, Tensor)]
+    if not tensors or any(t.device.type != "meta" or t.is_complex() for t in tensors):
+        return None
+    if any(not isinstance(v, (Tensor, bool, int, float)) for v in (a, b)):
+        return None
+    try:
+        dtype = torch.result_type(a, b)
+        shape = torch.broadcast_shapes(*(t.shape for t in tensors))
+    except (RuntimeError, TypeError):
+        return None
+    if dtype == torch.bool and func in (torch.sub, Tensor.sub, Tensor.__sub__, Tensor.__rsub__):
+        return None
+    if kind == "div" and dtype in _INTEGRAL:
+        dtype = torch.get_default_dtype()
+    return torch.empty(shape, dtype=dtype, device="meta")
+
+
 def summarize(name_or_model: str | ModelConfig | nn.Module, frames: int | None = None, size: int | None = None,
               *, batch: int = 1, views: int | None = None, **overrides: Any) -> Summary:
     """Static summary of a model on a ``frames``×``size``² clip, without weights or arithmetic.
@@ -265,7 +350,7 @@ def summarize(name_or_model: str | ModelConfig | nn.Module, frames: int | None =
 
     recorder = _Recorder(model)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _MetaElementwise():
             try:
                 model(x)
             except ValueError as exc:  # the model's own input checks
@@ -290,3 +375,45 @@ def summarize(name_or_model: str | ModelConfig | nn.Module, frames: int | None =
                    layers=records, params=params, macs=macs,
                    views=views if views is not None else _default_views(config), batch=batch,
                    _attention_elems=attention_elems)
+
+
+def cost_points(config: ModelConfig, points: Sequence[tuple[int | None, int | None]],
+                categories: dict[str, str]) -> list[tuple[int, int] | None]:
+    """``(MACs, attention MACs)`` of ``config`` at each ``(frames, size)`` of ``points`` — the same numbers as
+    ``summarize(config, frames, size).macs`` and its attention records' sum — from one model built once.
+
+    ``categories`` maps module names to their category (a summary's ``{r.name: r.category}``; it does not
+    depend on the input's size). Only the MACs are counted (no shapes, axes or records), which is what the growth
+    curves need. A point the model cannot take (or out of :data:`FRAMES_RANGE` / :data:`SIZE_RANGE`) is ``None``.
+    """
+    model = build_model(config, device="meta")
+    _shape_only_forwards(model)
+    names = {m: n for n, m in model.named_modules(remove_duplicate=False)}
+    totals = {"all": 0, "attention": 0}
+    attention = {m for m, n in names.items() if categories.get(n) == "attention"}
+
+    def count(module: nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        inputs = tuple(args) + tuple(v for v in kwargs.values() if isinstance(v, Tensor))
+        macs = module_macs(module, inputs, output) or 0
+        totals["all"] += macs
+        if module in attention:
+            totals["attention"] += macs
+
+    handles = [m.register_forward_hook(count, with_kwargs=True) for m in names]
+    out: list[tuple[int, int] | None] = []
+    try:
+        for frames, size in points:
+            totals["all"] = totals["attention"] = 0
+            try:
+                _check_range("frames", frames, FRAMES_RANGE)
+                _check_range("size", size, SIZE_RANGE)
+                with torch.no_grad(), _MetaElementwise():
+                    model(torch.empty(config.input_shape(frames, size, 1), device="meta"))
+            except (ConfigError, ValueError, RuntimeError):
+                out.append(None)
+                continue
+            out.append((totals["all"], totals["attention"]))
+    finally:
+        for h in handles:
+            h.remove()
+    return out
