@@ -306,7 +306,10 @@ def warm(presets: list[str] | None = None, cache: DiskCache | None = None) -> No
     from ..registry import get_preset, list_models
 
     cache = cache or DiskCache()
+    parent = os.getppid()
     for name in presets or list_models():
+        if os.getppid() != parent:  # the server that started us is gone: nobody will read what we would write
+            return
         config = get_preset(name).config
         try:
             summary = cached_summary(config, cache=cache)
