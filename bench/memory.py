@@ -39,6 +39,9 @@ import json, resource, sys, threading, time, torch
 import videoattn_core as vac
 preset, device, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
 torch.set_num_threads(threads)
+if device == "cpu":
+    from videoattn_core.analysis import pin_allocator
+    pin_allocator()  # as the run pipeline's plan (memory_plan) does before a model is built
 config = vac.get_config(preset)
 model = vac.runtime.build_seeded(config, 0).to(device).eval()
 x = torch.randn(config.input_shape(), device=device)
