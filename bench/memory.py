@@ -1,7 +1,7 @@
 """Memory estimates against measured peaks: does the estimate that refuses runs bound what a forward takes?
 
-For each preset, a fresh interpreter builds the model (random weights) and its input, then runs two no-grad
-forwards. The first (as a user's first run is) is measured by the growth of the peak resident memory over what the
+For each preset, a fresh interpreter pins glibc's mmap threshold as a planned CPU run does
+(``vac.analysis.pin_allocator``), builds the model (random weights) and its input, then runs two no-grad forwards. The first (as a user's first run is) is measured by the growth of the peak resident memory over what the
 process held before it: the kernel's high-water mark is reset first (``/proc/self/clear_refs`` ← 5, then
 ``VmHWM``), so that the transient peaks of building the model are not counted (``ru_maxrss`` where the reset is
 not allowed); the growth is split into anonymous memory and file-backed pages (the code of the kernels the forward
@@ -11,10 +11,12 @@ once the runtime runs, by the peak of its anonymous resident memory (sampled eve
 before, and compared with the activations alone. On CUDA both are ``max_memory_allocated`` over the bytes
 allocated before.
 
-The first forward's growth depends on where glibc's heap places the tensors, which Python's per-process hash
-seed and address-space randomisation change: ``--repeats N`` measures each preset in N processes with
-``PYTHONHASHSEED`` 1..N and reports the smallest and largest growth (the estimate should bound the largest and
-stay within 1.5× of the smallest).
+Left to itself glibc raises its mmap threshold after the first large block is freed, and the first forward's
+growth then depended on where its heap placed the tensors, which Python's per-process hash seed and address-space
+randomisation change (swin_divided_st_t: 323–393 MiB over three seeds); pinned, freed tensors are unmapped and the
+growth follows the live tensors (274.4–274.6 MiB). ``--repeats N`` measures each preset in N processes with
+``PYTHONHASHSEED`` 1..N and reports the smallest and largest growth (the estimate must bound the largest and stay
+within 1.5× of the smallest).
 
     .venv/bin/python bench/memory.py [--presets a,b] [--device cpu|cuda] [--threads N] [--repeats N]
 
