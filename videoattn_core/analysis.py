@@ -70,7 +70,8 @@ def kernel_workspace_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any
 
     - ``roll`` over k dimensions rolls one dimension at a time (ATen's ``roll_common``): k − 1 intermediate copies
       of the input are alive when the output is made (shifted-window Swin);
-    - ``native_layer_norm`` normalises a contiguous copy of a non-contiguous input (``expect_contiguous``);
+    - ``native_layer_norm``, ``max_pool3d_with_indices`` and ``convolution`` work on a contiguous copy of a
+      non-contiguous input (``expect_contiguous``: MViT pools and convolves heads split out of a transpose);
     - ``convolution`` runs oneDNN, which makes its output in a blocked layout and reorders it: a copy of the
       output, and one of the input unless it has fewer channels than a block (an image's 3 stay plain).
     """
@@ -79,11 +80,12 @@ def kernel_workspace_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any
     if func is aten.roll.default:
         dims = args[2] if len(args) > 2 else kwargs.get("dims", ())
         return max(len(dims) - 1, 0) * _nbytes(args[0])
-    if func is aten.native_layer_norm.default:
-        return 0 if args[0].is_contiguous() else _nbytes(args[0])
+    if func not in (aten.native_layer_norm.default, aten.max_pool3d_with_indices.default, aten.convolution.default):
+        return 0
+    copy = 0 if args[0].is_contiguous() else _nbytes(args[0])
     if func is aten.convolution.default:
-        return (_nbytes(args[0]) if args[0].shape[1] >= _ONEDNN_CHANNEL_BLOCK else 0) + _nbytes(out)
-    return 0
+        return copy + (_nbytes(args[0]) if args[0].shape[1] >= _ONEDNN_CHANNEL_BLOCK else 0) + _nbytes(out)
+    return copy
 
 
 class _LiveBytes(TorchDispatchMode):
