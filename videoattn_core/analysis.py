@@ -154,7 +154,7 @@ def forward_peak_bytes(config: Any, *, dtype: torch.dtype = torch.float32, batch
 #: smaller ones come from its heaps, which keep freed blocks resident for reuse. Its own starting value (128 KiB):
 #: pinning it (:func:`pin_allocator`) stops glibc from raising it (to as much as 32 MiB) after the first large
 #: block is freed, after which freed tensors stayed resident in amounts that depended on the heap's history
-#: (60–100 MiB more for the same forward in two processes, bench/memory.py)
+#: (swin_divided_st_t's first forward: 323–393 MiB over three processes; pinned 274.3–274.6, bench/memory.py)
 MMAP_THRESHOLD = 128 * 2**10
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 _pinned: bool | None = None
