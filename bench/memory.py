@@ -1,7 +1,7 @@
 """Memory estimates against measured peaks: does the estimate that refuses runs bound what a forward takes?
 
-For each preset, a fresh interpreter builds the model (random weights) and its input, then runs two no-grad
-forwards. The first (as a user's first run is) is measured by the growth of the peak resident memory over what the
+For each preset, a fresh interpreter pins glibc's mmap threshold as a planned CPU run does
+(``vac.analysis.pin_allocator``), builds the model (random weights) and its input, then runs two no-grad forwards. The first (as a user's first run is) is measured by the growth of the peak resident memory over what the
 process held before it: the kernel's high-water mark is reset first (``/proc/self/clear_refs`` ← 5, then
 ``VmHWM``), so that the transient peaks of building the model are not counted (``ru_maxrss`` where the reset is
 not allowed); the growth is split into anonymous memory and file-backed pages (the code of the kernels the forward
@@ -11,14 +11,16 @@ once the runtime runs, by the peak of its anonymous resident memory (sampled eve
 before, and compared with the activations alone. On CUDA both are ``max_memory_allocated`` over the bytes
 allocated before.
 
-The first forward's growth depends on where glibc's heap places the tensors, which Python's per-process hash
-seed and address-space randomisation change: ``--repeats N`` measures each preset in N processes with
-``PYTHONHASHSEED`` 1..N and reports the smallest and largest growth (the estimate should bound the largest and
-stay within 1.5× of the smallest).
+Left to itself glibc raises its mmap threshold after the first large block is freed, and the first forward's
+growth then depended on where its heap placed the tensors, which Python's per-process hash seed and address-space
+randomisation change (swin_divided_st_t: 323–393 MiB over three seeds); pinned, freed tensors are unmapped and the
+growth follows the live tensors (274.4–274.6 MiB). ``--repeats N`` measures each preset in N processes with
+``PYTHONHASHSEED`` 1..N and reports the smallest and largest growth (the estimate must bound the largest and stay
+within 1.5× of the smallest).
 
-    .venv/bin/python bench/memory.py [--presets a,b] [--device cpu|cuda] [--threads N] [--repeats N]
+    .venv/bin/python bench/memory.py [--presets a,b] [--device cpu|cuda] [--threads N] [--repeats N] [--cold-only]
 
-Writes ``bench/results/memory.json`` and prints estimate / measured per preset (the estimate must be ≥ 1 and
+Writes ``bench/results/memory.json`` (``--out``) and prints estimate / measured per preset (the estimate must be ≥ 1 and
 should be ≤ 1.5).
 """
 
@@ -37,8 +39,11 @@ sys.path.insert(0, str(ROOT))
 _CHILD = r"""
 import json, resource, sys, threading, time, torch
 import videoattn_core as vac
-preset, device, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+preset, device, threads, warm = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 torch.set_num_threads(threads)
+if device == "cpu":
+    from videoattn_core.analysis import pin_allocator
+    pin_allocator()  # as the run pipeline's plan (memory_plan) does before a model is built
 config = vac.get_config(preset)
 model = vac.runtime.build_seeded(config, 0).to(device).eval()
 x = torch.randn(config.input_shape(), device=device)
@@ -53,7 +58,7 @@ def statm_rss():
 
 if device == "cuda":
     out = {}
-    for name in ("cold", "warm"):
+    for name in ("cold", "warm") if warm else ("cold",):
         torch.cuda.synchronize(); torch.cuda.reset_peak_memory_stats(); before = torch.cuda.memory_allocated()
         with torch.no_grad():
             model(x)
@@ -81,6 +86,8 @@ else:
     cold = peak_rss() - before
     after = rollup()
     file_pages = (after["Rss"] - after["Anonymous"]) - (first["Rss"] - first["Anonymous"])
+    out = {"cold": cold, "file_pages": file_pages}
+if device != "cuda" and warm:
     peak, stop = [0], [False]
     def sample():
         while not stop[0]:
@@ -93,14 +100,15 @@ else:
         model(x)  # the second forward: what the tensors and the allocator take once the runtime runs
     stop[0] = True
     sampler.join()
-    out = {"cold": cold, "warm": peak[0] - base, "file_pages": file_pages}
+    out["warm"] = peak[0] - base
 print(json.dumps(out))
 """
 
 
-def measure(preset: str, device: str, threads: int, hash_seed: int | None = None) -> dict[str, int]:
+def measure(preset: str, device: str, threads: int, hash_seed: int | None = None, warm: bool = True
+            ) -> dict[str, int]:
     env = dict(os.environ, **({"PYTHONHASHSEED": str(hash_seed)} if hash_seed is not None else {}))
-    done = subprocess.run([sys.executable, "-c", _CHILD, preset, device, str(threads)], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-c", _CHILD, preset, device, str(threads), str(int(warm))], cwd=ROOT,
                           capture_output=True, text=True, timeout=900, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{preset}: {done.stderr.strip().splitlines()[-1] if done.stderr else 'failed'}")
@@ -121,6 +129,9 @@ def main() -> int:
                         help="measure each preset in this many processes (PYTHONHASHSEED 1..N); report the largest")
     parser.add_argument("--max-gmacs", type=float, default=2500,
                         help="skip presets whose forward costs more (a CPU forward of ViT-g at 64×384 takes hours)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "memory.json")
+    parser.add_argument("--cold-only", action="store_true",
+                        help="measure the first forward only (no warm forward): half the time for the estimate's check")
     args = parser.parse_args()
     rows = []
     for preset in args.presets.split(","):
@@ -132,7 +143,7 @@ def main() -> int:
         activations = plan["activations_bytes"] + plan["attention_bytes"]
         total = activations + plan["runtime_reserve_bytes"]
         try:
-            runs = [measure(preset, args.device, args.threads, seed if args.repeats > 1 else None)
+            runs = [measure(preset, args.device, args.threads, seed if args.repeats > 1 else None, not args.cold_only)
                     for seed in range(1, args.repeats + 1)]
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             print(f"{preset:26s} skipped: {exc}")
@@ -143,24 +154,25 @@ def main() -> int:
                "live_tensor_peak_bytes": plan["live_tensor_peak_bytes"],
                "measured_first_forward_bytes": grown["cold"], "measured_first_forward_min_bytes": min(cold),
                "measured_first_forward_all_bytes": cold, "file_pages_bytes": grown.get("file_pages"),
-               "measured_warm_forward_bytes": grown["warm"],
+               "measured_warm_forward_bytes": grown.get("warm"),
                "first_forward_ratio": total / max(grown["cold"], 1),
                "first_forward_ratio_to_min": total / max(min(cold), 1),
-               "warm_ratio": activations / max(grown["warm"], 1)}
+               "warm_ratio": activations / max(grown["warm"], 1) if "warm" in grown else None}
         rows.append(row)
         spread = f" (min {min(cold) / 2**20:6.1f} = {row['first_forward_ratio_to_min']:4.2f})" if len(runs) > 1 else ""
         code = f", code pages {grown['file_pages'] / 2**20:4.1f}" if grown.get("file_pages") is not None else ""
+        warm = (f"   warm: {activations / 2**20:8.1f} / {grown['warm'] / 2**20:8.1f} = {row['warm_ratio']:4.2f}"
+                if "warm" in grown else "")
         print(f"{preset:26s} first forward: estimate {total / 2**20:8.1f} MiB / measured {grown['cold'] / 2**20:8.1f} "
-              f"= {row['first_forward_ratio']:4.2f}{spread}{code}   warm: {activations / 2**20:8.1f} / "
-              f"{grown['warm'] / 2**20:8.1f} = {row['warm_ratio']:4.2f}", flush=True)
-    out = ROOT / "bench" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "memory.json").write_text(json.dumps({"device": args.device, "threads": args.threads,
-                                                 "repeats": args.repeats, "rows": rows},
-                                                indent=2))
+              f"= {row['first_forward_ratio']:4.2f}{spread}{code}{warm}", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"device": args.device, "threads": args.threads, "repeats": args.repeats,
+                                    "rows": rows}, indent=2))
     for key, what in (("first_forward_ratio", "first forwards (estimate with the runtime reserve)"),
                       ("warm_ratio", "warm forwards (activations estimate)")):
         low = "first_forward_ratio_to_min" if key == "first_forward_ratio" else key
+        if any(r[key] is None for r in rows):
+            continue
         bad = [r["preset"] for r in rows if not (1.0 <= r[key] and r[low] <= 1.5)]
         print(f"{what}: {len(rows) - len(bad)} of {len(rows)} estimates are upper bounds within 1.5× of the measured "
               f"growth" + (f"; not: {', '.join(bad)}" if bad else ""))

@@ -3,6 +3,11 @@ allocated."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -48,6 +53,10 @@ def test_memory_plan_refuses_before_allocating(monkeypatch):
     plan = memory_plan(summary, "cpu")
     assert plan["total_bytes"] == (plan["weights_bytes"] + plan["activations_bytes"] + plan["attention_bytes"]
                                    + plan["runtime_reserve_bytes"])
+    # planning a CPU run pins glibc's allocator, and the estimate uses the allowances measured with it pinned
+    assert plan["allocator_pinned"] is analysis.pin_allocator() is True
+    assert plan["allocator_slack"] == analysis.ALLOCATOR_SLACK
+    assert plan["runtime_reserve_bytes"] == analysis.CPU_RUNTIME_RESERVE
     assert plan["activations_bytes"] == int(summary.memory_estimate()["activations"] * analysis.ALLOCATOR_SLACK)
     monkeypatch.setattr(analysis, "available_memory", lambda device: plan["total_bytes"])  # fits without margin
     refused = memory_plan(summary, "cpu")
@@ -97,7 +106,7 @@ def test_measure_forward_counts_weights_input_and_live_tensors():
     measured = analysis.measure_forward(config)
     weights = vac.summarize(config).params * 4
     assert measured["time_s"] > 0 and measured["baseline_bytes"] >= weights
-    assert measured["peak_bytes"] - measured["baseline_bytes"] == forward_peak_bytes(config)
+    assert measured["peak_bytes"] - measured["baseline_bytes"] == forward_peak_bytes(config, workspaces=False)
 
 
 @pytest.mark.parametrize("preset,overrides", [
@@ -110,12 +119,74 @@ def test_measure_forward_counts_weights_input_and_live_tensors():
 ])
 def test_meta_estimate_equals_the_live_tensors_of_a_real_forward(preset, overrides):
     """The estimate runs on the meta device with the fused attention stood in for; a real CPU forward, counted the
-    same way, runs the real kernels: the peaks must agree, so the stand-in holds what the kernels hold."""
+    same way, runs the real kernels: the peaks must agree, so the stand-in holds what the kernels hold (and the
+    meta tensors have the strides the workspaces are derived from)."""
     config = vac.get_config(preset, **overrides)
     model = vac.runtime.build_seeded(config).eval()
     x = torch.randn(config.input_shape())
-    tracker = _LiveBytes([*model.parameters(), *model.buffers(), x])
+    tracker = _LiveBytes([*model.parameters(), *model.buffers(), x], workspaces=True)
     with torch.no_grad(), tracker:
         out = model(x)
         del out
     assert forward_peak_bytes(config) == tracker.peak > 0
+
+
+_KERNEL_WORKSPACES = r"""
+import json, torch
+import torch.nn.functional as F
+from videoattn_core.analysis import _LiveBytes, pin_allocator
+
+assert pin_allocator()
+torch.set_num_threads(1)
+
+def status(field):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
+
+cases = {  # Swin's shifted windows, a layer norm over a transposed input, Video Swin's patch embedding, MViT's pooling
+    "roll": (lambda x, w: torch.roll(x, (1, 2, 3), (1, 2, 3)), (2, 16, 64, 64, 32), (1,)),
+    "layer_norm": (lambda x, w: F.layer_norm(x.transpose(1, 2), (x.shape[1],)), (8, 512, 2048), (1,)),
+    "conv3d": (lambda x, w: F.conv3d(x, w, stride=(2, 4, 4)), (1, 3, 32, 224, 224), (96, 3, 2, 4, 4)),
+    "depthwise_conv3d": (lambda x, w: F.conv3d(x, w, padding=1, groups=96), (1, 96, 8, 56, 56), (96, 1, 3, 3, 3)),
+}
+out = {}
+for name, (op, shape, weight_shape) in cases.items():
+    x, weight = torch.randn(shape), torch.ones(weight_shape)
+    with torch.no_grad():
+        op(x, weight)  # the kernel's code paged in
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # the peak resident memory reset to the current
+        before = status("VmRSS")
+        y = op(x, weight)
+        measured = status("VmHWM") - before
+        del y
+        returned = status("VmRSS") - before
+    meta_x, meta_w = torch.empty(shape, device="meta"), torch.empty(weight_shape, device="meta")
+    counts = []
+    for workspaces in (False, True):
+        tracker = _LiveBytes([meta_x, meta_w], workspaces=workspaces)
+        with torch.no_grad(), tracker:
+            result = op(meta_x, meta_w)
+            del result
+        counts.append(tracker.peak)
+    out[name] = {"measured": measured, "returned": returned, "outputs": counts[0], "with_workspaces": counts[1]}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc peak-RSS reset")
+def test_kernel_workspaces_bound_what_the_process_holds_while_the_kernel_runs():
+    """In a fresh process with the allocator pinned, the resident growth while one kernel runs is measured
+    (peak RSS reset, then VmHWM): the kernels hold more than their outputs (roll over 3 dims: 2 intermediates; the
+    layer norm: a contiguous copy; the convolutions: oneDNN's reorders), the workspaces derived from the shapes
+    on the meta device bound it within 1.5×, and with the allocator pinned the memory is returned when freed."""
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", _KERNEL_WORKSPACES], cwd=root, capture_output=True, text=True,
+                          timeout=300, check=True)
+    rows = json.loads(done.stdout.strip().splitlines()[-1])
+    mib = 2**20
+    for name, row in rows.items():
+        assert row["measured"] > row["outputs"] + 4 * mib, (name, row)  # the kernel holds more than its output
+        assert row["measured"] <= row["with_workspaces"] + mib, (name, row)  # the derived workspace bounds it
+        assert row["with_workspaces"] <= 1.5 * row["measured"], (name, row)
+        assert row["returned"] < mib, (name, row)  # freed tensors are unmapped, not kept in a heap

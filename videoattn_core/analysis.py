@@ -6,7 +6,9 @@ the machine reports; nothing allocates a model.
 
 from __future__ import annotations
 
+import ctypes
 import os
+import platform
 import weakref
 from typing import Any, Sequence
 
@@ -53,15 +55,50 @@ class _FusedAttentionOnMeta(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+_ONEDNN_CHANNEL_BLOCK = 8  # oneDNN's smallest channel block (AVX2: 8 floats); fewer channels stay plain
+
+
+def _nbytes(t: Any) -> int:
+    return sum(_nbytes(o) for o in t) if isinstance(t, (tuple, list)) else t.numel() * t.element_size()
+
+
+def kernel_workspace_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any] | None, out: Any) -> int:
+    """Bytes an operator's CPU kernel allocates for itself while it runs, beyond the output it returns: buffers made
+    below the dispatcher, which a count of the operators' outputs never sees but the process holds at the
+    operator's peak (alongside the output). Derived from the shapes, for the kernels ``bench/memory.py`` found
+    to matter:
+
+    - ``roll`` over k dimensions rolls one dimension at a time (ATen's ``roll_common``): k − 1 intermediate copies
+      of the input are alive when the output is made (shifted-window Swin);
+    - ``native_layer_norm``, ``max_pool3d_with_indices`` and ``convolution`` work on a contiguous copy of a
+      non-contiguous input (``expect_contiguous``: MViT pools and convolves heads split out of a transpose);
+    - ``convolution`` runs oneDNN, which makes its output in a blocked layout and reorders it: a copy of the
+      output, and one of the input unless it has fewer channels than a block (an image's 3 stay plain).
+    """
+    aten = torch.ops.aten
+    kwargs = kwargs or {}
+    if func is aten.roll.default:
+        dims = args[2] if len(args) > 2 else kwargs.get("dims", ())
+        return max(len(dims) - 1, 0) * _nbytes(args[0])
+    if func not in (aten.native_layer_norm.default, aten.max_pool3d_with_indices.default, aten.convolution.default):
+        return 0
+    copy = 0 if args[0].is_contiguous() else _nbytes(args[0])
+    if func is aten.convolution.default:
+        return copy + (_nbytes(args[0]) if args[0].shape[1] >= _ONEDNN_CHANNEL_BLOCK else 0) + _nbytes(out)
+    return copy
+
+
 class _LiveBytes(TorchDispatchMode):
     """Counts the bytes of the storages that are alive while a forward runs, and their peak: every op's output
     storage is added when it first appears and subtracted when the last tensor on it is freed. Storages that
-    existed before (``existing``: weights, buffers, the input) are not counted, views of them included."""
+    existed before (``existing``: weights, buffers, the input) are not counted, views of them included. With
+    ``workspaces`` the kernels' own buffers (:func:`kernel_workspace_bytes`) count while their operator runs."""
 
-    def __init__(self, existing: Sequence[torch.Tensor] = ()):
+    def __init__(self, existing: Sequence[torch.Tensor] = (), *, workspaces: bool = False):
         super().__init__()
         self.live = 0
         self.peak = 0
+        self.workspaces = workspaces
         self._refs: dict[int, int] = {}
         self._existing = {t.untyped_storage()._cdata for t in existing}
 
@@ -85,15 +122,19 @@ class _LiveBytes(TorchDispatchMode):
                     self.peak = max(self.peak, self.live)
                 self._refs[key] += 1
                 weakref.finalize(t, self._release, key, nbytes)
+        if self.workspaces:
+            self.peak = max(self.peak, self.live + kernel_workspace_bytes(func, args, kwargs, out))
         return out
 
 
 def forward_peak_bytes(config: Any, *, dtype: torch.dtype = torch.float32, batch: int = 1,
-                       explicit_attention: bool = False, input_shape: Sequence[int] | None = None) -> int:
+                       explicit_attention: bool = False, input_shape: Sequence[int] | None = None,
+                       workspaces: bool = True) -> int:
     """Peak bytes of the tensors a no-grad forward of ``config`` holds at once, beyond its weights and its
     input: the forward runs on the meta device (nothing is allocated) while every tensor the operators create
-    is counted until it is freed. Fused attention holds its output, not the attention matrix; with
-    ``explicit_attention`` the softmax path's matrices are counted as they are formed."""
+    is counted until it is freed, with the buffers the kernels make for themselves while they run
+    (:func:`kernel_workspace_bytes`; not with ``workspaces=False``). Fused attention holds its output, not the
+    attention matrix; with ``explicit_attention`` the softmax path's matrices are counted as they are formed."""
     from .models.layers import set_fused_attention
     from .registry import build_model
 
@@ -102,30 +143,61 @@ def forward_peak_bytes(config: Any, *, dtype: torch.dtype = torch.float32, batch
     shape = list(input_shape) if input_shape is not None else list(config.input_shape())
     shape[0] = batch
     x = torch.empty(shape, device="meta", dtype=dtype)
-    tracker = _LiveBytes([*model.parameters(), *model.buffers(), x])
+    tracker = _LiveBytes([*model.parameters(), *model.buffers(), x], workspaces=workspaces)
     with torch.no_grad(), _FusedAttentionOnMeta(), tracker:
         out = model(x)
         del out
     return tracker.peak
 
 
-#: the allocator keeps freed blocks for reuse, so a forward's resident growth exceeds the peak of its live tensors;
-#: bench/memory.py measured at most 1.2× beyond the first forward's runtime start-up on the CPU (warm forwards)
-ALLOCATOR_SLACK = 1.25
-#: what the CPU runtime allocates on a process's first forward besides tensors (thread pools, kernel caches,
-#: oneDNN's scratchpads): up to ~165 MiB beyond the live tensors measured by bench/memory.py (MViT's first
-#: forward; 25–75 MiB for the transformer-only families) on a 2-core machine
-CPU_RUNTIME_RESERVE = 160 * 2**20
+#: glibc's malloc serves blocks of at least this many bytes with their own mmap, returned to the system when freed;
+#: smaller ones come from its heaps, which keep freed blocks resident for reuse. Its own starting value (128 KiB):
+#: pinning it (:func:`pin_allocator`) stops glibc from raising it (to as much as 32 MiB) after the first large
+#: block is freed, after which freed tensors stayed resident in amounts that depended on the heap's history
+#: (swin_divided_st_t's first forward: 323–393 MiB over three processes; pinned 274.3–274.6, bench/memory.py)
+MMAP_THRESHOLD = 128 * 2**10
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+_pinned: bool | None = None
+
+
+def pin_allocator(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Pin glibc's mmap threshold at ``threshold`` bytes, once per process: every tensor of that size or more is
+    then mapped when allocated and unmapped when freed, so the memory a CPU forward takes follows its live
+    tensors, which :func:`memory_plan` counts beforehand. True when pinned (glibc on Linux); elsewhere the
+    allocator is left alone and the estimate uses the unpinned allowances."""
+    global _pinned
+    if _pinned is None:
+        _pinned = False
+        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+            try:
+                _pinned = bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+            except (OSError, AttributeError):
+                pass
+    return _pinned
+
+
+#: beyond the live tensors, with the allocator pinned: whole pages per mapped tensor and the heap's small blocks
+ALLOCATOR_SLACK = 1.1
+#: what the CPU runtime takes on a process's first forward besides tensors, with the allocator pinned: the code of
+#: the kernels it pages in (13–17 MiB) and the start-up of its thread pool and kernels (up to ~11 MiB), measured
+#: by bench/memory.py
+CPU_RUNTIME_RESERVE = 32 * 2**20
+#: the same allowances where the allocator cannot be pinned (not glibc): freed tensors stay in its heaps
+UNPINNED_ALLOCATOR_SLACK = 1.25
+UNPINNED_CPU_RUNTIME_RESERVE = 160 * 2**20
 
 
 def memory_plan(summary: Any, device: torch.device | str, dtype_bytes: int = 4, *, captured: Sequence[str] = (),
                 margin: float | None = None) -> dict[str, Any]:
     """The memory a one-view forward needs against what ``device`` has free.
 
-    ``activations_bytes`` is the peak of the forward's live tensors (``summary.memory_estimate``, counted on the
-    meta device) × :data:`ALLOCATOR_SLACK`; on the CPU :data:`CPU_RUNTIME_RESERVE` is added for the runtime's
-    start-up. ``total_bytes`` (weights + activations + kept attention + reserve) is meant as an upper bound of
-    what the forward takes (checked per preset by ``bench/memory.py``). ``fits`` is false when the total ×
+    ``live_tensor_peak_bytes`` is the peak of the forward's live tensors with the kernels' workspaces
+    (``summary.memory_estimate``, counted on the meta device); ``activations_bytes`` is that × the allocator's
+    slack. On the CPU the allocator is pinned first (:func:`pin_allocator`), so that the process grows by what the
+    tensors take: slack :data:`ALLOCATOR_SLACK`, and :data:`CPU_RUNTIME_RESERVE` added for the runtime's start-up
+    (:data:`UNPINNED_ALLOCATOR_SLACK` and :data:`UNPINNED_CPU_RUNTIME_RESERVE` where it cannot be pinned).
+    ``total_bytes`` (weights + activations + kept attention + reserve) is an upper bound of what the forward
+    takes, within 1.5× of it (checked per preset by ``bench/memory.py``). ``fits`` is false when the total ×
     ``margin`` exceeds the free memory; ``refusal`` then says so in words. Views run one after the other, so
     several views need no more than one.
     """
@@ -134,13 +206,16 @@ def memory_plan(summary: Any, device: torch.device | str, dtype_bytes: int = 4, 
     margin = MEMORY_MARGIN if margin is None else margin
     device = torch.device(device)
     estimate = summary.memory_estimate(dtype_bytes, 1, captured=captured, explicit_attention=bool(captured))
-    activations = int(estimate["activations"] * ALLOCATOR_SLACK)
-    reserve = CPU_RUNTIME_RESERVE if device.type == "cpu" else 0
+    pinned = pin_allocator() if device.type == "cpu" else None
+    slack = UNPINNED_ALLOCATOR_SLACK if pinned is False else ALLOCATOR_SLACK
+    activations = int(estimate["activations"] * slack)
+    reserve = 0 if device.type != "cpu" else CPU_RUNTIME_RESERVE if pinned else UNPINNED_CPU_RUNTIME_RESERVE
     total = estimate["weights"] + activations + estimate["attention"] + reserve
     free = available_memory(device)
     fits = free is None or total * margin <= free
     out: dict[str, Any] = {"weights_bytes": estimate["weights"], "activations_bytes": activations,
-                           "live_tensor_peak_bytes": estimate["activations"], "attention_bytes": estimate["attention"],
+                           "live_tensor_peak_bytes": estimate["activations"], "allocator_slack": slack,
+                           "allocator_pinned": pinned, "attention_bytes": estimate["attention"],
                            "runtime_reserve_bytes": reserve, "total_bytes": total, "free_bytes": free,
                            "margin": margin, "fits": fits, "refusal": None}
     if not fits:

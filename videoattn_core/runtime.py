@@ -35,8 +35,10 @@ from .weights import (DATASET_CLASSES, Recipe, WeightsEntry, cached_path, defaul
                       labels_from_hf_config, load_labels, read_hf_config, recipe_for, target_path)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-#: a run is refused when its estimated memory (an upper bound: see analysis.memory_plan) × this margin exceeds what
-#: the device has free, leaving a tenth for the rest of the process
+#: a run is refused when its estimated memory × this margin exceeds what the device has free, leaving a tenth for
+#: the rest of the process. The estimate (analysis.memory_plan) is an upper bound of what the forward takes and at
+#: most 1.5× of it on the CPU (bench/memory.py, every preset), so a run is refused only when it needs more than
+#: free / 1.1 and at least free / 1.65.
 MEMORY_MARGIN = 1.1
 RANDOM_WARNING = ("WARNING: no weights were given, so the model is randomly initialised: these predictions mean "
                   "nothing. Pass --weights ENTRY (see the catalog) or --checkpoint FILE.")
