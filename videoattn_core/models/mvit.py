@@ -353,19 +353,30 @@ class DecomposedRelPos(nn.Module):
         b, heads, _, d = q.shape
         r_q = q[:, :, 1:] if self.has_cls else q
         r_q = r_q.reshape(b, heads, qt, qh, qw, d)
-        bias = q.new_zeros(())
+        # the present terms, each (B, heads, qt, qh, qw, k) for its key axis k, shaped to broadcast over the key
+        # grid (kt, kh, kw)
+        terms = []
         if rel_pos_h is not None:
-            rel_h = torch.einsum("bythwc,hkc->bythwk", r_q, _relative_table(rel_pos_h, qh, kh))  # (.., qh·.., kh)
-            bias = bias + rel_h[..., None, :, None]
+            rel_h = torch.einsum("bythwc,hkc->bythwk", r_q, _relative_table(rel_pos_h, qh, kh))
+            terms.append(rel_h[..., None, :, None])
         if rel_pos_w is not None:
             rel_w = torch.einsum("bythwc,wkc->bythwk", r_q, _relative_table(rel_pos_w, qw, kw))
-            bias = bias + rel_w[..., None, None, :]
+            terms.append(rel_w[..., None, None, :])
         if rel_pos_t is not None:
             rel_t = torch.einsum("bythwc,tkc->bythwk", r_q, _relative_table(rel_pos_t, qt, kt))
-            bias = bias + rel_t[..., :, None, None]
-        # (B, heads, qt, qh, qw, kt, kh, kw) -> (B, heads, N_q, N_k)
-        bias = bias.expand(b, heads, qt, qh, qw, kt, kh, kw).reshape(b, heads, qt * qh * qw, kt * kh * kw)
-        return F.pad(bias, (1, 0, 1, 0)) if self.has_cls else bias
+            terms.append(rel_t[..., :, None, None])
+        # The (N_q, N_k) bias is the largest tensor of the block: written once, in place, by the last broadcast
+        # sum (the smaller sums before it), with the CLS row and column zeroed around it.
+        n_cls = int(self.has_cls)
+        bias = q.new_empty(b, heads, n_cls + qt * qh * qw, n_cls + kt * kh * kw)  # (B, heads, N_q, N_k)
+        if n_cls:
+            bias[:, :, 0].zero_()
+            bias[:, :, 1:, 0].zero_()
+        shape = (b, heads, qt, qh, qw, kt, kh, kw)
+        grid_bias = bias[:, :, n_cls:, n_cls:].view(shape)
+        head = sum(terms[1:-1], terms[0]) if len(terms) > 1 else q.new_zeros(())
+        torch.add(head.expand(shape), terms[-1], out=grid_bias)
+        return bias
 
     def flop_count(self, inputs: tuple, output: Tensor) -> int:
         """Multiply-accumulates of the three products ``q·R`` (fvcore counts each einsum as B·heads·N_q·d·k)."""
