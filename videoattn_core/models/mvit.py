@@ -312,10 +312,12 @@ def attention_pool(x: Tensor, pool: nn.Module | None, norm: nn.Module | None, gr
     if pool is None:
         return x
     cls, x = (x[:, :, :1], x[:, :, 1:]) if has_cls else (None, x)
-    b, n = x.shape[:2]
-    t, h, w = grid
-    x = pool(rearrange(x, "b n (t h w) c -> (b n) c t h w", t=t, h=h, w=w))  # (B·heads, C, T', H', W')
-    x = rearrange(x, "(b n) c t h w -> b n (t h w) c", b=b, n=n)
+    b, n, _, c = x.shape
+    # Pooled channels-last: the tokens (t h w) c of each head are the (T, H, W, C) memory of a channels_last_3d
+    # volume, so the one copy made here is row by row rather than a transpose, and the output needs none.
+    x = x.reshape(b * n, *grid, c).permute(0, 4, 1, 2, 3)  # (B·heads, C, T, H, W), channels-last memory
+    x = pool(x.contiguous(memory_format=torch.channels_last_3d))  # (B·heads, C, T', H', W'), channels-last
+    x = x.permute(0, 2, 3, 4, 1).reshape(b, n, -1, c)  # (B, heads, T'·H'·W', C)
     if cls is not None:
         x = torch.cat((cls, x), dim=2)
     return norm(x) if norm is not None else x
