@@ -108,6 +108,15 @@ class SwinTransformer3DConfig(ModelConfig):
         return (0, 0, 0) if block % 2 == 0 else tuple(w // 2 for w in self.window_size)
 
 
+def window_bias(bias: Tensor, mask: Tensor, batch: int) -> Tensor:
+    """``(B·nW, heads, N, N)`` attention bias of shifted windows: the ``(1, heads, N, N)`` relative position
+    bias plus the ``(nW, N, N)`` region mask, written in one pass (it is the largest tensor of the block)."""
+    n_windows, heads, n = mask.shape[0], bias.shape[1], mask.shape[-1]
+    out = bias.new_empty(batch, n_windows, heads, n, n)
+    torch.add(bias.unsqueeze(0), mask[None, :, None], out=out)
+    return out.view(batch * n_windows, heads, n, n)
+
+
 class PatchEmbed3D(nn.Module):
     """Conv3d patch embedding; the clip is zero-padded at the end of T, H, W to multiples of the patch."""
 
@@ -168,7 +177,7 @@ class WindowAttention3D(nn.Module):
         bias = self.relative_position_bias(window)  # (1, heads, N, N)
         if any(shift):
             mask = shift_attention_mask(grid, window, shift, device=x.device, dtype=bias.dtype)  # (nW, N, N)
-            bias = (bias + mask.unsqueeze(1)).repeat(b, 1, 1, 1)  # (B·nW, heads, N, N), windows fastest
+            bias = window_bias(bias, mask, b)  # (B·nW, heads, N, N), windows fastest
         layout = AttentionLayout("window", (t, h, w), groups="(b nw)", tokens="(wt wh ww)", window=window,
                                  shift=shift, padded_grid=grid)
         out = self.core(q, k, v, bias, layout)  # (B·nW, heads, N, head_dim)
