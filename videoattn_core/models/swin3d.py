@@ -126,7 +126,7 @@ def window_bias(bias: Tensor, mask: Tensor, batch: int) -> Tensor:
     bias plus the ``(nW, N, N)`` region mask, written in one pass (it is the largest tensor of the block)."""
     n_windows, heads, n = mask.shape[0], bias.shape[1], mask.shape[-1]
     out = bias.new_empty(batch, n_windows, heads, n, n)
-    torch.add(bias.unsqueeze(0), mask[None, :, None], out=out)
+    torch.add(bias.unsqueeze(0).expand(out.shape), mask[None, :, None], out=out)
     return out.view(batch * n_windows, heads, n, n)
 
 
