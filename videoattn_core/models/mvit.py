@@ -369,12 +369,16 @@ class DecomposedRelPos(nn.Module):
             terms.append(rel_t[..., :, None, None])
         # The (N_q, N_k) bias is the largest tensor of the block: written once, in place, by the last broadcast
         # sum (the smaller sums before it), with the CLS row and column zeroed around it.
+        shape = (b, heads, qt, qh, qw, kt, kh, kw)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in terms):
+            # out= takes no autograd: the plain sum, laid out and padded for the CLS token
+            bias = sum(terms[1:], terms[0]).expand(shape).reshape(b, heads, qt * qh * qw, kt * kh * kw)
+            return F.pad(bias, (1, 0, 1, 0)) if self.has_cls else bias
         n_cls = int(self.has_cls)
         bias = q.new_empty(b, heads, n_cls + qt * qh * qw, n_cls + kt * kh * kw)  # (B, heads, N_q, N_k)
         if n_cls:
             bias[:, :, 0].zero_()
             bias[:, :, 1:, 0].zero_()
-        shape = (b, heads, qt, qh, qw, kt, kh, kw)
         grid_bias = bias[:, :, n_cls:, n_cls:].view(shape)
         head = sum(terms[1:-1], terms[0]) if len(terms) > 1 else q.new_zeros(())
         torch.add(head.expand(shape), terms[-1], out=grid_bias)

@@ -124,6 +124,8 @@ def shifted_window_order(grid: tuple[int, int, int], window: tuple[int, int, int
 def window_bias(bias: Tensor, mask: Tensor, batch: int) -> Tensor:
     """``(B·nW, heads, N, N)`` attention bias of shifted windows: the ``(1, heads, N, N)`` relative position
     bias plus the ``(nW, N, N)`` region mask, written in one pass (it is the largest tensor of the block)."""
+    if torch.is_grad_enabled() and bias.requires_grad:  # out= takes no autograd: the plain sum and repeat
+        return (bias + mask.unsqueeze(1)).repeat(batch, 1, 1, 1)
     n_windows, heads, n = mask.shape[0], bias.shape[1], mask.shape[-1]
     out = bias.new_empty(batch, n_windows, heads, n, n)
     torch.add(bias.unsqueeze(0).expand(out.shape), mask[None, :, None], out=out)
