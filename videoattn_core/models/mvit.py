@@ -312,10 +312,12 @@ def attention_pool(x: Tensor, pool: nn.Module | None, norm: nn.Module | None, gr
     if pool is None:
         return x
     cls, x = (x[:, :, :1], x[:, :, 1:]) if has_cls else (None, x)
-    b, n = x.shape[:2]
-    t, h, w = grid
-    x = pool(rearrange(x, "b n (t h w) c -> (b n) c t h w", t=t, h=h, w=w))  # (B·heads, C, T', H', W')
-    x = rearrange(x, "(b n) c t h w -> b n (t h w) c", b=b, n=n)
+    b, n, _, c = x.shape
+    # Pooled channels-last: the tokens (t h w) c of each head are the (T, H, W, C) memory of a channels_last_3d
+    # volume, so the one copy made here is row by row rather than a transpose, and the output needs none.
+    x = x.reshape(b * n, *grid, c).permute(0, 4, 1, 2, 3)  # (B·heads, C, T, H, W), channels-last memory
+    x = pool(x.contiguous(memory_format=torch.channels_last_3d))  # (B·heads, C, T', H', W'), channels-last
+    x = x.permute(0, 2, 3, 4, 1).reshape(b, n, -1, c)  # (B, heads, T'·H'·W', C)
     if cls is not None:
         x = torch.cat((cls, x), dim=2)
     return norm(x) if norm is not None else x
@@ -353,19 +355,34 @@ class DecomposedRelPos(nn.Module):
         b, heads, _, d = q.shape
         r_q = q[:, :, 1:] if self.has_cls else q
         r_q = r_q.reshape(b, heads, qt, qh, qw, d)
-        bias = q.new_zeros(())
+        # the present terms, each (B, heads, qt, qh, qw, k) for its key axis k, shaped to broadcast over the key
+        # grid (kt, kh, kw)
+        terms = []
         if rel_pos_h is not None:
-            rel_h = torch.einsum("bythwc,hkc->bythwk", r_q, _relative_table(rel_pos_h, qh, kh))  # (.., qh·.., kh)
-            bias = bias + rel_h[..., None, :, None]
+            rel_h = torch.einsum("bythwc,hkc->bythwk", r_q, _relative_table(rel_pos_h, qh, kh))
+            terms.append(rel_h[..., None, :, None])
         if rel_pos_w is not None:
             rel_w = torch.einsum("bythwc,wkc->bythwk", r_q, _relative_table(rel_pos_w, qw, kw))
-            bias = bias + rel_w[..., None, None, :]
+            terms.append(rel_w[..., None, None, :])
         if rel_pos_t is not None:
             rel_t = torch.einsum("bythwc,tkc->bythwk", r_q, _relative_table(rel_pos_t, qt, kt))
-            bias = bias + rel_t[..., :, None, None]
-        # (B, heads, qt, qh, qw, kt, kh, kw) -> (B, heads, N_q, N_k)
-        bias = bias.expand(b, heads, qt, qh, qw, kt, kh, kw).reshape(b, heads, qt * qh * qw, kt * kh * kw)
-        return F.pad(bias, (1, 0, 1, 0)) if self.has_cls else bias
+            terms.append(rel_t[..., :, None, None])
+        # The (N_q, N_k) bias is the largest tensor of the block: written once, in place, by the last broadcast
+        # sum (the smaller sums before it), with the CLS row and column zeroed around it.
+        shape = (b, heads, qt, qh, qw, kt, kh, kw)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in terms):
+            # out= takes no autograd: the plain sum, laid out and padded for the CLS token
+            bias = sum(terms[1:], terms[0]).expand(shape).reshape(b, heads, qt * qh * qw, kt * kh * kw)
+            return F.pad(bias, (1, 0, 1, 0)) if self.has_cls else bias
+        n_cls = int(self.has_cls)
+        bias = q.new_empty(b, heads, n_cls + qt * qh * qw, n_cls + kt * kh * kw)  # (B, heads, N_q, N_k)
+        if n_cls:
+            bias[:, :, 0].zero_()
+            bias[:, :, 1:, 0].zero_()
+        grid_bias = bias[:, :, n_cls:, n_cls:].view(shape)
+        head = sum(terms[1:-1], terms[0]) if len(terms) > 1 else q.new_zeros(())
+        torch.add(head.expand(shape), terms[-1], out=grid_bias)
+        return bias
 
     def flop_count(self, inputs: tuple, output: Tensor) -> int:
         """Multiply-accumulates of the three products ``q·R`` (fvcore counts each einsum as B·heads·N_q·d·k)."""
