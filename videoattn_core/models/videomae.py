@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -33,7 +34,8 @@ from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys
 from ..config import ModelConfig, hparam, require_multiple
 from ..errors import CheckpointError
 from ..registry import register_family, register_preset
-from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
+from .layers import (LEVERS, AttentionCore, AttentionLayout, DropPath, Mlp, add_residual, check_video_input,
+                     drop_path_rates)
 
 #: PyTorch's default LayerNorm epsilon, which Hugging Face's ``fc_norm`` keeps (it is built without an eps)
 TORCH_LAYER_NORM_EPS = 1e-5
@@ -101,6 +103,14 @@ def sinusoid_table(positions: int, dim: int) -> Tensor:
     return table.float()
 
 
+class Linear(nn.Linear):
+    """``nn.Linear`` whose call may bring the bias to add: the bias-free qkv projection takes the learned q and v
+    biases (around a zero k bias) there, so that the matrix product adds them rather than another pass."""
+
+    def forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        return F.linear(x, self.weight, self.bias if bias is None else bias)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention; the qkv projection has no bias, learned ``q_bias`` and ``v_bias`` are added
     (official ``Attention``). A key bias would add ``q·b_k`` to a whole row of logits, which the softmax
@@ -109,7 +119,7 @@ class Attention(nn.Module):
     def __init__(self, config: VideoMAEConfig):
         super().__init__()
         dim, self.num_heads = config.embed_dim, config.num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.qkv = Linear(dim, dim * 3, bias=False)
         if config.qkv_bias:
             self.q_bias = nn.Parameter(torch.zeros(dim))
             self.v_bias = nn.Parameter(torch.zeros(dim))
@@ -121,8 +131,12 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, layout: AttentionLayout) -> Tensor:
         # x: (B, N, C), tokens (t h w)
-        qkv = self.qkv(x)  # (B, N, 3·C)
-        if self.q_bias is not None:
+        if self.q_bias is None:
+            qkv = self.qkv(x)  # (B, N, 3·C)
+        elif LEVERS["videomae_bias_gemm"]:  # the biases added by the GEMM itself, not in another pass
+            qkv = self.qkv(x, torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias)))
+        else:
+            qkv = self.qkv(x)
             qkv = qkv + torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
         q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         out = self.core(q, k, v, None, layout)  # (B, heads, N, head_dim)
@@ -142,8 +156,8 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * config.mlp_ratio), drop=config.drop_rate)
 
     def forward(self, x: Tensor, layout: AttentionLayout) -> Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), layout))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        x = add_residual(x, self.drop_path(self.attn(self.norm1(x), layout)))
+        return add_residual(x, self.drop_path(self.mlp(self.norm2(x))))
 
 
 class PatchEmbed(nn.Module):

@@ -44,7 +44,8 @@ from torch import Tensor, nn
 from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys
 from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import register_family, register_preset
-from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
+from .layers import (LEVERS, AttentionCore, AttentionLayout, DropPath, Mlp, add_residual, check_video_input,
+                     drop_path_rates, inference)
 
 ROPE_BASE = 10000.0  # the θ of the frequencies ω_j = θ^(−j/(s/2))
 
@@ -136,6 +137,38 @@ def rope_tables(grid: tuple[int, int, int], head_dim: int, device=None) -> tuple
 
 def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotate the first ``cos.shape[-1]`` channels of ``x (..., N, head_dim)`` pairwise; the rest pass."""
+    return turn(x, *full_width(cos, sin, x.shape[-1]))
+
+
+def full_width(cos: Tensor, sin: Tensor, head_dim: int) -> tuple[Tensor, Tensor]:
+    """``(cos, signed_sin)``, each ``(N, head_dim)``, from :func:`rope_tables`: the unrotated channels get cos 1
+    and sin 0 (so they pass exactly), and the sine carries the rotation's signs, −sin on channel 2i and +sin on
+    2i+1, so that a rotation is ``x·cos + swap(x)·signed_sin`` with ``swap`` exchanging each pair."""
+    rest = head_dim - cos.shape[-1]
+    cos = torch.cat((cos, cos.new_ones(cos.shape[0], rest)), dim=-1)
+    sign = torch.tensor([-1.0, 1.0], dtype=sin.dtype, device=sin.device).repeat(sin.shape[-1] // 2)
+    return cos, torch.cat((sin * sign, sin.new_zeros(sin.shape[0], rest)), dim=-1)
+
+
+def turn(x: Tensor, cos: Tensor, signed_sin: Tensor) -> Tensor:
+    """``x·cos + swap(x)·signed_sin`` over the last axis (tables of :func:`full_width`, broadcast to ``x``):
+    (x₀, x₁) → (x₀·cos − x₁·sin, x₁·cos + x₀·sin) on every channel pair, in two passes over ``x``."""
+    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (x₁, x₀) per pair
+    return (x * cos).addcmul_(swapped, signed_sin)
+
+
+def turn_into_heads(qk: Tensor, cos: Tensor, signed_sin: Tensor) -> tuple[Tensor, Tensor]:
+    """:func:`turn` of ``qk (B, N, 2, heads, d)`` written into one ``(2, B, heads, N, d)`` buffer, so that q and k
+    come out contiguous per head, the layout the CPU attention kernel reads fastest (without autograd: ``out=``)."""
+    b, n, _, heads, d = qk.shape
+    buffer = qk.new_empty(2, b, heads, n, d)
+    out = buffer.permute(1, 3, 0, 2, 4)  # the buffer seen as (B, N, 2, heads, d)
+    torch.mul(qk, cos, out=out)
+    out.addcmul_(qk.unflatten(-1, (-1, 2)).flip(-1).flatten(-2), signed_sin)
+    return buffer[0], buffer[1]
+
+
+def _rotate_split(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     n = cos.shape[-1]
     head, tail = x[..., :n], x[..., n:]
     pairs = rearrange(head, "... (c two) -> ... c two", two=2)
@@ -159,10 +192,18 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, grid: tuple[int, int, int], rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
         # x: (B, T'·H'·W', C), tokens ordered (t h w)
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
-        if self.rope:
-            cos, sin = rope
-            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        if not LEVERS["rope_once"]:
+            q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+            if self.rope:
+                cos, sin = rope
+                q, k = _rotate_split(q, cos, sin), _rotate_split(k, cos, sin)
+        else:
+            qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, -1))  # (B, N, 3, heads, d)
+            qk, v = qkv[:, :, :2], qkv[:, :, 2].transpose(1, 2)  # v: (B, heads, N, d) view
+            if self.rope and LEVERS["rope_heads"] and inference():  # q, k turned together, tables (N, 1, 1, d)
+                q, k = turn_into_heads(qk, *rope)  # (B, heads, N, d), contiguous
+            else:
+                q, k = (turn(qk, *rope) if self.rope else qk).transpose(1, 3).unbind(2)  # (B, heads, N, d) views
         out = self.core(q, k, v, None, AttentionLayout("joint", grid, "b", "(t h w)"))  # (B, heads, N, d)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
@@ -180,8 +221,8 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: Tensor, grid: tuple[int, int, int], rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        x = x + self.drop_path(self.attn(self.norm1(x), grid, rope))
-        return x + self.drop_path(self.mlp(self.norm2(x)))
+        x = add_residual(x, self.drop_path(self.attn(self.norm1(x), grid, rope)))
+        return add_residual(x, self.drop_path(self.mlp(self.norm2(x))))
 
 
 class CrossAttention(nn.Module):
@@ -214,8 +255,8 @@ class CrossAttentionBlock(nn.Module):
         self.mlp = Mlp(dim, dim * 4)
 
     def forward(self, queries: Tensor, x: Tensor, grid: tuple[int, int, int]) -> Tensor:
-        queries = queries + self.xattn(queries, self.norm1(x), grid)
-        return queries + self.mlp(self.norm2(queries))
+        queries = add_residual(queries, self.xattn(queries, self.norm1(x), grid))
+        return add_residual(queries, self.mlp(self.norm2(queries)))
 
 
 class AttentivePooler(nn.Module):
@@ -328,6 +369,8 @@ class VJEPA2(nn.Module):
                                                 min_hw=(p, p))
         grid = (t // cfg.tubelet_size, height // p, width // p)
         rope = rope_tables(grid, cfg.head_dim, device=x.device)
+        if LEVERS["rope_once"]:  # full-width tables, once per forward, broadcast over (N, 2, heads, d)
+            rope = tuple(t[:, None, None].to(x.dtype) for t in full_width(*rope, cfg.head_dim))
         x = self.patch_embed(x)
         for block in self.blocks:
             x = block(x, grid, rope)
