@@ -104,43 +104,20 @@ def set_fused_attention(model: nn.Module, enabled: bool) -> nn.Module:
     return model
 
 
-LEVERS = {"inplace_gelu": True, "inplace_residual": True, "videomae_bias_gemm": True, "rope_once": True,
-          "timesformer_copies": True, "rope_heads": True}  # A/B switches while measuring
-
-
 def inference() -> bool:
-    """True outside autograd: a fresh intermediate may then be overwritten instead of allocating another one
-    (large allocations cost page faults on CPU), since no backward pass will read it."""
+    """True outside autograd: a block may then write into buffers it allocated (``out=``, in-place sums), which
+    no backward pass reads, instead of concatenating and rearranging copies."""
     return not torch.is_grad_enabled()
-
-
-def add_residual(x: Tensor, branch: Tensor) -> Tensor:
-    """``x + branch``, where ``branch`` is a fresh tensor of the same shape (a residual branch's output). In
-    inference the sum is written into ``branch`` (the same numbers: addition commutes exactly), so the block
-    allocates no new tensor; ``x`` is never modified."""
-    if LEVERS["inplace_residual"] and inference() and branch.shape == x.shape and branch.dtype == x.dtype:
-        return branch.add_(x)
-    return x + branch
-
-
-class GELU(nn.GELU):
-    """``nn.GELU`` that, in inference, overwrites its input: in :class:`Mlp` that input is ``fc1``'s fresh
-    output, the largest activation of a block, which nothing else reads."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        if LEVERS["inplace_gelu"] and inference():
-            return torch.ops.aten.gelu_(x, approximate=self.approximate)
-        return super().forward(x)
 
 
 class Mlp(nn.Module):
     """Linear → GELU → dropout → Linear → dropout (names ``fc1``/``fc2`` as in timm and the official repos)."""
 
     def __init__(self, in_features: int, hidden_features: int, out_features: int | None = None,
-                 drop: float = 0.0, approximate: str = "none"):
+                 drop: float = 0.0):
         super().__init__()
         self.fc1 = nn.Linear(in_features, hidden_features)
-        self.act = GELU(approximate=approximate)
+        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_features, out_features or in_features)
         self.drop = nn.Dropout(drop)
 

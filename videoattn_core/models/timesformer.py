@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys
 from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import register_family, register_preset
-from .layers import (LEVERS, AttentionCore, AttentionLayout, DropPath, Mlp, add_residual, check_video_input,
-                     drop_path_rates, inference)
+from .layers import (AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates,
+                     inference)
 
 ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 
@@ -142,11 +142,11 @@ class Block(nn.Module):
                 layout = AttentionLayout("joint", grid, "b", "(h w t)", cls=True)
             else:
                 layout = AttentionLayout("space", grid, "(b t)", "(h w)", cls=True)
-            x = add_residual(x, self.drop_path(self.attn(self.norm1(x), layout)))
-            return add_residual(x, self.drop_path(self.mlp(self.norm2(x))))
+            x = x + self.drop_path(self.attn(self.norm1(x), layout))
+            return x + self.drop_path(self.mlp(self.norm2(x)))
 
         # x: (B, 1 + H·W·T, C), patch tokens ordered (h w t)
-        if LEVERS["timesformer_copies"] and inference():
+        if inference():
             return self._divided_inference(x, grid)
         cls, patches = x[:, :1], x[:, 1:]
         b = x.shape[0]
@@ -167,7 +167,7 @@ class Block(nn.Module):
         res_patches = rearrange(res[:, 1:], "(b t) (h w) c -> b (h w t) c", t=t, h=h, w=w)
 
         x = torch.cat((cls, patches), dim=1) + torch.cat((res_cls, res_patches), dim=1)
-        return add_residual(x, self.drop_path(self.mlp(self.norm2(x))))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
     def _divided_inference(self, x: Tensor, grid: tuple[int, int, int]) -> Tensor:
         """The divided block of :meth:`forward` without autograd, with one copy per token reordering: the same
@@ -192,7 +192,7 @@ class Block(nn.Module):
         res = res.view(b, t, 1 + h * w, c)
         torch.add(cls, res[:, :, :1].mean(dim=1), out=out[:, :1])
         patches += res[:, :, 1:].transpose(1, 2)
-        return add_residual(out, self.drop_path(self.mlp(self.norm2(out))))
+        return out + self.drop_path(self.mlp(self.norm2(out)))
 
 
 class PatchEmbed(nn.Module):

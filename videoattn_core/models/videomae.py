@@ -34,8 +34,7 @@ from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys
 from ..config import ModelConfig, hparam, require_multiple
 from ..errors import CheckpointError
 from ..registry import register_family, register_preset
-from .layers import (LEVERS, AttentionCore, AttentionLayout, DropPath, Mlp, add_residual, check_video_input,
-                     drop_path_rates)
+from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
 
 #: PyTorch's default LayerNorm epsilon, which Hugging Face's ``fc_norm`` keeps (it is built without an eps)
 TORCH_LAYER_NORM_EPS = 1e-5
@@ -131,13 +130,10 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, layout: AttentionLayout) -> Tensor:
         # x: (B, N, C), tokens (t h w)
-        if self.q_bias is None:
-            qkv = self.qkv(x)  # (B, N, 3·C)
-        elif LEVERS["videomae_bias_gemm"]:  # the biases added by the GEMM itself, not in another pass
-            qkv = self.qkv(x, torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias)))
-        else:
-            qkv = self.qkv(x)
-            qkv = qkv + torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
+        bias = None  # the q and v biases around a zero k bias, added by the matrix product itself
+        if self.q_bias is not None:
+            bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
+        qkv = self.qkv(x, bias)  # (B, N, 3·C)
         q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         out = self.core(q, k, v, None, layout)  # (B, heads, N, head_dim)
         return self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))
@@ -156,8 +152,8 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * config.mlp_ratio), drop=config.drop_rate)
 
     def forward(self, x: Tensor, layout: AttentionLayout) -> Tensor:
-        x = add_residual(x, self.drop_path(self.attn(self.norm1(x), layout)))
-        return add_residual(x, self.drop_path(self.mlp(self.norm2(x))))
+        x = x + self.drop_path(self.attn(self.norm1(x), layout))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class PatchEmbed(nn.Module):

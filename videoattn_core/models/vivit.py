@@ -37,8 +37,7 @@ from torch import Tensor, nn
 from ..checkpoints import CheckpointLayout, rename_keys
 from ..config import ModelConfig, hparam, require
 from ..registry import register_family, register_preset
-from .layers import (AttentionCore, AttentionLayout, DropPath, Mlp, add_residual, check_video_input,
-                     drop_path_rates)
+from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
 
 ATTENTION_TYPES = ("spacetime", "factorized_encoder", "factorized_self_attention_block",
                    "factorized_dot_product_attention")
@@ -123,8 +122,9 @@ class ViViTConfig(ModelConfig):
 
 
 def _mlp(config: ViViTConfig) -> Mlp:
-    return Mlp(config.embed_dim, config.mlp_dim, drop=config.drop_rate,
-               approximate="tanh" if config.activation == "gelu_tanh" else "none")
+    mlp = Mlp(config.embed_dim, config.mlp_dim, drop=config.drop_rate)
+    mlp.act = nn.GELU(approximate="tanh" if config.activation == "gelu_tanh" else "none")
+    return mlp
 
 
 class Attention(nn.Module):
@@ -196,8 +196,8 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor, layout: AttentionLayout) -> Tensor:
         attn = self.attn(self.norm1(x), layout.grid if self.factorized else layout)
-        x = add_residual(x, self.drop_path(attn))
-        return add_residual(x, self.drop_path(self.mlp(self.norm2(x))))
+        x = x + self.drop_path(attn)
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class FactorizedSelfAttentionBlock(nn.Module):
@@ -229,7 +229,7 @@ class FactorizedSelfAttentionBlock(nn.Module):
                 xs = rearrange(x, "b (t h w) c -> (b t) (h w) c", t=t, h=h, w=w)
                 xs = xs + self.attn_space(self.norm_space(xs), AttentionLayout("space", grid, "(b t)", "(h w)"))
                 x = rearrange(xs, "(b t) (h w) c -> b (t h w) c", b=b, h=h)
-        return add_residual(x, self.mlp(self.norm_mlp(x)))
+        return x + self.mlp(self.norm_mlp(x))
 
 
 class Encoder(nn.Module):

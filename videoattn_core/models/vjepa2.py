@@ -44,8 +44,7 @@ from torch import Tensor, nn
 from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys
 from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import register_family, register_preset
-from .layers import (LEVERS, AttentionCore, AttentionLayout, DropPath, Mlp, add_residual, check_video_input,
-                     drop_path_rates, inference)
+from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
 
 ROPE_BASE = 10000.0  # the θ of the frequencies ω_j = θ^(−j/(s/2))
 
@@ -157,25 +156,6 @@ def turn(x: Tensor, cos: Tensor, signed_sin: Tensor) -> Tensor:
     return (x * cos).addcmul_(swapped, signed_sin)
 
 
-def turn_into_heads(qk: Tensor, cos: Tensor, signed_sin: Tensor) -> tuple[Tensor, Tensor]:
-    """:func:`turn` of ``qk (B, N, 2, heads, d)`` written into one ``(2, B, heads, N, d)`` buffer, so that q and k
-    come out contiguous per head, the layout the CPU attention kernel reads fastest (without autograd: ``out=``)."""
-    b, n, _, heads, d = qk.shape
-    buffer = qk.new_empty(2, b, heads, n, d)
-    out = buffer.permute(1, 3, 0, 2, 4)  # the buffer seen as (B, N, 2, heads, d)
-    torch.mul(qk, cos, out=out)
-    out.addcmul_(qk.unflatten(-1, (-1, 2)).flip(-1).flatten(-2), signed_sin)
-    return buffer[0], buffer[1]
-
-
-def _rotate_split(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    n = cos.shape[-1]
-    head, tail = x[..., :n], x[..., n:]
-    pairs = rearrange(head, "... (c two) -> ... c two", two=2)
-    turned = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)  # (x₀, x₁) → (−x₁, x₀)
-    return torch.cat((head * cos + turned * sin, tail), dim=-1)
-
-
 # --- blocks ---------------------------------------------------------------------------------------------------
 
 class Attention(nn.Module):
@@ -192,18 +172,12 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, grid: tuple[int, int, int], rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
         # x: (B, T'·H'·W', C), tokens ordered (t h w)
-        if not LEVERS["rope_once"]:
-            q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
-            if self.rope:
-                cos, sin = rope
-                q, k = _rotate_split(q, cos, sin), _rotate_split(k, cos, sin)
-        else:
-            qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, -1))  # (B, N, 3, heads, d)
-            qk, v = qkv[:, :, :2], qkv[:, :, 2].transpose(1, 2)  # v: (B, heads, N, d) view
-            if self.rope and LEVERS["rope_heads"] and inference():  # q, k turned together, tables (N, 1, 1, d)
-                q, k = turn_into_heads(qk, *rope)  # (B, heads, N, d), contiguous
-            else:
-                q, k = (turn(qk, *rope) if self.rope else qk).transpose(1, 3).unbind(2)  # (B, heads, N, d) views
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, -1))  # (B, N, 3, heads, d)
+        qk, v = qkv[:, :, :2], qkv[:, :, 2]
+        if self.rope:
+            qk = turn(qk, *rope)  # q and k turned together, tables (N, 1, 1, d)
+        q, k = qk.transpose(1, 3).unbind(2)  # (B, heads, N, d) views
+        v = v.transpose(1, 2)
         out = self.core(q, k, v, None, AttentionLayout("joint", grid, "b", "(t h w)"))  # (B, heads, N, d)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
@@ -221,8 +195,8 @@ class Block(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
     def forward(self, x: Tensor, grid: tuple[int, int, int], rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
-        x = add_residual(x, self.drop_path(self.attn(self.norm1(x), grid, rope)))
-        return add_residual(x, self.drop_path(self.mlp(self.norm2(x))))
+        x = x + self.drop_path(self.attn(self.norm1(x), grid, rope))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
 class CrossAttention(nn.Module):
@@ -255,8 +229,8 @@ class CrossAttentionBlock(nn.Module):
         self.mlp = Mlp(dim, dim * 4)
 
     def forward(self, queries: Tensor, x: Tensor, grid: tuple[int, int, int]) -> Tensor:
-        queries = add_residual(queries, self.xattn(queries, self.norm1(x), grid))
-        return add_residual(queries, self.mlp(self.norm2(queries)))
+        queries = queries + self.xattn(queries, self.norm1(x), grid)
+        return queries + self.mlp(self.norm2(queries))
 
 
 class AttentivePooler(nn.Module):
@@ -369,8 +343,8 @@ class VJEPA2(nn.Module):
                                                 min_hw=(p, p))
         grid = (t // cfg.tubelet_size, height // p, width // p)
         rope = rope_tables(grid, cfg.head_dim, device=x.device)
-        if LEVERS["rope_once"]:  # full-width tables, once per forward, broadcast over (N, 2, heads, d)
-            rope = tuple(t[:, None, None].to(x.dtype) for t in full_width(*rope, cfg.head_dim))
+        # full-width tables, once per forward, broadcast over (N, 2, heads, d)
+        rope = tuple(table[:, None, None].to(x.dtype) for table in full_width(*rope, cfg.head_dim))
         x = self.patch_embed(x)
         for block in self.blocks:
             x = block(x, grid, rope)
