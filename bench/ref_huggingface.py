@@ -104,13 +104,14 @@ BUILDERS = {"timesformer_base": timesformer_base, "videomae_base": videomae_base
 
 
 def pairs() -> dict:
-    if not hasattr(transformers, "VJEPA2ForVideoClassification"):
-        BUILDERS.pop("vjepa2_vitl")
-    out = {name: partial(build, vac.get_config(name)) for name, build in BUILDERS.items()}
+    """Preset name → builder of ``(ours, reference, x)``; V-JEPA 2 only where transformers has it."""
+    builders = {name: build for name, build in BUILDERS.items()
+                if name != "vjepa2_vitl" or hasattr(transformers, "VJEPA2ForVideoClassification")}
+    out = {name: partial(build, vac.get_config(name)) for name, build in builders.items()}
     for name, (base, fields) in SHALLOW.items():
-        if base in BUILDERS:
+        if base in builders:
             config = vac.get_config(base, **fields)
             if name not in vac.list_models():
                 register_preset(name, config, f"{base} with {fields} (benchmark only)")
-            out[name] = partial(BUILDERS[base], config)
+            out[name] = partial(builders[base], config)
     return out
