@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -101,6 +102,12 @@ def set_fused_attention(model: nn.Module, enabled: bool) -> nn.Module:
         if isinstance(module, AttentionCore):
             module.fused = enabled
     return model
+
+
+def inference() -> bool:
+    """True outside autograd: a block may then write into buffers it allocated (``out=``, in-place sums), which
+    no backward pass reads, instead of concatenating and rearranging copies."""
+    return not torch.is_grad_enabled()
 
 
 class Mlp(nn.Module):

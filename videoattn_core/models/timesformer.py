@@ -29,7 +29,8 @@ from torch import Tensor, nn
 from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys
 from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import register_family, register_preset
-from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
+from .layers import (AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates,
+                     inference)
 
 ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 
@@ -145,6 +146,8 @@ class Block(nn.Module):
             return x + self.drop_path(self.mlp(self.norm2(x)))
 
         # x: (B, 1 + H·W·T, C), patch tokens ordered (h w t)
+        if inference():
+            return self._divided_inference(x, grid)
         cls, patches = x[:, :1], x[:, 1:]
         b = x.shape[0]
 
@@ -165,6 +168,31 @@ class Block(nn.Module):
 
         x = torch.cat((cls, patches), dim=1) + torch.cat((res_cls, res_patches), dim=1)
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def _divided_inference(self, x: Tensor, grid: tuple[int, int, int]) -> Tensor:
+        """The divided block of :meth:`forward` without autograd, with one copy per token reordering: the same
+        sums, written into preallocated buffers (``out=``) instead of concatenated and rearranged copies."""
+        t, h, w = grid
+        b, n, c = x.shape  # n = 1 + H·W·T
+        cls, patches = x[:, :1], x[:, 1:]
+
+        # temporal attention: (b h w) t c is a view of the (h w t)-ordered patches
+        xt = patches.reshape(b * h * w, t, c)
+        res = self.temporal_attn(self.temporal_norm1(xt), AttentionLayout("time", grid, "(b h w)", "t"))
+        out = x.new_empty(b, n, c)  # the block's output after attention, filled in place below
+        torch.add(patches, self.temporal_fc(self.drop_path(res)).view(b, n - 1, c), out=out[:, 1:])
+        patches = out[:, 1:].view(b, h * w, t, c)
+
+        # spatial attention: one (b t) (1 + h w) c buffer, the CLS token in front of every frame
+        xs = x.new_empty(b, t, 1 + h * w, c)
+        xs[:, :, 0] = cls
+        xs[:, :, 1:] = patches.transpose(1, 2)
+        xs = xs.view(b * t, 1 + h * w, c)
+        res = self.drop_path(self.attn(self.norm1(xs), AttentionLayout("space", grid, "(b t)", "(h w)", cls=True)))
+        res = res.view(b, t, 1 + h * w, c)
+        torch.add(cls, res[:, :, :1].mean(dim=1), out=out[:, :1])
+        patches += res[:, :, 1:].transpose(1, 2)
+        return out + self.drop_path(self.mlp(self.norm2(out)))
 
 
 class PatchEmbed(nn.Module):

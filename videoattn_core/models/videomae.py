@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -101,6 +102,14 @@ def sinusoid_table(positions: int, dim: int) -> Tensor:
     return table.float()
 
 
+class Linear(nn.Linear):
+    """``nn.Linear`` whose call may bring the bias to add: the bias-free qkv projection takes the learned q and v
+    biases (around a zero k bias) there, so that the matrix product adds them rather than another pass."""
+
+    def forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        return F.linear(x, self.weight, self.bias if bias is None else bias)
+
+
 class Attention(nn.Module):
     """Multi-head self-attention; the qkv projection has no bias, learned ``q_bias`` and ``v_bias`` are added
     (official ``Attention``). A key bias would add ``q·b_k`` to a whole row of logits, which the softmax
@@ -109,7 +118,7 @@ class Attention(nn.Module):
     def __init__(self, config: VideoMAEConfig):
         super().__init__()
         dim, self.num_heads = config.embed_dim, config.num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=False)
+        self.qkv = Linear(dim, dim * 3, bias=False)
         if config.qkv_bias:
             self.q_bias = nn.Parameter(torch.zeros(dim))
             self.v_bias = nn.Parameter(torch.zeros(dim))
@@ -121,9 +130,10 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, layout: AttentionLayout) -> Tensor:
         # x: (B, N, C), tokens (t h w)
-        qkv = self.qkv(x)  # (B, N, 3·C)
+        bias = None  # the q and v biases around a zero k bias, added by the matrix product itself
         if self.q_bias is not None:
-            qkv = qkv + torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
+            bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
+        qkv = self.qkv(x, bias)  # (B, N, 3·C)
         q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
         out = self.core(q, k, v, None, layout)  # (B, heads, N, head_dim)
         return self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))

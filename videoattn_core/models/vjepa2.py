@@ -136,11 +136,24 @@ def rope_tables(grid: tuple[int, int, int], head_dim: int, device=None) -> tuple
 
 def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotate the first ``cos.shape[-1]`` channels of ``x (..., N, head_dim)`` pairwise; the rest pass."""
-    n = cos.shape[-1]
-    head, tail = x[..., :n], x[..., n:]
-    pairs = rearrange(head, "... (c two) -> ... c two", two=2)
-    turned = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)  # (x₀, x₁) → (−x₁, x₀)
-    return torch.cat((head * cos + turned * sin, tail), dim=-1)
+    return turn(x, *full_width(cos, sin, x.shape[-1]))
+
+
+def full_width(cos: Tensor, sin: Tensor, head_dim: int) -> tuple[Tensor, Tensor]:
+    """``(cos, signed_sin)``, each ``(N, head_dim)``, from :func:`rope_tables`: the unrotated channels get cos 1
+    and sin 0 (so they pass exactly), and the sine carries the rotation's signs, −sin on channel 2i and +sin on
+    2i+1, so that a rotation is ``x·cos + swap(x)·signed_sin`` with ``swap`` exchanging each pair."""
+    rest = head_dim - cos.shape[-1]
+    cos = torch.cat((cos, cos.new_ones(cos.shape[0], rest)), dim=-1)
+    sign = torch.tensor([-1.0, 1.0], dtype=sin.dtype, device=sin.device).repeat(sin.shape[-1] // 2)
+    return cos, torch.cat((sin * sign, sin.new_zeros(sin.shape[0], rest)), dim=-1)
+
+
+def turn(x: Tensor, cos: Tensor, signed_sin: Tensor) -> Tensor:
+    """``x·cos + swap(x)·signed_sin`` over the last axis (tables of :func:`full_width`, broadcast to ``x``):
+    (x₀, x₁) → (x₀·cos − x₁·sin, x₁·cos + x₀·sin) on every channel pair, in two passes over ``x``."""
+    swapped = x.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)  # (x₁, x₀) per pair
+    return (x * cos).addcmul_(swapped, signed_sin)
 
 
 # --- blocks ---------------------------------------------------------------------------------------------------
@@ -159,10 +172,12 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, grid: tuple[int, int, int], rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
         # x: (B, T'·H'·W', C), tokens ordered (t h w)
-        q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, -1))  # (B, N, 3, heads, d)
+        qk, v = qkv[:, :, :2], qkv[:, :, 2]
         if self.rope:
-            cos, sin = rope
-            q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+            qk = turn(qk, *rope)  # q and k turned together, tables (N, 1, 1, d)
+        q, k = qk.transpose(1, 3).unbind(2)  # (B, heads, N, d) views
+        v = v.transpose(1, 2)
         out = self.core(q, k, v, None, AttentionLayout("joint", grid, "b", "(t h w)"))  # (B, heads, N, d)
         return self.proj(rearrange(out, "b h n d -> b n (h d)"))
 
@@ -328,6 +343,8 @@ class VJEPA2(nn.Module):
                                                 min_hw=(p, p))
         grid = (t // cfg.tubelet_size, height // p, width // p)
         rope = rope_tables(grid, cfg.head_dim, device=x.device)
+        # full-width tables, once per forward, broadcast over (N, 2, heads, d)
+        rope = tuple(table[:, None, None].to(x.dtype) for table in full_width(*rope, cfg.head_dim))
         x = self.patch_embed(x)
         for block in self.blocks:
             x = block(x, grid, rope)
