@@ -80,12 +80,14 @@ left.plotly_chart(figures.cost_breakdown(leaves, breakdown, title=f"{BREAKDOWN_L
 right.plotly_chart(figures.category_bars({BREAKDOWN_LABELS[k]: v for k, v in summary.breakdown().items()},
                                          title="share per category"), key="category_chart")
 
+ALLOCATORS = {"pinned": "the allocator pinned, as near the memory's limit", "default": "glibc's default allocator"}
 memory = cache.memory_plan(key)
 memory_slot.metric("memory (fp32, batch 1, CPU)", widgets.format_bytes(memory["total_bytes"]),
                    help=f"What one inference forward takes at most, as the Run page's refusal counts it: weights "
                         f"{widgets.format_bytes(memory['weights_bytes'])} + live tensors "
                         f"{widgets.format_bytes(memory['live_tensor_peak_bytes'])} × the allocator's slack + the CPU "
-                        f"runtime's start-up {widgets.format_bytes(memory['runtime_reserve_bytes'])}.")
+                        f"runtime's start-up {widgets.format_bytes(memory['runtime_reserve_bytes'])}, with "
+                        f"{ALLOCATORS.get(memory.get('allocator'), 'its allocator')}.")
 
 st.header("How the cost grows")
 left, right = st.columns(2)

@@ -50,20 +50,43 @@ def test_batch_scales_the_peak():
 
 def test_memory_plan_refuses_before_allocating(monkeypatch):
     summary = vac.summarize("timesformer_base")
+    live = summary.memory_estimate()["activations"]
+    monkeypatch.setattr(analysis, "_pinned", None)  # a process that has not pinned its allocator yet
+    monkeypatch.setattr(analysis, "pin_allocator", lambda: setattr(analysis, "_pinned", True) or True)
+    monkeypatch.setattr(analysis, "available_memory", lambda device: 10**12)  # plenty: the default allocator stays
     plan = memory_plan(summary, "cpu")
-    assert plan["total_bytes"] == (plan["weights_bytes"] + plan["activations_bytes"] + plan["attention_bytes"]
-                                   + plan["runtime_reserve_bytes"])
-    # planning a CPU run pins glibc's allocator, and the estimate uses the allowances measured with it pinned
-    assert plan["allocator_pinned"] is analysis.pin_allocator() is True
-    assert plan["allocator_slack"] == analysis.ALLOCATOR_SLACK
-    assert plan["runtime_reserve_bytes"] == analysis.CPU_RUNTIME_RESERVE
-    assert plan["activations_bytes"] == int(summary.memory_estimate()["activations"] * analysis.ALLOCATOR_SLACK)
-    monkeypatch.setattr(analysis, "available_memory", lambda device: plan["total_bytes"])  # fits without margin
+    assert plan["allocator"] == "default" and analysis._pinned is None
+    assert plan["total_bytes"] == plan["loose_total_bytes"] == (
+        plan["weights_bytes"] + plan["attention_bytes"] + int(live * analysis.UNPINNED_ALLOCATOR_SLACK)
+        + analysis.UNPINNED_CPU_RUNTIME_RESERVE)
+    tight = (plan["weights_bytes"] + plan["attention_bytes"] + int(live * analysis.ALLOCATOR_SLACK)
+             + analysis.CPU_RUNTIME_RESERVE)
+    assert tight < plan["loose_total_bytes"]
+    margin = vac.runtime.MEMORY_MARGIN
+    # the loose bound does not fit, the tight one does: planning pins the allocator and the run goes ahead
+    monkeypatch.setattr(analysis, "available_memory", lambda device: int(tight * margin) + 1)
+    pinned = memory_plan(summary, "cpu")
+    assert pinned["fits"] and pinned["allocator"] == "pinned" and analysis._pinned is True
+    assert pinned["total_bytes"] == tight and pinned["runtime_reserve_bytes"] == analysis.CPU_RUNTIME_RESERVE
+    assert pinned["activations_bytes"] == int(live * analysis.ALLOCATOR_SLACK)
+    # once pinned, the tight bound is the estimate even with plenty free
+    monkeypatch.setattr(analysis, "available_memory", lambda device: 10**12)
+    assert memory_plan(summary, "cpu")["total_bytes"] == tight
+    # neither fits: refused, saying what it needs and the margin
+    monkeypatch.setattr(analysis, "available_memory", lambda device: tight)
     refused = memory_plan(summary, "cpu")
     assert not refused["fits"] and "Refused before allocating anything" in refused["refusal"]
-    assert f"× {vac.runtime.MEMORY_MARGIN:g} margin" in refused["refusal"]
-    monkeypatch.setattr(analysis, "available_memory", lambda device: 2 * plan["total_bytes"])
-    assert memory_plan(summary, "cpu")["fits"]
+    assert f"× {margin:g} margin" in refused["refusal"]
+
+
+def test_memory_plan_without_a_pinnable_allocator_keeps_the_loose_bound(monkeypatch):
+    summary = vac.summarize("timesformer_base")
+    monkeypatch.setattr(analysis, "_pinned", None)
+    monkeypatch.setattr(analysis, "can_pin_allocator", lambda: False)
+    loose = memory_plan(summary, "cpu")["loose_total_bytes"]
+    monkeypatch.setattr(analysis, "available_memory", lambda device: int(loose * vac.runtime.MEMORY_MARGIN) - 1)
+    plan = memory_plan(summary, "cpu")
+    assert plan["allocator"] == "default" and not plan["fits"] and plan["total_bytes"] == loose
 
 
 def test_stage_tokens_follow_the_papers_stage_resolutions():
@@ -132,11 +155,13 @@ def test_meta_estimate_equals_the_live_tensors_of_a_real_forward(preset, overrid
 
 
 _KERNEL_WORKSPACES = r"""
-import json, torch
+import ctypes, json, torch
 import torch.nn.functional as F
-from videoattn_core.analysis import _LiveBytes, pin_allocator
+from videoattn_core.analysis import _LiveBytes
 
-assert pin_allocator()
+# every block of 128 KiB or more mapped on its own and unmapped when freed: the resident memory follows the live
+# tensors exactly, whatever the product's allocator settings
+assert ctypes.CDLL(None).mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD
 torch.set_num_threads(1)
 
 def status(field):
@@ -176,10 +201,10 @@ print(json.dumps(out))
 
 @pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="needs Linux's /proc peak-RSS reset")
 def test_kernel_workspaces_bound_what_the_process_holds_while_the_kernel_runs():
-    """In a fresh process with the allocator pinned, the resident growth while one kernel runs is measured
+    """In a fresh process whose allocator unmaps every freed tensor, the resident growth while one kernel runs is measured
     (peak RSS reset, then VmHWM): the kernels hold more than their outputs (roll over 3 dims: 2 intermediates; the
     layer norm: a contiguous copy; the convolutions: oneDNN's reorders), the workspaces derived from the shapes
-    on the meta device bound it within 1.5×, and with the allocator pinned the memory is returned when freed."""
+    on the meta device bound it within 1.5×, and the memory is returned when freed."""
     root = Path(__file__).resolve().parent.parent
     done = subprocess.run([sys.executable, "-c", _KERNEL_WORKSPACES], cwd=root, capture_output=True, text=True,
                           timeout=300, check=True)

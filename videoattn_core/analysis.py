@@ -150,27 +150,39 @@ def forward_peak_bytes(config: Any, *, dtype: torch.dtype = torch.float32, batch
     return tracker.peak
 
 
-#: glibc's malloc serves blocks of at least this many bytes with their own mmap, returned to the system when freed;
-#: smaller ones come from its heaps, which keep freed blocks resident for reuse. Its own starting value (128 KiB):
-#: pinning it (:func:`pin_allocator`) stops glibc from raising it (to as much as 32 MiB) after the first large
-#: block is freed, after which freed tensors stayed resident in amounts that depended on the heap's history
-#: (swin_divided_st_t's first forward: 323–393 MiB over three processes; pinned 274.3–274.6, bench/memory.py)
+# How glibc's malloc holds a CPU forward's tensors decides both its speed and how far its memory can be foreseen.
+# Left alone, it maps blocks above a threshold that it raises (up to 32 MiB) as large blocks come and go, and
+# keeps freed blocks below it in its heaps for reuse: fast, but what stays resident depends on the heap's history
+# (videomae_s's first forward grew by 55–72 MiB over five processes). Pinned at 128 KiB (:func:`pin_allocator`),
+# every tensor is mapped when allocated and unmapped when freed, so the growth follows the live tensors, which the
+# meta-device count foresees — but every forward then faults its pages in afresh: 1.2–1.6× the time of the
+# default (A/B in one process on swin3d_t, mvit_v2_s, videomae_s, timesformer_base). So a run keeps the default
+# allocator when even the loose bound of the default fits with the margin, and pins it when only the tight bound
+# of the pinned allocator does (:func:`memory_plan`).
 MMAP_THRESHOLD = 128 * 2**10
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 _pinned: bool | None = None
 
 
+def can_pin_allocator() -> bool:
+    """Whether :func:`pin_allocator` can work here (glibc on Linux)."""
+    return platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+
+
 def pin_allocator(threshold: int = MMAP_THRESHOLD) -> bool:
-    """Pin glibc's mmap threshold at ``threshold`` bytes, once per process: every tensor of that size or more is
-    then mapped when allocated and unmapped when freed, so the memory a CPU forward takes follows its live
-    tensors, which :func:`memory_plan` counts beforehand. True when pinned (glibc on Linux); elsewhere the
-    allocator is left alone and the estimate uses the unpinned allowances."""
+    """Pin glibc's mmap threshold at ``threshold`` bytes for the rest of the process: every tensor of that size
+    or more is then mapped when allocated and unmapped when freed, so the memory a CPU forward takes follows its
+    live tensors, which :func:`memory_plan` counts beforehand (at the cost of page faults: forwards take 1.2–1.6×
+    as long). Memory the heaps kept from earlier forwards is given back first (``malloc_trim``). True when pinned
+    (glibc on Linux); elsewhere the allocator is left alone."""
     global _pinned
     if _pinned is None:
         _pinned = False
-        if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        if can_pin_allocator():
             try:
-                _pinned = bool(ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+                libc = ctypes.CDLL(None)
+                _pinned = bool(libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+                libc.malloc_trim(0)
             except (OSError, AttributeError):
                 pass
     return _pinned
@@ -182,42 +194,58 @@ ALLOCATOR_SLACK = 1.1
 #: the kernels it pages in (13–17 MiB) and the start-up of its thread pool and kernels (up to ~11 MiB), measured
 #: by bench/memory.py
 CPU_RUNTIME_RESERVE = 32 * 2**20
-#: the same allowances where the allocator cannot be pinned (not glibc): freed tensors stay in its heaps
+#: the loose allowances of glibc's default allocator, whose heaps keep freed tensors: an upper bound of every
+#: preset's first forward (bench/memory.py --allocator default), up to ~3× what it takes for the smallest
 UNPINNED_ALLOCATOR_SLACK = 1.25
 UNPINNED_CPU_RUNTIME_RESERVE = 160 * 2**20
 
 
 def memory_plan(summary: Any, device: torch.device | str, dtype_bytes: int = 4, *, captured: Sequence[str] = (),
                 margin: float | None = None) -> dict[str, Any]:
-    """The memory a one-view forward needs against what ``device`` has free.
+    """The memory a one-view forward needs against what ``device`` has free, and the allocator it runs with.
 
     ``live_tensor_peak_bytes`` is the peak of the forward's live tensors with the kernels' workspaces
-    (``summary.memory_estimate``, counted on the meta device); ``activations_bytes`` is that × the allocator's
-    slack. On the CPU the allocator is pinned first (:func:`pin_allocator`), so that the process grows by what the
-    tensors take: slack :data:`ALLOCATOR_SLACK`, and :data:`CPU_RUNTIME_RESERVE` added for the runtime's start-up
-    (:data:`UNPINNED_ALLOCATOR_SLACK` and :data:`UNPINNED_CPU_RUNTIME_RESERVE` where it cannot be pinned).
-    ``total_bytes`` (weights + activations + kept attention + reserve) is an upper bound of what the forward
-    takes, within 1.5× of it (checked per preset by ``bench/memory.py``). ``fits`` is false when the total ×
-    ``margin`` exceeds the free memory; ``refusal`` then says so in words. Views run one after the other, so
-    several views need no more than one.
+    (``summary.memory_estimate``, counted on the meta device). On the CPU, ``total_bytes`` (weights + live peak ×
+    :data:`ALLOCATOR_SLACK` + kept attention + :data:`CPU_RUNTIME_RESERVE`) is what the forward takes with the
+    allocator pinned (:func:`pin_allocator`): an upper bound within 1.5× of it (checked per preset by
+    ``bench/memory.py``). ``loose_total_bytes`` bounds it with glibc's default allocator (slack
+    :data:`UNPINNED_ALLOCATOR_SLACK`, reserve :data:`UNPINNED_CPU_RUNTIME_RESERVE`). When the loose total ×
+    ``margin`` fits in the free memory the run keeps the faster default allocator (``allocator`` "default");
+    when only the tight one does, planning pins it (``allocator`` "pinned"); when neither does, ``fits`` is false
+    and ``refusal`` says so in words. Where the allocator cannot be pinned, the loose total is the estimate. On
+    CUDA the total has no runtime reserve. Views run one after the other, so several need no more than one.
     """
     from .runtime import MEMORY_MARGIN
 
     margin = MEMORY_MARGIN if margin is None else margin
     device = torch.device(device)
     estimate = summary.memory_estimate(dtype_bytes, 1, captured=captured, explicit_attention=bool(captured))
-    pinned = pin_allocator() if device.type == "cpu" else None
-    slack = UNPINNED_ALLOCATOR_SLACK if pinned is False else ALLOCATOR_SLACK
-    activations = int(estimate["activations"] * slack)
-    reserve = 0 if device.type != "cpu" else CPU_RUNTIME_RESERVE if pinned else UNPINNED_CPU_RUNTIME_RESERVE
-    total = estimate["weights"] + activations + estimate["attention"] + reserve
+    base = estimate["weights"] + estimate["attention"]
     free = available_memory(device)
+    if device.type != "cpu":
+        slack, reserve, allocator = ALLOCATOR_SLACK, 0, None
+        loose = base + int(estimate["activations"] * slack)
+    else:
+        loose = base + int(estimate["activations"] * UNPINNED_ALLOCATOR_SLACK) + UNPINNED_CPU_RUNTIME_RESERVE
+        if _pinned or (can_pin_allocator() and free is not None and loose * margin > free):
+            slack, reserve, allocator = ALLOCATOR_SLACK, CPU_RUNTIME_RESERVE, "pinned"
+        else:
+            slack, reserve, allocator = UNPINNED_ALLOCATOR_SLACK, UNPINNED_CPU_RUNTIME_RESERVE, "default"
+    activations = int(estimate["activations"] * slack)
+    total = base + activations + reserve
     fits = free is None or total * margin <= free
+    if fits and allocator == "pinned":
+        fits = pin_allocator()
+        if not fits:  # the pin failed: the default allocator's bound decides
+            slack, reserve, allocator = UNPINNED_ALLOCATOR_SLACK, UNPINNED_CPU_RUNTIME_RESERVE, "default"
+            activations, total = int(estimate["activations"] * slack), loose
+            fits = total * margin <= free
     out: dict[str, Any] = {"weights_bytes": estimate["weights"], "activations_bytes": activations,
                            "live_tensor_peak_bytes": estimate["activations"], "allocator_slack": slack,
-                           "allocator_pinned": pinned, "attention_bytes": estimate["attention"],
-                           "runtime_reserve_bytes": reserve, "total_bytes": total, "free_bytes": free,
-                           "margin": margin, "fits": fits, "refusal": None}
+                           "allocator": allocator, "allocator_pinned": allocator == "pinned" if allocator else None,
+                           "attention_bytes": estimate["attention"], "runtime_reserve_bytes": reserve,
+                           "total_bytes": total, "loose_total_bytes": loose, "free_bytes": free, "margin": margin,
+                           "fits": fits, "refusal": None}
     if not fits:
         out["refusal"] = (
             f"Refused before allocating anything: this run needs an estimated {format_bytes(total)} (weights "

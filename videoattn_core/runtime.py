@@ -36,9 +36,9 @@ from .weights import (DATASET_CLASSES, Recipe, WeightsEntry, cached_path, defaul
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 #: a run is refused when its estimated memory × this margin exceeds what the device has free, leaving a tenth for
-#: the rest of the process. The estimate (analysis.memory_plan) is an upper bound of what the forward takes and at
-#: most 1.5× of it on the CPU (bench/memory.py, every preset), so a run is refused only when it needs more than
-#: free / 1.1 and at least free / 1.65.
+#: the rest of the process. Near that limit the CPU allocator is pinned (analysis.memory_plan), and the estimate is
+#: then an upper bound of what the forward takes and at most 1.5× of it (bench/memory.py, every preset), so a run
+#: is refused only when it needs more than free / 1.1 and at least free / 1.65.
 MEMORY_MARGIN = 1.1
 RANDOM_WARNING = ("WARNING: no weights were given, so the model is randomly initialised: these predictions mean "
                   "nothing. Pass --weights ENTRY (see the catalog) or --checkpoint FILE.")
