@@ -73,7 +73,9 @@ def kernel_workspace_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any
     - ``native_layer_norm``, ``max_pool3d_with_indices`` and ``convolution`` work on a contiguous copy of a
       non-contiguous input (``expect_contiguous``: MViT pools and convolves heads split out of a transpose);
     - ``convolution`` runs oneDNN, which makes its output in a blocked layout and reorders it: a copy of the
-      output, and one of the input unless it has fewer channels than a block (an image's 3 stay plain).
+      output, and one of the input unless it has fewer channels than a block (an image's 3 stay plain);
+    - none of this for a channels-last input of a convolution or pooling (MViT's pooling): oneDNN and the pooling
+      kernels work on that layout as it lies.
     """
     aten = torch.ops.aten
     kwargs = kwargs or {}
@@ -82,10 +84,19 @@ def kernel_workspace_bytes(func: Any, args: Sequence[Any], kwargs: dict[str, Any
         return max(len(dims) - 1, 0) * _nbytes(args[0])
     if func not in (aten.native_layer_norm.default, aten.max_pool3d_with_indices.default, aten.convolution.default):
         return 0
-    copy = 0 if args[0].is_contiguous() else _nbytes(args[0])
+    x = args[0]
+    if func is not aten.native_layer_norm.default and _channels_last(x):
+        return 0  # the channels-last kernels read it as it lies, and oneDNN makes its output there: no copy
+    copy = 0 if x.is_contiguous() else _nbytes(x)
     if func is aten.convolution.default:
-        return copy + (_nbytes(args[0]) if args[0].shape[1] >= _ONEDNN_CHANNEL_BLOCK else 0) + _nbytes(out)
+        return copy + (_nbytes(x) if x.shape[1] >= _ONEDNN_CHANNEL_BLOCK else 0) + _nbytes(out)
     return copy
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    """Laid out channels-last (and not also plainly contiguous, as a tensor with one channel or pixel is)."""
+    layout = {4: torch.channels_last, 5: torch.channels_last_3d}.get(x.dim())
+    return layout is not None and not x.is_contiguous() and x.is_contiguous(memory_format=layout)
 
 
 class _LiveBytes(TorchDispatchMode):
