@@ -137,9 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                                                             row["preset"], row[key], goal, True))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1, default=str))
-    print(f"\n{'goal':42s} {'preset':20s} {'measured':>9s} {'target':>8s} {'ratio':>6s}  met")
+    print(f"\n{'goal':42s} {'preset':20s} {'measured':>9s} {'target':>9s} {'ratio':>6s}  met")
     for g in report["goals"]:
-        print(f"{g['goal']:42s} {g['preset']:20s} {g['measured']:9.3f} {g['kind'][3:]:>4s}{g['target']:4.2f} "
+        print(f"{g['goal']:42s} {g['preset']:20s} {g['measured']:9.3f} {'≤' if g['kind'] == 'at most' else '≥':>4s} {g['target']:4.2f} "
               f"{g['measured_over_target']:6.2f}  {'yes' if g['met'] else 'NO'}")
     met = sum(g["met"] for g in report["goals"])
     print(f"# {met} of {len(report['goals'])} goals met; written to {args.out}")
