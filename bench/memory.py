@@ -46,7 +46,7 @@ import videoattn_core as vac
 preset, device, threads, warm = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 torch.set_num_threads(threads)
 if device == "cpu" and sys.argv[5] == "pinned":
-    from videoattn_core.analysis import pin_allocator
+    from videoattn_core.memory import pin_allocator
     assert pin_allocator()  # as memory_plan does, before the model is built, for a run near the memory's limit
 config = vac.get_config(preset)
 model = vac.runtime.build_seeded(config, 0).to(device).eval()
@@ -123,7 +123,7 @@ def main() -> int:
     import torch
 
     import videoattn_core as vac
-    from videoattn_core import analysis
+    from videoattn_core import memory as analysis
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default=",".join(n for n in vac.list_models() if vac.get_preset(n).config.has_head))

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 import videoattn_core as vac
-from videoattn_core import analysis, attention_maps
-from videoattn_core.analysis import _LiveBytes, forward_peak_bytes, memory_plan
+from videoattn_core import analysis, attention_maps, memory
+from videoattn_core.memory import _LiveBytes, forward_peak_bytes, memory_plan
 
 
 def test_live_bytes_follow_tensor_lifetimes_by_hand():
@@ -51,29 +51,29 @@ def test_batch_scales_the_peak():
 def test_memory_plan_refuses_before_allocating(monkeypatch):
     summary = vac.summarize("timesformer_base")
     live = summary.memory_estimate()["activations"]
-    monkeypatch.setattr(analysis, "_pinned", None)  # a process that has not pinned its allocator yet
-    monkeypatch.setattr(analysis, "pin_allocator", lambda: setattr(analysis, "_pinned", True) or True)
-    monkeypatch.setattr(analysis, "available_memory", lambda device: 10**12)  # plenty: the default allocator stays
+    monkeypatch.setattr(memory, "_pinned", None)  # a process that has not pinned its allocator yet
+    monkeypatch.setattr(memory, "pin_allocator", lambda: setattr(memory, "_pinned", True) or True)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 10**12)  # plenty: the default allocator stays
     plan = memory_plan(summary, "cpu")
-    assert plan["allocator"] == "default" and analysis._pinned is None
+    assert plan["allocator"] == "default" and memory._pinned is None
     assert plan["total_bytes"] == plan["loose_total_bytes"] == (
-        plan["weights_bytes"] + plan["attention_bytes"] + int(live * analysis.UNPINNED_ALLOCATOR_SLACK)
-        + analysis.UNPINNED_CPU_RUNTIME_RESERVE)
-    tight = (plan["weights_bytes"] + plan["attention_bytes"] + int(live * analysis.ALLOCATOR_SLACK)
-             + analysis.CPU_RUNTIME_RESERVE)
+        plan["weights_bytes"] + plan["attention_bytes"] + int(live * memory.UNPINNED_ALLOCATOR_SLACK)
+        + memory.UNPINNED_CPU_RUNTIME_RESERVE)
+    tight = (plan["weights_bytes"] + plan["attention_bytes"] + int(live * memory.ALLOCATOR_SLACK)
+             + memory.CPU_RUNTIME_RESERVE)
     assert tight < plan["loose_total_bytes"]
     margin = vac.runtime.MEMORY_MARGIN
     # the loose bound does not fit, the tight one does: planning pins the allocator and the run goes ahead
-    monkeypatch.setattr(analysis, "available_memory", lambda device: int(tight * margin) + 1)
+    monkeypatch.setattr(memory, "available_memory", lambda device: int(tight * margin) + 1)
     pinned = memory_plan(summary, "cpu")
-    assert pinned["fits"] and pinned["allocator"] == "pinned" and analysis._pinned is True
-    assert pinned["total_bytes"] == tight and pinned["runtime_reserve_bytes"] == analysis.CPU_RUNTIME_RESERVE
-    assert pinned["activations_bytes"] == int(live * analysis.ALLOCATOR_SLACK)
+    assert pinned["fits"] and pinned["allocator"] == "pinned" and memory._pinned is True
+    assert pinned["total_bytes"] == tight and pinned["runtime_reserve_bytes"] == memory.CPU_RUNTIME_RESERVE
+    assert pinned["activations_bytes"] == int(live * memory.ALLOCATOR_SLACK)
     # once pinned, the tight bound is the estimate even with plenty free
-    monkeypatch.setattr(analysis, "available_memory", lambda device: 10**12)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 10**12)
     assert memory_plan(summary, "cpu")["total_bytes"] == tight
     # neither fits: refused, saying what it needs and the margin
-    monkeypatch.setattr(analysis, "available_memory", lambda device: tight)
+    monkeypatch.setattr(memory, "available_memory", lambda device: tight)
     refused = memory_plan(summary, "cpu")
     assert not refused["fits"] and "Refused before allocating anything" in refused["refusal"]
     assert f"× {margin:g} margin" in refused["refusal"]
@@ -81,10 +81,10 @@ def test_memory_plan_refuses_before_allocating(monkeypatch):
 
 def test_memory_plan_without_a_pinnable_allocator_keeps_the_loose_bound(monkeypatch):
     summary = vac.summarize("timesformer_base")
-    monkeypatch.setattr(analysis, "_pinned", None)
-    monkeypatch.setattr(analysis, "can_pin_allocator", lambda: False)
+    monkeypatch.setattr(memory, "_pinned", None)
+    monkeypatch.setattr(memory, "can_pin_allocator", lambda: False)
     loose = memory_plan(summary, "cpu")["loose_total_bytes"]
-    monkeypatch.setattr(analysis, "available_memory", lambda device: int(loose * vac.runtime.MEMORY_MARGIN) - 1)
+    monkeypatch.setattr(memory, "available_memory", lambda device: int(loose * vac.runtime.MEMORY_MARGIN) - 1)
     plan = memory_plan(summary, "cpu")
     assert plan["allocator"] == "default" and not plan["fits"] and plan["total_bytes"] == loose
 
@@ -157,7 +157,7 @@ def test_meta_estimate_equals_the_live_tensors_of_a_real_forward(preset, overrid
 _KERNEL_WORKSPACES = r"""
 import ctypes, json, torch
 import torch.nn.functional as F
-from videoattn_core.analysis import _LiveBytes
+from videoattn_core.memory import _LiveBytes
 
 # every block of 128 KiB or more mapped on its own and unmapped when freed: the resident memory follows the live
 # tensors exactly, whatever the product's allocator settings

@@ -35,10 +35,9 @@ from .weights import (DATASET_CLASSES, Recipe, WeightsEntry, cached_path, defaul
                       labels_from_hf_config, load_labels, read_hf_config, recipe_for, target_path)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
-#: a run is refused when its estimated memory × this margin exceeds what the device has free, leaving a tenth for
-#: the rest of the process. Near that limit the CPU allocator is pinned (analysis.memory_plan), and the estimate is
-#: then an upper bound of what the forward takes and at most 1.5× of it (bench/memory.py, every preset), so a run
-#: is refused only when it needs more than free / 1.1 and at least free / 1.65.
+#: a run is refused when its estimated memory × this margin exceeds the free memory (a tenth left for the rest of
+#: the process). Near that limit the CPU allocator is pinned and the estimate bounds the forward within 1.5×
+#: (memory.memory_plan, bench/memory.py): refused only when it needs more than free / 1.1, at least free / 1.65.
 MEMORY_MARGIN = 1.1
 RANDOM_WARNING = ("WARNING: no weights were given, so the model is randomly initialised: these predictions mean "
                   "nothing. Pass --weights ENTRY (see the catalog) or --checkpoint FILE.")
@@ -292,7 +291,7 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
                                            fps=plan.clip.fps, target_fps=recipe.target_fps, rule=recipe.clip_rule,
                                            clip=c, clips=plan.views[0]) for c in range(plan.views[0])]
     if estimate:
-        from .analysis import memory_plan
+        from .memory import memory_plan
         from .inspection import summarize
 
         summary = summarize(config)
