@@ -14,7 +14,7 @@ import streamlit as st
 import videoattn_core as vac
 from test_app import array, assert_clean, charts, open_app
 from test_runtime import ENTRY, TINY, checkpoint, entry  # noqa: F401  (fixtures: a tiny catalog entry served locally)
-from videoattn_core import analysis, explanations, runtime, zoo
+from videoattn_core import analysis, explanations, memory, runtime, zoo
 from videoattn_core import weights as W
 from videoattn_core.figures import token_time_index
 
@@ -216,7 +216,8 @@ def test_zoo_measured_time_on_request_refuses_what_does_not_fit(monkeypatch):
         return {"time_s": config.num_frames / 1000, "peak_bytes": 0.0, "baseline_bytes": 0.0}
 
     monkeypatch.setattr(analysis, "measure_forward", fake_measure)
-    monkeypatch.setattr(analysis, "available_memory", lambda device: 3 * 2**30)  # 3 GiB free: ViT-L fits, ViT-g does not
+    monkeypatch.setattr(memory, "available_memory", lambda device: 3 * 2**30)  # 3 GiB free: ViT-L fits, ViT-g does not
+    monkeypatch.setattr(memory, "pin_allocator", lambda: True)  # a plan near the limit pins it: not this process
     at = open_app("zoo", dataset="diving48", cost="time")
     assert_clean(at)
     assert not built and any("Press the button" in i.value for i in at.info)
