@@ -1,13 +1,13 @@
 """Memory estimates against measured peaks: does the estimate that refuses runs bound what a forward takes?
 
 For each preset, a fresh interpreter pins glibc's mmap threshold as a planned CPU run near the memory's limit does
-(``vac.analysis.pin_allocator``; ``--allocator default`` leaves glibc alone and checks the loose estimate that
+(``videoattn_core.memory.pin_allocator``; ``--allocator default`` leaves glibc alone and checks the loose estimate that
 decides whether a run may keep it), builds the model (random weights) and its input, then runs two no-grad
 forwards. The first (as a user's first run is) is measured by the growth of the peak resident memory over what the
 process held before it: the kernel's high-water mark is reset first (``/proc/self/clear_refs`` ← 5, then
 ``VmHWM``), so that the transient peaks of building the model are not counted (``ru_maxrss`` where the reset is
 not allowed); the growth is split into anonymous memory and file-backed pages (the code of the kernels the forward
-pages in, from ``/proc/self/smaps_rollup``). It is compared with ``vac.analysis.memory_plan``'s total less the
+pages in, from ``/proc/self/smaps_rollup``). It is compared with ``videoattn_core.memory.memory_plan``'s total less the
 weights (activations = live-tensor peak × allocator slack, plus the CPU runtime's start-up reserve, each the
 allowance of that allocator). The second,
 once the runtime runs, by the peak of its anonymous resident memory (sampled every 0.2 ms) over what it held
