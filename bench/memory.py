@@ -147,10 +147,7 @@ def main() -> int:
             print(f"{preset:26s} skipped: {summary.macs / 1e9:.0f} GMACs > --max-gmacs {args.max_gmacs:g}")
             continue
         estimate = summary.memory_estimate(4, 1)
-        pinned = args.allocator == "pinned" or args.device != "cpu"
-        slack = analysis.ALLOCATOR_SLACK if pinned else analysis.UNPINNED_ALLOCATOR_SLACK
-        reserve = 0 if args.device != "cpu" else (analysis.CPU_RUNTIME_RESERVE if pinned
-                                                   else analysis.UNPINNED_CPU_RUNTIME_RESERVE)
+        slack, reserve = analysis.ALLOWANCES[None if args.device != "cpu" else args.allocator]
         activations = int(estimate["activations"] * slack) + estimate["attention"]
         total = activations + reserve
         plan = {"live_tensor_peak_bytes": estimate["activations"]}

@@ -207,6 +207,9 @@ CPU_RUNTIME_RESERVE = 32 * 2**20
 #: preset's first forward (bench/memory.py --allocator default), up to ~3× what it takes for the smallest
 UNPINNED_ALLOCATOR_SLACK = 1.25
 UNPINNED_CPU_RUNTIME_RESERVE = 160 * 2**20
+#: (allocator slack, runtime reserve) by what :func:`memory_plan` calls the allocator (None: a CUDA device)
+ALLOWANCES = {"pinned": (ALLOCATOR_SLACK, CPU_RUNTIME_RESERVE),
+              "default": (UNPINNED_ALLOCATOR_SLACK, UNPINNED_CPU_RUNTIME_RESERVE), None: (ALLOCATOR_SLACK, 0)}
 
 
 def memory_plan(summary: Any, device: torch.device | str, dtype_bytes: int = 4, *, captured: Sequence[str] = (),
@@ -231,24 +234,24 @@ def memory_plan(summary: Any, device: torch.device | str, dtype_bytes: int = 4, 
     estimate = summary.memory_estimate(dtype_bytes, 1, captured=captured, explicit_attention=bool(captured))
     base = estimate["weights"] + estimate["attention"]
     free = available_memory(device)
-    if device.type != "cpu":
-        slack, reserve, allocator = ALLOCATOR_SLACK, 0, None
-        loose = base + int(estimate["activations"] * slack)
-    else:
-        loose = base + int(estimate["activations"] * UNPINNED_ALLOCATOR_SLACK) + UNPINNED_CPU_RUNTIME_RESERVE
-        if _pinned or (can_pin_allocator() and free is not None and loose * margin > free):
-            slack, reserve, allocator = ALLOCATOR_SLACK, CPU_RUNTIME_RESERVE, "pinned"
-        else:
-            slack, reserve, allocator = UNPINNED_ALLOCATOR_SLACK, UNPINNED_CPU_RUNTIME_RESERVE, "default"
-    activations = int(estimate["activations"] * slack)
-    total = base + activations + reserve
+
+    def total_with(allocator: str | None) -> tuple[int, int]:  # (activations with the slack, the whole total)
+        slack, reserve = ALLOWANCES[allocator]
+        activations = int(estimate["activations"] * slack)
+        return activations, base + activations + reserve
+
+    loose = total_with("default" if device.type == "cpu" else None)[1]
+    allocator = None
+    if device.type == "cpu":
+        near_limit = _pinned or (can_pin_allocator() and free is not None and loose * margin > free)
+        allocator = "pinned" if near_limit else "default"
+    activations, total = total_with(allocator)
     fits = free is None or total * margin <= free
-    if fits and allocator == "pinned":
-        fits = pin_allocator()
-        if not fits:  # the pin failed: the default allocator's bound decides
-            slack, reserve, allocator = UNPINNED_ALLOCATOR_SLACK, UNPINNED_CPU_RUNTIME_RESERVE, "default"
-            activations, total = int(estimate["activations"] * slack), loose
-            fits = total * margin <= free
+    if fits and allocator == "pinned" and not pin_allocator():  # the pin failed: the default's bound decides
+        allocator = "default"
+        activations, total = total_with(allocator)
+        fits = total * margin <= free
+    slack, reserve = ALLOWANCES[allocator]
     out: dict[str, Any] = {"weights_bytes": estimate["weights"], "activations_bytes": activations,
                            "live_tensor_peak_bytes": estimate["activations"], "allocator_slack": slack,
                            "allocator": allocator, "allocator_pinned": allocator == "pinned" if allocator else None,
