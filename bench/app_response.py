@@ -6,10 +6,13 @@
 Serves the app with ``streamlit run`` on 127.0.0.1 and opens ``/?model=<preset>`` for every preset (``all``, the
 default) in a new browser context of headless Chromium (Playwright): the **first render** is timed from the
 navigation until the "MACs per view" metric shows the preset's value (``first_numbers_s``) and until the script
-run has finished (``first_page_s``). One untimed visit to a small config comes first (a running server has
-imported the app's modules). The server is started once and stays up (a running server), without its
-background warm-up; its disk cache of summaries is ``--cache-dir`` (default: a fresh temporary folder, i.e.
-nothing computed before this run). ``--warmed`` first fills that cache as the app's warm-up process does
+run has finished (``first_page_s``: the numbers and the page's first section, the layer table). A new context is a
+first-time visitor (nothing in the browser's cache); ``--returning`` opens every preset in one context instead, as
+a visitor who has used the app before (its scripts cached and compiled). Then the growth section is opened:
+``growth_section_s`` runs until its two charts are drawn. One untimed visit to a small config comes first (a
+running server has imported the app's modules). The server is started once and stays up (a running server),
+without its background warm-up; its disk cache of summaries is ``--cache-dir`` (default: a fresh temporary folder,
+i.e. nothing computed before this run). ``--warmed`` first fills that cache as the app's warm-up process does
 (``python -m videoattn_core.inspection.summary_cache``, timed) and so measures a server that has been up a while.
 
 Then, for the presets of ``--changes-for``, it types a new ``img_size`` into the sidebar and presses Enter. Two
@@ -17,11 +20,10 @@ times are taken from the key press:
 
 - ``numbers``: until the "MACs per view" metric shows the new config's value (computed here beforehand with
   ``vac.summarize``), i.e. what the user waits for to see the updated numbers;
-- ``page``: until the script run has finished (the per-layer table, the breakdown and the growth curves, which
-  summarise the config at several frame counts and sizes, are drawn too).
+- ``page``: until the script run has finished (the layer table and the memory estimate drawn too).
 
-- ``curves``: until the growth curves of the new config are drawn (they may come after the script run when the
-  page defers them).
+One more change back to the preset's own size shows the warm case, and a last one to an unseen size is made with
+the growth section open (``growth_change``: until its curves, ten more summaries, are drawn).
 
 ``--server-side`` runs the same visits and changes without a browser, through Streamlit's ``AppTest`` in this
 process (its caches are process-wide, as a server's are): the script run's wall time and the process's CPU time
@@ -110,7 +112,7 @@ def wait_curves(page) -> None:
               'notRunning'""", polling="raf", timeout=180_000)
 
 
-def change(page, size: int, expected: str) -> dict[str, float]:
+def change(page, size: int, expected: str, curves: bool = False) -> dict[str, float]:
     box = page.get_by_role("spinbutton", name="img_size", exact=True)
     box.fill(str(size))
     start = time.perf_counter()
@@ -118,22 +120,36 @@ def change(page, size: int, expected: str) -> dict[str, float]:
     wait_metric(page, expected)
     numbers = time.perf_counter() - start
     wait_idle(page)
-    whole = time.perf_counter() - start
-    wait_curves(page)
-    return {"img_size": size, "numbers_s": round(numbers, 3), "page_s": round(whole, 3),
-            "curves_s": round(time.perf_counter() - start, 3)}
+    out = {"img_size": size, "numbers_s": round(numbers, 3), "page_s": round(time.perf_counter() - start, 3)}
+    if curves:
+        wait_curves(page)
+        out["curves_s"] = round(time.perf_counter() - start, 3)
+    return out
+
+
+def open_section(page, label: str, curves: bool = False) -> float:
+    """Seconds from a click on the page's section ``label`` until its script run has finished (and, with
+    ``curves``, the growth charts are drawn)."""
+    start = time.perf_counter()
+    page.get_by_role("radio", name=label, exact=True).click()
+    page.wait_for_function(
+        "(label) => [...document.querySelectorAll('[role=radio][aria-checked=true]')].some(e => e.innerText.trim() "
+        "=== label)", arg=label, polling="raf", timeout=180_000)
+    (wait_curves if curves else wait_idle)(page)
+    return round(time.perf_counter() - start, 3)
 
 
 def first_render(page, base: str, preset: str) -> dict[str, float]:
+    expected = macs_text(preset)  # computed before the clock starts: it takes this process seconds of CPU
     start = time.perf_counter()
     page.goto(f"{base}/?model={preset}")
-    wait_metric(page, macs_text(preset))
+    wait_metric(page, expected)
     numbers = time.perf_counter() - start
     wait_idle(page)
     whole = time.perf_counter() - start
-    wait_curves(page)
-    return {"first_numbers_s": round(numbers, 3), "first_page_s": round(whole, 3),
-            "first_curves_s": round(time.perf_counter() - start, 3)}
+    growth = open_section(page, "How the cost grows", curves=True)
+    open_section(page, "Layers")
+    return {"first_numbers_s": round(numbers, 3), "first_page_s": round(whole, 3), "growth_section_s": growth}
 
 
 def ratios(row: dict) -> dict[str, float]:
@@ -213,6 +229,8 @@ def main() -> None:
                                                           "folder)")
     parser.add_argument("--server-side", action="store_true", help="script runs through AppTest, no browser: "
                                                                        "wall and CPU seconds")
+    parser.add_argument("--returning", action="store_true", help="every preset in one browser context (a visitor "
+                                                                     "whose browser has the app's scripts cached)")
     parser.add_argument("--warmed", action="store_true", help="fill the disk cache as the app's warm-up does "
                                                                   "before serving")
     args = parser.parse_args()
@@ -256,28 +274,32 @@ def main() -> None:
             wait_metric(page, macs_text("timesformer_base", depth=1, img_size=32, num_frames=2))
             wait_idle(page)
             page.context.close()
+            returning = browser.new_context(viewport={"width": 1500, "height": 1000}) if args.returning else None
             for preset in presets:
-                page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+                page = (returning or browser.new_context(viewport={"width": 1500, "height": 1000})).new_page()
                 row = {"preset": preset, **first_render(page, base, preset)}
                 line = (f"{preset:24s} first render: numbers {row['first_numbers_s']:6.2f} s, page "
-                        f"{row['first_page_s']:6.2f} s, curves {row['first_curves_s']:6.2f} s")
+                        f"{row['first_page_s']:6.2f} s; growth section opened {row['growth_section_s']:6.2f} s")
                 if preset in args.changes_for:
                     size0 = int(vac.get_preset(preset).config.img_size)
-                    cold = [change(page, size0 + 32 * (i + 1), macs_text(preset, img_size=size0 + 32 * (i + 1)))
-                            for i in range(args.repeats)]
+                    sizes = [size0 + 32 * (i + 1) for i in range(args.repeats + 1)]
+                    cold = [change(page, size, macs_text(preset, img_size=size)) for size in sizes[:-1]]
                     warm = change(page, size0, macs_text(preset))
-                    row.update({"cold": cold, "warm": warm,
+                    # one more unseen size with the growth section open: its curves are ten more summaries
+                    open_section(page, "How the cost grows", curves=True)
+                    growth = change(page, sizes[-1], macs_text(preset, img_size=sizes[-1]), curves=True)
+                    row.update({"cold": cold, "warm": warm, "growth_change": growth,
                                 "numbers_median_s": statistics.median(c["numbers_s"] for c in cold),
-                                "page_median_s": statistics.median(c["page_s"] for c in cold),
-                                "curves_median_s": statistics.median(c["curves_s"] for c in cold)})
+                                "page_median_s": statistics.median(c["page_s"] for c in cold)})
                     line += (f" | change img_size → numbers {row['numbers_median_s']:.2f} s (median of {len(cold)}: "
                              f"{', '.join(str(c['numbers_s']) for c in cold)}), whole page "
-                             f"{row['page_median_s']:.2f} s, curves {row['curves_median_s']:.2f} s | back to a seen "
-                             f"config: numbers {warm['numbers_s']:.2f} s, page {warm['page_s']:.2f} s")
+                             f"{row['page_median_s']:.2f} s | back to a seen config: numbers {warm['numbers_s']:.2f} s, "
+                             f"page {warm['page_s']:.2f} s | with the growth section open: numbers "
+                             f"{growth['numbers_s']:.2f} s, curves {growth['curves_s']:.2f} s")
                 row["ratio_to_goal"] = ratios(row)
                 results.append(row)
                 print(line + f" | ratios to goals {row['ratio_to_goal']}", flush=True)
-                page.context.close()
+                page.close() if returning else page.context.close()
             browser.close()
     finally:
         proc.terminate()
@@ -293,7 +315,8 @@ def main() -> None:
     out = ROOT / "bench" / "results" / "app_response.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"cpu_count": os.cpu_count(), "goals_s": GOALS, "cache_dir": args.cache_dir or
-                               "fresh temporary folder", "warmed": args.warmed, "warm_up_s": warm_up_s, "worst_ratio_to_goal": worst, "results": results}, indent=1))
+                               "fresh temporary folder", "warmed": args.warmed, "returning": args.returning,
+                               "warm_up_s": warm_up_s, "worst_ratio_to_goal": worst, "results": results}, indent=1))
     print(f"written {out}")
 
 

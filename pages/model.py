@@ -1,8 +1,12 @@
 """Model page: pick a preset, edit any hyperparameter, and see what the network costs — params, MACs, the
 per-layer table, where the cost sits, and how it grows with frames and resolution. Everything comes from the
-static summary (no weights, no forward pass), so it follows the widgets at once. What takes longer comes later in
-the script, so that it never holds back what is quick: the memory estimate (a second meta forward) after the table
-and the breakdown, the growth curves (summaries at other sizes) last. All of it is cached across sessions."""
+static summary (no weights, no forward pass), so it follows the widgets at once.
+
+Under the numbers, one section at a time (kept in the link): the layer table, the cost breakdown, or the growth
+curves. Only the chosen one is computed and sent, so the page a link opens is light to draw; the charts' library
+(plotly.js) takes the browser seconds to start on a small machine, and the growth curves summarise the config at
+ten other sizes. The memory estimate (a second meta forward) is filled in after the section. All of it is cached
+across sessions."""
 
 import streamlit as st
 
@@ -16,7 +20,9 @@ from videoattn_core.registry import family_of
 
 BREAKDOWNS = ("params", "macs")
 BREAKDOWN_LABELS = {"params": "parameters", "macs": "MACs"}
+SECTIONS = {"layers": "Layers", "cost": "Where the cost sits", "growth": "How the cost grows"}
 PAGE_FIELDS = {
+    "section": lambda text: state.choice(text, SECTIONS, "section"),
     "search": str,
     "breakdown": lambda text: state.choice(text, BREAKDOWNS, "breakdown"),
 }
@@ -58,27 +64,40 @@ st.caption(f"Input {tuple(summary.input_shape)} laid out as `{summary.input_layo
            f"({widgets.format_count(summary.macs_all_views)} MACs over the paper's {summary.views} views). "
            f"MACs: {inspection.MACS_CONVENTION}. FLOPs: {inspection.FLOPS_CONVENTION}.")
 
-st.header("Layers")
-table = analysis.layer_rows(summary)
-state.seed_page(view, {"model.search": ("search", ""), "model.breakdown": ("breakdown", "params")})
-search = st.text_input("filter layers (name or type contains)", key="model.search").strip()
-shown = [r for r in table if search.lower() in r["name"].lower() or search.lower() in r["type"].lower()]
-st.dataframe(shown, hide_index=True, width="stretch", height=360, key="layer_table")
-st.caption(f"{len(shown)} of {len(table)} modules. Axes: B batch, C channels, T frames, H W height and width "
-           f"(of whichever token grid the tensor is on), heads, d head width, nT nH nW windows, wt wh ww positions in "
-           f"a window, (1+…) a leading CLS token. params and MACs include a module's children; own ones do not.")
-st.download_button("Download the table as CSV", analysis.rows_to_csv(table), file_name=f"{preset}_layers.csv",
-                   mime="text/csv", key="model.download")
+state.seed_page(view, {"model.section": ("section", "layers")})
+section = st.segmented_control("section", list(SECTIONS), required=True, key="model.section",
+                               format_func=SECTIONS.get, label_visibility="collapsed")
+# each section's settings: taken from the view when the section is drawn; while another one is shown they keep
+# the view's values (their widgets are not drawn, and a widget Streamlit did not draw keeps no reliable state)
+SECTION_WIDGETS = {"layers": {"model.search": ("search", "")}, "cost": {"model.breakdown": ("breakdown", "params")}}
+for other, section_widgets in SECTION_WIDGETS.items():
+    if other != section:
+        for widget_key in section_widgets:
+            st.session_state.pop(widget_key, None)
+state.seed_page(view, SECTION_WIDGETS.get(section, {}))
+search = view.link.page.get("search", "")
+breakdown = view.link.page.get("breakdown", "params")
 
-st.header("Where the cost sits")
-breakdown = st.radio("split", BREAKDOWNS, horizontal=True, key="model.breakdown",
-                     format_func=lambda b: {"params": "parameters", "macs": "MACs"}[b])
-leaves = analysis.leaf_rows(summary)
-left, right = st.columns([3, 2])
-left.plotly_chart(figures.cost_breakdown(leaves, breakdown, title=f"{BREAKDOWN_LABELS[breakdown]} by category "
-                                                                   f"and module"), key="breakdown_chart")
-right.plotly_chart(figures.category_bars({BREAKDOWN_LABELS[k]: v for k, v in summary.breakdown().items()},
-                                         title="share per category"), key="category_chart")
+if section == "layers":
+    table = analysis.layer_rows(summary)
+    search = st.text_input("filter layers (name or type contains)", key="model.search").strip()
+    shown = [r for r in table if search.lower() in r["name"].lower() or search.lower() in r["type"].lower()]
+    st.dataframe(shown, hide_index=True, width="stretch", height=360, key="layer_table")
+    st.caption(f"{len(shown)} of {len(table)} modules. Axes: B batch, C channels, T frames, H W height and width "
+               f"(of whichever token grid the tensor is on), heads, d head width, nT nH nW windows, wt wh ww positions "
+               f"in a window, (1+…) a leading CLS token. params and MACs include a module's children; own ones do "
+               f"not.")
+    st.download_button("Download the table as CSV", analysis.rows_to_csv(table), file_name=f"{preset}_layers.csv",
+                       mime="text/csv", key="model.download")
+elif section == "cost":
+    breakdown = st.radio("split", BREAKDOWNS, horizontal=True, key="model.breakdown",
+                         format_func=BREAKDOWN_LABELS.get)
+    leaves = analysis.leaf_rows(summary)
+    left, right = st.columns([3, 2])
+    left.plotly_chart(figures.cost_breakdown(leaves, breakdown, title=f"{BREAKDOWN_LABELS[breakdown]} by category "
+                                                                       f"and module"), key="breakdown_chart")
+    right.plotly_chart(figures.category_bars({BREAKDOWN_LABELS[k]: v for k, v in summary.breakdown().items()},
+                                             title="share per category"), key="category_chart")
 
 ALLOCATORS = {"pinned": "the allocator pinned, as near the memory's limit", "default": "glibc's default allocator"}
 memory = cache.memory_plan(key)
@@ -89,15 +108,16 @@ memory_slot.metric("memory (fp32, batch 1, CPU)", widgets.format_bytes(memory["t
                         f"runtime's start-up {widgets.format_bytes(memory['runtime_reserve_bytes'])}, with "
                         f"{ALLOCATORS.get(memory.get('allocator'), 'its allocator')}.")
 
-st.header("How the cost grows")
-left, right = st.columns(2)
-for column, axis, label in ((left, "frames", "frames"), (right, "size", "pixels per side")):
-    series, dashed, current = cache.growth_curves(config, axis)
-    column.plotly_chart(figures.cost_curves(series, x_title=label, y_title="MACs per view", dashed=dashed,
-                                            marker_x=current, title=f"MACs against {label}"),
-                        key=f"growth_{axis}")
-    column.caption(analysis.growth_note(series, axis))
+if section == "growth":
+    left, right = st.columns(2)
+    for column, axis, label in ((left, "frames", "frames"), (right, "size", "pixels per side")):
+        series, dashed, current = cache.growth_curves(config, axis)
+        column.plotly_chart(figures.cost_curves(series, x_title=label, y_title="MACs per view", dashed=dashed,
+                                                marker_x=current, title=f"MACs against {label}"),
+                            key=f"growth_{axis}")
+        column.caption(analysis.growth_note(series, axis))
 
-query = state.write_view(view, preset, config, {"search": search or None,
+query = state.write_view(view, preset, config, {"section": section if section != "layers" else None,
+                                                 "search": search or None,
                                                  "breakdown": breakdown if breakdown != "params" else None})
 state.share_box("", query)

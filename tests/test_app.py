@@ -67,11 +67,21 @@ def test_model_link_shows_mvit_v2_s_with_its_parameter_count():
     expected = vac.summarize("mvit_v2_s")
     assert metric(at, "parameters") == f"{expected.params:,}"
     assert sidebar_widget(at, "model:w.preset").value == "mvit_v2_s"
-    # the per-layer table, the breakdown charts and both growth curves
+    # one section at a time, the layer table first: no chart is computed or sent with it
     assert len(at.dataframe[0].value) == len(expected.layers)
-    kinds = [c["data"][0]["type"] for c in charts(at)]
-    assert kinds.count("sunburst") == 1 and kinds.count("scatter") == 2
+    assert not charts(at)
     assert at.query_params == {"model": "mvit_v2_s"}
+    # the breakdown charts, then both growth curves, each written into the link; the numbers stay
+    at.button_group(key="model.section").set_value("cost").run()
+    assert_clean(at)
+    assert [c["data"][0]["type"] for c in charts(at)] == ["sunburst", "bar"] and not at.dataframe
+    assert at.query_params == {"model": "mvit_v2_s", "section": "cost"}
+    at.button_group(key="model.section").set_value("growth").run()
+    assert_clean(at)
+    assert [c["data"][0]["type"] for c in charts(at)] == ["scatter", "scatter"]
+    assert at.query_params == {"model": "mvit_v2_s", "section": "growth"}
+    assert metric(at, "parameters") == f"{expected.params:,}"
+    assert open_app(**at.query_params).button_group(key="model.section").value == "growth"
 
 
 def test_model_widget_changes_the_numbers_and_the_link():
@@ -112,14 +122,19 @@ def test_model_invalid_combination_is_shown_inline_not_as_a_traceback():
 
 def test_model_link_round_trips_hyperparameters_and_page_state():
     params = {"model": "timesformer_base", "attention_type": "joint_space_time", "num_frames": "16",
-              "search": "MLP", "breakdown": "macs"}
+              "section": "cost", "search": "MLP", "breakdown": "macs"}
     at = open_app(**params)
     assert_clean(at)
     assert not at.warning
     assert sidebar_widget(at, "model:hp.timesformer_base.num_frames").value == 16
     assert sidebar_widget(at, "model:hp.timesformer_base.attention_type").value == "joint_space_time"
-    assert at.text_input(key="model.search").value == "MLP"
     assert at.radio(key="model.breakdown").value == "macs"
+    assert at.query_params == params
+    # the layers section takes the link's filter; the breakdown's split stays in the link while it is hidden,
+    # and comes back with its section
+    at.button_group(key="model.section").set_value("layers").run()
+    params.pop("section")
+    assert at.text_input(key="model.search").value == "MLP"
     assert at.query_params == params
     expected = vac.summarize("timesformer_base", num_frames=16, attention_type="joint_space_time")
     assert metric(at, "parameters") == f"{expected.params:,}"
@@ -131,13 +146,17 @@ def test_model_link_round_trips_hyperparameters_and_page_state():
     again = open_app(**at.query_params)
     assert metric(again, "MACs per view") == metric(at, "MACs per view")
     assert again.query_params == params
+    at.button_group(key="model.section").set_value("cost").run()
+    assert at.radio(key="model.breakdown").value == "macs"
+    assert at.query_params == {**params, "section": "cost"}
 
 
 def test_tampered_link_falls_back_and_says_what_was_ignored():
-    at = open_app(model="timesformer_base", num_frames="-3", num_heads="5", bogus="1", breakdown="nope")
+    at = open_app(model="timesformer_base", num_frames="-3", num_heads="5", bogus="1", breakdown="nope",
+                  section="../run")
     assert_clean(at)
     text = at.warning[0].value
-    for name in ("num_frames", "num_heads", "bogus", "breakdown"):
+    for name in ("num_frames", "num_heads", "bogus", "breakdown", "section"):
         assert f"{name}=" in text
     assert "not divisible" in text and "not a hyperparameter" in text
     base = vac.summarize("timesformer_base")

@@ -79,5 +79,7 @@ def test_model_page_from_a_warmed_cache_and_from_broken_files(tmp_path, monkeypa
             path.write_text(json.dumps(entry))
     at = open_model(other)
     assert_shows_the_library(at, other_config)
+    at.button_group(key="model.section").set_value("growth").run()
+    assert not at.exception, [e.value for e in at.exception]
     series, _, _ = analysis.growth_curves(other_config, "frames")
     assert frames_curve(at) == {name: ys for name, (_, ys) in series.items()}

@@ -10,6 +10,7 @@ the app, and the parsing of ``field=value`` strings from the command line and fr
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import typing
@@ -80,15 +81,7 @@ class ModelConfig:
 
     @classmethod
     def field_specs(cls) -> list[FieldSpec]:
-        hints = typing.get_type_hints(cls)
-        specs = []
-        for f in dataclasses.fields(cls):
-            meta = f.metadata
-            specs.append(FieldSpec(
-                name=f.name, type=_base_type(hints[f.name]), default=f.default, help=meta.get("help", ""),
-                min=meta.get("min"), max=meta.get("max"), choices=meta.get("choices"),
-                length=meta.get("length"), optional=meta.get("optional", False)))
-        return specs
+        return list(_field_specs(cls))
 
     def input_shape(self, frames: int | None = None, size: int | None = None, batch: int = 1) -> tuple[int, ...]:
         """The input tensor shape for ``frames`` frames of ``size``×``size`` pixels (defaults: what the model
@@ -114,6 +107,21 @@ class ModelConfig:
     def diff(self, other: "ModelConfig") -> dict[str, Any]:
         """Fields whose value differs from ``other`` (used for share links: only non-defaults travel)."""
         return {k: v for k, v in self.to_dict().items() if getattr(other, k) != v}
+
+
+@functools.cache
+def _field_specs(cls: type) -> tuple[FieldSpec, ...]:
+    """A config class's field specs, worked out once per class: every config checks its fields against them when
+    it is made, and resolving the type hints is the slow part (~1 ms a class)."""
+    hints = typing.get_type_hints(cls)
+    specs = []
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        specs.append(FieldSpec(
+            name=f.name, type=_base_type(hints[f.name]), default=f.default, help=meta.get("help", ""),
+            min=meta.get("min"), max=meta.get("max"), choices=meta.get("choices"),
+            length=meta.get("length"), optional=meta.get("optional", False)))
+    return tuple(specs)
 
 
 def show_value(value: Any, limit: int = 40) -> str:
