@@ -16,6 +16,7 @@ Plain functions on channels-last token grids ``(B, T, H, W, C)``, following Liu 
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -109,11 +110,19 @@ def relative_position_index(window: Grid, table_window: Grid | None = None) -> T
 
     The table of ``table_window`` (default ``window``) has ``(2·Wt−1)(2·Wh−1)(2·Ww−1)`` rows, ordered by the
     offset (Δt, Δh, Δw) = query − key with Δt slowest; a smaller ``window`` indexes the same table by its own
-    offsets."""
-    table_window = table_window or window
-    coords = torch.stack(torch.meshgrid(*(torch.arange(w) for w in window), indexing="ij")).flatten(1)  # (3, N)
+    offsets. Made on the default device (a model built on the meta device gets a meta tensor)."""
+    index = _relative_position_index(tuple(window), tuple(table_window or window))
+    device = torch.empty(0).device  # the default device, or the one of an enclosing ``with torch.device(...)``
+    return index.clone() if device.type == "cpu" else index.to(device)
+
+
+@functools.lru_cache(maxsize=32)
+def _relative_position_index(window: tuple[int, ...], table_window: tuple[int, ...]) -> Tensor:
+    """:func:`relative_position_index` on the CPU, worked out once per window: every block of a stage has the same
+    one, and on the meta device each operation here would go through PyTorch's Python reference kernels."""
+    coords = torch.stack(torch.meshgrid(*(torch.arange(w, device="cpu") for w in window), indexing="ij")).flatten(1)
     offsets = coords[:, :, None] - coords[:, None, :]  # (3, N_q, N_k), query − key
-    index = torch.zeros(offsets.shape[1:], dtype=torch.long)
+    index = torch.zeros(offsets.shape[1:], dtype=torch.long, device="cpu")
     for axis in range(3):
         index = index * (2 * table_window[axis] - 1) + offsets[axis] + table_window[axis] - 1
     return index
