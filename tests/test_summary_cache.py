@@ -4,11 +4,13 @@ never trusted); and the growth curves' fast count equals the summaries it stands
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import videoattn_core as vac
 from videoattn_core import analysis
@@ -214,6 +216,16 @@ META_CASES = {
     "bf16 times fp32": lambda: _meta(2, 1, dtype=torch.bfloat16) * _meta(3),
     "no broadcast": lambda: _meta(2, 3) + _meta(4),
     "alpha": lambda: torch.add(_meta(2, 3), _meta(3), alpha=2),
+    "interpolate linear": lambda: F.interpolate(_meta(1, 96, 27), size=55, mode="linear"),
+    "interpolate trilinear": lambda: F.interpolate(_meta(2, 3, 4, 5, 6), size=(3, 8, 9), mode="trilinear",
+                                                   align_corners=True),
+    "interpolate nearest bf16": lambda: F.interpolate(_meta(1, 2, 7, dtype=torch.bfloat16), size=[4]),
+    "interpolate wrong rank": lambda: F.interpolate(_meta(1, 96, 27), size=55, mode="bilinear"),
+    "interpolate size of wrong length": lambda: F.interpolate(_meta(1, 2, 5, 5), size=(3, 3, 3)),
+    "interpolate nearest align": lambda: F.interpolate(_meta(1, 2, 5), size=3, align_corners=True),
+    "interpolate integer": lambda: F.interpolate(_meta(1, 2, 5, dtype=torch.int64), size=3),
+    "interpolate zero size": lambda: F.interpolate(_meta(1, 2, 5), size=0),
+    "interpolate scale": lambda: F.interpolate(_meta(1, 2, 5), scale_factor=2.0, mode="linear"),
 }
 
 
@@ -222,10 +234,24 @@ def test_meta_shortcuts_give_pytorchs_shapes_dtypes_and_errors(name):
     def outcome():
         try:
             out = META_CASES[name]()
-        except RuntimeError:
-            return RuntimeError
+        except (RuntimeError, ValueError) as exc:
+            return type(exc), str(exc)
         return tuple(out.shape), out.dtype, out.device.type
 
     expected = outcome()
     with summary_module._MetaElementwise():
         assert outcome() == expected
+
+
+@pytest.mark.parametrize("preset,frames,size", [("mvit_v2_s", 8, 160), ("mvit_v1_b", 4, 288),
+                                                ("swin3d_t", 4, 96), ("vjepa2_vitl", 8, 160)])
+def test_summaries_at_other_input_sizes_equal_those_without_the_meta_shortcuts(preset, frames, size, monkeypatch):
+    """At an input size the model was not built for, MViT resizes its relative position tables (``F.interpolate``,
+    answered from shapes): every layer's shapes and MACs equal what PyTorch's own meta kernels give."""
+    fast = vac.summarize(preset, frames=frames, size=size)
+    monkeypatch.setattr(summary_module, "_MetaElementwise", contextlib.nullcontext)
+    monkeypatch.setattr(summary_module, "_shape_only_forwards", lambda model: None)
+    slow = vac.summarize(preset, frames=frames, size=size)
+    assert [(r.name, r.input_shapes, r.output_shape, r.output_layout, r.macs, r.macs_total) for r in fast.layers] \
+        == [(r.name, r.input_shapes, r.output_shape, r.output_layout, r.macs, r.macs_total) for r in slow.layers]
+    assert fast.macs == slow.macs

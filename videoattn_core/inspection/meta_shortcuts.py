@@ -1,8 +1,8 @@
 """Shortcuts that make a meta-device forward cheap: the standard leaves of a freshly built meta model answer with
-their output's shape only, and elementwise arithmetic, ``torch.cat`` and integer ``torch.arange`` on meta tensors
-are answered from shapes and promoted dtypes instead of PyTorch's Python reference implementations. Used by
-:func:`~videoattn_core.inspection.summarize`; the summaries they give equal those without them
-(tests/test_summary_cache.py).
+their output's shape only, and elementwise arithmetic, ``torch.cat``, integer ``torch.arange`` and
+``F.interpolate`` to a given size on meta tensors are answered from shapes and promoted dtypes instead of PyTorch's
+Python reference implementations. Used by :func:`~videoattn_core.inspection.summarize`; the summaries they give
+equal those without them (tests/test_summary_cache.py).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
@@ -99,6 +100,8 @@ class _MetaElementwise(TorchFunctionMode):
             out = _meta_cat(*args, **(kwargs or {}))
         elif func is torch.arange:
             out = _meta_arange(*args, **(kwargs or {}))
+        elif func is F.interpolate:
+            out = _meta_interpolate(*args, **(kwargs or {}))
         return out if out is not None else func(*args, **(kwargs or {}))
 
 
@@ -130,6 +133,31 @@ def _meta_arange(*args: Any, device: Any = None, **rest: Any) -> Tensor | None:
     if step == 0 or (end - start) * step < 0:  # PyTorch refuses these: its message
         return None
     return torch.empty(-((start - end) // step), dtype=torch.int64, device="meta")
+
+
+#: the modes of ``F.interpolate`` and the number of input dimensions each takes (batch and channels included)
+_INTERPOLATE_DIMS = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "area": (3, 4, 5), "linear": (3,),
+                     "bilinear": (4,), "bicubic": (4,), "trilinear": (5,)}
+
+
+def _meta_interpolate(input: Any = None, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
+                      align_corners: Any = None, recompute_scale_factor: Any = None,
+                      antialias: bool = False) -> Tensor | None:
+    """``F.interpolate`` to an explicit ``size`` of a floating meta tensor: ``(N, C, *size)`` (MViT resizes its
+    relative position tables so at every input size the growth curves visit)."""
+    if not isinstance(input, Tensor) or input.device.type != "meta" or not input.is_floating_point() \
+            or scale_factor is not None or antialias or input.ndim not in _INTERPOLATE_DIMS.get(mode, ()):
+        return None
+    spatial = input.ndim - 2
+    sizes = [size] * spatial if isinstance(size, int) and not isinstance(size, bool) else size
+    if not isinstance(sizes, (list, tuple)) or len(sizes) != spatial \
+            or any(isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in sizes):
+        return None
+    if align_corners is not None and mode not in ("linear", "bilinear", "bicubic", "trilinear"):
+        return None  # PyTorch refuses align_corners for the other modes: its message
+    if any(n == 0 for n in input.shape):
+        return None
+    return torch.empty((*input.shape[:2], *sizes), dtype=input.dtype, device="meta")
 
 
 def _meta_binary(kind: str, func: Any, a: Any, b: Any) -> Tensor | None:
