@@ -1,7 +1,8 @@
 """How fast the Model page opens and answers a hyperparameter change, measured in a real browser.
 
     .venv/bin/python bench/app_response.py [--presets all | timesformer_hr swin3d_l ...] [--repeats 3]
-                                           [--cache-dir DIR] [--changes-for timesformer_hr ...]
+                                           [--cache-dir DIR] [--warmed] [--returning]
+                                           [--changes-for timesformer_hr ...] [--server-side]
 
 Serves the app with ``streamlit run`` on 127.0.0.1 and opens ``/?model=<preset>`` for every preset (``all``, the
 default) in a new browser context of headless Chromium (Playwright): the **first render** is timed from the
@@ -31,8 +32,7 @@ process (its caches are process-wide, as a server's are): the script run's wall 
 for each change. Those are the server's share of the times above; the rest is the browser's (loading the frontend,
 drawing the charts).
 
-Each change is to a config the app has not seen (a cold summary cache); one more change back to the preset's own
-size shows the warm case. Results go to stdout and ``bench/results/app_response.json``, as seconds and as ratios
+Each timed change but the one back is to a config the app has not seen (a cold summary cache). Results go to stdout and ``bench/results/app_response.json``, as seconds and as ratios
 to the goals of issue 13 (:data:`GOALS`; a ratio ≤ 1 meets the goal).
 """
 

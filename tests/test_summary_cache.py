@@ -226,6 +226,7 @@ META_CASES = {
     "interpolate integer": lambda: F.interpolate(_meta(1, 2, 5, dtype=torch.int64), size=3),
     "interpolate zero size": lambda: F.interpolate(_meta(1, 2, 5), size=0),
     "interpolate scale": lambda: F.interpolate(_meta(1, 2, 5), scale_factor=2.0, mode="linear"),
+    "interpolate size and recompute": lambda: F.interpolate(_meta(1, 2, 5), size=3, recompute_scale_factor=True),
 }
 
 

@@ -138,24 +138,25 @@ def _meta_arange(*args: Any, device: Any = None, **rest: Any) -> Tensor | None:
 #: the modes of ``F.interpolate`` and the number of input dimensions each takes (batch and channels included)
 _INTERPOLATE_DIMS = {"nearest": (3, 4, 5), "nearest-exact": (3, 4, 5), "area": (3, 4, 5), "linear": (3,),
                      "bilinear": (4,), "bicubic": (4,), "trilinear": (5,)}
+_INTERPOLATING = ("linear", "bilinear", "bicubic", "trilinear")  # the modes that take ``align_corners``
 
 
 def _meta_interpolate(input: Any = None, size: Any = None, scale_factor: Any = None, mode: str = "nearest",
                       align_corners: Any = None, recompute_scale_factor: Any = None,
                       antialias: bool = False) -> Tensor | None:
     """``F.interpolate`` to an explicit ``size`` of a floating meta tensor: ``(N, C, *size)`` (MViT resizes its
-    relative position tables so at every input size the growth curves visit)."""
+    relative position tables so at every input size the growth curves visit). Any other use, including those
+    PyTorch refuses (``align_corners`` with a non-interpolating mode, ``recompute_scale_factor`` with a size),
+    goes to PyTorch."""
     if not isinstance(input, Tensor) or input.device.type != "meta" or not input.is_floating_point() \
-            or scale_factor is not None or antialias or input.ndim not in _INTERPOLATE_DIMS.get(mode, ()):
+            or scale_factor is not None or recompute_scale_factor is not None or antialias \
+            or input.ndim not in _INTERPOLATE_DIMS.get(mode, ()) or 0 in input.shape \
+            or (align_corners is not None and mode not in _INTERPOLATING):
         return None
     spatial = input.ndim - 2
     sizes = [size] * spatial if isinstance(size, int) and not isinstance(size, bool) else size
     if not isinstance(sizes, (list, tuple)) or len(sizes) != spatial \
             or any(isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in sizes):
-        return None
-    if align_corners is not None and mode not in ("linear", "bilinear", "bicubic", "trilinear"):
-        return None  # PyTorch refuses align_corners for the other modes: its message
-    if any(n == 0 for n in input.shape):
         return None
     return torch.empty((*input.shape[:2], *sizes), dtype=input.dtype, device="meta")
 
