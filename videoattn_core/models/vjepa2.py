@@ -293,7 +293,9 @@ class PatchEmbed3D(nn.Module):
         self.proj = nn.Conv3d(config.in_chans, config.embed_dim, kernel, stride=kernel)
 
     def forward(self, x: Tensor) -> Tensor:
-        return rearrange(self.proj(x), "b c t h w -> b (t h w) c")  # (B, T'·H'·W', C)
+        # token-major in memory: a channel-major view here would make every later residual sum channel-major
+        # too (an elementwise op keeps its first input's layout), and every LayerNorm copy it back
+        return rearrange(self.proj(x), "b c t h w -> b (t h w) c").contiguous()  # (B, T'·H'·W', C)
 
 
 class VJEPA2(nn.Module):
