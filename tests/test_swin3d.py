@@ -9,13 +9,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 import official_keys
 import videoattn_core as vac
 from videoattn_core.attention_maps import capture_all
 from reference import Reference, assert_both_paths_match, relative_error
 from videoattn_core.models.layers import AttentionCore
-from videoattn_core.models.windows import MASK_VALUE, shift_attention_mask
+from videoattn_core.models.windows import (
+    MASK_VALUE, grouped_windows, shift_attention_mask, shifted_window_order,
+)
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +142,7 @@ def _reference_swin3d_t(state, x):
 @pytest.mark.parametrize("shape", [
     (2, 3, 9, 116, 76),  # token grid 5×29×19: T clipped, H and W padded; a stage with H shifted and W clipped
     (1, 3, 18, 46, 30),  # 9×12×8 (H, W not multiples of the patch): T shifted and padded to 16; later H, W clipped
+    (2, 3, 32, 56, 56),  # 16×14×14: whole windows shifted on all three axes, two clips (windows grouped by mask)
 ])
 @pytest.mark.parametrize("weight_seed", [1, 2])
 def test_other_input_sizes_match_an_independent_computation(fixture, torchvision_model, shape, weight_seed):
@@ -218,6 +222,51 @@ def test_shift_mask_matches_the_slice_construction():
         windows = windows.reshape(nt * nh * nw, -1)
         expected = (windows[:, None, :] != windows[:, :, None]).float() * -100.0
         torch.testing.assert_close(shift_attention_mask(grid, window, shift), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("grid, window, shift, batch", [
+    ((4, 14, 14), (2, 7, 7), (1, 3, 3), 2), ((16, 56, 56), (8, 7, 7), (4, 3, 3), 1), ((8, 12, 9), (8, 4, 3), (0, 2, 1), 3),
+])
+def test_grouped_windows_hold_each_window_once_with_its_own_mask(grid, window, shift, batch):
+    """The fused path's window order: every (clip, window) once, runs of windows that share a mask, the unmasked
+    first, and ``scatter`` undoing ``gather``."""
+    grouped = grouped_windows(grid, window, shift, batch, torch.device("cpu"), torch.float32)
+    n, tokens = math.prod(window), math.prod(grid)
+    masks = shift_attention_mask(grid, window, shift)  # (nW, N, N), windows in (nt nh nw) order
+    order, _ = shifted_window_order(grid, window, shift)
+    assert sorted(grouped.gather.tolist()) == list(range(batch * tokens))
+    assert torch.equal(grouped.gather[grouped.scatter], torch.arange(batch * tokens))
+    assert sum(grouped.sizes) == batch * masks.shape[0] and len(grouped.sizes) <= 8
+    assert not grouped.masks[0].any() and all(m.any() for m in grouped.masks[1:])
+    first_rows = order.view(-1, n)[:, 0].tolist()  # a window is known by its first token
+    rows = grouped.gather.view(-1, n)
+    start = 0
+    for mask, size in zip(grouped.masks, grouped.sizes):
+        for group in rows[start:start + size]:
+            clip, first = divmod(int(group[0]), tokens)
+            index = first_rows.index(first)
+            assert torch.equal(group - clip * tokens, order.view(-1, n)[index])
+            torch.testing.assert_close(masks[index], mask, rtol=0, atol=0)
+        start += size
+
+
+def test_fused_path_never_repeats_a_bias_per_window():
+    """The relative position bias and each region mask reach the fused kernel once, broadcast over the windows
+    that share them: no ``(windows, heads, N, N)`` tensor is written (it was a fifth of swin3d_t's time)."""
+    masks = []
+
+    class Spy(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is F.scaled_dot_product_attention:
+                masks.append((args[0].shape[0], kwargs["attn_mask"].shape))
+            return func(*args, **kwargs)
+
+    model = _small(depths=(2, 2), num_heads=(2, 4), window_size=(2, 4, 4)).eval()
+    with torch.no_grad(), Spy():
+        model(torch.randn(2, 3, 8, 64, 64))  # token grid 4×16×16, then 4×8×8: whole windows
+    assert masks and all(shape[0] == 1 for _, shape in masks)
+    assert sum(groups for groups, _ in masks) == 2 * 2 * (2 * 4 * 4 + 2 * 2 * 2)  # clips · blocks · windows
 
 
 def test_window_and_shift_clipped_to_small_maps():

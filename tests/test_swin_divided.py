@@ -113,9 +113,13 @@ def test_longer_clips_clamp_the_frame_offsets():
     assert torch.equal(bias[:, 4, 2], table[5]) and torch.equal(bias[:, 2, 2], table[3])
 
 
-def test_sdpa_and_explicit_paths_agree_with_batch_padding_and_clipping():
+@pytest.mark.parametrize("shape", [
+    (2, 3, 11, 28, 20),  # token grid 6×7×5 (T and H padded), then 6×4×3 (W clipped: no shift)
+    (2, 3, 8, 48, 48),  # 4×12×12 then 4×6×6: whole windows, shifted (grouped by mask on the fused path)
+])
+def test_sdpa_and_explicit_paths_agree_with_batch_padding_and_clipping(shape):
     model = _small(window_size=(3, 3))
-    x = torch.randn(2, 3, 11, 28, 20)  # token grid 6×7×5 (T and H padded), then 6×4×3 (W clipped: no shift)
+    x = torch.randn(shape)
     with torch.no_grad():
         fused = model(x)
         vac.set_fused_attention(model, False)

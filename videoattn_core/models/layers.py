@@ -42,6 +42,24 @@ class AttentionLayout:
     queries: int | None = None
 
 
+@dataclass(frozen=True)
+class GroupedBias:
+    """An additive attention bias that is constant over runs of groups: the first ``sizes[0]`` groups all take
+    ``parts[0]`` ``(1, heads, N_q, N_k)``, the next ``sizes[1]`` take ``parts[1]``, and so on.
+
+    Shifted windows are the case: a window's bias is the relative position bias plus the mask of the regions the
+    roll joined in it, and windows at the same place relative to the roll have the same mask. The fused path
+    runs one kernel per run, broadcasting its bias, instead of writing and reading a ``(G, heads, N_q, N_k)``
+    bias (the largest tensor of a Swin block)."""
+
+    parts: tuple[Tensor, ...]
+    sizes: tuple[int, ...]
+
+    def dense(self) -> Tensor:
+        """The whole ``(G, heads, N_q, N_k)`` bias."""
+        return torch.cat([p.expand(n, *p.shape[1:]) for p, n in zip(self.parts, self.sizes)])
+
+
 @dataclass
 class CapturedAttention:
     """Softmax probabilities exactly as the network computed them, with where their tokens sit."""
@@ -78,13 +96,17 @@ class AttentionCore(nn.Module):
     def extra_repr(self) -> str:
         return f"kind={self.kind}, scale={self.scale:.4g}, fused={self.fused}"
 
-    def forward(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None = None,
+    def forward(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBias | None = None,
                 layout: AttentionLayout | None = None) -> Tensor:
         drop = self.attn_drop if self.training else 0.0
         if self.fused and self.sink is None:
+            if isinstance(bias, GroupedBias):
+                return self._fused_grouped(q, k, v, bias, drop)
             if bias is not None:
                 bias = bias.to(q.dtype)
             return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop, scale=self.scale)
+        if isinstance(bias, GroupedBias):
+            bias = bias.dense()
         # the (N_q, d) queries scaled rather than the (N_q, N_k) logits: one pass over the big matrix less (the
         # same numbers when the scale is a power of two, as at head width 16, 64 or 256)
         attn = (q * self.scale) @ k.transpose(-2, -1)  # (G, heads, N_q, N_k)
@@ -101,6 +123,18 @@ class AttentionCore(nn.Module):
             self.sink(CapturedAttention(captured, layout or AttentionLayout(self.kind, (0, 0, 0), "", "")))
         attn = F.dropout(attn, drop) if drop else attn
         return attn @ v
+
+    def _fused_grouped(self, q: Tensor, k: Tensor, v: Tensor, bias: GroupedBias, drop: float) -> Tensor:
+        """The fused kernel on each run of groups with its own bias; the results side by side."""
+        parts, start = [], 0
+        for part, size in zip(bias.parts, bias.sizes):
+            end = start + size
+            out = F.scaled_dot_product_attention(q[start:end], k[start:end], v[start:end],
+                                                 attn_mask=part.to(q.dtype), dropout_p=drop, scale=self.scale)
+            parts.append(out.transpose(1, 2))
+            start = end
+        # (G, N_q, heads, d) in memory, as the fused CPU kernel lays out its own output: heads merge as a view
+        return torch.cat(parts).transpose(1, 2)
 
 
 def set_fused_attention(model: nn.Module, enabled: bool) -> nn.Module:

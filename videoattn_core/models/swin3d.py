@@ -29,7 +29,6 @@ the true relative bias when only the time axis is clipped.
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from dataclasses import dataclass
@@ -42,11 +41,8 @@ from torch import Tensor, nn
 from ..checkpoints import CheckpointLayout, rename_keys
 from ..config import ModelConfig, hparam, require
 from ..registry import register_family, register_preset
-from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
-from .windows import (
-    clip_window, cyclic_shift, pad_to_windows, relative_position_index, shift_attention_mask, window_partition,
-    window_reverse,
-)
+from .layers import AttentionCore, DropPath, Mlp, check_video_input, drop_path_rates
+from .windows import relative_position_index, window_attention
 
 
 @dataclass(frozen=True)
@@ -109,29 +105,6 @@ class SwinTransformer3DConfig(ModelConfig):
         return (0, 0, 0) if block % 2 == 0 else tuple(w // 2 for w in self.window_size)
 
 
-@functools.lru_cache(maxsize=32)
-def shifted_window_order(grid: tuple[int, int, int], window: tuple[int, int, int],
-                         shift: tuple[int, int, int]) -> tuple[Tensor, Tensor]:
-    """Token order of :func:`window_partition` after :func:`cyclic_shift` on a ``(T, H, W)`` grid that is a
-    multiple of ``window``, as indices into the ``(t h w)`` tokens, and the inverse order. Window token
-    ``(nt wt, nh wh, nw ww)`` of the rolled grid is token ``((nt·Wt + wt + St) mod T, …)`` of the input."""
-    axes = [(torch.arange(g) + s) % g for g, s in zip(grid, shift)]
-    flat = (axes[0][:, None, None] * grid[1] + axes[1][None, :, None]) * grid[2] + axes[2][None, None, :]
-    order = window_partition(flat[None, ..., None], window).reshape(-1)  # (nW·N,)
-    return order, torch.argsort(order)
-
-
-def window_bias(bias: Tensor, mask: Tensor, batch: int) -> Tensor:
-    """``(B·nW, heads, N, N)`` attention bias of shifted windows: the ``(1, heads, N, N)`` relative position
-    bias plus the ``(nW, N, N)`` region mask, written in one pass (it is the largest tensor of the block)."""
-    if torch.is_grad_enabled() and bias.requires_grad:  # out= takes no autograd: the plain sum and repeat
-        return (bias + mask.unsqueeze(1)).repeat(batch, 1, 1, 1)
-    n_windows, heads, n = mask.shape[0], bias.shape[1], mask.shape[-1]
-    out = bias.new_empty(batch, n_windows, heads, n, n)
-    torch.add(bias.unsqueeze(0).expand(out.shape), mask[None, :, None], out=out)
-    return out.view(batch * n_windows, heads, n, n)
-
-
 class PatchEmbed3D(nn.Module):
     """Conv3d patch embedding; the clip is zero-padded at the end of T, H, W to multiples of the patch."""
 
@@ -178,37 +151,19 @@ class WindowAttention3D(nn.Module):
         """(1, heads, N, N) bias of a window of ``window`` tokens; a clipped window reads the top-left N × N
         block of the full window's index, as the official code and torchvision do."""
         n = math.prod(window)
-        bias = self.relative_position_bias_table[self.relative_position_index[:n, :n]]  # (N, N, heads)
-        return bias.permute(2, 0, 1).unsqueeze(0)
+        # read from the transposed table: (heads, N, N) laid out as the attention kernel reads it, not a permuted view
+        return self.relative_position_bias_table.t()[:, self.relative_position_index[:n, :n]].unsqueeze(0)
 
     def forward(self, x: Tensor) -> Tensor:
-        b, t, h, w, c = x.shape
-        window, shift = clip_window((t, h, w), self.window_size, self.shift_size)
-        gather = None
-        if any(shift) and all(g % s == 0 for g, s in zip((t, h, w), window)):
-            # roll and partition in one gather of token rows, undone by the inverse gather below
-            grid = (t, h, w)
-            gather, scatter = (i.to(x.device) for i in shifted_window_order(grid, window, shift))
-            windows = x.reshape(b, -1, c).index_select(1, gather).view(-1, math.prod(window), c)  # (B·nW, N, C)
-        else:
-            x = cyclic_shift(pad_to_windows(x, window), shift)  # (B, Tp, Hp, Wp, C), rolled by −shift
-            grid = tuple(x.shape[1:4])
-            windows = window_partition(x, window)  # (B·nW, N, C)
+        return window_attention(x, self.window_size, self.shift_size, core=self.core, kind="window",
+                                heads=self._heads, project=self._project, position_bias=self.relative_position_bias)
 
-        q, k, v = rearrange(self.qkv(windows), "g n (three h d) -> three g h n d", three=3, h=self.num_heads)
-        bias = self.relative_position_bias(window)  # (1, heads, N, N)
-        if any(shift):
-            mask = shift_attention_mask(grid, window, shift, device=x.device, dtype=bias.dtype)  # (nW, N, N)
-            bias = window_bias(bias, mask, b)  # (B·nW, heads, N, N), windows fastest
-        layout = AttentionLayout("window", (t, h, w), groups="(b nw)", tokens="(wt wh ww)", window=window,
-                                 shift=shift, padded_grid=grid)
-        out = self.core(q, k, v, bias, layout)  # (B·nW, heads, N, head_dim)
-        out = self.proj_drop(self.proj(rearrange(out, "g h n d -> g n (h d)")))  # (B·nW, N, C)
+    def _heads(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        # (G, N, C) → three (G, heads, N, head_dim) views of one projection
+        return rearrange(self.qkv(tokens), "g n (three h d) -> three g h n d", three=3, h=self.num_heads)
 
-        if gather is not None:
-            return out.view(b, -1, c).index_select(1, scatter).view(b, t, h, w, c)
-        x = cyclic_shift(window_reverse(out, window, b, grid), shift, inverse=True)
-        return x[:, :t, :h, :w].contiguous()
+    def _project(self, out: Tensor) -> Tensor:
+        return self.proj_drop(self.proj(rearrange(out, "g h n d -> g n (h d)")))
 
 
 class SwinTransformerBlock3D(nn.Module):

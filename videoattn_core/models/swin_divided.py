@@ -40,10 +40,7 @@ from ..config import hparam
 from ..registry import register_family, register_preset
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp
 from .swin3d import SwinTransformer3D, SwinTransformer3DConfig
-from .windows import (
-    clip_window, cyclic_shift, pad_to_windows, relative_position_index, shift_attention_mask, window_partition,
-    window_reverse,
-)
+from .windows import relative_position_index, window_attention
 
 
 @dataclass(frozen=True)
@@ -100,7 +97,7 @@ class DividedWindowAttention(nn.Module):
             index = self.relative_position_index
         else:
             index = relative_position_index(window, self.window_size).to(self.relative_position_index.device)
-        return self.relative_position_bias_table[index].permute(2, 0, 1).unsqueeze(0)
+        return self.relative_position_bias_table.t()[:, index].unsqueeze(0)  # (1, heads, N, N), contiguous
 
     def temporal_position_bias(self, frames: int) -> Tensor:
         """(1, heads, T, T) bias: entry [h, i, j] is the table's row for the frame offset i − j (clamped)."""
@@ -121,20 +118,8 @@ class DividedWindowAttention(nn.Module):
         return self._temporal(x) if temporal else self._spatial(x)
 
     def _spatial(self, x: Tensor) -> Tensor:
-        b, t, h, w, _ = x.shape
-        window, shift = clip_window((t, h, w), self.window_size, self.shift_size)
-        x = cyclic_shift(pad_to_windows(x, window), shift)  # (B, T, Hp, Wp, C), rolled by −shift over H, W
-        grid = tuple(x.shape[1:4])
-        q, k, v = self._heads(window_partition(x, window))  # (B·T·nWh·nWw, heads, Wh·Ww, head_dim)
-        bias = self.relative_position_bias(window)
-        if any(shift):
-            mask = shift_attention_mask(grid, window, shift, device=x.device, dtype=bias.dtype)  # (nW, N, N)
-            bias = (bias + mask.unsqueeze(1)).repeat(b, 1, 1, 1)
-        layout = AttentionLayout("space", (t, h, w), groups="(b nw)", tokens="(wt wh ww)", window=window,
-                                 shift=shift, padded_grid=grid)
-        out = self._project(self.spatial_core(q, k, v, bias, layout))
-        x = cyclic_shift(window_reverse(out, window, b, grid), shift, inverse=True)
-        return x[:, :, :h, :w].contiguous()
+        return window_attention(x, self.window_size, self.shift_size, core=self.spatial_core, kind="space",
+                                heads=self._heads, project=self._project, position_bias=self.relative_position_bias)
 
     def _temporal(self, x: Tensor) -> Tensor:
         b, t, h, w, _ = x.shape

@@ -18,11 +18,15 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
+
+from .layers import AttentionCore, AttentionLayout, GroupedBias
 
 Grid = tuple[int, int, int]
 
@@ -126,3 +130,104 @@ def _relative_position_index(window: tuple[int, ...], table_window: tuple[int, .
     for axis in range(3):
         index = index * (2 * table_window[axis] - 1) + offsets[axis] + table_window[axis] - 1
     return index
+
+
+@functools.lru_cache(maxsize=32)
+def shifted_window_order(grid: Grid, window: Grid, shift: Grid) -> tuple[Tensor, Tensor]:
+    """Token order of :func:`window_partition` after :func:`cyclic_shift` on a ``(T, H, W)`` grid that is a
+    multiple of ``window``, as indices into the ``(t h w)`` tokens, and the inverse order. Window token
+    ``(nt wt, nh wh, nw ww)`` of the rolled grid is token ``((nt·Wt + wt + St) mod T, …)`` of the input."""
+    axes = [(torch.arange(g, device="cpu") + s) % g for g, s in zip(grid, shift)]
+    flat = (axes[0][:, None, None] * grid[1] + axes[1][None, :, None]) * grid[2] + axes[2][None, None, :]
+    order = window_partition(flat[None, ..., None], window).reshape(-1)  # (nW·N,)
+    return order, torch.argsort(order)
+
+
+def window_bias(bias: Tensor, mask: Tensor, batch: int) -> Tensor:
+    """``(B·nW, heads, N, N)`` attention bias of shifted windows: the ``(1, heads, N, N)`` relative position
+    bias plus the ``(nW, N, N)`` region mask, written in one pass (it is the largest tensor of the block)."""
+    if torch.is_grad_enabled() and bias.requires_grad:  # out= takes no autograd: the plain sum and repeat
+        return (bias + mask.unsqueeze(1)).repeat(batch, 1, 1, 1)
+    n_windows, heads, n = mask.shape[0], bias.shape[1], mask.shape[-1]
+    out = bias.new_empty(batch, n_windows, heads, n, n)
+    torch.add(bias.unsqueeze(0).expand(out.shape), mask[None, :, None], out=out)
+    return out.view(batch * n_windows, heads, n, n)
+
+
+@dataclass(frozen=True)
+class GroupedWindows:
+    """Shifted windows ordered for :class:`~videoattn_core.models.layers.GroupedBias`: windows with the same region
+    mask side by side (the unmasked ones first), batch fastest within a window.
+
+    ``gather`` picks the windows' tokens from the ``(B·T·H·W)`` token rows and ``scatter`` puts them back;
+    ``masks`` ``(P, N, N)`` holds the distinct region masks and ``sizes`` the number of groups (windows × batch)
+    that take each, in order."""
+
+    gather: Tensor
+    scatter: Tensor
+    masks: Tensor
+    sizes: tuple[int, ...]
+
+
+@functools.lru_cache(maxsize=32)
+def grouped_windows(grid: Grid, window: Grid, shift: Grid, batch: int, device: torch.device,
+                    dtype: torch.dtype) -> GroupedWindows:
+    """:class:`GroupedWindows` for ``batch`` clips on a ``(T, H, W)`` grid that is a multiple of ``window``
+    (worked out once per grid and batch, on ``device``): at most 2³ distinct masks, one per combination of the
+    axes along which a window straddles the roll."""
+    n = math.prod(window)
+    order, _ = shifted_window_order(grid, window, shift)
+    masks = shift_attention_mask(grid, window, shift, device="cpu", dtype=dtype)  # (nW, N, N)
+    distinct, pattern = torch.unique(masks.flatten(1), dim=0, return_inverse=True)
+    unmasked = (distinct != 0).any(dim=1).long()  # the all-zero mask sorts first
+    rank = torch.argsort(unmasked * len(distinct) + torch.arange(len(distinct)), stable=True)
+    position = torch.argsort(rank)[pattern]  # each window's mask, as its rank among the distinct masks
+    windows = torch.argsort(position, stable=True)
+    tokens = math.prod(grid)
+    gather = (order.view(-1, n)[windows][:, None, :]
+              + torch.arange(batch, device="cpu")[None, :, None] * tokens).reshape(-1)  # (nW, B, N) → rows
+    sizes = tuple(int(c) * batch for c in torch.bincount(position, minlength=len(distinct)))
+    return GroupedWindows(gather.to(device), torch.argsort(gather).to(device),
+                          distinct[rank].view(-1, n, n).to(device), sizes)
+
+
+def window_attention(x: Tensor, window_size: Grid, shift_size: Grid, *, core: AttentionCore, kind: str,
+                     heads: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]], project: Callable[[Tensor], Tensor],
+                     position_bias: Callable[[Grid], Tensor]) -> Tensor:
+    """The attention branch of a (shifted) window block on the normalised grid ``x (B, T, H, W, C)``, on the
+    same grid: window and shift clipped to the grid, padding, roll, partition, attention and their inverses.
+
+    ``heads`` maps window tokens ``(G, N, C)`` to q, k, v ``(G, heads, N, d)``; ``project`` maps the attention
+    output ``(G, heads, N, d)`` to ``(G, N, C)``; ``position_bias(window)`` is the ``(1, heads, N, N)`` relative
+    position bias. Where the grid is a multiple of the window, the roll and the partition are one gather of token
+    rows; with the fused kernel (nothing captured) shifted windows are also ordered so that the unmasked ones
+    share their bias unrepeated (:class:`GroupedWindows`). Every path computes the same function; a capture
+    sees the windows in the ``(b nw)`` order of its :class:`AttentionLayout`."""
+    b, t, h, w, c = x.shape
+    window, shift = clip_window((t, h, w), window_size, shift_size)
+    bias = position_bias(window)  # (1, heads, N, N)
+    fits = all(g % s == 0 for g, s in zip((t, h, w), window))
+    grid = padded_grid((t, h, w), window)
+    layout = AttentionLayout(kind, (t, h, w), groups="(b nw)", tokens="(wt wh ww)", window=window, shift=shift,
+                             padded_grid=grid)
+    rows = x.reshape(-1, c)
+    if any(shift) and fits and core.fused and core.sink is None:
+        grouped = grouped_windows(grid, window, shift, b, x.device, bias.dtype)
+        q, k, v = heads(rows.index_select(0, grouped.gather).view(-1, math.prod(window), c))
+        parts = (bias + grouped.masks.unsqueeze(1)).split(1)  # P × (1, heads, N, N)
+        out = project(core(q, k, v, GroupedBias(parts, grouped.sizes), layout))
+        return out.reshape(-1, c).index_select(0, grouped.scatter).view(b, t, h, w, c)
+    if any(shift) and fits:  # roll and partition in one gather of token rows, undone by the inverse gather
+        gather, scatter = (i.to(x.device) for i in shifted_window_order(grid, window, shift))
+        windows = x.reshape(b, -1, c).index_select(1, gather).view(-1, math.prod(window), c)  # (B·nW, N, C)
+    else:
+        x = cyclic_shift(pad_to_windows(x, window), shift)  # (B, Tp, Hp, Wp, C), rolled by −shift
+        windows = window_partition(x, window)  # (B·nW, N, C)
+    if any(shift):
+        mask = shift_attention_mask(grid, window, shift, device=x.device, dtype=bias.dtype)  # (nW, N, N)
+        bias = window_bias(bias, mask, b)  # (B·nW, heads, N, N), windows fastest
+    out = project(core(*heads(windows), bias, layout))  # (B·nW, N, C)
+    if any(shift) and fits:
+        return out.view(b, -1, c).index_select(1, scatter).view(b, t, h, w, c)
+    x = cyclic_shift(window_reverse(out, window, b, grid), shift, inverse=True)
+    return x[:, :t, :h, :w].contiguous()
