@@ -173,22 +173,30 @@ class GroupedWindows:
 def grouped_windows(grid: Grid, window: Grid, shift: Grid, batch: int, device: torch.device,
                     dtype: torch.dtype) -> GroupedWindows:
     """:class:`GroupedWindows` for ``batch`` clips on a ``(T, H, W)`` grid that is a multiple of ``window``
-    (worked out once per grid and batch, on ``device``): at most 2³ distinct masks, one per combination of the
-    axes along which a window straddles the roll."""
+    (worked out once per grid and batch, on ``device``).
+
+    Along a shifted axis only the last window holds two regions of :func:`shift_region_labels` (the end of the map,
+    then the wrapped-around start, split at ``window − shift``); every other window lies in the first region. So
+    a window's mask is set by the axes along which it is last: at most 2³ distinct masks, each made from one
+    window's local coordinates (the same as :func:`shift_attention_mask`'s rows for those windows)."""
     n = math.prod(window)
+    counts = [g // w for g, w in zip(grid, window)]
+    index = torch.arange(math.prod(counts), device="cpu")
+    position = [index // (counts[1] * counts[2]), index // counts[2] % counts[1], index % counts[2]]  # (nt, nh, nw)
+    key = sum(((position[a] == counts[a] - 1) & bool(shift[a])).long() << a for a in range(3))  # (nW,)
+    keys = torch.unique(key)  # sorted: 0, the unmasked windows, first
+    local = torch.stack(torch.meshgrid(*(torch.arange(w, device="cpu") for w in window), indexing="ij")).flatten(1)
+    masks = []
+    for k in keys.tolist():
+        label = sum(((local[a] >= window[a] - shift[a]) & bool(k >> a & 1)).long() << a for a in range(3))  # (N,)
+        masks.append(torch.zeros((n, n), dtype=dtype).masked_fill_(label[:, None] != label[None, :], MASK_VALUE))
+    windows = torch.argsort(key, stable=True)
     order, _ = shifted_window_order(grid, window, shift)
-    masks = shift_attention_mask(grid, window, shift, device="cpu", dtype=dtype)  # (nW, N, N)
-    distinct, pattern = torch.unique(masks.flatten(1), dim=0, return_inverse=True)
-    unmasked = (distinct != 0).any(dim=1).long()  # the all-zero mask sorts first
-    rank = torch.argsort(unmasked * len(distinct) + torch.arange(len(distinct)), stable=True)
-    position = torch.argsort(rank)[pattern]  # each window's mask, as its rank among the distinct masks
-    windows = torch.argsort(position, stable=True)
     tokens = math.prod(grid)
     gather = (order.view(-1, n)[windows][:, None, :]
               + torch.arange(batch, device="cpu")[None, :, None] * tokens).reshape(-1)  # (nW, B, N) → rows
-    sizes = tuple(int(c) * batch for c in torch.bincount(position, minlength=len(distinct)))
-    return GroupedWindows(gather.to(device), torch.argsort(gather).to(device),
-                          distinct[rank].view(-1, n, n).to(device), sizes)
+    sizes = tuple(int((key == k).sum()) * batch for k in keys)
+    return GroupedWindows(gather.to(device), torch.argsort(gather).to(device), torch.stack(masks).to(device), sizes)
 
 
 def window_attention(x: Tensor, window_size: Grid, shift_size: Grid, *, core: AttentionCore, kind: str,
