@@ -48,6 +48,9 @@ torch.set_num_threads(threads)
 if device == "cpu" and sys.argv[5] == "pinned":
     from videoattn_core.memory import pin_allocator
     assert pin_allocator()  # as memory_plan does, before the model is built, for a run near the memory's limit
+if device == "cpu" and sys.argv[5] == "kept":
+    from videoattn_core.memory import keep_allocator
+    assert keep_allocator()  # as memory_plan does for a run far from the memory's limit
 config = vac.get_config(preset)
 model = vac.runtime.build_seeded(config, 0).to(device).eval()
 x = torch.randn(config.input_shape(), device=device)
@@ -134,9 +137,10 @@ def main() -> int:
     parser.add_argument("--max-gmacs", type=float, default=2500,
                         help="skip presets whose forward costs more (a CPU forward of ViT-g at 64×384 takes hours)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "memory.json")
-    parser.add_argument("--allocator", default="pinned", choices=("pinned", "default"),
+    parser.add_argument("--allocator", default="pinned", choices=("pinned", "kept", "default"),
                         help="pinned: the tight estimate, with glibc's mmap threshold pinned as memory_plan does near "
-                             "the memory's limit; default: the loose estimate, glibc left alone")
+                             "the memory's limit; kept: the loose estimate, with freed memory kept in the heaps as "
+                             "memory_plan does far from it; default: the loose estimate, glibc left alone")
     parser.add_argument("--cold-only", action="store_true",
                         help="measure the first forward only (no warm forward): half the time for the estimate's check")
     args = parser.parse_args()

@@ -169,8 +169,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the warm-up forward")
     parser.add_argument("--compile", action="store_true",
                         help="forwards through torch.compile (the warm-up forward compiles; inspections run eager)")
+    parser.add_argument("--allocator", default="kept", choices=("kept", "default"),
+                        help="CPU: kept, freed memory kept in glibc's heaps, as the app and the command line run "
+                             "forwards far from the memory's limit (videoattn_core.memory.keep_allocator); default: "
+                             "glibc left alone")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/bench-<time>.json)")
     args = parser.parse_args(argv)
+    if args.allocator == "kept" and args.device == "cpu":
+        from videoattn_core.memory import keep_allocator
+
+        keep_allocator()
 
     available = vac.list_models()
     if args.presets:
@@ -203,9 +211,10 @@ def main(argv: list[str] | None = None) -> int:
         platform.machine(), "dtype": args.dtype, "compile": args.compile, "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpus": os.cpu_count(), "matmul_peak_tflops": peak / 1e12,
+        "allocator": args.allocator if device.type == "cpu" else None,
     }
     print(f"# {machine['device']} ({args.device}, {args.dtype}), torch {torch.__version__}, "
-          f"{machine['threads']} threads; matmul peak {peak / 1e9:.1f} GFLOP/s")
+          f"{machine['threads']} threads, allocator {machine['allocator']}; matmul peak {peak / 1e9:.1f} GFLOP/s")
     header = (f"{'preset':20s} {'GMACs':>9s} {'summary':>8s} {'(first)':>8s} {'forward':>9s} {'inspect':>9s} {'ratio':>6s} {'cpu ratio':>9s} "
               f"{'TFLOP/s':>8s} {'of peak':>7s}  captured")
     print(header)

@@ -99,7 +99,8 @@ elif section == "cost":
     right.plotly_chart(figures.category_bars({BREAKDOWN_LABELS[k]: v for k, v in summary.breakdown().items()},
                                              title="share per category"), key="category_chart")
 
-ALLOCATORS = {"pinned": "the allocator pinned, as near the memory's limit", "default": "glibc's default allocator"}
+ALLOCATORS = {"pinned": "the allocator pinned, as near the memory's limit", "default": "glibc's default allocator",
+              "kept": "glibc's allocator keeping freed memory for the next forward"}
 memory = cache.memory_plan(key)
 memory_slot.metric("memory (fp32, batch 1, CPU)", widgets.format_bytes(memory["total_bytes"]),
                    help=f"What one inference forward takes at most, as the Run page's refusal counts it: weights "

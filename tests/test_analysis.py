@@ -4,6 +4,7 @@ allocated."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,13 +52,15 @@ def test_batch_scales_the_peak():
 def test_memory_plan_refuses_before_allocating(monkeypatch):
     summary = vac.summarize("timesformer_base")
     live = summary.memory_estimate()["activations"]
-    monkeypatch.setattr(memory, "_pinned", None)  # a process that has not pinned its allocator yet
+    monkeypatch.setattr(memory, "_pinned", None)  # a process that has not set its allocator yet
+    monkeypatch.setattr(memory, "_kept", False)
     monkeypatch.setattr(memory, "pin_allocator", lambda: setattr(memory, "_pinned", True) or True)
-    monkeypatch.setattr(memory, "available_memory", lambda device: 10**12)  # plenty: the default allocator stays
+    monkeypatch.setattr(memory, "keep_allocator", lambda: not memory._pinned and (setattr(memory, "_kept", True) or True))
+    monkeypatch.setattr(memory, "available_memory", lambda device: 10**12)  # plenty: freed memory is kept
     plan = memory_plan(summary, "cpu")
-    assert plan["allocator"] == "default" and memory._pinned is None
+    assert plan["allocator"] == "kept" and memory._pinned is None and memory._kept
     assert plan["total_bytes"] == plan["loose_total_bytes"] == (
-        plan["weights_bytes"] + plan["attention_bytes"] + int(live * memory.UNPINNED_ALLOCATOR_SLACK)
+        plan["weights_bytes"] + plan["attention_bytes"] + int(live * memory.KEPT_ALLOCATOR_SLACK)
         + memory.UNPINNED_CPU_RUNTIME_RESERVE)
     tight = (plan["weights_bytes"] + plan["attention_bytes"] + int(live * memory.ALLOCATOR_SLACK)
              + memory.CPU_RUNTIME_RESERVE)
@@ -79,9 +82,49 @@ def test_memory_plan_refuses_before_allocating(monkeypatch):
     assert f"× {margin:g} margin" in refused["refusal"]
 
 
+def test_memory_plan_near_the_limit_first_gives_back_what_the_heaps_keep(monkeypatch):
+    summary = vac.summarize("timesformer_base")
+    monkeypatch.setattr(memory, "_pinned", None)
+    monkeypatch.setattr(memory, "_kept", True)  # an earlier run left freed memory in the heaps
+    monkeypatch.setattr(memory, "keep_allocator", lambda: True)
+    monkeypatch.setattr(memory, "available_memory", lambda device: 10**12)
+    loose = memory_plan(summary, "cpu")["loose_total_bytes"]
+    released = []
+    monkeypatch.setattr(memory, "release_kept_memory", lambda: released.append(True))
+    free = iter([loose, 10**12])  # before and after the heaps give their memory back
+    monkeypatch.setattr(memory, "available_memory", lambda device: next(free))
+    plan = memory_plan(summary, "cpu")
+    assert released and plan["fits"] and plan["allocator"] == "kept" and plan["free_bytes"] == 10**12
+
+
+@pytest.mark.skipif(not memory.can_pin_allocator(), reason="glibc's allocator only")
+def test_kept_allocator_serves_freed_memory_again_without_page_faults():
+    """What planning sets far from the memory's limit: a freed 64 MiB tensor's pages serve the next one, where
+    glibc's default maps and faults in every such tensor afresh (Swin's MLP activations are 77 MiB)."""
+    code = (
+        "import resource, sys, torch\n"
+        "from videoattn_core import memory\n"
+        "if sys.argv[1] == 'kept':\n"
+        "    assert memory.keep_allocator()\n"
+        "for _ in range(3):  # the heap settles (glibc may place the second block afresh)\n"
+        "    torch.empty(16 * 2**20).fill_(1)\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "for _ in range(4):\n"
+        "    torch.empty(16 * 2**20).fill_(1)\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n")
+    root = Path(__file__).resolve().parents[1]
+    faults = {mode: int(subprocess.run([sys.executable, "-c", code, mode], cwd=root, capture_output=True, text=True,
+                                       check=True, env={**os.environ, "PYTHONPATH": str(root)}).stdout)
+              for mode in ("kept", "default")}
+    pages = 4 * 64 * 2**20 // os.sysconf("SC_PAGE_SIZE")
+    assert faults["default"] > pages // 2, faults
+    assert faults["kept"] < pages // 20, faults
+
+
 def test_memory_plan_without_a_pinnable_allocator_keeps_the_loose_bound(monkeypatch):
     summary = vac.summarize("timesformer_base")
     monkeypatch.setattr(memory, "_pinned", None)
+    monkeypatch.setattr(memory, "_kept", False)
     monkeypatch.setattr(memory, "can_pin_allocator", lambda: False)
     loose = memory_plan(summary, "cpu")["loose_total_bytes"]
     monkeypatch.setattr(memory, "available_memory", lambda device: int(loose * vac.runtime.MEMORY_MARGIN) - 1)

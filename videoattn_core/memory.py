@@ -168,9 +168,20 @@ def forward_peak_bytes(config: Any, *, dtype: torch.dtype = torch.float32, batch
 # default (A/B in one process on swin3d_t, mvit_v2_s, videomae_s, timesformer_base). So a run keeps the default
 # allocator when even the loose bound of the default fits with the margin, and pins it when only the tight bound
 # of the pinned allocator does (:func:`memory_plan`).
+#
+# Far from the limit a run keeps the heaps' freed memory instead (:func:`keep_allocator`): blocks up to 1 GiB come
+# from the heaps and stay there when freed, so a later forward reuses pages that are already faulted in and zeroed.
+# The default maps its largest tensors afresh on every forward (Swin's 77 MiB MLP activations, for instance): on
+# 2 threads 200k page faults and 0.37 s of kernel time per swin3d_t forward, 130k and 0.26 s for timesformer_base;
+# kept, 13k and 0.03 s, forwards 0.84–0.88× as long (``bench/run.py --allocator``). The process then holds the
+# memory of its largest forward, which planning gives back (``malloc_trim``) before it decides a run near the limit.
 MMAP_THRESHOLD = 128 * 2**10
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
+KEPT_MMAP_THRESHOLD = 2**30
+KEPT_TRIM_THRESHOLD = 2**31 - 1  # mallopt takes an int
+DEFAULT_TRIM_THRESHOLD = 128 * 2**10
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (malloc.h)
 _pinned: bool | None = None
+_kept = False
 
 
 def can_pin_allocator() -> bool:
@@ -184,17 +195,44 @@ def pin_allocator(threshold: int = MMAP_THRESHOLD) -> bool:
     live tensors, which :func:`memory_plan` counts beforehand (at the cost of page faults: forwards take 1.2–1.6×
     as long). Memory the heaps kept from earlier forwards is given back first (``malloc_trim``). True when pinned
     (glibc on Linux); elsewhere the allocator is left alone."""
-    global _pinned
+    global _pinned, _kept
     if _pinned is None:
         _pinned = False
         if can_pin_allocator():
             try:
                 libc = ctypes.CDLL(None)
                 _pinned = bool(libc.mallopt(_M_MMAP_THRESHOLD, int(threshold)))
+                if _pinned and _kept:
+                    libc.mallopt(_M_TRIM_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
+                    _kept = False
                 libc.malloc_trim(0)
             except (OSError, AttributeError):
                 pass
     return _pinned
+
+
+def keep_allocator() -> bool:
+    """Let glibc's heaps hold freed tensors up to 1 GiB for the next forward (mmap threshold 1 GiB, trim threshold
+    2 GiB): no page faults on memory a forward already used, at the cost of keeping it. True when in force (glibc on
+    Linux, allocator not pinned by :func:`pin_allocator`, which takes precedence for the rest of the process)."""
+    global _kept
+    if not _kept and not _pinned and can_pin_allocator():
+        try:
+            libc = ctypes.CDLL(None)
+            _kept = bool(libc.mallopt(_M_MMAP_THRESHOLD, KEPT_MMAP_THRESHOLD)
+                         and libc.mallopt(_M_TRIM_THRESHOLD, KEPT_TRIM_THRESHOLD))
+        except (OSError, AttributeError):
+            pass
+    return _kept
+
+
+def release_kept_memory() -> None:
+    """Give the memory the heaps keep (:func:`keep_allocator`) back to the system (``malloc_trim``)."""
+    if _kept:
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):
+            pass
 
 
 #: beyond the live tensors, with the allocator pinned: whole pages per mapped tensor and the heap's small blocks
@@ -207,9 +245,14 @@ CPU_RUNTIME_RESERVE = 32 * 2**20
 #: preset's first forward (bench/memory.py --allocator default), up to ~3× what it takes for the smallest
 UNPINNED_ALLOCATOR_SLACK = 1.25
 UNPINNED_CPU_RUNTIME_RESERVE = 160 * 2**20
+#: with the heaps keeping freed memory (:func:`keep_allocator`) a first forward's heap grows past its live peak by
+#: what it cannot reuse in place: up to 1.51× (timesformer_hr; mvit_v2_b 1.31×) over the runtime reserve
+#: (bench/memory.py --allocator kept); later forwards grow by nothing
+KEPT_ALLOCATOR_SLACK = 1.6
 #: (allocator slack, runtime reserve) by what :func:`memory_plan` calls the allocator (None: a CUDA device)
 ALLOWANCES = {"pinned": (ALLOCATOR_SLACK, CPU_RUNTIME_RESERVE),
-              "default": (UNPINNED_ALLOCATOR_SLACK, UNPINNED_CPU_RUNTIME_RESERVE), None: (ALLOCATOR_SLACK, 0)}
+              "default": (UNPINNED_ALLOCATOR_SLACK, UNPINNED_CPU_RUNTIME_RESERVE),
+              "kept": (KEPT_ALLOCATOR_SLACK, UNPINNED_CPU_RUNTIME_RESERVE), None: (ALLOCATOR_SLACK, 0)}
 
 
 def memory_plan(summary: Any, device: torch.device | str, dtype_bytes: int = 4, *, captured: Sequence[str] = (),
@@ -221,8 +264,9 @@ def memory_plan(summary: Any, device: torch.device | str, dtype_bytes: int = 4, 
     :data:`ALLOCATOR_SLACK` + kept attention + :data:`CPU_RUNTIME_RESERVE`) is what the forward takes with the
     allocator pinned (:func:`pin_allocator`): an upper bound within 1.5× of it (checked per preset by
     ``bench/memory.py``). ``loose_total_bytes`` bounds it with glibc's default allocator (slack
-    :data:`UNPINNED_ALLOCATOR_SLACK`, reserve :data:`UNPINNED_CPU_RUNTIME_RESERVE`). When the loose total ×
-    ``margin`` fits in the free memory the run keeps the faster default allocator (``allocator`` "default");
+    :data:`UNPINNED_ALLOCATOR_SLACK`, reserve :data:`UNPINNED_CPU_RUNTIME_RESERVE`), and with the heaps keeping
+    freed memory (:func:`keep_allocator`). When the loose total × ``margin`` fits in the free memory, the run keeps
+    freed memory for the next forward (``allocator`` "kept"; "default" where glibc's allocator cannot be set);
     when only the tight one does, planning pins it (``allocator`` "pinned"); when neither does, ``fits`` is false
     and ``refusal`` says so in words. Where the allocator cannot be pinned, the loose total is the estimate. On
     CUDA the total has no runtime reserve. Views run one after the other, so several need no more than one.
@@ -240,11 +284,16 @@ def memory_plan(summary: Any, device: torch.device | str, dtype_bytes: int = 4, 
         activations = int(estimate["activations"] * slack)
         return activations, base + activations + reserve
 
-    loose = total_with("default" if device.type == "cpu" else None)[1]
+    unpinned = "kept" if can_pin_allocator() else "default"  # what a run far from the limit gets
+    loose = total_with(unpinned if device.type == "cpu" else None)[1]
     allocator = None
     if device.type == "cpu":
         near_limit = _pinned or (can_pin_allocator() and free is not None and loose * margin > free)
-        allocator = "pinned" if near_limit else "default"
+        if near_limit and _kept and not _pinned:  # what the heaps keep is not free to the system: give it back
+            release_kept_memory()
+            free = available_memory(device)
+            near_limit = free is not None and loose * margin > free
+        allocator = "pinned" if near_limit else "kept" if keep_allocator() else "default"
     activations, total = total_with(allocator)
     fits = free is None or total * margin <= free
     if fits and allocator == "pinned" and not pin_allocator():  # the pin failed: the default's bound decides
