@@ -165,9 +165,8 @@ def forward_peak_bytes(config: Any, *, dtype: torch.dtype = torch.float32, batch
 # (videomae_s's first forward grew by 55–72 MiB over five processes). Pinned at 128 KiB (:func:`pin_allocator`),
 # every tensor is mapped when allocated and unmapped when freed, so the growth follows the live tensors, which the
 # meta-device count foresees — but every forward then faults its pages in afresh: 1.2–1.6× the time of the
-# default (A/B in one process on swin3d_t, mvit_v2_s, videomae_s, timesformer_base). So a run keeps the default
-# allocator when even the loose bound of the default fits with the margin, and pins it when only the tight bound
-# of the pinned allocator does (:func:`memory_plan`).
+# default (A/B in one process on swin3d_t, mvit_v2_s, videomae_s, timesformer_base). So a run pins it only when the
+# loose bound does not fit with the margin and the tight bound of the pinned allocator does (:func:`memory_plan`).
 #
 # Far from the limit a run keeps the heaps' freed memory instead (:func:`keep_allocator`): blocks up to 1 GiB come
 # from the heaps and stay there when freed, so a later forward reuses pages that are already faulted in and zeroed.
@@ -263,11 +262,11 @@ def memory_plan(summary: Any, device: torch.device | str, dtype_bytes: int = 4, 
     (``summary.memory_estimate``, counted on the meta device). On the CPU, ``total_bytes`` (weights + live peak ×
     :data:`ALLOCATOR_SLACK` + kept attention + :data:`CPU_RUNTIME_RESERVE`) is what the forward takes with the
     allocator pinned (:func:`pin_allocator`): an upper bound within 1.5× of it (checked per preset by
-    ``bench/memory.py``). ``loose_total_bytes`` bounds it with glibc's default allocator (slack
-    :data:`UNPINNED_ALLOCATOR_SLACK`, reserve :data:`UNPINNED_CPU_RUNTIME_RESERVE`), and with the heaps keeping
-    freed memory (:func:`keep_allocator`). When the loose total × ``margin`` fits in the free memory, the run keeps
-    freed memory for the next forward (``allocator`` "kept"; "default" where glibc's allocator cannot be set);
-    when only the tight one does, planning pins it (``allocator`` "pinned"); when neither does, ``fits`` is false
+    ``bench/memory.py``). ``loose_total_bytes`` bounds it with the heaps keeping freed memory
+    (:func:`keep_allocator`: slack :data:`KEPT_ALLOCATOR_SLACK`, reserve :data:`UNPINNED_CPU_RUNTIME_RESERVE`), or
+    with glibc's default allocator where that cannot be set (slack :data:`UNPINNED_ALLOCATOR_SLACK`). When the
+    loose total × ``margin`` fits in the free memory, the run keeps freed memory for the next forward
+    (``allocator`` "kept", or "default"); when only the tight one does, planning pins it (``allocator`` "pinned"); when neither does, ``fits`` is false
     and ``refusal`` says so in words. Where the allocator cannot be pinned, the loose total is the estimate. On
     CUDA the total has no runtime reserve. Views run one after the other, so several need no more than one.
     """

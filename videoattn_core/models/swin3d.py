@@ -119,7 +119,8 @@ class PatchEmbed3D(nn.Module):
         pt, ph, pw = (-size % patch for size, patch in zip(x.shape[2:], self.patch_size))
         if pt or ph or pw:
             x = F.pad(x, (0, pw, 0, ph, 0, pt))
-        x = rearrange(self.proj(x), "b c t h w -> b t h w c")
+        # channels-last in memory, not a permuted view: the residual sums that follow keep the first input's layout
+        x = rearrange(self.proj(x), "b c t h w -> b t h w c").contiguous()
         return self.norm(x) if self.norm is not None else x
 
 
