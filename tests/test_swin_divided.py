@@ -102,6 +102,29 @@ def test_temporal_step_is_biased_by_frame_offset():
     torch.testing.assert_close(same.probs, torch.eye(4).expand(16, 2, 4, 4), atol=1e-6, rtol=0)
 
 
+def test_temporal_step_matches_an_independent_computation():
+    """The temporal branch on a (B, T, H, W, C) grid, written out with plain tensor maths: every spatial position's
+    frames attend to each other with the frame-offset bias, then the output projection; two clips."""
+    attn = _small(depths=(1,), num_heads=(2,)).layers[0].blocks[0].attn.eval()
+    with torch.no_grad():
+        torch.nn.init.normal_(attn.temporal_position_bias_table)
+        x = torch.randn(2, 4, 5, 3, attn.dim)
+        b, t, h, w, c = x.shape
+        heads, d = attn.num_heads, c // attn.num_heads
+        qkv = (x @ attn.qkv.weight.T + attn.qkv.bias).reshape(b, t, h, w, 3, heads, d)
+        q, k, v = (qkv[..., i, :, :].permute(0, 2, 3, 4, 1, 5) for i in range(3))  # (b, h, w, heads, t, d)
+        offsets = torch.arange(t)[:, None] - torch.arange(t)[None, :]
+        bias = attn.temporal_position_bias_table[offsets + attn.temporal_tokens - 1].permute(2, 0, 1)  # (heads, t, t)
+        probs = (q @ k.transpose(-2, -1) * d ** -0.5 + bias).softmax(-1)
+        out = (probs @ v).permute(0, 4, 1, 2, 3, 5).reshape(b, t, h, w, c)  # (b, t, h, w, heads·d)
+        expected = out @ attn.proj.weight.T + attn.proj.bias
+        fused = attn(x, temporal=True)
+        vac.set_fused_attention(attn, False)
+        explicit = attn(x, temporal=True)
+    torch.testing.assert_close(fused, expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(explicit, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_longer_clips_clamp_the_frame_offsets():
     attn = _small().layers[0].blocks[0].attn
     with torch.no_grad():

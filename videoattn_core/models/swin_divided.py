@@ -123,10 +123,12 @@ class DividedWindowAttention(nn.Module):
 
     def _temporal(self, x: Tensor) -> Tensor:
         b, t, h, w, _ = x.shape
-        q, k, v = self._heads(rearrange(x, "b t h w c -> (b h w) t c"))  # (B·H·W, heads, T, head_dim)
+        # projected on the grid as it lies (no copy of the tokens into (b h w) t order); q, k, v are views of it
+        q, k, v = rearrange(self.qkv(x), "b t h w (three heads d) -> three (b h w) heads t d", three=3,
+                            heads=self.num_heads)  # (B·H·W, heads, T, head_dim)
         layout = AttentionLayout("time", (t, h, w), groups="(b h w)", tokens="t")
-        out = self._project(self.temporal_core(q, k, v, self.temporal_position_bias(t), layout))
-        return rearrange(out, "(b h w) t c -> b t h w c", b=b, h=h, w=w)
+        out = self.temporal_core(q, k, v, self.temporal_position_bias(t), layout)
+        return self.proj_drop(self.proj(rearrange(out, "(b h w) heads t d -> b t h w (heads d)", b=b, h=h, w=w)))
 
     def flops(self, N: int, T: int, temporal: bool = False) -> int:
         """Multiply-accumulates of the attention products (q·kᵀ and attention·v; the seed code's count).
