@@ -218,10 +218,9 @@ def window_attention(x: Tensor, window_size: Grid, shift_size: Grid, *, core: At
     grid = padded_grid((t, h, w), window)
     layout = AttentionLayout(kind, (t, h, w), groups="(b nw)", tokens="(wt wh ww)", window=window, shift=shift,
                              padded_grid=grid)
-    rows = x.reshape(-1, c)
     if any(shift) and fits and core.fused and core.sink is None:
         grouped = grouped_windows(grid, window, shift, b, x.device, bias.dtype)
-        q, k, v = heads(rows.index_select(0, grouped.gather).view(-1, math.prod(window), c))
+        q, k, v = heads(x.reshape(-1, c).index_select(0, grouped.gather).view(-1, math.prod(window), c))
         parts = (bias + grouped.masks.unsqueeze(1)).split(1)  # P × (1, heads, N, N)
         out = project(core(q, k, v, GroupedBias(parts, grouped.sizes), layout))
         return out.reshape(-1, c).index_select(0, grouped.scatter).view(b, t, h, w, c)
