@@ -172,7 +172,7 @@ class GroupedWindows:
 @functools.lru_cache(maxsize=32)
 def grouped_windows(grid: Grid, window: Grid, shift: Grid, batch: int, device: torch.device,
                     dtype: torch.dtype) -> GroupedWindows:
-    """:class:`GroupedWindows` for ``batch`` clips on a (padded) ``(T, H, W)`` grid that is a multiple of ``window``
+    """:class:`GroupedWindows` for ``batch`` clips on a ``(T, H, W)`` grid that is a multiple of ``window``
     (worked out once per grid and batch, on ``device``).
 
     Along a shifted axis only the last window holds two regions of :func:`shift_region_labels` (the end of the map,
@@ -207,9 +207,9 @@ def window_attention(x: Tensor, window_size: Grid, shift_size: Grid, *, core: At
 
     ``heads`` maps window tokens ``(G, N, C)`` to q, k, v ``(G, heads, N, d)``; ``project`` maps the attention
     output ``(G, heads, N, d)`` to ``(G, N, C)``; ``position_bias(window)`` is the ``(1, heads, N, N)`` relative
-    position bias. With the fused kernel (nothing captured), shifted windows are gathered from the padded grid's token
-    rows (the roll and the partition in one step) in an order where windows with the same mask are side by side,
-    each run sharing its bias unrepeated (:class:`GroupedWindows`). Every path computes the same function; a capture
+    position bias. Where the grid is a multiple of the window, the roll and the partition are one gather of token
+    rows; with the fused kernel (nothing captured) shifted windows are also ordered so that the unmasked ones
+    share their bias unrepeated (:class:`GroupedWindows`). Every path computes the same function; a capture
     sees the windows in the ``(b nw)`` order of its :class:`AttentionLayout`."""
     b, t, h, w, c = x.shape
     window, shift = clip_window((t, h, w), window_size, shift_size)
@@ -218,14 +218,12 @@ def window_attention(x: Tensor, window_size: Grid, shift_size: Grid, *, core: At
     grid = padded_grid((t, h, w), window)
     layout = AttentionLayout(kind, (t, h, w), groups="(b nw)", tokens="(wt wh ww)", window=window, shift=shift,
                              padded_grid=grid)
-    if any(shift) and core.fused and core.sink is None:
+    if any(shift) and fits and core.fused and core.sink is None:
         grouped = grouped_windows(grid, window, shift, b, x.device, bias.dtype)
-        rows = pad_to_windows(x, window).reshape(-1, c)  # (B·Tp·Hp·Wp, C)
-        q, k, v = heads(rows.index_select(0, grouped.gather).view(-1, math.prod(window), c))
+        q, k, v = heads(x.reshape(-1, c).index_select(0, grouped.gather).view(-1, math.prod(window), c))
         parts = (bias + grouped.masks.unsqueeze(1)).split(1)  # P × (1, heads, N, N)
         out = project(core(q, k, v, GroupedBias(parts, grouped.sizes), layout))
-        out = out.reshape(-1, c).index_select(0, grouped.scatter).view(b, *grid, c)
-        return out if fits else out[:, :t, :h, :w].contiguous()
+        return out.reshape(-1, c).index_select(0, grouped.scatter).view(b, t, h, w, c)
     if any(shift) and fits:  # roll and partition in one gather of token rows, undone by the inverse gather
         gather, scatter = (i.to(x.device) for i in shifted_window_order(grid, window, shift))
         windows = x.reshape(b, -1, c).index_select(1, gather).view(-1, math.prod(window), c)  # (B·nW, N, C)
