@@ -156,15 +156,7 @@ class WindowAttention3D(nn.Module):
         return self.relative_position_bias_table.t()[:, self.relative_position_index[:n, :n]].unsqueeze(0)
 
     def forward(self, x: Tensor) -> Tensor:
-        return window_attention(x, self.window_size, self.shift_size, core=self.core, kind="window",
-                                heads=self._heads, project=self._project, position_bias=self.relative_position_bias)
-
-    def _heads(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        # (G, N, C) → three (G, heads, N, head_dim) views of one projection
-        return rearrange(self.qkv(tokens), "g n (three h d) -> three g h n d", three=3, h=self.num_heads)
-
-    def _project(self, out: Tensor) -> Tensor:
-        return self.proj_drop(self.proj(rearrange(out, "g h n d -> g n (h d)")))
+        return window_attention(self, x, core=self.core, kind="window")
 
 
 class SwinTransformerBlock3D(nn.Module):

@@ -106,20 +106,12 @@ class DividedWindowAttention(nn.Module):
         offset = (pos[:, None] - pos[None, :]).clamp(-limit, limit)
         return self.temporal_position_bias_table[offset + limit].permute(2, 0, 1).unsqueeze(0)
 
-    def _heads(self, tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        # (G, N, C) → three (G, heads, N, head_dim)
-        return rearrange(self.qkv(tokens), "g n (three h d) -> three g h n d", three=3, h=self.num_heads)
-
-    def _project(self, out: Tensor) -> Tensor:
-        return self.proj_drop(self.proj(rearrange(out, "g h n d -> g n (h d)")))
-
     def forward(self, x: Tensor, temporal: bool = False) -> Tensor:
         """``x (B, T, H, W, C)`` normalised grid → the attention branch on the same grid."""
         return self._temporal(x) if temporal else self._spatial(x)
 
     def _spatial(self, x: Tensor) -> Tensor:
-        return window_attention(x, self.window_size, self.shift_size, core=self.spatial_core, kind="space",
-                                heads=self._heads, project=self._project, position_bias=self.relative_position_bias)
+        return window_attention(self, x, core=self.spatial_core, kind="space")
 
     def _temporal(self, x: Tensor) -> Tensor:
         b, t, h, w, _ = x.shape

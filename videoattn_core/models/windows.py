@@ -19,12 +19,11 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from einops import rearrange
-from torch import Tensor
+from torch import Tensor, nn
 
 from .layers import AttentionCore, AttentionLayout, GroupedBias
 
@@ -199,21 +198,27 @@ def grouped_windows(grid: Grid, window: Grid, shift: Grid, batch: int, device: t
     return GroupedWindows(gather.to(device), torch.argsort(gather).to(device), torch.stack(masks).to(device), sizes)
 
 
-def window_attention(x: Tensor, window_size: Grid, shift_size: Grid, *, core: AttentionCore, kind: str,
-                     heads: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]], project: Callable[[Tensor], Tensor],
-                     position_bias: Callable[[Grid], Tensor]) -> Tensor:
+def window_attention(attn: nn.Module, x: Tensor, *, core: AttentionCore, kind: str) -> Tensor:
     """The attention branch of a (shifted) window block on the normalised grid ``x (B, T, H, W, C)``, on the
     same grid: window and shift clipped to the grid, padding, roll, partition, attention and their inverses.
 
-    ``heads`` maps window tokens ``(G, N, C)`` to q, k, v ``(G, heads, N, d)``; ``project`` maps the attention
-    output ``(G, heads, N, d)`` to ``(G, N, C)``; ``position_bias(window)`` is the ``(1, heads, N, N)`` relative
-    position bias. Where the grid is a multiple of the window, the roll and the partition are one gather of token
-    rows; with the fused kernel (nothing captured) shifted windows are also ordered so that the unmasked ones
-    share their bias unrepeated (:class:`GroupedWindows`). Every path computes the same function; a capture
-    sees the windows in the ``(b nw)`` order of its :class:`AttentionLayout`."""
+    ``attn`` is the block's attention module with the official names both window families share: ``qkv`` and
+    ``proj`` (with ``proj_drop``) linear layers, ``num_heads``, ``window_size``, ``shift_size``, and
+    ``relative_position_bias(window)``, the ``(1, heads, N, N)`` bias of a window. Where the grid is a multiple of
+    the window, the roll and the partition are one gather of token rows; with the fused kernel (nothing captured)
+    shifted windows are also ordered so that windows with the same mask share their bias unrepeated
+    (:class:`GroupedWindows`). Every path computes the same function; a capture sees the windows in the ``(b nw)``
+    order of its :class:`AttentionLayout`."""
+
+    def heads(tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # (G, N, C) → three (G, heads, N, d) views
+        return rearrange(attn.qkv(tokens), "g n (three h d) -> three g h n d", three=3, h=attn.num_heads)
+
+    def project(out: Tensor) -> Tensor:  # (G, heads, N, d) → (G, N, C)
+        return attn.proj_drop(attn.proj(rearrange(out, "g h n d -> g n (h d)")))
+
     b, t, h, w, c = x.shape
-    window, shift = clip_window((t, h, w), window_size, shift_size)
-    bias = position_bias(window)  # (1, heads, N, N)
+    window, shift = clip_window((t, h, w), attn.window_size, attn.shift_size)
+    bias = attn.relative_position_bias(window)  # (1, heads, N, N)
     fits = all(g % s == 0 for g, s in zip((t, h, w), window))
     grid = padded_grid((t, h, w), window)
     layout = AttentionLayout(kind, (t, h, w), groups="(b nw)", tokens="(wt wh ww)", window=window, shift=shift,
