@@ -224,18 +224,21 @@ def test_shift_mask_matches_the_slice_construction():
         torch.testing.assert_close(shift_attention_mask(grid, window, shift), expected, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("grid, window, shift, batch", [
+@pytest.mark.parametrize("size, window, shift, batch", [
     ((4, 14, 14), (2, 7, 7), (1, 3, 3), 2), ((16, 56, 56), (8, 7, 7), (4, 3, 3), 1), ((8, 12, 9), (8, 4, 3), (0, 2, 1), 3),
+    ((3, 15, 13), (2, 7, 7), (1, 3, 3), 2),  # padded to 4×21×14
 ])
-def test_grouped_windows_hold_each_window_once_with_its_own_mask(grid, window, shift, batch):
-    """The fused path's window order: every (clip, window) once, runs of windows that share a mask, the unmasked
-    first, and ``scatter`` undoing ``gather``."""
-    grouped = grouped_windows(grid, window, shift, batch, torch.device("cpu"), torch.float32)
+def test_grouped_windows_hold_each_window_once_with_its_own_mask(size, window, shift, batch):
+    """The fused path's window order: every (clip, window) of the padded grid once, runs of windows that share a
+    mask, the unmasked first, and ``scatter`` undoing ``gather`` for the tokens of the unpadded grid."""
+    grouped = grouped_windows(size, window, shift, batch, torch.device("cpu"), torch.float32)
+    grid = tuple(-(-s // w) * w for s, w in zip(size, window))
     n, tokens = math.prod(window), math.prod(grid)
     masks = shift_attention_mask(grid, window, shift)  # (nW, N, N), windows in (nt nh nw) order
     order, _ = shifted_window_order(grid, window, shift)
     assert sorted(grouped.gather.tolist()) == list(range(batch * tokens))
-    assert torch.equal(grouped.gather[grouped.scatter], torch.arange(batch * tokens))
+    unpadded = torch.arange(batch * tokens).view(batch, *grid)[:, :size[0], :size[1], :size[2]].reshape(-1)
+    assert torch.equal(grouped.gather[grouped.scatter], unpadded)
     assert sum(grouped.sizes) == batch * masks.shape[0] and len(grouped.sizes) <= 8
     assert not grouped.masks[0].any() and all(m.any() for m in grouped.masks[1:])
     first_rows = order.view(-1, n)[:, 0].tolist()  # a window is known by its first token
@@ -250,7 +253,8 @@ def test_grouped_windows_hold_each_window_once_with_its_own_mask(grid, window, s
         start += size
 
 
-def test_fused_path_never_repeats_a_bias_per_window():
+@pytest.mark.parametrize("size", [64, 60])  # token grids 4×16×16 (whole windows) and 4×15×15 (padded to 16×16)
+def test_fused_path_never_repeats_a_bias_per_window(size):
     """The relative position bias and each region mask reach the fused kernel once, broadcast over the windows
     that share them: no ``(windows, heads, N, N)`` tensor is written (it was a fifth of swin3d_t's time)."""
     masks = []
@@ -264,7 +268,7 @@ def test_fused_path_never_repeats_a_bias_per_window():
 
     model = _small(depths=(2, 2), num_heads=(2, 4), window_size=(2, 4, 4)).eval()
     with torch.no_grad(), Spy():
-        model(torch.randn(2, 3, 8, 64, 64))  # token grid 4×16×16, then 4×8×8: whole windows
+        model(torch.randn(2, 3, 8, size, size))  # then 4×8×8
     assert masks and all(shape[0] == 1 for _, shape in masks)
     assert sum(groups for groups, _ in masks) == 2 * 2 * (2 * 4 * 4 + 2 * 2 * 2)  # clips · blocks · windows
 

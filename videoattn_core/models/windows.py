@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+from torch.utils._python_dispatch import _disable_current_modes
 
 from .layers import AttentionCore, AttentionLayout, GroupedBias
 
@@ -131,7 +132,22 @@ def _relative_position_index(window: tuple[int, ...], table_window: tuple[int, .
     return index
 
 
-@functools.lru_cache(maxsize=32)
+def _index_table(fn):
+    """``functools.lru_cache`` for the index tables a forward looks up: they are worked out once per grid and kept
+    across forwards like buffers, so they are built with no dispatch mode active (a forward's memory count, live
+    or on the meta device, sees the same tensors whether or not the table was cached before it ran)."""
+    cached = functools.lru_cache(maxsize=32)(fn)
+
+    @functools.wraps(fn)
+    def lookup(*args):
+        with _disable_current_modes():
+            return cached(*args)
+
+    lookup.cache_clear = cached.cache_clear
+    return lookup
+
+
+@_index_table
 def shifted_window_order(grid: Grid, window: Grid, shift: Grid) -> tuple[Tensor, Tensor]:
     """Token order of :func:`window_partition` after :func:`cyclic_shift` on a ``(T, H, W)`` grid that is a
     multiple of ``window``, as indices into the ``(t h w)`` tokens, and the inverse order. Window token
@@ -168,17 +184,19 @@ class GroupedWindows:
     sizes: tuple[int, ...]
 
 
-@functools.lru_cache(maxsize=32)
-def grouped_windows(grid: Grid, window: Grid, shift: Grid, batch: int, device: torch.device,
+@_index_table
+def grouped_windows(size: Grid, window: Grid, shift: Grid, batch: int, device: torch.device,
                     dtype: torch.dtype) -> GroupedWindows:
-    """:class:`GroupedWindows` for ``batch`` clips on a ``(T, H, W)`` grid that is a multiple of ``window``
-    (worked out once per grid and batch, on ``device``).
+    """:class:`GroupedWindows` for ``batch`` clips on a ``(T, H, W)`` token grid of ``size``, padded to a multiple
+    of ``window`` (worked out once per grid and batch, on ``device``): ``gather`` indexes the padded grid's token
+    rows, ``scatter`` the windowed rows of the tokens of ``size`` alone, in ``(b t h w)`` order.
 
     Along a shifted axis only the last window holds two regions of :func:`shift_region_labels` (the end of the map,
     then the wrapped-around start, split at ``window − shift``); every other window lies in the first region. So
     a window's mask is set by the axes along which it is last: at most 2³ distinct masks, each made from one
     window's local coordinates (the same as :func:`shift_attention_mask`'s rows for those windows)."""
     n = math.prod(window)
+    grid = padded_grid(size, window)
     counts = [g // w for g, w in zip(grid, window)]
     index = torch.arange(math.prod(counts), device="cpu")
     position = [index // (counts[1] * counts[2]), index // counts[2] % counts[1], index % counts[2]]  # (nt, nh, nw)
@@ -194,8 +212,9 @@ def grouped_windows(grid: Grid, window: Grid, shift: Grid, batch: int, device: t
     tokens = math.prod(grid)
     gather = (order.view(-1, n)[windows][:, None, :]
               + torch.arange(batch, device="cpu")[None, :, None] * tokens).reshape(-1)  # (nW, B, N) → rows
+    scatter = torch.argsort(gather).view(batch, *grid)[:, :size[0], :size[1], :size[2]].reshape(-1)  # padding left out
     sizes = tuple(int((key == k).sum()) * batch for k in keys)
-    return GroupedWindows(gather.to(device), torch.argsort(gather).to(device), torch.stack(masks).to(device), sizes)
+    return GroupedWindows(gather.to(device), scatter.to(device), torch.stack(masks).to(device), sizes)
 
 
 def window_attention(attn: nn.Module, x: Tensor, *, core: AttentionCore, kind: str) -> Tensor:
@@ -204,10 +223,11 @@ def window_attention(attn: nn.Module, x: Tensor, *, core: AttentionCore, kind: s
 
     ``attn`` is the block's attention module with the official names both window families share: ``qkv`` and
     ``proj`` (with ``proj_drop``) linear layers, ``num_heads``, ``window_size``, ``shift_size``, and
-    ``relative_position_bias(window)``, the ``(1, heads, N, N)`` bias of a window. Where the grid is a multiple of
-    the window, the roll and the partition are one gather of token rows; with the fused kernel (nothing captured)
-    shifted windows are also ordered so that windows with the same mask share their bias unrepeated
-    (:class:`GroupedWindows`). Every path computes the same function; a capture sees the windows in the ``(b nw)``
+    ``relative_position_bias(window)``, the ``(1, heads, N, N)`` bias of a window. With the fused kernel (nothing
+    captured), shifted windows are gathered from the padded grid's token rows (the roll and the partition in one
+    step) in an order where windows with the same mask are side by side, each run sharing its bias unrepeated
+    (:class:`GroupedWindows`); without it, where the grid is a multiple of the window, the roll and the partition
+    are one gather of token rows too. Every path computes the same function; a capture sees the windows in the ``(b nw)``
     order of its :class:`AttentionLayout`."""
 
     def heads(tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # (G, N, C) → three (G, heads, N, d) views
@@ -223,9 +243,10 @@ def window_attention(attn: nn.Module, x: Tensor, *, core: AttentionCore, kind: s
     grid = padded_grid((t, h, w), window)
     layout = AttentionLayout(kind, (t, h, w), groups="(b nw)", tokens="(wt wh ww)", window=window, shift=shift,
                              padded_grid=grid)
-    if any(shift) and fits and core.fused and core.sink is None:
-        grouped = grouped_windows(grid, window, shift, b, x.device, bias.dtype)
-        q, k, v = heads(x.reshape(-1, c).index_select(0, grouped.gather).view(-1, math.prod(window), c))
+    if any(shift) and core.fused and core.sink is None:
+        grouped = grouped_windows((t, h, w), window, shift, b, x.device, bias.dtype)
+        rows = pad_to_windows(x, window).reshape(-1, c)  # (B·Tp·Hp·Wp, C)
+        q, k, v = heads(rows.index_select(0, grouped.gather).view(-1, math.prod(window), c))
         parts = (bias + grouped.masks.unsqueeze(1)).split(1)  # P × (1, heads, N, N)
         out = project(core(q, k, v, GroupedBias(parts, grouped.sizes), layout))
         return out.reshape(-1, c).index_select(0, grouped.scatter).view(b, t, h, w, c)
