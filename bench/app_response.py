@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/app_response.py [--presets all | timesformer_hr swin3d_l ...] [--repeats 3]
                                            [--cache-dir DIR] [--warmed] [--returning]
-                                           [--changes-for timesformer_hr ...] [--server-side]
+                                           [--changes-for all | timesformer_hr ...] [--server-side]
 
 Serves the app with ``streamlit run`` on 127.0.0.1 and opens ``/?model=<preset>`` for every preset (``all``, the
 default) in a new browser context of headless Chromium (Playwright): the **first render** is timed from the
@@ -16,7 +16,8 @@ without its background warm-up; its disk cache of summaries is ``--cache-dir`` (
 i.e. nothing computed before this run). ``--warmed`` first fills that cache as the app's warm-up process does
 (``python -m videoattn_core.inspection.summary_cache``, timed) and so measures a server that has been up a while.
 
-Then, for the presets of ``--changes-for``, it types a new ``img_size`` into the sidebar and presses Enter. Two
+Then, for the presets of ``--changes-for``, it types a new ``img_size`` (``start_out_channels`` for FIERY, which
+has no image size) into the sidebar and presses Enter. Two
 times are taken from the key press:
 
 - ``numbers``: until the "MACs per view" metric shows the new config's value (computed here beforehand with
@@ -88,6 +89,16 @@ def macs_text(preset: str, **overrides) -> str:
     return figures.human(vac.summarize(preset, **overrides).macs)
 
 
+def changed_field(preset: str) -> tuple[str, int, int]:
+    """The hyperparameter a timed change types into the sidebar, its preset value and the step between the new
+    values: ``img_size`` by 32 pixels, or, for FIERY's temporal model (feature maps, no image size), the width of
+    its first temporal block, ``start_out_channels``, by 16."""
+    config = vac.get_preset(preset).config
+    if hasattr(config, "img_size"):
+        return "img_size", int(config.img_size), 32
+    return "start_out_channels", int(config.start_out_channels), 16
+
+
 def wait_metric(page, text: str) -> None:
     page.wait_for_function(
         """(text) => [...document.querySelectorAll('[data-testid="stMetric"]')]
@@ -112,15 +123,15 @@ def wait_curves(page) -> None:
               'notRunning'""", polling="raf", timeout=180_000)
 
 
-def change(page, size: int, expected: str, curves: bool = False) -> dict[str, float]:
-    box = page.get_by_role("spinbutton", name="img_size", exact=True)
-    box.fill(str(size))
+def change(page, field: str, value: int, expected: str, curves: bool = False) -> dict[str, float]:
+    box = page.get_by_role("spinbutton", name=field, exact=True)
+    box.fill(str(value))
     start = time.perf_counter()
     box.press("Enter")
     wait_metric(page, expected)
     numbers = time.perf_counter() - start
     wait_idle(page)
-    out = {"img_size": size, "numbers_s": round(numbers, 3), "page_s": round(time.perf_counter() - start, 3)}
+    out = {field: value, "numbers_s": round(numbers, 3), "page_s": round(time.perf_counter() - start, 3)}
     if curves:
         wait_curves(page)
         out["curves_s"] = round(time.perf_counter() - start, 3)
@@ -182,7 +193,7 @@ def _shown_macs(at) -> str:
 
 
 def server_side(presets: list[str], changes_for: list[str], repeats: int) -> list[dict]:
-    """First render and img_size changes as script runs in this process (AppTest), wall and CPU seconds."""
+    """First render and hyperparameter changes (:func:`changed_field`) as script runs in this process (AppTest), wall and CPU seconds."""
     from streamlit.testing.v1 import AppTest
 
     app = str(ROOT / "app.py")
@@ -197,14 +208,14 @@ def server_side(presets: list[str], changes_for: list[str], repeats: int) -> lis
         assert _shown_macs(at) == macs_text(preset), preset
         row = {"preset": preset, "first_page_s": first["wall_s"], "first_page_cpu_s": first["cpu_s"]}
         if preset in changes_for:
-            size0 = int(vac.get_preset(preset).config.img_size)
+            field, value0, step = changed_field(preset)
             cold = []
             for i in range(repeats):
-                size = size0 + 32 * (i + 1)
-                _sidebar_widget(at, f"model:hp.{preset}.img_size").set_value(size)
-                cold.append({"img_size": size, **_timed_run(at)})
-                assert _shown_macs(at) == macs_text(preset, img_size=size), (preset, size)
-            _sidebar_widget(at, f"model:hp.{preset}.img_size").set_value(size0)
+                value = value0 + step * (i + 1)
+                _sidebar_widget(at, f"model:hp.{preset}.{field}").set_value(value)
+                cold.append({field: value, **_timed_run(at)})
+                assert _shown_macs(at) == macs_text(preset, **{field: value}), (preset, field, value)
+            _sidebar_widget(at, f"model:hp.{preset}.{field}").set_value(value0)
             warm = _timed_run(at)
             row.update({"cold": cold, "warm": warm, "page_median_s": statistics.median(c["wall_s"] for c in cold),
                         "page_median_cpu_s": statistics.median(c["cpu_s"] for c in cold)})
@@ -212,7 +223,7 @@ def server_side(presets: list[str], changes_for: list[str], repeats: int) -> lis
         if "page_median_cpu_s" in row:
             row["ratio_to_goal"]["page_cpu"] = round(row["page_median_cpu_s"] / GOALS["page_s"], 3)
         print(f"{preset:24s} server side: first render {row['first_page_s']:.2f} s (CPU {row['first_page_cpu_s']:.2f} s)"
-              + (f" | change img_size → page {row['page_median_s']:.2f} s (CPU {row['page_median_cpu_s']:.2f} s); "
+              + (f" | change {changed_field(preset)[0]} → page {row['page_median_s']:.2f} s (CPU {row['page_median_cpu_s']:.2f} s); "
                  f"back to a seen config {row['warm']['wall_s']:.2f} s (CPU {row['warm']['cpu_s']:.2f} s)"
                  if "cold" in row else "") + f" | ratios to goals {row['ratio_to_goal']}", flush=True)
         results.append(row)
@@ -223,7 +234,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=["all"], help="presets to open (default: all)")
     parser.add_argument("--changes-for", nargs="*", default=CHANGES_FOR,
-                        help="presets whose img_size is changed after the first render (default: %(default)s)")
+                        help="presets whose img_size (FIERY: start_out_channels) is changed after the first render, "
+                             "or all (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="cold changes per preset")
     parser.add_argument("--cache-dir", default=None, help="the server's disk cache (default: a fresh temporary "
                                                           "folder)")
@@ -235,6 +247,8 @@ def main() -> None:
                                                                   "before serving")
     args = parser.parse_args()
     presets = vac.list_models() if args.presets == ["all"] else args.presets
+    if args.changes_for == ["all"]:
+        args.changes_for = presets
 
     from playwright.sync_api import sync_playwright
 
@@ -281,17 +295,17 @@ def main() -> None:
                 line = (f"{preset:24s} first render: numbers {row['first_numbers_s']:6.2f} s, page "
                         f"{row['first_page_s']:6.2f} s; growth section opened {row['growth_section_s']:6.2f} s")
                 if preset in args.changes_for:
-                    size0 = int(vac.get_preset(preset).config.img_size)
-                    sizes = [size0 + 32 * (i + 1) for i in range(args.repeats + 1)]
-                    cold = [change(page, size, macs_text(preset, img_size=size)) for size in sizes[:-1]]
-                    warm = change(page, size0, macs_text(preset))
-                    # one more unseen size with the growth section open: its curves are ten more summaries
+                    field, value0, step = changed_field(preset)
+                    values = [value0 + step * (i + 1) for i in range(args.repeats + 1)]
+                    cold = [change(page, field, value, macs_text(preset, **{field: value})) for value in values[:-1]]
+                    warm = change(page, field, value0, macs_text(preset))
+                    # one more unseen value with the growth section open: its curves are ten more summaries
                     open_section(page, "How the cost grows", curves=True)
-                    growth = change(page, sizes[-1], macs_text(preset, img_size=sizes[-1]), curves=True)
+                    growth = change(page, field, values[-1], macs_text(preset, **{field: values[-1]}), curves=True)
                     row.update({"cold": cold, "warm": warm, "growth_change": growth,
                                 "numbers_median_s": statistics.median(c["numbers_s"] for c in cold),
                                 "page_median_s": statistics.median(c["page_s"] for c in cold)})
-                    line += (f" | change img_size → numbers {row['numbers_median_s']:.2f} s (median of {len(cold)}: "
+                    line += (f" | change {field} → numbers {row['numbers_median_s']:.2f} s (median of {len(cold)}: "
                              f"{', '.join(str(c['numbers_s']) for c in cold)}), whole page "
                              f"{row['page_median_s']:.2f} s | back to a seen config: numbers {warm['numbers_s']:.2f} s, "
                              f"page {warm['page_s']:.2f} s | with the growth section open: numbers "
