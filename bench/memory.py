@@ -24,8 +24,9 @@ within 1.5× of the smallest).
     .venv/bin/python bench/memory.py [--presets a,b] [--device cpu|cuda] [--threads N] [--repeats N] [--cold-only]
                                         [--allocator pinned|default]
 
-Writes ``bench/results/memory.json`` (``--out``) and prints estimate / measured per preset (the estimate must be ≥ 1 and
-should be ≤ 1.5).
+Writes ``bench/results/memory.json`` (``--out``) and prints estimate / measured per preset: the estimate must be ≥ 1,
+and the tight one (pinned allocator, CUDA) should be ≤ 1.5; the loose ones of ``--allocator kept`` and ``default`` need
+only bound the growth (with the heaps keeping freed memory it varies with the heap's history: use ``--repeats``).
 """
 
 from __future__ import annotations
@@ -175,21 +176,27 @@ def main() -> int:
         rows.append(row)
         spread = f" (min {min(cold) / 2**20:6.1f} = {row['first_forward_ratio_to_min']:4.2f})" if len(runs) > 1 else ""
         code = f", code pages {grown['file_pages'] / 2**20:4.1f}" if grown.get("file_pages") is not None else ""
-        warm = (f"   warm: {activations / 2**20:8.1f} / {grown['warm'] / 2**20:8.1f} = {row['warm_ratio']:4.2f}"
-                if "warm" in grown else "")
+        warm = ""
+        if "warm" in grown:  # with the heaps keeping freed memory, a warm forward reuses it and grows by nothing
+            warm = (f"   warm: {activations / 2**20:8.1f} / {grown['warm'] / 2**20:8.1f} = {row['warm_ratio']:4.2f}"
+                    if grown["warm"] >= 2**20 else "   warm: grew by less than 1 MiB")
         print(f"{preset:26s} first forward: estimate {total / 2**20:8.1f} MiB / measured {grown['cold'] / 2**20:8.1f} "
               f"= {row['first_forward_ratio']:4.2f}{spread}{code}{warm}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"device": args.device, "threads": args.threads, "repeats": args.repeats,
                                     "rows": rows}, indent=2))
+    # the tight estimate (pinned allocator, CUDA) must bound the growth and stay within 1.5× of it; the loose ones
+    # (the heaps keeping freed memory) need only bound it: they decide whether a run may keep its heaps
+    tight = args.device != "cpu" or args.allocator == "pinned"
     for key, what in (("first_forward_ratio", "first forwards (estimate with the runtime reserve)"),
                       ("warm_ratio", "warm forwards (activations estimate)")):
         low = "first_forward_ratio_to_min" if key == "first_forward_ratio" else key
         if any(r[key] is None for r in rows):
             continue
-        bad = [r["preset"] for r in rows if not (1.0 <= r[key] and r[low] <= 1.5)]
-        print(f"{what}: {len(rows) - len(bad)} of {len(rows)} estimates are upper bounds within 1.5× of the measured "
-              f"growth" + (f"; not: {', '.join(bad)}" if bad else ""))
+        bad = [r["preset"] for r in rows if not (1.0 <= r[key] and (r[low] <= 1.5 or not tight))]
+        print(f"{what}: {len(rows) - len(bad)} of {len(rows)} estimates are upper bounds"
+              + (" within 1.5× of the measured growth" if tight else " of the measured growth")
+              + (f"; not: {', '.join(bad)}" if bad else ""))
     return 0
 
 
