@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 import videoattn_core as vac
@@ -195,6 +196,24 @@ def test_meta_estimate_equals_the_live_tensors_of_a_real_forward(preset, overrid
         out = model(x)
         del out
     assert forward_peak_bytes(config) == tracker.peak > 0
+
+
+@pytest.mark.parametrize("layout", ["(B, heads, N, d)", "(B, N, heads, d) seen transposed", "fused qkv"])
+def test_meta_stand_in_for_fused_attention_returns_the_kernels_memory_layout(layout):
+    """What follows the attention (the heads merged into channels) is a view or a copy depending on the memory the
+    kernel returns; the meta stand-in must return the same strides as the real CPU kernel for the count to agree."""
+
+    def inputs(device):
+        if layout.startswith("(B, heads"):
+            return [torch.randn(2, 3, 50, 16, device=device) for _ in range(3)]
+        if layout.startswith("(B, N"):
+            return [torch.randn(2, 50, 3, 16, device=device).transpose(1, 2) for _ in range(3)]
+        return torch.randn(2, 50, 3 * 3 * 16, device=device).view(2, 50, 3, 3, 16).permute(2, 0, 3, 1, 4).unbind(0)
+
+    real = F.scaled_dot_product_attention(*inputs("cpu"))
+    with memory._FusedAttentionOnMeta():
+        meta = F.scaled_dot_product_attention(*inputs("meta"))
+    assert meta.device.type == "meta" and meta.shape == real.shape and meta.stride() == real.stride()
 
 
 _KERNEL_WORKSPACES = r"""

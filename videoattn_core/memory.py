@@ -47,8 +47,8 @@ class _FusedAttentionOnMeta(TorchFunctionMode):
         kwargs = kwargs or {}
         if func is F.scaled_dot_product_attention:
             q, v = args[0], args[2] if len(args) > 2 else kwargs["value"]
-            if q.dim() == 4:  # (B, heads, N, d): the kernels write (B, N, heads, d) memory and return it transposed
-                out = q.new_empty((q.shape[0], q.shape[2], q.shape[1], v.shape[-1])).transpose(1, 2)
+            if v.shape[-1] == q.shape[-1]:  # the CPU kernel lays its output out as the queries lie (dense), which
+                out = torch.empty_like(q)   # decides whether merging the heads after it is a view or a copy
             else:
                 out = q.new_empty((*q.shape[:-1], v.shape[-1]))
             q.new_empty(q.shape[:-1], dtype=torch.float32)  # logsumexp, freed as the kernel returns
