@@ -193,7 +193,8 @@ def _shown_macs(at) -> str:
 
 
 def server_side(presets: list[str], changes_for: list[str], repeats: int) -> list[dict]:
-    """First render and hyperparameter changes (:func:`changed_field`) as script runs in this process (AppTest), wall and CPU seconds."""
+    """First render and hyperparameter changes (:func:`changed_field`) as script runs in this process (AppTest),
+    wall and CPU seconds."""
     from streamlit.testing.v1 import AppTest
 
     app = str(ROOT / "app.py")

@@ -24,9 +24,10 @@ within 1.5× of the smallest).
     .venv/bin/python bench/memory.py [--presets a,b] [--device cpu|cuda] [--threads N] [--repeats N] [--cold-only]
                                         [--allocator pinned|default]
 
-Writes ``bench/results/memory.json`` (``--out``) and prints estimate / measured per preset: the estimate must be ≥ 1,
-and the tight one (pinned allocator, CUDA) should be ≤ 1.5; the loose ones of ``--allocator kept`` and ``default`` need
-only bound the growth (with the heaps keeping freed memory it varies with the heap's history: use ``--repeats``).
+Writes ``bench/results/memory.json`` (``--out``) and prints estimate / measured per preset: the estimate must be
+≥ 1, and the tight one (pinned allocator, CUDA) should be ≤ 1.5; the loose ones of ``--allocator kept`` and
+``default`` need only bound the growth (with the heaps keeping freed memory it varies with the heap's history: use
+``--repeats``).
 """
 
 from __future__ import annotations

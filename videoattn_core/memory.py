@@ -47,10 +47,9 @@ class _FusedAttentionOnMeta(TorchFunctionMode):
         kwargs = kwargs or {}
         if func is F.scaled_dot_product_attention:
             q, v = args[0], args[2] if len(args) > 2 else kwargs["value"]
-            if v.shape[-1] == q.shape[-1]:  # the CPU kernel lays its output out as the queries lie (dense), which
-                out = torch.empty_like(q)   # decides whether merging the heads after it is a view or a copy
-            else:
-                out = q.new_empty((*q.shape[:-1], v.shape[-1]))
+            # the CPU kernel lays its output out as the queries lie (made dense): whether merging the heads after
+            # it is a view or a copy depends on that
+            out = torch.empty_like(q) if v.shape[-1] == q.shape[-1] else q.new_empty((*q.shape[:-1], v.shape[-1]))
             q.new_empty(q.shape[:-1], dtype=torch.float32)  # logsumexp, freed as the kernel returns
             return out
         return func(*args, **kwargs)

@@ -143,7 +143,6 @@ def _index_table(fn):
         with _disable_current_modes():
             return cached(*args)
 
-    lookup.cache_clear = cached.cache_clear
     return lookup
 
 
@@ -227,8 +226,8 @@ def window_attention(attn: nn.Module, x: Tensor, *, core: AttentionCore, kind: s
     captured), shifted windows are gathered from the padded grid's token rows (the roll and the partition in one
     step) in an order where windows with the same mask are side by side, each run sharing its bias unrepeated
     (:class:`GroupedWindows`); without it, where the grid is a multiple of the window, the roll and the partition
-    are one gather of token rows too. Every path computes the same function; a capture sees the windows in the ``(b nw)``
-    order of its :class:`AttentionLayout`."""
+    are one gather of token rows too. Every path computes the same function; a capture sees the windows in the
+    ``(b nw)`` order of its :class:`AttentionLayout`."""
 
     def heads(tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # (G, N, C) → three (G, heads, N, d) views
         return rearrange(attn.qkv(tokens), "g n (three h d) -> three g h n d", three=3, h=attn.num_heads)
