@@ -4,6 +4,7 @@
     .venv/bin/python bench/report.py --quick         # one small preset per family, fewer rounds
     .venv/bin/python bench/report.py --device cuda   # on a GPU machine: fp32 and bf16, eager and compiled
     .venv/bin/python bench/report.py --skip app,reference
+    .venv/bin/python bench/report.py --skip forward,reference --app-presets all   # the app goals for every preset
 
 It runs the other benchmarks, each in its own process, and reads what they write:
 
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's choice)")
     parser.add_argument("--skip", default="", help="comma-separated parts to leave out: forward, reference, app")
+    parser.add_argument("--app-presets", default=",".join(APP_PRESETS),
+                        help="presets the app part opens and changes, comma-separated, or all (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "report.json")
     args = parser.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -124,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
                       "(make bench-ref)")
         if "app" not in skip:
             out = ROOT / "bench" / "results" / "app_response.json"  # where app_response.py writes
-            app_presets = APP_PRESETS[:3] if args.quick else APP_PRESETS
+            app_presets = APP_PRESETS[:3] if args.quick else args.app_presets.split(",")
             command = [PYTHON, "bench/app_response.py", "--warmed", "--presets", *app_presets,
-                       "--changes-for", *app_presets]
+                       "--changes-for", *app_presets]  # "all" passes through: every preset, each changed
             if run(command, "the app in a browser"):
                 rows = json.loads(out.read_text())["results"]
                 report["parts"]["app"] = rows
