@@ -42,7 +42,7 @@ from ..checkpoints import CheckpointLayout, rename_keys
 from ..config import ModelConfig, hparam, require
 from ..registry import register_family, register_preset
 from .layers import AttentionCore, DropPath, Mlp, check_video_input, drop_path_rates
-from .windows import relative_position_index, window_attention
+from .windows import position_bias, relative_position_index, window_attention
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,7 @@ class WindowAttention3D(nn.Module):
         """(1, heads, N, N) bias of a window of ``window`` tokens; a clipped window reads the top-left N × N
         block of the full window's index, as the official code and torchvision do."""
         n = math.prod(window)
-        # read from the transposed table: (heads, N, N) laid out as the attention kernel reads it, not a permuted view
-        return self.relative_position_bias_table.t()[:, self.relative_position_index[:n, :n]].unsqueeze(0)
+        return position_bias(self.relative_position_bias_table, self.relative_position_index[:n, :n])
 
     def forward(self, x: Tensor) -> Tensor:
         return window_attention(self, x, core=self.core, kind="window")

@@ -40,7 +40,7 @@ from ..config import hparam
 from ..registry import register_family, register_preset
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp
 from .swin3d import SwinTransformer3D, SwinTransformer3DConfig
-from .windows import relative_position_index, window_attention
+from .windows import position_bias, relative_position_index, window_attention
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ class DividedWindowAttention(nn.Module):
             index = self.relative_position_index
         else:
             index = relative_position_index(window, self.window_size).to(self.relative_position_index.device)
-        return self.relative_position_bias_table.t()[:, index].unsqueeze(0)  # (1, heads, N, N), contiguous
+        return position_bias(self.relative_position_bias_table, index)
 
     def temporal_position_bias(self, frames: int) -> Tensor:
         """(1, heads, T, T) bias: entry [h, i, j] is the table's row for the frame offset i − j (clamped)."""
