@@ -270,9 +270,10 @@ def memory_plan(summary: Any, device: torch.device | str, dtype_bytes: int = 4, 
     (:func:`keep_allocator`: slack :data:`KEPT_ALLOCATOR_SLACK`, reserve :data:`UNPINNED_CPU_RUNTIME_RESERVE`), or
     with glibc's default allocator where that cannot be set (slack :data:`UNPINNED_ALLOCATOR_SLACK`). When the
     loose total × ``margin`` fits in the free memory, the run keeps freed memory for the next forward
-    (``allocator`` "kept", or "default"); when only the tight one does, planning pins it (``allocator`` "pinned"); when neither does, ``fits`` is false
-    and ``refusal`` says so in words. Where the allocator cannot be pinned, the loose total is the estimate. On
-    CUDA the total has no runtime reserve. Views run one after the other, so several need no more than one.
+    (``allocator`` "kept", or "default"); when only the tight one does, planning pins it (``allocator``
+    "pinned"); when neither does, ``fits`` is false and ``refusal`` says so in words. Where the allocator cannot
+    be pinned, the loose total is the estimate. On CUDA the total has no runtime reserve. Views run one after the
+    other, so several need no more than one.
     """
     from .runtime import MEMORY_MARGIN
 
