@@ -3,6 +3,7 @@
     .venv/bin/python bench/report.py                 # CPU: forwards, inspection, references, the app
     .venv/bin/python bench/report.py --quick         # one small preset per family, fewer rounds
     .venv/bin/python bench/report.py --device cuda   # on a GPU machine: fp32 and bf16, eager and compiled
+    bash bench/gpu_check.sh OUT                      # on a lent GPU machine: the GPU tests, this and bench/memory.py
     .venv/bin/python bench/report.py --skip app,reference
     .venv/bin/python bench/report.py --skip forward,reference --app-presets all   # the app goals for every preset
 
@@ -10,8 +11,9 @@ It runs the other benchmarks, each in its own process, and reads what they write
 
 - ``bench/run.py`` — per preset, the fraction of the matmul peak (measured in the same run) that a forward
   reaches, and an inspection with one captured layer over a plain forward;
-- ``bench/vs_reference.py`` in ``.venv-ref`` (``make bench-ref`` creates it) — our forward over the published
-  implementation's, same weights, alternating;
+- ``bench/vs_reference.py`` in ``.venv-ref`` (``make bench-ref`` creates it; ``--reference-python`` names another
+  interpreter that has torchvision and transformers) — our forward over the published implementation's, same
+  weights, alternating; on CUDA in float32 and bfloat16;
 - ``bench/app_response.py`` — the Model page in a real browser: first render of ``/?model=PRESET``, then the
   numbers and the whole page after a hyperparameter change.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -46,6 +49,8 @@ APP_GOALS = {"first_page_s": 3.0, "numbers_median_s": 0.5, "page_median_s": 1.5}
 APP_NAMES = {"first_page_s": "first render of /?model=", "numbers_median_s": "numbers after a change",
              "page_median_s": "whole page after a change"}
 APP_PRESETS = ("timesformer_base", "mvit_v2_s", "swin3d_t", "timesformer_hr", "mvit_v2_b", "swin3d_l", "vjepa2_vitl")
+#: the compiled forwards on a GPU: each compilation takes about a minute, so a global- and a window-attention model
+COMPILE_PRESETS = ("timesformer_base", "swin3d_t")
 
 
 def family_of(preset: str) -> str:
@@ -85,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", default="", help="comma-separated parts to leave out: forward, reference, app")
     parser.add_argument("--app-presets", default=",".join(APP_PRESETS),
                         help="presets the app part opens and changes, comma-separated, or all (default: %(default)s)")
+    parser.add_argument("--compile-presets", default=",".join(COMPILE_PRESETS),
+                        help="presets whose compiled forwards are timed on CUDA, comma-separated (default: %(default)s)")
+    parser.add_argument("--reference-python", type=Path, default=REFERENCE_PYTHON,
+                        help="interpreter with torchvision and transformers for the references (default: %(default)s)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "report.json")
     args = parser.parse_args(argv)
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
@@ -92,39 +101,46 @@ def main(argv: list[str] | None = None) -> int:
         [p for ps in FAMILY_PRESETS.values() for p in ps]
     repeat = 2 if args.quick else 3
     report: dict = {"device": args.device, "threads": args.threads, "goals": [], "parts": {}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save() -> None:  # after every part: a run stopped by a time limit keeps what it measured
+        args.out.write_text(json.dumps(report, indent=1, default=str))
+
+    eager = [("float32", [])] + ([("bfloat16", ["--dtype", "bfloat16"])] if args.device == "cuda" else [])
+    compiled = [p.strip() for p in args.compile_presets.split(",") if p.strip()] if args.device == "cuda" else []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        if "forward" not in skip:
-            variants = [("float32", [])]
-            if args.device == "cuda":
-                variants = [("float32", []), ("bfloat16", ["--dtype", "bfloat16"]),
-                            ("float32 compiled", ["--compile"]), ("bfloat16 compiled", ["--dtype", "bfloat16", "--compile"])]
-            for name, extra in variants:
-                rows = forwards(presets, args.device, args.threads, repeat, extra, tmp)
-                report["parts"][f"forward {name}"] = rows
-                for row in rows:
-                    family = family_of(row["preset"])
-                    if name == "float32" and family in PEAK_GOALS:
-                        report["goals"].append(goal_row("fraction of the matmul peak", row["preset"],
-                                                        row["fraction_of_matmul_peak"], PEAK_GOALS[family], False))
-                    if name == "float32":
-                        report["goals"].append(goal_row("inspection (1 captured layer) / forward", row["preset"],
-                                                        row["inspect_over_forward"], INSPECT_GOAL, True))
-        if "reference" not in skip and args.device == "cpu":
-            if REFERENCE_PYTHON.exists():
-                out = tmp / "vs_reference.json"
-                command = [REFERENCE_PYTHON, "bench/vs_reference.py", "--out", out,
-                           "--rounds", "3" if args.quick else "5"] + (["--threads", str(args.threads)]
-                                                                      if args.threads else [])
-                if run(command, "against the published implementations"):
+        for name, extra in eager if "forward" not in skip else ():
+            rows = forwards(presets, args.device, args.threads, repeat, extra, tmp)
+            report["parts"][f"forward {name}"] = rows
+            for row in rows if name == "float32" else ():
+                family = family_of(row["preset"])
+                if family in PEAK_GOALS:
+                    report["goals"].append(goal_row("fraction of the matmul peak", row["preset"],
+                                                    row["fraction_of_matmul_peak"], PEAK_GOALS[family], False))
+                report["goals"].append(goal_row("inspection (1 captured layer) / forward", row["preset"],
+                                                row["inspect_over_forward"], INSPECT_GOAL, True))
+            save()
+        for name, extra in eager if "forward" not in skip and compiled else ():
+            report["parts"][f"forward {name} compiled"] = forwards(compiled, args.device, args.threads, repeat,
+                                                                   [*extra, "--compile"], tmp)
+            save()
+        if "reference" not in skip and not shutil.which(str(args.reference_python)):
+            print(f"# against the published implementations: skipped, {args.reference_python} is missing "
+                  "(make bench-ref)")
+        elif "reference" not in skip:
+            for name, extra in eager:
+                out = tmp / f"vs_reference-{name}.json"
+                command = [args.reference_python, "bench/vs_reference.py", "--out", out, "--device", args.device,
+                           "--rounds", "3" if args.quick else "5", *extra] + \
+                    (["--threads", str(args.threads)] if args.threads else [])
+                if run(command, f"against the published implementations ({name})"):
                     rows = json.loads(out.read_text())["rows"]
-                    report["parts"]["reference"] = rows
-                    for row in rows:
+                    report["parts"]["reference" if name == "float32" else f"reference {name}"] = rows
+                    for row in rows if name == "float32" else ():
                         report["goals"].append(goal_row("forward / reference's forward", row["preset"],
                                                         row["ours_over_reference"], REFERENCE_GOAL, True))
-            else:
-                print(f"# against the published implementations: skipped, {REFERENCE_PYTHON} is missing "
-                      "(make bench-ref)")
+                save()
         if "app" not in skip:
             out = ROOT / "bench" / "results" / "app_response.json"  # where app_response.py writes
             app_presets = APP_PRESETS[:3] if args.quick else args.app_presets.split(",")
@@ -138,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
                         if row.get(key) is not None:
                             report["goals"].append(goal_row(f"app: {APP_NAMES[key]}",
                                                             row["preset"], row[key], goal, True))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1, default=str))
+    save()
     print(f"\n{'goal':42s} {'preset':20s} {'measured':>9s} {'target':>9s} {'ratio':>6s}  met")
     for g in report["goals"]:
         print(f"{g['goal']:42s} {g['preset']:20s} {g['measured']:9.3f} {'≤' if g['kind'] == 'at most' else '≥':>4s} {g['target']:4.2f} "
