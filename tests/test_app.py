@@ -239,6 +239,33 @@ def test_run_page_predicts_with_random_weights_warning_and_measured_table():
     assert len(topk["data"][0]["y"]) == 7
 
 
+def test_run_and_attention_pages_run_in_bfloat16_on_the_cpu():
+    """bfloat16 is offered on the CPU too (AMX and AVX-512 BF16 compute it in hardware): the predictions, the measured
+    table and the attention views are made from the bfloat16 forward, and the link keeps the choice."""
+    f32 = open_app("run", **SMALL_TSF)
+    at = open_app("run", **SMALL_TSF, dtype="bfloat16")
+    assert_clean(at)
+    assert at.selectbox(key="run.dtype").value == "bfloat16" and not at.selectbox(key="run.dtype").disabled
+    assert any("in bfloat16" in c.value for c in at.caption)
+    assert at.query_params == {**SMALL_TSF, "clip": "moving_square", "dtype": "bfloat16"}
+
+    def top(app):
+        bars = next(c for c in charts(app) if c["data"][0]["type"] == "bar" and c["data"][0].get("orientation") == "h")
+        return array(bars["data"][0]["x"])
+
+    probs, probs32 = top(at), top(f32)
+    assert len(probs) == 5 and np.all(np.isfinite(probs)) and not np.array_equal(probs, probs32)
+    assert np.allclose(np.sort(probs), np.sort(probs32), rtol=0.05)  # the same network, 8 mantissa bits
+    assert at.dataframe[0].value["time (ms)"].notna().all()
+
+    for extra in ({"rollout": "on"}, {"explain": "relevance"}):
+        attention = open_app("attention", **SMALL_TSF, dtype="bfloat16", **extra)
+        assert_clean(attention)
+        heat = [array(t["z"]) for c in charts(attention) for t in c["data"] if t["type"] == "heatmap"]
+        assert heat and all(np.isfinite(h).all() for h in heat)
+        assert attention.query_params["dtype"] == "bfloat16"
+
+
 def test_run_page_takes_an_uploaded_clip_and_the_link_says_it_cannot_travel():
     at = open_app("run", **SMALL_TSF)
     at.radio(key="run.source").set_value("upload")

@@ -70,6 +70,18 @@ def cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+def native_bfloat16(device: str | torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 matmuls in hardware: a GPU that supports it, or a CPU with AMX or
+    AVX-512 BF16 (oneDNN's own test). Elsewhere bfloat16 runs, emulated and slower than float32."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
 def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, torch.dtype):
         return dtype
