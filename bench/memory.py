@@ -22,7 +22,7 @@ growth follows the live tensors (274.4–274.6 MiB). ``--repeats N`` measures ea
 within 1.5× of the smallest).
 
     .venv/bin/python bench/memory.py [--presets a,b] [--device cpu|cuda] [--threads N] [--repeats N] [--cold-only]
-                                        [--allocator pinned|default]
+                                        [--allocator pinned|kept|default] [--dtype float32|bfloat16]
 
 Writes ``bench/results/memory.json`` (``--out``) and prints estimate / measured per preset: the estimate must be
 ≥ 1, and the tight one (pinned allocator, CUDA) should be ≤ 1.5; the loose ones of ``--allocator kept`` and
@@ -46,6 +46,7 @@ _CHILD = r"""
 import json, resource, sys, threading, time, torch
 import videoattn_core as vac
 preset, device, threads, warm = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+dtype = getattr(torch, sys.argv[6])
 torch.set_num_threads(threads)
 if device == "cpu" and sys.argv[5] == "pinned":
     from videoattn_core.memory import pin_allocator
@@ -54,8 +55,8 @@ if device == "cpu" and sys.argv[5] == "kept":
     from videoattn_core.memory import keep_allocator
     assert keep_allocator()  # as memory_plan does for a run far from the memory's limit
 config = vac.get_config(preset)
-model = vac.runtime.build_seeded(config, 0).to(device).eval()
-x = torch.randn(config.input_shape(), device=device)
+model = vac.runtime.build_seeded(config, 0).to(device=device, dtype=dtype).eval()
+x = torch.randn(config.input_shape(), device=device, dtype=dtype)
 
 def anon():
     with open("/proc/self/status") as f:
@@ -115,9 +116,10 @@ print(json.dumps(out))
 
 
 def measure(preset: str, device: str, threads: int, hash_seed: int | None = None, warm: bool = True,
-            allocator: str = "pinned") -> dict[str, int]:
+            allocator: str = "pinned", dtype: str = "float32") -> dict[str, int]:
     env = dict(os.environ, **({"PYTHONHASHSEED": str(hash_seed)} if hash_seed is not None else {}))
-    done = subprocess.run([sys.executable, "-c", _CHILD, preset, device, str(threads), str(int(warm)), allocator], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-c", _CHILD, preset, device, str(threads), str(int(warm)), allocator, dtype],
+                          cwd=ROOT,
                           capture_output=True, text=True, timeout=900, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{preset}: {done.stderr.strip().splitlines()[-1] if done.stderr else 'failed'}")
@@ -138,6 +140,7 @@ def main() -> int:
                         help="measure each preset in this many processes (PYTHONHASHSEED 1..N); report the largest")
     parser.add_argument("--max-gmacs", type=float, default=2500,
                         help="skip presets whose forward costs more (a CPU forward of ViT-g at 64×384 takes hours)")
+    parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "memory.json")
     parser.add_argument("--allocator", default="pinned", choices=("pinned", "kept", "default"),
                         help="pinned: the tight estimate, with glibc's mmap threshold pinned as memory_plan does near "
@@ -152,14 +155,14 @@ def main() -> int:
         if summary.macs > args.max_gmacs * 1e9:
             print(f"{preset:26s} skipped: {summary.macs / 1e9:.0f} GMACs > --max-gmacs {args.max_gmacs:g}")
             continue
-        estimate = summary.memory_estimate(4, 1)
+        estimate = summary.memory_estimate(torch.tensor([], dtype=getattr(torch, args.dtype)).element_size(), 1)
         slack, reserve = analysis.ALLOWANCES[None if args.device != "cpu" else args.allocator]
         activations = int(estimate["activations"] * slack) + estimate["attention"]
         total = activations + reserve
         plan = {"live_tensor_peak_bytes": estimate["activations"]}
         try:
             runs = [measure(preset, args.device, args.threads, seed if args.repeats > 1 else None, not args.cold_only,
-                            args.allocator)
+                            args.allocator, args.dtype)
                     for seed in range(1, args.repeats + 1)]
         except (RuntimeError, subprocess.TimeoutExpired) as exc:
             print(f"{preset:26s} skipped: {exc}")
@@ -184,7 +187,8 @@ def main() -> int:
         print(f"{preset:26s} first forward: estimate {total / 2**20:8.1f} MiB / measured {grown['cold'] / 2**20:8.1f} "
               f"= {row['first_forward_ratio']:4.2f}{spread}{code}{warm}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"device": args.device, "threads": args.threads, "repeats": args.repeats,
+    args.out.write_text(json.dumps({"device": args.device, "dtype": args.dtype, "threads": args.threads,
+                                    "repeats": args.repeats,
                                     "rows": rows}, indent=2))
     # the tight estimate (pinned allocator, CUDA) must bound the growth and stay within 1.5× of it; the loose ones
     # (the heaps keeping freed memory) need only bound it: they decide whether a run may keep its heaps
