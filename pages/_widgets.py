@@ -210,6 +210,13 @@ RUN_FIELDS: dict[str, Callable[[str], Any]] = {
 }
 
 
+def dtype_help(device: str) -> str:
+    """What the dtype widget says: what bfloat16 changes, and whether ``device`` computes it in hardware."""
+    return ("bfloat16: weights and activations in 16 bits; logits within about 1 % of float32's. "
+            + (f"This {device} computes it in hardware, which is faster." if runtime.native_bfloat16(device)
+               else f"This {device} emulates it, which is slower than float32."))
+
+
 _RUN_DEFAULTS = {"clip": None, "weights": "random", "device": "auto", "dtype": "float32"}
 
 
@@ -291,12 +298,7 @@ def run_inputs(view: View, preset: str, config: vac.ModelConfig) -> tuple[RunInp
         device_choice = st.selectbox("device", devices, key=f"{page}.device",
                                      help="auto: CUDA when this server has a GPU, else the CPU.")
         device = str(runtime.resolve_device("auto")) if device_choice == "auto" else device_choice
-        native = runtime.native_bfloat16(device)
-        dtype = st.selectbox("dtype", list(DTYPES), key=f"{page}.dtype",
-                             help="bfloat16: weights and activations in 16 bits; logits within about 1 % of "
-                                  "float32's. " + (f"This {device} computes it in hardware, which is faster."
-                                                   if native else f"This {device} emulates it, which is slower "
-                                                   "than float32."))
+        dtype = st.selectbox("dtype", list(DTYPES), key=f"{page}.dtype", help=dtype_help(device))
         st.caption(f"running on **{device}**" + (" in bfloat16" if dtype == "bfloat16" else ""))
     ss[_RUN_SHARED] = {"clip": sample, "weights": weights if weights != "upload" or ss.get(_CHECKPOINT) else
                        "random", "device": device_choice, "dtype": dtype,

@@ -16,7 +16,6 @@ from pages import _cache as cache
 
 SLOTS = ("m1", "m2", "m3", "m4")
 DEFAULTS = {"m1": "timesformer_base", "m2": "mvit_v2_s", "m3": "swin3d_t", "m4": "videomae_base"}
-DTYPE = "float32"
 
 
 def _spec(text: str) -> str:
@@ -35,6 +34,7 @@ PAGE_FIELDS = {
     "method": lambda text: state.choice(text, explanations.METHODS, "method"),
     "topk": lambda text: state.integer(text, "topk", 1, 20),
     "frames": lambda text: state.integer(text, "frames", 1, 8),
+    "dtype": lambda text: state.choice(text, widgets.DTYPES, "dtype"),
 }
 
 st.title("Side by side")
@@ -46,7 +46,7 @@ state.show_ignored()
 
 classifiers = [m for m in vac.list_models() if vac.get_preset(m).config.has_head]
 seeds = {"side.n": ("n", 2), "side.method": ("method", "relevance"), "side.topk": ("topk", 5),
-         "side.frames": ("frames", 4)}
+         "side.frames": ("frames", 4), "side.dtype": ("dtype", "float32")}
 for slot in SLOTS:
     preset, pairs = links.parse_spec(view.link.page.get(slot, DEFAULTS[slot]))
     seeds[f"side.{slot}.preset"] = (f"_{slot}_preset", preset)
@@ -55,13 +55,14 @@ for slot in SLOTS:
 state.seed_page(view, seeds)
 
 clip, clip_link = widgets.clip_input(view, "side")
-c1, c2, c3, c4 = st.columns(4)
+c1, c2, c3, c4, c5 = st.columns([2, 3, 2, 2, 2])
 n = c1.slider("models", 2, 4, key="side.n")
 method = c2.radio("map", explanations.METHODS, key="side.method", horizontal=True,
                   help="relevance: gradient-weighted attention through every layer (Chefer et al., ICCV 2021); "
                        "rollout: attention rollout (not class-specific); gradcam: Grad-CAM on the last stage")
 k = c3.slider("top-k", 1, 20, key="side.topk")
 count = c4.slider("moments of the clip", 1, 8, key="side.frames")
+dtype = c5.selectbox("dtype", widgets.DTYPES, key="side.dtype", help=widgets.dtype_help(runtime.default_device()))
 
 chosen: list[tuple[str, str, vac.ModelConfig, str]] = []  # slot, preset, config, weights
 for slot, column in zip(SLOTS[:n], st.columns(n)):
@@ -87,7 +88,7 @@ for slot, column in zip(SLOTS[:n], st.columns(n)):
 
 page_state = {"n": n if n != 2 else None, "clip": clip_link if clip_link != widgets.default_clip() else None,
               "method": method if method != "relevance" else None, "topk": k if k != 5 else None,
-              "frames": count if count != 4 else None}
+              "frames": count if count != 4 else None, "dtype": dtype if dtype != "float32" else None}
 for slot, preset, config, weights in chosen:
     text = links.spec_text(preset, config)
     page_state[slot] = text if text != DEFAULTS[slot] else None
@@ -106,28 +107,28 @@ def run_all() -> None:
     for slot, preset, config, weights in chosen:
         label = f"{slot[1]}. {links.spec_text(preset, config)} · {weights}"
         try:
-            inputs = widgets.RunInputs(clip, weights, device, DTYPE)
+            inputs = widgets.RunInputs(clip, weights, device, dtype)
             run_config, _ = widgets.weights_config(preset, config, inputs)
             key = state.config_key(preset, run_config)
             summary = cache.summary(key)
-            plan = cache.run_plan(key, weights, device, DTYPE, clip=source)
+            plan = cache.run_plan(key, weights, device, dtype, clip=source)
         except vac.VideoAttnError as exc:
             st.error(f"model {label}: {exc}")
             return
         captured = zoo.explanation_layers(summary) if method != "gradcam" else ()
-        refusal = analysis.memory_plan(summary, device, runtime.DTYPES[DTYPE].itemsize, captured=captured)["refusal"]
+        refusal = analysis.memory_plan(summary, device, runtime.DTYPES[dtype].itemsize, captured=captured)["refusal"]
         if refusal:
             st.error(f"Model {label} does not fit, so this selection is refused and no model was built. {refusal}")
             return
         runs.append((label, key, weights, summary, plan))
     macs = sum(s.macs for _, _, _, s, _ in runs)
-    token = (tuple((key, w) for _, key, w, _, _ in runs), clip, method)
+    token = (tuple((key, w) for _, key, w, _, _ in runs), clip, method, dtype)
     if device == "cpu" and macs > widgets.AUTO_RUN_MACS and not state.approved("side", token):
         st.info(f"These forwards cost {widgets.format_count(macs)} MACs on the CPU (and the map a backward each); "
                 f"press Run to start them.")
         return
     moments = zoo.common_moments([p.frame_indices[0] for *_, p in runs], count)
-    st.caption(f"On **{device}** ({DTYPE}); one view per model (its recipe's centre clip and crop, as `vac.predict` "
+    st.caption(f"On **{device}** ({dtype}); one view per model (its recipe's centre clip and crop, as `vac.predict` "
                f"reads it). Frames shown: nearest to source frames {', '.join(map(str, moments))} of the clip.")
     # 2. one model at a time, each row filled as it finishes
     progress = st.progress(0.0, text="starting…")
@@ -140,7 +141,7 @@ def run_all() -> None:
         waiting[i].caption(f"model {label}: running…")
         with row:
             try:
-                result = cache.model_on_clip(key, weights, clip, device, DTYPE, method,
+                result = cache.model_on_clip(key, weights, clip, device, dtype, method,
                                              _data=widgets.uploaded_clip_bytes(clip))
             except vac.VideoAttnError as exc:
                 st.error(f"model {label}: {exc}")

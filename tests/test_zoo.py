@@ -289,6 +289,23 @@ def test_side_by_side_predictions_equal_vac_predict_and_maps_equal_vac_explain()
                                      "clip": "rotating_bar", "topk": "3", "frames": "3"}
 
 
+def test_side_by_side_in_bfloat16_shows_what_vac_predict_gives_in_bfloat16():
+    at = open_app("side_by_side", **SMALL, clip="rotating_bar", topk="3", dtype="bfloat16")
+    assert_clean(at)
+    assert any("(bfloat16)" in c.value for c in at.caption)
+    bars, maps = side_rows(at)
+    assert len(bars) == 2 and all(np.isfinite(z).all() for m in maps for z in m)
+    for shown, slot in zip(bars, ("m1", "m2")):
+        preset, overrides = overrides_of(SMALL[slot])
+        prediction = vac.predict(preset, ASSETS / "rotating_bar.mp4", overrides=overrides, device="cpu",
+                                 dtype="bfloat16", top_k=3)
+        float32 = vac.predict(preset, ASSETS / "rotating_bar.mp4", overrides=overrides, device="cpu", top_k=3)
+        probabilities = [p["probability"] for p in prediction.predictions]
+        assert shown == ([p["label"] for p in prediction.predictions], probabilities)
+        assert probabilities != [p["probability"] for p in float32.predictions]
+    assert at.query_params["dtype"] == "bfloat16"
+
+
 def test_side_by_side_with_a_catalog_entry_and_the_link_round_trip(entry):
     params = {"m1": "timesformer_base", "w1": ENTRY, "m2": SMALL["m2"], "clip": "moving_square", "topk": "3",
               "method": "rollout"}
