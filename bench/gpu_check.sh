@@ -47,7 +47,9 @@ torch.version.cuda, "device", torch.cuda.get_device_name() if torch.cuda.is_avai
 } >"$out/env.txt" 2>&1
 cat "$out/env.txt"
 
-step 150 gpu_tests "$PY" -m pytest tests/test_gpu.py -p no:cacheprovider -q -rs --junitxml="$out/gpu_tests.xml"
-step 330 report "$PY" bench/report.py --device cuda --skip app --reference-python "$PY" --out "$out/report.json"
+# four workers: building the models on the CPU (random initialisation, then the fixtures' weights) takes longer
+# than their forwards on the GPU
+step 180 gpu_tests "$PY" -m pytest tests/test_gpu.py -n 4 -p no:cacheprovider -q -rs --junitxml="$out/gpu_tests.xml"
+step 300 report "$PY" bench/report.py --device cuda --skip app --reference-python "$PY" --out "$out/report.json"
 step 60 memory "$PY" bench/memory.py --device cuda --presets swin3d_t,mvit_v2_s,timesformer_base,videomae_base \
     --out "$out/memory.json"

@@ -139,8 +139,9 @@ def test_shifted_windows_on_a_padded_grid_compute_on_the_device_what_they_comput
         fused = model(x.to(DEVICE)).cpu()
         vac.set_fused_attention(model, False)
         explicit = model(x.to(DEVICE)).cpu()
-    assert relative_error(fused, expected) <= 1e-5
-    assert relative_error(explicit, expected) <= 1e-5
+    # float rounding only (the parity tolerance): a window or a mask gathered from the wrong rows is off by O(1)
+    assert relative_error(fused, expected) <= 1e-4
+    assert relative_error(explicit, expected) <= 1e-4
 
 
 @pytest.mark.parametrize("fixture", ["swin3d_t", "mvit_v2_s", "timesformer_divided"])
