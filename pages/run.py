@@ -83,7 +83,8 @@ try:
         result = cache.run_inspection(key, inputs.key, (), loaded, clip)
         status.update(label="the other views…")
         probs = cache.view_probabilities(key, inputs.key, views, loaded, clip)
-        status.update(label=f"done: forward in {1e3 * result.time_s:.0f} ms on {inputs.device}", state="complete")
+        status.update(label=f"done: forward in {1e3 * result.time_s:.0f} ms on {inputs.device}"
+                      + (" in bfloat16" if inputs.dtype == "bfloat16" else ""), state="complete")
 except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()
