@@ -239,9 +239,9 @@ def test_run_page_predicts_with_random_weights_warning_and_measured_table():
     assert len(topk["data"][0]["y"]) == 7
 
 
-def test_run_and_attention_pages_run_in_bfloat16_on_the_cpu():
-    """bfloat16 is offered on the CPU too (AMX and AVX-512 BF16 compute it in hardware): the predictions, the measured
-    table and the attention views are made from the bfloat16 forward, and the link keeps the choice."""
+def test_run_page_runs_in_bfloat16_on_the_cpu():
+    """bfloat16 is offered on the CPU too (AMX and AVX-512 BF16 compute it in hardware): the predictions and the
+    measured table are made from the bfloat16 forward, and the link keeps the choice."""
     f32 = open_app("run", **SMALL_TSF)
     at = open_app("run", **SMALL_TSF, dtype="bfloat16")
     assert_clean(at)
@@ -258,12 +258,20 @@ def test_run_and_attention_pages_run_in_bfloat16_on_the_cpu():
     assert np.allclose(np.sort(probs), np.sort(probs32), rtol=0.05)  # the same network, 8 mantissa bits
     assert at.dataframe[0].value["time (ms)"].notna().all()
 
-    for extra in ({"rollout": "on"}, {"explain": "relevance"}):
-        attention = open_app("attention", **SMALL_TSF, dtype="bfloat16", **extra)
-        assert_clean(attention)
-        heat = [array(t["z"]) for c in charts(attention) for t in c["data"] if t["type"] == "heatmap"]
-        assert heat and all(np.isfinite(h).all() for h in heat)
-        assert attention.query_params["dtype"] == "bfloat16"
+
+@pytest.mark.parametrize("params", [
+    {**SMALL_TSF, "rollout": "on"}, {**SMALL_TSF, "explain": "relevance"},
+    {"model": "swin3d_t", "num_frames": "8", "depths": "2,2,2,2", "img_size": "112", "headstats": "on"},
+    {"model": "mvit_v2_s", "num_frames": "8", "depths": "1,1,1,1", "explain": "gradcam"},
+    {"model": "vjepa2_vitl", "embed_dim": "48", "num_heads": "3", "depth": "1", "pooler_depth": "1",
+     "predictor_depth": "0", "img_size": "64", "num_frames": "4"},
+], ids=["timesformer-rollout", "timesformer-relevance", "swin-headstats", "mvit-gradcam", "vjepa2-pooler"])
+def test_attention_page_draws_every_view_from_a_bfloat16_forward(params):
+    at = open_app("attention", **params, dtype="bfloat16")
+    assert_clean(at)
+    heat = [array(t["z"]) for c in charts(at) for t in c["data"] if t["type"] == "heatmap"]
+    assert heat and all(np.isfinite(h).all() for h in heat)
+    assert at.query_params["dtype"] == "bfloat16"
 
 
 def test_run_page_takes_an_uploaded_clip_and_the_link_says_it_cannot_travel():
