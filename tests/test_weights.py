@@ -9,6 +9,7 @@ import io
 import json
 import socket
 import threading
+import time
 from dataclasses import replace
 
 import pytest
@@ -23,17 +24,29 @@ from videoattn_core.catalog.records import hash_prefix
 
 
 class _Server:
-    """A bounded HTTP server on 127.0.0.1 serving ``routes``: path -> (status, body, headers, truncate_to)."""
+    """A bounded HTTP server on 127.0.0.1 serving ``routes``: path -> (status, body, headers, truncate_to).
+
+    Paths in ``ranged`` answer a ``Range: bytes=N-`` request with 206 and the rest of the body; a path in ``stall``
+    sends its first ``truncate_to`` bytes, then stays silent for that many seconds before closing; a path in
+    ``delay`` waits that many seconds before its body."""
 
     def __init__(self):
         self.routes: dict[str, tuple[int, bytes, dict[str, str], int | None]] = {}
         self.requests: list[str] = []  # GET requests (transfers)
         self.heads: list[str] = []  # HEAD requests (metadata: length, and on the Hub commit and ETag)
-        routes, requests, heads = self.routes, self.requests, self.heads
+        self.range_requests: list[str] = []  # the Range header of each GET that had one
+        self.ranged: set[str] = set()
+        self.stall: dict[str, float] = {}
+        self.delay: dict[str, float] = {}
+        routes, requests, heads, range_requests = self.routes, self.requests, self.heads, self.range_requests
+        ranged, stall, delay = self.ranged, self.stall, self.delay
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def _headers(self):
+            def _headers(self, first: int = 0):
                 status, body, headers, cut = routes.get(self.path, (404, b"not found", {}, None))
+                if first:
+                    status, body = 206, body[first:]
+                    cut = None if cut is None else max(cut - first, 0)
                 self.send_response(status)
                 self.send_header("Content-Length", str(len(body)))
                 for k, v in headers.items():
@@ -47,10 +60,16 @@ class _Server:
 
             def do_GET(self):  # noqa: N802
                 requests.append(self.path)
-                body, cut = self._headers()
+                asked = self.headers.get("Range")
+                if asked:
+                    range_requests.append(asked)
+                first = int(asked[len("bytes="):].rstrip("-")) if asked and self.path in ranged else 0
+                body, cut = self._headers(first)
+                time.sleep(delay.get(self.path, 0))
                 self.wfile.write(body if cut is None else body[:cut])
                 self.wfile.flush()
                 if cut is not None:
+                    time.sleep(stall.get(self.path, 0))
                     self.close_connection = True
 
             def log_message(self, *args):  # keep the test output clean
@@ -58,6 +77,7 @@ class _Server:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.timeout = 5
+        self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.watchdog = threading.Timer(60, self.httpd.shutdown)  # stops by itself whatever happens
@@ -244,13 +264,75 @@ def test_hash_mismatch_is_refused_and_nothing_kept(server, caches):
     assert not any(folder.iterdir())
 
 
-def test_interrupted_transfer_is_refused_and_nothing_kept(server, caches):
+def test_interrupted_transfer_is_refused_then_resumed_where_it_stopped(server, caches):
     data = _checkpoint_bytes()
     entry = _entry(server.url, data)
-    server.routes[f"/models/{entry.filename}"] = (200, data, {}, len(data) // 3)
-    with pytest.raises(vac.WeightsError, match=r"transfer of .* was interrupted"):
+    path = f"/models/{entry.filename}"
+    server.routes[path] = (200, data, {}, len(data) // 3)
+    server.ranged.add(path)
+    folder = caches / "torch" / "hub" / "checkpoints"
+    with pytest.raises(vac.WeightsError, match=r"transfer of .* was interrupted.*run again to resume"):
         W.get_weights(entry, progress=False)
-    assert not any((caches / "torch" / "hub" / "checkpoints").iterdir())
+    kept = folder / f"{entry.filename}.partial"
+    assert [p.name for p in folder.iterdir()] == [kept.name] and kept.read_bytes() == data[:len(data) // 3]
+    assert W.cached_path(entry) is None  # never taken for the file
+
+    server.routes[path] = (200, data, {}, None)
+    assert W.get_weights(entry, progress=False).read_bytes() == data
+    assert server.range_requests == [f"bytes={len(data) // 3}-"]  # only the rest was asked for
+    assert [p.name for p in folder.iterdir()] == [entry.filename]
+
+
+def test_a_server_that_ignores_ranges_sends_the_file_again_from_the_start(server, caches):
+    data = _checkpoint_bytes()
+    entry = _entry(server.url, data)
+    path = f"/models/{entry.filename}"
+    server.routes[path] = (200, data, {}, len(data) // 2)
+    with pytest.raises(vac.WeightsError, match=r"interrupted"):
+        W.get_weights(entry, progress=False)
+    server.routes[path] = (200, data, {}, None)
+    assert W.get_weights(entry, progress=False).read_bytes() == data  # 200, not 206: not appended to what was kept
+    assert server.range_requests == [f"bytes={len(data) // 2}-"]
+
+
+def test_a_stalled_transfer_ends_after_the_timeout_and_resumes_later(server, caches):
+    data = _checkpoint_bytes()
+    entry = _entry(server.url, data)
+    path = f"/models/{entry.filename}"
+    server.routes[path] = (200, data, {}, len(data) // 2)
+    server.stall[path] = 5.0
+    server.ranged.add(path)
+    start = time.monotonic()
+    with pytest.raises(vac.WeightsError, match=r"transfer of .* stalled: nothing arrived for 0.5 s; run again to "
+                                               r"resume, or download it by hand"):
+        W.get_weights(entry, progress=False, timeout=0.5)
+    assert time.monotonic() - start < 4  # not the server's 5 s of silence, let alone forever
+    server.routes[path] = (200, data, {}, None)
+    assert W.get_weights(entry, progress=False).read_bytes() == data
+    assert server.range_requests == [f"bytes={len(data) // 2}-"]
+
+
+def test_concurrent_fetches_of_one_file_transfer_it_once(server, caches):
+    data = _checkpoint_bytes()
+    entry = _entry(server.url, data)
+    server.routes[f"/models/{entry.filename}"] = (200, data, {}, None)
+    server.delay[f"/models/{entry.filename}"] = 0.5  # the first transfer lasts until the others have asked too
+    results, errors = [], []
+
+    def fetch():
+        try:
+            results.append(W.get_weights(entry, progress=False))
+        except Exception as exc:  # noqa: BLE001 (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors and len(results) == 3 and len(set(results)) == 1
+    assert results[0].read_bytes() == data and len(server.requests) == 1  # one transfer; the others waited for it
+    assert [p.name for p in results[0].parent.iterdir()] == [entry.filename]
 
 
 def test_404_names_the_url_and_where_to_place_the_file(server, caches):

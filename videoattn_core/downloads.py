@@ -1,7 +1,7 @@
 """Fetching published weights into the standard caches, verified.
 
-torchvision and official files go to torch hub's checkpoint directory (``$TORCH_HOME/hub/checkpoints``) through
-:func:`torch.hub.download_url_to_file`; Hugging Face repositories go to the Hugging Face cache (``$HF_HUB_CACHE``,
+torchvision and official files go to torch hub's checkpoint directory (``$TORCH_HOME/hub/checkpoints``), streamed
+with every read bounded in time and resumed after an interruption (:func:`_fetch_url`); Hugging Face repositories go to the Hugging Face cache (``$HF_HUB_CACHE``,
 else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``) through :func:`huggingface_hub.hf_hub_download`, which
 writes the cache layout (blobs, snapshots per commit, refs per revision) and resumes an interrupted transfer
 from its ``.incomplete`` blob. On top of both, this module verifies what the source lets us verify — the full
@@ -17,6 +17,7 @@ import hashlib
 import http.client
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -94,7 +95,8 @@ def get_weights(entry: str | WeightsEntry, *, progress: bool = True, timeout: fl
     Hugging Face repositories go to the HF cache (``config.json`` beside the weights) and the snapshot directory
     is returned, which :func:`~videoattn_core.checkpoints.load_checkpoint` reads with its labels. Without network
     the :class:`WeightsError` names the URL and the path where the file can be placed by hand. ``timeout``
-    bounds the requests for metadata (HEAD); the transfer itself runs as long as data comes.
+    bounds the requests for metadata and, for torch hub files, every read of the transfer: it runs as long as data
+    comes, and an interrupted one resumes where it stopped.
     """
     entry = get_entry(entry)
     found = cached_path(entry)
@@ -115,33 +117,85 @@ def _manual(url: str, path: Path) -> str:
 
 
 def _fetch_url(entry: WeightsEntry, dest: Path, progress: bool, timeout: float) -> None:
-    """``torch.hub.download_url_to_file`` into a ``.partial`` file next to ``dest``, verified, then moved in.
+    """The file streamed into ``<dest>.partial``, verified, then moved to ``dest``.
 
-    A HEAD request first (bounded by ``timeout``) reports an unreachable or moved file quickly and gives the
-    length the transfer must reach: torch hub's download neither times out nor notices a transfer that stops
-    short."""
-    import torch.hub
-
+    A HEAD request first reports an unreachable or moved file quickly and gives the length the transfer must reach.
+    Every request and every read waits at most ``timeout`` seconds, so a server that stops sending ends in a
+    :class:`WeightsError` rather than a transfer that hangs. What arrived stays in the ``.partial`` file, and the
+    next attempt asks only for the rest (an HTTP range request; from the start where the server ignores ranges).
+    One process at a time fetches a file: the others wait on a lock on the ``.partial`` file, then find it fetched.
+    """
     url, where = entry.url, _manual(entry.url, dest)
     partial = dest.with_name(dest.name + ".partial")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
+        out = open(partial, "a+b")  # noqa: SIM115 (held open for the lock, closed below)
     except OSError as exc:
         raise WeightsError(f"cannot write to {dest.parent} ({exc.strerror or exc}); {where}") from None
+    with out:
+        _lock(out)
+        if dest.is_file():  # fetched by another process while this one waited: this .partial is a new, empty one
+            if partial.is_file() and os.path.samefile(partial, out.fileno()):
+                partial.unlink()
+            return
+        try:
+            length = _head_length(url, timeout)
+            if progress:
+                print(f"downloading {url} to {dest}", file=sys.stderr)
+            _stream(url, out, length, timeout, progress)
+        except TimeoutError:
+            raise WeightsError(f"the transfer of {url} stalled: nothing arrived for {timeout:g} s; run again to "
+                               f"resume, or {where}") from None
+        except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+            raise _network_error(exc, url, where) from None
+        received = os.fstat(out.fileno()).st_size
+        if length is not None and received != length:
+            raise WeightsError(f"the transfer of {url} was interrupted: received {received} of {length} bytes; run "
+                               f"again to resume, or {where}")
+        _verify(partial, url, entry)
+        os.replace(partial, dest)
+
+
+def _lock(file) -> None:
+    """An exclusive lock on ``file`` until it is closed (POSIX; elsewhere nothing is locked)."""
     try:
-        length = _head_length(url, timeout)
-        if progress:
-            print(f"downloading {url} to {dest}", file=sys.stderr)
-        torch.hub.download_url_to_file(url, str(partial), progress=progress)
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        raise _network_error(exc, url, where) from None
-    received = partial.stat().st_size
-    if length is not None and received != length:
-        partial.unlink(missing_ok=True)
-        raise WeightsError(f"the transfer of {url} was interrupted: received {received} of {length} bytes; run "
-                           f"again, or {where}")
-    _verify(partial, url, entry)
-    os.replace(partial, dest)
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+
+
+def _stream(url: str, out, length: int | None, timeout: float, progress: bool) -> None:
+    """Append ``url``'s bytes to ``out`` (an ``a+b`` file), asking only for what it does not hold yet."""
+    start = os.fstat(out.fileno()).st_size
+    if length is not None and start > length:  # not a beginning of this file
+        out.truncate(0)
+        start = 0
+    if length is not None and start == length:
+        return
+    headers = {"User-Agent": "torch.hub", **({"Range": f"bytes={start}-"} if start else {})}
+    try:
+        response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        if not (start and exc.code == 416):  # 416: the range does not fit the file, which must have changed
+            raise
+        out.truncate(0)
+        return _stream(url, out, length, timeout, progress)
+    with response:
+        if start and response.status != 206:  # the whole file came: the server ignores ranges
+            out.truncate(0)
+            start = 0
+        received, shown = start, time.monotonic()
+        while chunk := response.read1(1 << 20):  # what has arrived (read() waits for 1 MiB, and a timeout loses it)
+            out.write(chunk)
+            received += len(chunk)
+            if progress and time.monotonic() - shown >= 1:
+                shown = time.monotonic()
+                total = f" of {length / 2**20:.0f}" if length else ""
+                print(f"\r  {received / 2**20:.0f}{total} MiB", end="", file=sys.stderr, flush=True)
+        out.flush()
+    if progress:
+        print(file=sys.stderr)
 
 
 def _head_length(url: str, timeout: float) -> int | None:
@@ -163,7 +217,8 @@ def _network_error(exc: BaseException, url: str, where: str) -> WeightsError:
         return WeightsError(f"{url} answered {exc.code} {exc.reason}; the file may have moved: check the source "
                             f"page, or {where}")
     if isinstance(exc, (http.client.HTTPException, ConnectionResetError)):  # the server went away mid-transfer
-        return WeightsError(f"the transfer of {url} was interrupted ({type(exc).__name__}); run again, or {where}")
+        return WeightsError(f"the transfer of {url} was interrupted ({type(exc).__name__}); run again to resume, "
+                            f"or {where}")
     if isinstance(exc, OSError) and not isinstance(exc, urllib.error.URLError) and exc.filename:
         return WeightsError(f"cannot write {exc.filename} ({exc.strerror or exc}); {where}")
     reason = getattr(exc, "reason", None) or exc
