@@ -95,6 +95,24 @@ def test_random_initialisation_says_so():
     assert result.labels_from == "assets label list (kinetics400)" and len(result.predictions) == 5
 
 
+def test_bfloat16_runs_and_says_when_this_machine_only_emulates_it(capsys, monkeypatch):
+    from videoattn_core import runtime
+
+    native = vac.predict("timesformer_base", CLIP, device="cpu", overrides=TINY, dtype="bfloat16")
+    if runtime.native_bfloat16("cpu"):  # AMX or AVX-512 BF16 here: nothing to warn about
+        assert not any("bfloat16" in w for w in native.warnings)
+    float32 = vac.predict("timesformer_base", CLIP, device="cpu", overrides=TINY)
+    assert [p["index"] for p in native.predictions] and native.probabilities != float32.probabilities
+
+    monkeypatch.setattr(runtime, "native_bfloat16", lambda device: False)
+    emulated = vac.predict("timesformer_base", CLIP, device="cpu", overrides=TINY, dtype="bfloat16")
+    assert any("has no bfloat16 arithmetic" in w and "slower than float32" in w for w in emulated.warnings)
+    assert not any("bfloat16" in w for w in vac.predict("timesformer_base", CLIP, device="cpu",
+                                                        overrides=TINY).warnings)
+    code, out, _ = _run(capsys, "predict", "timesformer_base", "--clip", str(CLIP), "--dtype", "bfloat16", *TINY_SET)
+    assert code == 0 and "note: this cpu has no bfloat16 arithmetic" in out
+
+
 # ------------------------------------------------------------------------------------------------ command line
 
 

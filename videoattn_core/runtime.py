@@ -364,6 +364,9 @@ def load_model(plan: RunPlan, *, progress: bool = False) -> RunModel:
 
         net = compile_model(net, plan.device)
     labels, labels_from, warnings = resolve_labels(plan.config, plan.preset, source, hf_config)
+    if plan.dtype != "float32" and not native_bfloat16(plan.device):
+        warnings.append(f"this {plan.device.type} has no bfloat16 arithmetic (a GPU, or a CPU with AMX or AVX-512 "
+                        f"BF16, has): it is emulated, and slower than float32")
     return RunModel(net, labels, labels_from, source.random, report, warnings)
 
 
