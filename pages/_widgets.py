@@ -14,7 +14,7 @@ import streamlit as st
 
 import videoattn_core as vac
 from pages._state import View, choice, integer, seed_page
-from videoattn_core import runtime
+from videoattn_core import devices, runtime
 from videoattn_core import weights as weights_catalog
 from videoattn_core.analysis import format_bytes
 from videoattn_core.config import FieldSpec, coerce_value
@@ -211,10 +211,7 @@ RUN_FIELDS: dict[str, Callable[[str], Any]] = {
 
 
 def dtype_help(device: str) -> str:
-    """What the dtype widget says: what bfloat16 changes, and whether ``device`` computes it in hardware."""
-    return ("bfloat16: weights and activations in 16 bits; logits within about 1 % of float32's. "
-            + (f"This {device} computes it in hardware, which is faster." if runtime.native_bfloat16(device)
-               else f"This {device} emulates it, which is slower than float32."))
+    return f"bfloat16: 16-bit weights and activations, logits ~1 % off float32's; {devices.bfloat16_support(device)}."
 
 
 _RUN_DEFAULTS = {"clip": None, "weights": "random", "device": "auto", "dtype": "float32"}

@@ -96,15 +96,15 @@ def test_random_initialisation_says_so():
 
 
 def test_bfloat16_runs_and_says_when_this_machine_only_emulates_it(capsys, monkeypatch):
-    from videoattn_core import runtime
+    from videoattn_core import devices
 
     native = vac.predict("timesformer_base", CLIP, device="cpu", overrides=TINY, dtype="bfloat16")
-    if runtime.native_bfloat16("cpu"):  # AMX or AVX-512 BF16 here: nothing to warn about
+    if devices.native_bfloat16("cpu"):  # AMX or AVX-512 BF16 here: nothing to warn about
         assert not any("bfloat16" in w for w in native.warnings)
     float32 = vac.predict("timesformer_base", CLIP, device="cpu", overrides=TINY)
     assert [p["index"] for p in native.predictions] and native.probabilities != float32.probabilities
 
-    monkeypatch.setattr(runtime, "native_bfloat16", lambda device: False)
+    monkeypatch.setattr(devices, "native_bfloat16", lambda device: False)
     emulated = vac.predict("timesformer_base", CLIP, device="cpu", overrides=TINY, dtype="bfloat16")
     assert any("has no bfloat16 arithmetic" in w and "slower than float32" in w for w in emulated.warnings)
     assert not any("bfloat16" in w for w in vac.predict("timesformer_base", CLIP, device="cpu",

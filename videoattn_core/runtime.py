@@ -25,7 +25,10 @@ import torch
 
 from .capture import model_lock
 from .checkpoints import load_checkpoint, read_checkpoint
+from . import devices
 from .config import ModelConfig
+from .devices import (DTYPES, cuda_available, default_device, native_bfloat16,  # noqa: F401 (the pages' names)
+                      resolve_device, resolve_dtype)
 from .errors import CheckpointError, ConfigError
 from .registry import build_model, family_of, get_config, get_preset
 from .sampling import clip_indices, max_clips
@@ -34,7 +37,6 @@ from .probe import ClipInfo, Limits, probe_clip
 from .weights import (DATASET_CLASSES, Recipe, WeightsEntry, cached_path, default_entry, get_entry, get_weights,
                       labels_from_hf_config, load_labels, read_hf_config, recipe_for, target_path)
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 #: a run is refused when its estimated memory × this margin exceeds the free memory (a tenth left for the rest of
 #: the process). Near that limit the CPU allocator is pinned and the estimate bounds the forward within 1.5×
 #: (memory.memory_plan, bench/memory.py): refused only when it needs more than free / 1.1, at least free / 1.65.
@@ -42,52 +44,6 @@ MEMORY_MARGIN = 1.1
 RANDOM_WARNING = ("WARNING: no weights were given, so the model is randomly initialised: these predictions mean "
                   "nothing. Pass --weights ENTRY (see the catalog) or --checkpoint FILE.")
 _BUILD_LOCK = threading.Lock()  # random initialisation draws from the global RNG: one build at a time
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"`` (or ``None``): CUDA when available, else the CPU."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"device={device!r} is not allowed: device must be auto, cpu or cuda", field="device") \
-            from None
-    if dev.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device={device!r} is not allowed: device must be auto, cpu or cuda", field="device")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device='cuda' was asked for but CUDA is not available here; use --device cpu or auto",
-                          field="device")
-    return dev
-
-
-def default_device() -> str:
-    """What ``device="auto"`` picks: ``"cuda"`` when this machine has a GPU, else ``"cpu"``."""
-    return resolve_device("auto").type
-
-
-def cuda_available() -> bool:
-    return torch.cuda.is_available()
-
-
-def native_bfloat16(device: str | torch.device) -> bool:
-    """Whether ``device`` computes bfloat16 matmuls in hardware: a GPU that supports it, or a CPU with AMX or
-    AVX-512 BF16 (oneDNN's own test). Elsewhere bfloat16 runs, emulated and slower than float32."""
-    dev = torch.device(device)
-    if dev.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return False
-
-
-def resolve_dtype(dtype: str | torch.dtype) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in DTYPES:
-        raise ConfigError(f"dtype={dtype!r} is not allowed: dtype must be one of {', '.join(DTYPES)}", field="dtype")
-    return DTYPES[dtype]
 
 
 def parse_views(views: str | tuple[int, int] | None, recipe: Recipe) -> tuple[int, int]:
@@ -364,9 +320,8 @@ def load_model(plan: RunPlan, *, progress: bool = False) -> RunModel:
 
         net = compile_model(net, plan.device)
     labels, labels_from, warnings = resolve_labels(plan.config, plan.preset, source, hf_config)
-    if plan.dtype != "float32" and not native_bfloat16(plan.device):
-        warnings.append(f"this {plan.device.type} has no bfloat16 arithmetic (a GPU, or a CPU with AMX or AVX-512 "
-                        f"BF16, has): it is emulated, and slower than float32")
+    if plan.dtype != "float32" and not devices.native_bfloat16(plan.device):
+        warnings.append(devices.bfloat16_support(plan.device))
     return RunModel(net, labels, labels_from, source.random, report, warnings)
 
 
