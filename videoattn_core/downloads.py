@@ -1,8 +1,9 @@
 """Fetching published weights into the standard caches, verified.
 
 torchvision and official files go to torch hub's checkpoint directory (``$TORCH_HOME/hub/checkpoints``), streamed
-with every read bounded in time and resumed after an interruption (:func:`_fetch_url`); Hugging Face repositories go to the Hugging Face cache (``$HF_HUB_CACHE``,
-else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``) through :func:`huggingface_hub.hf_hub_download`, which
+with every read bounded in time and resumed after an interruption (:func:`_fetch_url`); Hugging Face repositories go
+to the Hugging Face cache (``$HF_HUB_CACHE``, else ``$HF_HOME/hub``, else ``~/.cache/huggingface/hub``) through
+:func:`huggingface_hub.hf_hub_download`, which
 writes the cache layout (blobs, snapshots per commit, refs per revision) and resumes an interrupted transfer
 from its ``.incomplete`` blob. On top of both, this module verifies what the source lets us verify — the full
 sha256 (Hugging Face LFS pointers), the sha256 prefix in the file name (torchvision) and the published size —
@@ -129,14 +130,12 @@ def _fetch_url(entry: WeightsEntry, dest: Path, progress: bool, timeout: float) 
     partial = dest.with_name(dest.name + ".partial")
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
-        out = open(partial, "a+b")  # noqa: SIM115 (held open for the lock, closed below)
+        out = _locked(partial)
     except OSError as exc:
         raise WeightsError(f"cannot write to {dest.parent} ({exc.strerror or exc}); {where}") from None
     with out:
-        _lock(out)
-        if dest.is_file():  # fetched by another process while this one waited: this .partial is a new, empty one
-            if partial.is_file() and os.path.samefile(partial, out.fileno()):
-                partial.unlink()
+        if dest.is_file():  # fetched by another process while this one waited: what this one holds is not needed
+            partial.unlink()
             return
         try:
             length = _head_length(url, timeout)
@@ -156,13 +155,20 @@ def _fetch_url(entry: WeightsEntry, dest: Path, progress: bool, timeout: float) 
         os.replace(partial, dest)
 
 
-def _lock(file) -> None:
-    """An exclusive lock on ``file`` until it is closed (POSIX; elsewhere nothing is locked)."""
+def _locked(path: Path):
+    """``path`` opened for appending (created if missing) under an exclusive lock held until it is closed (POSIX;
+    elsewhere nothing is locked). A file that another holder renamed or removed while this one waited is not
+    the one at ``path`` any more: the one there now is opened and locked instead."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX
-        return
-    fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+        return open(path, "a+b")
+    while True:
+        file = open(path, "a+b")
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+        if path.is_file() and os.path.samefile(path, file.fileno()):
+            return file
+        file.close()
 
 
 def _stream(url: str, out, length: int | None, timeout: float, progress: bool) -> None:
@@ -185,7 +191,7 @@ def _stream(url: str, out, length: int | None, timeout: float, progress: bool) -
         if start and response.status != 206:  # the whole file came: the server ignores ranges
             out.truncate(0)
             start = 0
-        received, shown = start, time.monotonic()
+        received, shown, started = start, time.monotonic(), time.monotonic()
         while chunk := response.read1(1 << 20):  # what has arrived (read() waits for 1 MiB, and a timeout loses it)
             out.write(chunk)
             received += len(chunk)
@@ -194,7 +200,7 @@ def _stream(url: str, out, length: int | None, timeout: float, progress: bool) -
                 total = f" of {length / 2**20:.0f}" if length else ""
                 print(f"\r  {received / 2**20:.0f}{total} MiB", end="", file=sys.stderr, flush=True)
         out.flush()
-    if progress:
+    if progress and shown > started:  # a progress line was written: end it
         print(file=sys.stderr)
 
 
