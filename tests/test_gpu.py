@@ -176,7 +176,7 @@ def test_compiled_forward_on_the_device_gives_the_eager_logits():
     with _exact_float32(), torch.no_grad():
         expected, got = eager(x), compiled(x)
     assert compiled.fallback_reason is None  # compiled, not an eager fallback
-    assert relative_error(got.cpu(), expected.cpu()) <= 1e-5
+    assert relative_error(got.cpu(), expected.cpu()) <= 1e-4  # fused kernels round differently; a wrong graph: O(1)
 
 
 @pytest.mark.skipif(DEVICE is None or DEVICE.type != "cuda", reason="the CUDA allocator's peak: CUDA only")
