@@ -457,3 +457,23 @@ def test_measured_macs_per_module_ignore_other_threads():
         stop.set()
         thread.join()
     assert all(run == alone for run in runs)
+
+
+@pytest.mark.parametrize("n_k", [8, 197, 392, 1569, 4097, 25089])
+def test_captured_probabilities_are_the_softmax_of_the_logits_bit_for_bit(n_k):
+    """A captured layer's softmax is taken in place on the CPU (no second N_q × N_k buffer), which is right only while
+    PyTorch's kernel reads a whole row before it writes it. Checked against the out-of-place softmax of the same
+    logits, bit for bit, at the row lengths the families meet: a frame's tokens, a window, pooled keys, joint
+    space-time attention, MViT's first stage; a torch upgrade that breaks the assumption fails here."""
+    generator = torch.Generator().manual_seed(n_k)
+    q = torch.randn(2, 3, 16, 32, generator=generator) * 3  # (G, heads, N_q, d)
+    k, v = (torch.randn(2, 3, n_k, 32, generator=generator) * 3 for _ in range(2))
+    bias = torch.randn(1, 3, 16, n_k, generator=generator)
+    core = AttentionCore("joint", scale=1.0)  # a power of two: scaling q is exactly scaling the logits
+    captured = []
+    core.sink = captured.append
+    with torch.no_grad():
+        out = core(q, k, v, bias)
+    expected = torch.softmax(q @ k.transpose(-2, -1) + bias, dim=-1)
+    assert torch.equal(captured[0].probs, expected)
+    assert torch.equal(out, expected @ v)
