@@ -155,7 +155,7 @@ def main() -> int:
         if summary.macs > args.max_gmacs * 1e9:
             print(f"{preset:26s} skipped: {summary.macs / 1e9:.0f} GMACs > --max-gmacs {args.max_gmacs:g}")
             continue
-        estimate = summary.memory_estimate(torch.tensor([], dtype=getattr(torch, args.dtype)).element_size(), 1)
+        estimate = summary.memory_estimate(getattr(torch, args.dtype).itemsize, 1)
         slack, reserve = analysis.ALLOWANCES[None if args.device != "cpu" else args.allocator]
         activations = int(estimate["activations"] * slack) + estimate["attention"]
         total = activations + reserve

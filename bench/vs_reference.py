@@ -7,10 +7,10 @@ The references are not dependencies of the product: this script runs in a separa
 torchvision and transformers besides PyTorch (see the README's "Benchmarks"). Each ``bench/ref_*.py`` module
 offers ``pairs()``: preset name → a builder of ``(ours, reference, x)``, where ``ours`` holds the reference's
 weights (loaded through ``vac.load_checkpoint``) so both compute the same logits; the script checks that they do
-before timing. Both are built on the CPU in float32, then moved to ``--device`` in ``--dtype``. Ours and the reference then run alternately, ``--rounds`` times each after one warm-up, and the
-best wall time and the best CPU time (all threads) of each are kept. Printed, and written to
-``bench/results/vs_reference.json``: ours / reference (≤ 0.85 is the goal), and the fraction of the matmul peak
-(measured in the same run) that each reaches.
+before timing. Both are built on the CPU in float32, then moved to ``--device`` in ``--dtype``. Ours and the
+reference then run alternately, ``--rounds`` times each after one warm-up, and the best wall time and the best
+CPU time (all threads) of each are kept. Printed, and written to ``bench/results/vs_reference.json``: ours /
+reference (≤ 0.85 is the goal), and the fraction of the matmul peak (measured in the same run) that each reaches.
 """
 
 from __future__ import annotations
