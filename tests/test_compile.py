@@ -16,6 +16,8 @@ from videoattn_core.compiled import CompileFallbackWarning, CompiledModel
 from videoattn_core.models.layers import AttentionCore
 from videoattn_core.runtime import plan_run
 
+from test_inspection import SMALL, _small, _small_id
+
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "assets" / "moving_square.mp4"
 TINY = dict(embed_dim=32, depth=1, num_heads=2, num_frames=2, img_size=16, patch_size=8, num_classes=5)
@@ -110,3 +112,41 @@ def test_predict_command_reports_a_compile_fallback_in_one_line(monkeypatch, cap
     # the plan says the run is compiled
     plan = plan_run("timesformer_base", None, overrides=TINY, device="cpu", compile=True, estimate=False)
     assert plan.compile and plan.to_dict()["compile"] is True
+
+
+# --------------------------------------------------------------------------------- whole graphs
+# A graph break splits a compiled forward into pieces that Inductor cannot fuse across (and on CUDA, pieces that one
+# CUDA graph cannot hold); every family must trace as one graph, at batch 2 and on a grid the windows pad.
+
+def _graph_breaks(model, x) -> list[str]:
+    torch._dynamo.reset()
+    with torch.no_grad():
+        explained = torch._dynamo.explain(model)(x)
+    torch._dynamo.reset()
+    return [f"{r.reason.splitlines()[0]} at {r.user_stack[-1].filename}:{r.user_stack[-1].lineno}"
+            if r.user_stack else r.reason.splitlines()[0] for r in explained.break_reasons]
+
+
+@pytest.mark.parametrize("case", SMALL, ids=[_small_id(c) for c in SMALL])
+def test_every_family_traces_as_one_graph(case):
+    model, x = _small(case)
+    assert _graph_breaks(model.eval(), x) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset, overrides", [
+    ("swin3d_t", dict(embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=(2, 7, 7), img_size=80,
+                      num_frames=4, num_classes=10)),  # shifted windows on a padded 20 × 20 grid
+    ("mvit_v2_s", dict(embed_dim=16, depths=(1, 2), img_size=64, num_frames=4, num_classes=10)),  # CLS + rel-pos
+])
+def test_compiled_windows_and_pooling_give_the_eager_logits(preset, overrides):
+    torch.manual_seed(0)
+    eager = vac.build_model(preset, **overrides).eval()
+    torch.manual_seed(0)
+    compiled = vac.build_model(preset, compile=True, **overrides).eval()
+    x = torch.randn(eager.config.input_shape(batch=2))
+    torch._dynamo.reset()
+    with torch.no_grad():
+        expected, got = eager(x), compiled(x)
+    assert compiled.fallback_reason is None
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)

@@ -146,9 +146,10 @@ def set_fused_attention(model: nn.Module, enabled: bool) -> nn.Module:
 
 
 def inference() -> bool:
-    """True outside autograd: a block may then write into buffers it allocated (``out=``, in-place sums), which
-    no backward pass reads, instead of concatenating and rearranging copies."""
-    return not torch.is_grad_enabled()
+    """True outside autograd and outside ``torch.compile``: a block may then write into buffers it allocated
+    (``out=``, in-place sums), which no backward pass reads, instead of concatenating and rearranging copies.
+    (Inductor fuses the plain sums and copies itself, and Dynamo cannot trace a view passed as ``out=``.)"""
+    return not torch.is_grad_enabled() and not torch.compiler.is_compiling()
 
 
 class Mlp(nn.Module):

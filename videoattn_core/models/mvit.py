@@ -370,8 +370,9 @@ class DecomposedRelPos(nn.Module):
         # The (N_q, N_k) bias is the largest tensor of the block: written once, in place, by the last broadcast
         # sum (the smaller sums before it), with the CLS row and column zeroed around it.
         shape = (b, heads, qt, qh, qw, kt, kh, kw)
-        if torch.is_grad_enabled() and any(t.requires_grad for t in terms):
-            # out= takes no autograd: the plain sum, laid out and padded for the CLS token
+        if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(t.requires_grad for t in terms)):
+            # out= takes no autograd, and torch.compile no view for out=: the plain sum, laid out and padded for
+            # the CLS token (which Inductor fuses into one kernel)
             bias = sum(terms[1:], terms[0]).expand(shape).reshape(b, heads, qt * qh * qw, kt * kh * kw)
             return F.pad(bias, (1, 0, 1, 0)) if self.has_cls else bias
         n_cls = int(self.has_cls)

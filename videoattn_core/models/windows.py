@@ -120,7 +120,29 @@ def relative_position_index(window: Grid, table_window: Grid | None = None) -> T
     return index.clone() if device.type == "cpu" else index.to(device)
 
 
-@functools.lru_cache(maxsize=32)
+def _index_table(fn):
+    """``functools.lru_cache`` for the index tables a forward looks up: they are worked out once per grid and kept
+    across forwards like buffers, so they are built with no dispatch mode active (a forward's memory count, live
+    or on the meta device, sees the same tensors whether or not the table was cached before it ran).
+
+    Under ``torch.compile`` a table is a constant of the graph: worked out once while tracing, not traced (its
+    ``unique`` and ``int`` would break the graph in two at every block, and the rest would run at every call)."""
+    cached = functools.lru_cache(maxsize=32)(fn)
+
+    def table(*args):
+        with _disable_current_modes():
+            return cached(*args)
+
+    constant = torch.compiler.assume_constant_result(table)
+
+    @functools.wraps(fn)
+    def lookup(*args):
+        return constant(*args) if torch.compiler.is_compiling() else table(*args)
+
+    return lookup
+
+
+@_index_table
 def _relative_position_index(window: tuple[int, ...], table_window: tuple[int, ...]) -> Tensor:
     """:func:`relative_position_index` on the CPU, worked out once per window: every block of a stage has the same
     one, and on the meta device each operation here would go through PyTorch's Python reference kernels."""
@@ -138,20 +160,6 @@ def position_bias(table: Tensor, index: Tensor) -> Tensor:
     kernel reads it (not a permuted view), by ``index_select`` (half the time of indexing with a tensor)."""
     n = index.shape[-1]
     return table.t().index_select(1, index.reshape(-1)).view(1, table.shape[1], n, n)
-
-
-def _index_table(fn):
-    """``functools.lru_cache`` for the index tables a forward looks up: they are worked out once per grid and kept
-    across forwards like buffers, so they are built with no dispatch mode active (a forward's memory count, live
-    or on the meta device, sees the same tensors whether or not the table was cached before it ran)."""
-    cached = functools.lru_cache(maxsize=32)(fn)
-
-    @functools.wraps(fn)
-    def lookup(*args):
-        with _disable_current_modes():
-            return cached(*args)
-
-    return lookup
 
 
 @_index_table
