@@ -128,9 +128,16 @@ def bench_preset(name: str, device: torch.device, dtype: torch.dtype, repeat: in
     def inspected():
         return vac.inspect(model, x, captured)
 
-    if warmup:
+    def eager():  # a compiled model's own eager module, timed beside it
+        with torch.no_grad():
+            return model._orig_mod(x)
+
+    compiled = {}
+    if compile:  # the first forward compiles: its time is what a user waits once per input shape
+        compiled["compile_s"], _ = timed(plain, device)
+    elif warmup:
         plain()
-    plain_times, inspect_times, plain_cpu, inspect_cpu, result = [], [], [], [], None
+    plain_times, inspect_times, plain_cpu, inspect_cpu, eager_times, result = [], [], [], [], [], None
     for _ in range(repeat):
         t, c, _ = timed_cpu(plain, device)
         plain_times.append(t)
@@ -138,9 +145,14 @@ def bench_preset(name: str, device: torch.device, dtype: torch.dtype, repeat: in
         t, c, result = timed_cpu(inspected, device)
         inspect_times.append(t)
         inspect_cpu.append(c)
+        if compile:
+            eager_times.append(timed(eager, device)[0])
     plain_s, inspect_s = min(plain_times), min(inspect_times)
+    if compile:
+        compiled.update(eager_forward_s=min(eager_times), compiled_over_eager=plain_s / min(eager_times),
+                        compile_fallback=model.fallback_reason)
     achieved = 2 * summary.macs / plain_s
-    return {
+    return {**compiled,
         "preset": name, "input_shape": list(summary.input_shape), "params": summary.params,
         "macs": summary.macs, "gmacs": summary.macs / 1e9, "measured_gmacs": (result.measured_macs or 0) / 1e9,
         "summary_s_first": summary_cold, "summary_s": summary_warm,
@@ -229,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['inspect_s']:8.3f}s {row['inspect_over_forward']:6.3f} {row['inspect_over_forward_cpu']:9.3f} "
               f"{row['achieved_tflops']:8.3f} "
               f"{row['fraction_of_matmul_peak']:7.1%}  {row['captured_layer']}", flush=True)
+        if args.compile:
+            print(f"{'':20s} compiled: first forward (compiling) {row['compile_s']:.1f}s, eager forward "
+                  f"{row['eager_forward_s']:.3f}s, compiled / eager {row['compiled_over_eager']:.3f}"
+                  + (f"; fell back to eager: {row['compile_fallback']}" if row["compile_fallback"] else ""),
+                  flush=True)
 
     final_peak = max(peak, matmul_throughput(device, dtype, seconds=0.5))
     changed = any(row["fraction_of_matmul_peak"] != row["achieved_tflops"] * 1e12 / final_peak for row in rows)
