@@ -166,12 +166,15 @@ def test_inspection_and_capture_on_the_device(fixture, checkpoints):
     torch.testing.assert_close(probs.cpu(), expected_probs, rtol=0, atol=1e-5)
 
 
-def test_compiled_forward_on_the_device_gives_the_eager_logits():
-    config = dict(embed_dim=96, depths=(2, 2), num_heads=(3, 6), num_frames=8, img_size=64, num_classes=10)
+@pytest.mark.parametrize("preset, config", [
+    ("swin3d_t", dict(embed_dim=96, depths=(2, 2), num_heads=(3, 6), num_frames=8, img_size=64, num_classes=10)),
+    ("mvit_v2_s", dict(embed_dim=32, depths=(1, 2), num_frames=8, img_size=64, num_classes=10)),
+])
+def test_compiled_forward_on_the_device_gives_the_eager_logits(preset, config):
     torch.manual_seed(0)
-    eager = vac.build_model("swin3d_t", device=DEVICE, **config).eval()
+    eager = vac.build_model(preset, device=DEVICE, **config).eval()
     torch.manual_seed(0)
-    compiled = vac.build_model("swin3d_t", device=DEVICE, compile=True, **config).eval()
+    compiled = vac.build_model(preset, device=DEVICE, compile=True, **config).eval()
     x = torch.randn(eager.config.input_shape(), device=DEVICE)
     with _exact_float32(), torch.no_grad():
         expected, got = eager(x), compiled(x)
