@@ -12,6 +12,7 @@ from torch import nn
 import videoattn_core as vac
 from videoattn_core.analysis import forward_peak_bytes
 from videoattn_core.models.layers import AttentionCore
+from reference import relative_error
 
 # ------------------------------------------------------------------------------------- published figures
 # ../shared/reference/README.md, "Published figures (per view)". params: an exact count, a count in millions
@@ -477,3 +478,23 @@ def test_captured_probabilities_are_the_softmax_of_the_logits_bit_for_bit(n_k):
     expected = torch.softmax(q @ k.transpose(-2, -1) + bias, dim=-1)
     assert torch.equal(captured[0].probs, expected)
     assert torch.equal(out, expected @ v)
+
+
+_POOLING = [("mvit_v1_b", dict(SMALL[3][1], mode=mode, num_frames=8)) for mode in ("avg", "max")]  # MViT's other pooling ops
+
+
+@pytest.mark.parametrize("case", SMALL + _POOLING,
+                         ids=[_small_id(c) for c in SMALL] + [f"mvit_v1_b-{c[1]['mode']}" for c in _POOLING])
+def test_every_family_runs_and_inspects_in_bfloat16_on_the_cpu(case):
+    """The app offers bfloat16 on the CPU: every layer of every family has a CPU kernel for it (or computes in
+    float32 where PyTorch has none), and the logits stay close to float32's."""
+    model, x = _small(case)
+    with torch.no_grad():
+        expected = model.eval()(x)
+        model.to(torch.bfloat16)
+        got = model(x.to(torch.bfloat16))
+    assert got.dtype == torch.bfloat16
+    assert relative_error(got.float(), expected) <= 0.05  # bfloat16 keeps 8 bits of mantissa: about 0.4 % a rounding
+    layers = vac.attention_layers(model)
+    result = vac.inspect(model, x.to(torch.bfloat16), layers[:1])  # the captured layer takes the explicit softmax
+    assert relative_error(result.logits.float(), expected) <= 0.05

@@ -33,6 +33,7 @@ from torch import Tensor, nn
 from ..checkpoints import CheckpointLayout
 from ..config import ModelConfig, hparam, require
 from ..registry import register_family, register_preset
+from .layers import AvgPool3d
 
 #: the kernels of a temporal block's two spatio-temporal convolution paths (official ``TemporalBlock.kernels``)
 TEMPORAL_BLOCK_KERNELS = ((2, 3, 3), (1, 3, 3))
@@ -212,7 +213,7 @@ class PyramidSpatioTemporalPooling(nn.Module):
                 # PyTorch pads at most half the kernel, and one frame of left padding needs a time kernel of 2
                 raise ValueError(f"the time kernel of the pyramid pooling must be 2, got pool size {pool_size}")
             features.append(nn.Sequential(OrderedDict([
-                ("avgpool", nn.AvgPool3d(pool_size, stride=(1, *pool_size[1:]), padding=(pool_size[0] - 1, 0, 0),
+                ("avgpool", AvgPool3d(pool_size, stride=(1, *pool_size[1:]), padding=(pool_size[0] - 1, 0, 0),
                                          count_include_pad=False)),
                 ("conv_bn_relu", conv_1x1x1_norm_activated(in_channels, reduction_channels)),
             ])))

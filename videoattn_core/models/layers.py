@@ -145,6 +145,16 @@ def set_fused_attention(model: nn.Module, enabled: bool) -> nn.Module:
     return model
 
 
+class AvgPool3d(nn.AvgPool3d):
+    """``nn.AvgPool3d`` that also takes bfloat16 and float16 on the CPU, where PyTorch has no such kernel: the
+    average is taken in float32 and rounded back to the input's dtype."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.device.type == "cpu" and x.dtype in (torch.bfloat16, torch.float16):
+            return super().forward(x.float()).to(x.dtype)
+        return super().forward(x)
+
+
 def inference() -> bool:
     """True outside autograd and outside ``torch.compile``: a block may then write into buffers it allocated
     (``out=``, in-place sums), which no backward pass reads, instead of concatenating and rearranging copies.

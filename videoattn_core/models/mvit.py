@@ -35,7 +35,7 @@ from ..checkpoints import CheckpointLayout, rename_keys
 from ..config import ModelConfig, hparam, require
 from ..errors import ConfigError
 from ..registry import register_family, register_preset
-from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
+from .layers import AttentionCore, AttentionLayout, AvgPool3d, DropPath, Mlp, check_video_input, drop_path_rates
 
 POOL_MODES = ("conv", "conv_unshared", "avg", "max")
 Grid = tuple[int, int, int]
@@ -454,7 +454,7 @@ class MultiScaleAttention(nn.Module):
             return None, None
         padding = tuple(k // 2 for k in kernel)
         if config.mode == "avg":
-            return nn.AvgPool3d(kernel, stride, padding), None
+            return AvgPool3d(kernel, stride, padding), None
         if config.mode == "max":
             return nn.MaxPool3d(kernel, stride, padding), None
         conv = nn.Conv3d(channels, channels, kernel, stride=stride, padding=padding, groups=channels, bias=False)
