@@ -214,7 +214,7 @@ class PyramidSpatioTemporalPooling(nn.Module):
                 raise ValueError(f"the time kernel of the pyramid pooling must be 2, got pool size {pool_size}")
             features.append(nn.Sequential(OrderedDict([
                 ("avgpool", AvgPool3d(pool_size, stride=(1, *pool_size[1:]), padding=(pool_size[0] - 1, 0, 0),
-                                         count_include_pad=False)),
+                                      count_include_pad=False)),
                 ("conv_bn_relu", conv_1x1x1_norm_activated(in_channels, reduction_channels)),
             ])))
         self.features = nn.ModuleList(features)
