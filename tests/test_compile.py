@@ -150,3 +150,24 @@ def test_compiled_windows_and_pooling_give_the_eager_logits(preset, overrides):
         expected, got = eager(x), compiled(x)
     assert compiled.fallback_reason is None
     torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_compiled_window_model_takes_any_batch_in_one_graph():
+    """A second batch size makes Dynamo trace the batch as a symbol: the window tables must not depend on it (they
+    did, and every block then broke the graph)."""
+    from torch._dynamo.utils import counters
+
+    overrides = dict(embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=(2, 7, 7), img_size=80, num_frames=4,
+                     num_classes=10)
+    torch.manual_seed(0)
+    eager = vac.build_model("swin3d_t", **overrides).eval()
+    compiled = CompiledModel(eager)
+    torch._dynamo.reset()
+    counters.clear()
+    with torch.no_grad():
+        for batch in (1, 2, 3):
+            x = torch.randn(eager.config.input_shape(batch=batch))
+            torch.testing.assert_close(compiled(x), eager(x), rtol=1e-4, atol=1e-5)
+    assert compiled.fallback_reason is None
+    assert not counters["graph_break"], dict(counters["graph_break"])

@@ -17,7 +17,7 @@ from videoattn_core.attention_maps import capture_all
 from reference import Reference, assert_both_paths_match, relative_error
 from videoattn_core.models.layers import AttentionCore
 from videoattn_core.models.windows import (
-    MASK_VALUE, grouped_windows, shift_attention_mask, shifted_window_order,
+    MASK_VALUE, batched_windows, grouped_windows, shift_attention_mask, shifted_window_order,
 )
 
 
@@ -231,20 +231,21 @@ def test_shift_mask_matches_the_slice_construction():
 def test_grouped_windows_hold_each_window_once_with_its_own_mask(size, window, shift, batch):
     """The fused path's window order: every (clip, window) of the padded grid once, runs of windows that share a
     mask, the unmasked first, and ``scatter`` undoing ``gather`` for the tokens of the unpadded grid."""
-    grouped = grouped_windows(size, window, shift, batch, torch.device("cpu"), torch.float32)
+    grouped = grouped_windows(size, window, shift, torch.device("cpu"), torch.float32)
+    gather, scatter, sizes = batched_windows(grouped, batch)
     grid = tuple(-(-s // w) * w for s, w in zip(size, window))
     n, tokens = math.prod(window), math.prod(grid)
     masks = shift_attention_mask(grid, window, shift)  # (nW, N, N), windows in (nt nh nw) order
     order, _ = shifted_window_order(grid, window, shift)
-    assert sorted(grouped.gather.tolist()) == list(range(batch * tokens))
+    assert sorted(gather.tolist()) == list(range(batch * tokens))
     unpadded = torch.arange(batch * tokens).view(batch, *grid)[:, :size[0], :size[1], :size[2]].reshape(-1)
-    assert torch.equal(grouped.gather[grouped.scatter], unpadded)
-    assert sum(grouped.sizes) == batch * masks.shape[0] and len(grouped.sizes) <= 8
+    assert torch.equal(gather[scatter], unpadded)
+    assert sum(sizes) == batch * masks.shape[0] and len(sizes) <= 8
     assert not grouped.masks[0].any() and all(m.any() for m in grouped.masks[1:])
     first_rows = order.view(-1, n)[:, 0].tolist()  # a window is known by its first token
-    rows = grouped.gather.view(-1, n)
+    rows = gather.view(-1, n)
     start = 0
-    for mask, size in zip(grouped.masks, grouped.sizes):
+    for mask, size in zip(grouped.masks, sizes):
         for group in rows[start:start + size]:
             clip, first = divmod(int(group[0]), tokens)
             index = first_rows.index(first)

@@ -186,25 +186,24 @@ def window_bias(bias: Tensor, mask: Tensor, batch: int) -> Tensor:
 
 @dataclass(frozen=True)
 class GroupedWindows:
-    """Shifted windows ordered for :class:`~videoattn_core.models.layers.GroupedBias`: windows with the same region
-    mask side by side (the unmasked ones first), batch fastest within a window.
+    """One clip's shifted windows ordered for :class:`~videoattn_core.models.layers.GroupedBias`: windows with the
+    same region mask side by side, the unmasked ones first.
 
-    ``gather`` picks the windows' tokens from the ``(B·T·H·W)`` token rows and ``scatter`` puts them back;
-    ``masks`` ``(P, N, N)`` holds the distinct region masks and ``sizes`` the number of groups (windows × batch)
-    that take each, in order."""
+    ``gather`` ``(nW, N)`` picks each window's tokens from the clip's padded ``(Tp·Hp·Wp)`` token rows and
+    ``scatter`` ``(T·H·W,)`` gives each token of the unpadded grid its place in ``gather``'s order; ``masks``
+    ``(P, N, N)`` holds the distinct region masks and ``counts`` the number of windows that take each, in order.
+    :func:`batched_windows` spreads them over a batch."""
 
     gather: Tensor
     scatter: Tensor
     masks: Tensor
-    sizes: tuple[int, ...]
+    counts: tuple[int, ...]
 
 
 @_index_table
-def grouped_windows(size: Grid, window: Grid, shift: Grid, batch: int, device: torch.device,
-                    dtype: torch.dtype) -> GroupedWindows:
-    """:class:`GroupedWindows` for ``batch`` clips on a ``(T, H, W)`` token grid of ``size``, padded to a multiple
-    of ``window`` (worked out once per grid and batch, on ``device``): ``gather`` indexes the padded grid's token
-    rows, ``scatter`` the windowed rows of the tokens of ``size`` alone, in ``(b t h w)`` order.
+def grouped_windows(size: Grid, window: Grid, shift: Grid, device: torch.device, dtype: torch.dtype) -> GroupedWindows:
+    """:class:`GroupedWindows` on a ``(T, H, W)`` token grid of ``size``, padded to a multiple of ``window`` (worked
+    out once per grid, on ``device``).
 
     Along a shifted axis only the last window holds two regions of :func:`shift_region_labels` (the end of the map,
     then the wrapped-around start, split at ``window − shift``); every other window lies in the first region. So
@@ -222,14 +221,24 @@ def grouped_windows(size: Grid, window: Grid, shift: Grid, batch: int, device: t
     for k in keys.tolist():
         label = sum(((local[a] >= window[a] - shift[a]) & bool(k >> a & 1)).long() << a for a in range(3))  # (N,)
         masks.append(torch.zeros((n, n), dtype=dtype).masked_fill_(label[:, None] != label[None, :], MASK_VALUE))
-    windows = torch.argsort(key, stable=True)
     order, _ = shifted_window_order(grid, window, shift)
-    tokens = math.prod(grid)
-    gather = (order.view(-1, n)[windows][:, None, :]
-              + torch.arange(batch, device="cpu")[None, :, None] * tokens).reshape(-1)  # (nW, B, N) → rows
-    scatter = torch.argsort(gather).view(batch, *grid)[:, :size[0], :size[1], :size[2]].reshape(-1)  # padding left out
-    sizes = tuple(int((key == k).sum()) * batch for k in keys)
-    return GroupedWindows(gather.to(device), scatter.to(device), torch.stack(masks).to(device), sizes)
+    gather = order.view(-1, n)[torch.argsort(key, stable=True)]  # (nW, N)
+    scatter = torch.argsort(gather.reshape(-1)).view(grid)[:size[0], :size[1], :size[2]].reshape(-1)  # no padding
+    return GroupedWindows(gather.to(device), scatter.to(device), torch.stack(masks).to(device),
+                          tuple(int((key == k).sum()) for k in keys))
+
+
+def batched_windows(grouped: GroupedWindows, batch: int) -> tuple[Tensor, Tensor, tuple[int, ...]]:
+    """``grouped``'s ``gather`` and ``scatter`` over the ``(B·Tp·Hp·Wp)`` token rows of ``batch`` clips, batch fastest
+    within a window (so the windows of a mask stay one run), and the groups per mask. A few integer operations per
+    call, not a table per batch size: under ``torch.compile`` the batch may be symbolic. (A function, not a method:
+    Dynamo cannot call a method of a constant it did not trace.)"""
+    windows, n = grouped.gather.shape
+    clip = torch.arange(batch, device=grouped.gather.device)
+    gather = (grouped.gather[:, None, :] + clip[None, :, None] * (windows * n)).reshape(-1)  # (nW, B, N) → rows
+    window, token = grouped.scatter // n, grouped.scatter % n
+    scatter = ((window[None, :] * batch + clip[:, None]) * n + token[None, :]).reshape(-1)  # (B, T·H·W)
+    return gather, scatter, tuple(count * batch for count in grouped.counts)
 
 
 def window_attention(attn: nn.Module, x: Tensor, *, core: AttentionCore, kind: str) -> Tensor:
@@ -259,12 +268,13 @@ def window_attention(attn: nn.Module, x: Tensor, *, core: AttentionCore, kind: s
     layout = AttentionLayout(kind, (t, h, w), groups="(b nw)", tokens="(wt wh ww)", window=window, shift=shift,
                              padded_grid=grid)
     if any(shift) and core.fused and core.sink is None:
-        grouped = grouped_windows((t, h, w), window, shift, b, x.device, bias.dtype)
+        grouped = grouped_windows((t, h, w), window, shift, x.device, bias.dtype)
+        gather, scatter, sizes = batched_windows(grouped, b)
         rows = pad_to_windows(x, window).reshape(-1, c)  # (B·Tp·Hp·Wp, C)
-        q, k, v = heads(rows.index_select(0, grouped.gather).view(-1, math.prod(window), c))
+        q, k, v = heads(rows.index_select(0, gather).view(-1, math.prod(window), c))
         parts = (bias + grouped.masks.unsqueeze(1)).split(1)  # P × (1, heads, N, N)
-        out = project(core(q, k, v, GroupedBias(parts, grouped.sizes), layout))
-        return out.reshape(-1, c).index_select(0, grouped.scatter).view(b, t, h, w, c)
+        out = project(core(q, k, v, GroupedBias(parts, sizes), layout))
+        return out.reshape(-1, c).index_select(0, scatter).view(b, t, h, w, c)
     if any(shift) and fits:  # roll and partition in one gather of token rows, undone by the inverse gather
         gather, scatter = (i.to(x.device) for i in shifted_window_order(grid, window, shift))
         windows = x.reshape(b, -1, c).index_select(1, gather).view(-1, math.prod(window), c)  # (B·nW, N, C)
