@@ -14,6 +14,7 @@ import official_keys
 import videoattn_core as vac
 from reference import Reference, assert_both_paths_match
 from videoattn_core.models.layers import AttentionCore
+from videoattn_core.cli import main
 from videoattn_core.models.mvit import DecomposedRelPos
 
 PUBLISHED_PARAMS = {"mvit_v1_b": 36_610_672, "mvit_v2_s": 34_537_744}
@@ -367,6 +368,24 @@ def test_impossible_configs_raise_config_error(overrides, field, words):
 def test_presets_reject_strides_that_do_not_fit_their_built_size():
     with pytest.raises(vac.ConfigError, match=r"at the built input size \(16 frames × 16²\).*stride_q"):
         vac.build_model("mvit_v2_s", img_size=16, device="meta")
+
+
+@pytest.mark.parametrize("preset, overrides, field, words", [
+    ("mvit_v2_s", dict(num_frames=1), "num_frames", "table along time of block 0 would be empty"),
+    ("mvit_v2_s", dict(img_size=17), "img_size", "table along height and width of block 15 would be empty"),
+    ("mvit_v2_b", dict(num_frames=1), "num_frames", "leaves 0×56×56 there"),
+])
+def test_relative_position_tables_the_official_code_cannot_size_are_refused(preset, overrides, field, words,
+                                                                          capsys):
+    """torchvision and PySlowFast size the tables from the input floor-divided by the strides: where that reaches
+    0 they fail to build (a negative parameter size); here the config says why, and the command line in one line."""
+    with pytest.raises(vac.ConfigError) as info:
+        vac.build_model(preset, device="meta", **overrides)
+    assert info.value.field == field and words in str(info.value)
+    name, value = next(iter(overrides.items()))
+    code = main(["summary", preset, "--set", f"{name}={value}"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and err.startswith("error: at the built input size")
 
 
 @pytest.mark.parametrize("shape, words", [

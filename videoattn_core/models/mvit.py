@@ -279,6 +279,18 @@ class MViTConfig(ModelConfig):
             grid = q
         return out
 
+    def table_grids(self) -> list[Grid]:
+        """Per block, the grid its relative-position tables are sized for, as torchvision and PySlowFast size them:
+        the built input divided (floor) by the patch stride, then by each earlier block's query stride (at sizes
+        such as 112 px smaller than the pooled grid, 7 → 3, not 4; the forward resizes a table to the offsets that
+        occur)."""
+        grid = tuple(n // s for n, s in zip((self.num_frames, self.img_size, self.img_size), self.patch_stride))
+        grids = []
+        for spec in self.block_specs():
+            grids.append(grid)
+            grid = tuple(n // s for n, s in zip(grid, spec.stride_q))
+        return grids  # type: ignore[return-value]
+
     def validate(self) -> None:
         require(1 <= len(self.depths) <= 8,
                 f"depths={self.depths} must list the blocks of 1 to 8 stages", field="depths")
@@ -300,6 +312,16 @@ class MViTConfig(ModelConfig):
         except GridError as exc:
             raise ConfigError(f"at the built input size ({self.num_frames} frames × {self.img_size}²) {exc}",
                               field=exc.field) from None
+        for spec, grid in zip(self.block_specs(), self.table_grids()):
+            spatial = self.rel_pos_spatial and max(grid[1:]) // min(spec.stride_q[1], spec.stride_kv[1]) < 1
+            if spatial or (self.rel_pos_temporal and grid[0] < 1):
+                axis, field = ("height and width", "img_size") if spatial else ("time", "num_frames")
+                raise ConfigError(
+                    f"at the built input size ({self.num_frames} frames × {self.img_size}²) the relative position "
+                    f"table along {axis} of block {spec.index} would be empty: the official code sizes it from the "
+                    f"input divided (floor) by the patch stride {_fmt(self.patch_stride)} and the query strides "
+                    f"before it, which leaves {_fmt(grid)} there; use a larger {field} or fewer query strides",
+                    field=field)
 
 
 # --- attention --------------------------------------------------------------------------------------------
@@ -586,15 +608,8 @@ class MViT(nn.Module):
             else:
                 self.pos_embed = nn.Parameter(torch.zeros(1, t * h * w + int(config.has_cls_embed), dim))
         self.pos_drop = nn.Dropout(config.drop_rate)
-        # The relative-position tables are sized as torchvision and PySlowFast size them: from the built input
-        # divided (floor) by the patch stride and then by each query stride, which at sizes such as 112 px is
-        # smaller than the pooled grid (7 → 3, not 4); the forward resizes a table to the offsets that occur.
-        table_grid = tuple(n // s for n, s in zip((config.num_frames, config.img_size, config.img_size),
-                                                  config.patch_stride))
-        self.blocks = nn.ModuleList()
-        for spec in config.block_specs():
-            self.blocks.append(MultiScaleBlock(config, spec, table_grid))  # type: ignore[arg-type]
-            table_grid = tuple(n // s for n, s in zip(table_grid, spec.stride_q))
+        self.blocks = nn.ModuleList(MultiScaleBlock(config, spec, table_grid)  # relative-position table sizes
+                                    for spec, table_grid in zip(config.block_specs(), config.table_grids()))
         self.norm = nn.LayerNorm(config.out_dim, eps=config.norm_eps)
         self.head = TransformerBasicHead(config.out_dim, config.num_classes, config.head_drop_rate)
         self._init_weights()
