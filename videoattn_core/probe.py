@@ -164,12 +164,18 @@ def probe_clip(source: str | Path | bytes, limits: Limits | None = None) -> Clip
 
 
 def video_stream(container, name: str):
+    """The first video stream of ``container``, which FFmpeg knows how to decode; a :class:`VideoError` otherwise."""
     if not container.streams.video:
         if container.streams.audio:
-            codec = container.streams.audio[0].codec_context.name
+            context = container.streams.audio[0].codec_context
+            codec = context.name if context is not None else "a codec FFmpeg does not know"
             raise VideoError(f"{name} has no video stream: it is audio only ({codec}); expected a video: {_FORMATS}")
         raise VideoError(f"{name} has no video stream; expected a video: {_FORMATS}")
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    if stream.codec_context is None:  # a damaged header: FFmpeg sees a video stream but not its codec
+        raise VideoError(f"{name} is corrupt or uses a codec FFmpeg does not know: its video stream names no codec "
+                         f"it can decode; expected {_FORMATS}")
+    return stream
 
 
 def count_frames(container, stream, info: ClipInfo, name: str, limits: Limits, t0: float) -> ClipInfo:
