@@ -119,28 +119,37 @@ def test_predict_command_reports_a_compile_fallback_in_one_line(monkeypatch, cap
 # CUDA graph cannot hold); every family must trace as one graph, on a grid the windows pad, and again once a second
 # batch size makes Dynamo trace the batch as a symbol. (Dynamo alone, backend="eager": Inductor is tested below.)
 
-@pytest.mark.parametrize("case", SMALL, ids=[_small_id(c) for c in SMALL])
-def test_every_family_traces_as_one_graph_at_any_batch(case):
+SWIN_PADDED = dict(embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=(2, 7, 7), img_size=80, num_frames=4,
+                   num_classes=10)  # shifted windows on a 20 × 20 token grid, padded to 21 × 21
+
+
+def _one_graph_at_batches(compiled, eager, rtol: float, atol: float) -> int:
+    """``compiled`` gives ``eager``'s logits at batches 1, 2 and 3 with no graph break; the number of graphs."""
     from torch._dynamo.utils import counters
 
-    model, _ = _small(case)
-    model.eval()
-    traced = torch.compile(model, backend="eager")
     torch._dynamo.reset()
     counters.clear()
     with torch.no_grad():
         for batch in (1, 2, 3):
-            x = torch.randn(model.config.input_shape(batch=batch))
-            torch.testing.assert_close(traced(x), model(x), rtol=1e-5, atol=1e-6)
+            x = torch.randn(eager.config.input_shape(batch=batch))
+            torch.testing.assert_close(compiled(x), eager(x), rtol=rtol, atol=atol)
     assert not counters["graph_break"], dict(counters["graph_break"])
-    assert counters["stats"]["unique_graphs"] <= 2  # one for batch 1, one with the batch symbolic
+    graphs = counters["stats"]["unique_graphs"]
     torch._dynamo.reset()
+    return graphs
+
+
+@pytest.mark.parametrize("case", SMALL, ids=[_small_id(c) for c in SMALL])
+def test_every_family_traces_as_one_graph_at_any_batch(case):
+    model, _ = _small(case)
+    model.eval()
+    graphs = _one_graph_at_batches(torch.compile(model, backend="eager"), model, rtol=1e-5, atol=1e-6)
+    assert graphs <= 2  # one for batch 1, one with the batch symbolic
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("preset, overrides", [
-    ("swin3d_t", dict(embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=(2, 7, 7), img_size=80,
-                      num_frames=4, num_classes=10)),  # shifted windows on a padded 20 × 20 grid
+    ("swin3d_t", SWIN_PADDED),
     ("mvit_v2_s", dict(embed_dim=16, depths=(1, 2), img_size=64, num_frames=4, num_classes=10)),  # CLS + rel-pos
 ])
 def test_compiled_windows_and_pooling_give_the_eager_logits(preset, overrides):
@@ -159,19 +168,9 @@ def test_compiled_windows_and_pooling_give_the_eager_logits(preset, overrides):
 @pytest.mark.slow
 def test_a_compiled_window_model_takes_any_batch_in_one_graph():
     """A second batch size makes Dynamo trace the batch as a symbol: the window tables must not depend on it (they
-    did, and every block then broke the graph)."""
-    from torch._dynamo.utils import counters
-
-    overrides = dict(embed_dim=16, depths=(2, 2), num_heads=(1, 2), window_size=(2, 7, 7), img_size=80, num_frames=4,
-                     num_classes=10)
+    did, and every block then broke the graph). Inductor this time."""
     torch.manual_seed(0)
-    eager = vac.build_model("swin3d_t", **overrides).eval()
+    eager = vac.build_model("swin3d_t", **SWIN_PADDED).eval()
     compiled = CompiledModel(eager)
-    torch._dynamo.reset()
-    counters.clear()
-    with torch.no_grad():
-        for batch in (1, 2, 3):
-            x = torch.randn(eager.config.input_shape(batch=batch))
-            torch.testing.assert_close(compiled(x), eager(x), rtol=1e-4, atol=1e-5)
+    _one_graph_at_batches(compiled, eager, rtol=1e-4, atol=1e-5)
     assert compiled.fallback_reason is None
-    assert not counters["graph_break"], dict(counters["graph_break"])
