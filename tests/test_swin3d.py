@@ -4,6 +4,9 @@ independent computation, the shifted-window mask, published sizes and costs, con
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -387,3 +390,38 @@ def test_mismatching_checkpoint_names_the_fitting_hyperparameters():
     message = str(info.value)
     assert "num_classes=600" in message and "embed_dim=128" in message
     assert "depths=(2, 2, 18, 2)" in message and "num_heads=(4, 8, 16, 32)" in message
+
+
+_LARGEST_SUMMARY = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # a regression fails here, not by exhausting the machine
+import videoattn_core as vac
+for preset in ("swin3d_t", "swin_divided_st_t"):
+    specs = {s.name: s for s in vac.get_config(preset).field_specs()}
+    summary = vac.summarize(preset, num_frames=specs["num_frames"].max, img_size=specs["img_size"].max)
+    assert summary.macs > 0
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_a_summary_at_the_largest_sizes_allowed_needs_no_token_tables():
+    """The Model page summarises on the meta device; the window index tables are real tensors of 8 bytes a token
+    elsewhere, and at 1024 frames × 4096² (5·10⁸ tokens) they took tens of GB and killed the server. On the meta
+    device they are empty tensors of the right shape: the whole summary stays well under 4 GB of address space."""
+    done = subprocess.run([sys.executable, "-c", _LARGEST_SUMMARY], capture_output=True, text=True, timeout=300,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.split()[-1]) < 1500  # peak MB (about 450 measured)
+
+
+def test_meta_window_tables_have_the_real_ones_shapes_and_counts():
+    size, window, shift = (3, 15, 13), (2, 7, 7), (1, 3, 3)
+    real = grouped_windows(size, window, shift, torch.device("cpu"), torch.float32)
+    meta = grouped_windows(size, window, shift, torch.device("meta"), torch.float32)
+    assert meta.gather.is_meta and meta.scatter.is_meta and meta.masks.is_meta
+    assert (meta.gather.shape, meta.scatter.shape, meta.masks.shape, meta.counts) == \
+        (real.gather.shape, real.scatter.shape, real.masks.shape, real.counts)
+    grid = (4, 14, 14)
+    for ours, theirs in zip(shifted_window_order(grid, window, shift, torch.device("meta")),
+                            shifted_window_order(grid, window, shift)):
+        assert ours.is_meta and ours.shape == theirs.shape and ours.dtype == theirs.dtype

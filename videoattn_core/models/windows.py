@@ -162,15 +162,27 @@ def position_bias(table: Tensor, index: Tensor) -> Tensor:
     return table.t().index_select(1, index.reshape(-1)).view(1, table.shape[1], n, n)
 
 
+def _token_tables(device: torch.device, *lengths: int) -> tuple[Tensor, ...] | None:
+    """On the meta device (a summary), empty index tables of these lengths: their shapes are all a summary needs,
+    and the real ones take 8 bytes a token (gigabytes at the largest sizes the hyperparameters allow)."""
+    if device.type != "meta":
+        return None
+    return tuple(torch.empty(n, dtype=torch.long, device=device) for n in lengths)
+
+
 @_index_table
-def shifted_window_order(grid: Grid, window: Grid, shift: Grid) -> tuple[Tensor, Tensor]:
+def shifted_window_order(grid: Grid, window: Grid, shift: Grid,
+                         device: torch.device = torch.device("cpu")) -> tuple[Tensor, Tensor]:
     """Token order of :func:`window_partition` after :func:`cyclic_shift` on a ``(T, H, W)`` grid that is a
-    multiple of ``window``, as indices into the ``(t h w)`` tokens, and the inverse order. Window token
-    ``(nt wt, nh wh, nw ww)`` of the rolled grid is token ``((nt·Wt + wt + St) mod T, …)`` of the input."""
+    multiple of ``window``, as indices into the ``(t h w)`` tokens, and the inverse order, on ``device``. Window
+    token ``(nt wt, nh wh, nw ww)`` of the rolled grid is token ``((nt·Wt + wt + St) mod T, …)`` of the input."""
+    empty = _token_tables(device, math.prod(grid), math.prod(grid))
+    if empty:
+        return empty  # type: ignore[return-value]
     axes = [(torch.arange(g, device="cpu") + s) % g for g, s in zip(grid, shift)]
     flat = (axes[0][:, None, None] * grid[1] + axes[1][None, :, None]) * grid[2] + axes[2][None, None, :]
     order = window_partition(flat[None, ..., None], window).reshape(-1)  # (nW·N,)
-    return order, torch.argsort(order)
+    return order.to(device), torch.argsort(order).to(device)
 
 
 def window_bias(bias: Tensor, mask: Tensor, batch: int) -> Tensor:
@@ -221,11 +233,14 @@ def grouped_windows(size: Grid, window: Grid, shift: Grid, device: torch.device,
     for k in keys.tolist():
         label = sum(((local[a] >= window[a] - shift[a]) & bool(k >> a & 1)).long() << a for a in range(3))  # (N,)
         masks.append(torch.zeros((n, n), dtype=dtype).masked_fill_(label[:, None] != label[None, :], MASK_VALUE))
+    per_mask = tuple(int((key == k).sum()) for k in keys)
+    empty = _token_tables(device, math.prod(grid), math.prod(size))
+    if empty:
+        return GroupedWindows(empty[0].view(-1, n), empty[1], torch.stack(masks).to(device), per_mask)
     order, _ = shifted_window_order(grid, window, shift)
     gather = order.view(-1, n)[torch.argsort(key, stable=True)]  # (nW, N)
     scatter = torch.argsort(gather.reshape(-1)).view(grid)[:size[0], :size[1], :size[2]].reshape(-1)  # no padding
-    return GroupedWindows(gather.to(device), scatter.to(device), torch.stack(masks).to(device),
-                          tuple(int((key == k).sum()) for k in keys))
+    return GroupedWindows(gather.to(device), scatter.to(device), torch.stack(masks).to(device), per_mask)
 
 
 def batched_windows(grouped: GroupedWindows, batch: int) -> tuple[Tensor, Tensor, tuple[int, ...]]:
@@ -276,7 +291,7 @@ def window_attention(attn: nn.Module, x: Tensor, *, core: AttentionCore, kind: s
         out = project(core(q, k, v, GroupedBias(parts, sizes), layout))
         return out.reshape(-1, c).index_select(0, scatter).view(b, t, h, w, c)
     if any(shift) and fits:  # roll and partition in one gather of token rows, undone by the inverse gather
-        gather, scatter = (i.to(x.device) for i in shifted_window_order(grid, window, shift))
+        gather, scatter = shifted_window_order(grid, window, shift, x.device)
         windows = x.reshape(b, -1, c).index_select(1, gather).view(-1, math.prod(window), c)  # (B·nW, N, C)
     else:
         x = cyclic_shift(pad_to_windows(x, window), shift)  # (B, Tp, Hp, Wp, C), rolled by −shift
