@@ -400,7 +400,8 @@ for preset in ("swin3d_t", "swin_divided_st_t"):
     specs = {s.name: s for s in vac.get_config(preset).field_specs()}
     summary = vac.summarize(preset, num_frames=specs["num_frames"].max, img_size=specs["img_size"].max)
     assert summary.macs > 0
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# this process's peak resident memory (ru_maxrss would count the forked test worker's pages from before exec)
+print(next(int(line.split()[1]) // 1024 for line in open("/proc/self/status") if line.startswith("VmHWM")))
 """
 
 
@@ -411,7 +412,7 @@ def test_a_summary_at_the_largest_sizes_allowed_needs_no_token_tables():
     done = subprocess.run([sys.executable, "-c", _LARGEST_SUMMARY], capture_output=True, text=True, timeout=300,
                           cwd=Path(__file__).resolve().parent.parent)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert int(done.stdout.split()[-1]) < 1500  # peak MB (about 450 measured)
+    assert int(done.stdout.split()[-1]) < 1500  # peak MB: about 1150 measured (swin_divided_st_t; swin3d_t alone 420)
 
 
 def test_meta_window_tables_have_the_real_ones_shapes_and_counts():
