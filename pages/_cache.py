@@ -14,7 +14,7 @@ import streamlit as st
 import videoattn_core as vac
 from pages._state import ConfigKey, config_of
 from pages._widgets import CLIP_UPLOAD_MB, RunInputs, clip_bytes, sample_clips
-from videoattn_core import (analysis, attention_maps, cli_explain, explanations, head_stats, preprocessing,
+from videoattn_core import (analysis, attention_maps, cli_explain, explanations, head_stats,
                             runtime)
 from videoattn_core.inspection import summary_cache
 
@@ -78,9 +78,7 @@ def load_clip(clip: str, key: ConfigKey, weights: str, views: str = "single", _d
     source = _data if clip.startswith("upload:") else sample_clips()[clip]
     plan = run_plan(key, weights, "cpu", "float32", None if not weights.startswith("upload:") else b"", views)
     loaded = runtime.load_inputs(plan, source, limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
-    r = loaded.recipe
-    frames = preprocessing.shown_pixels(loaded.clip.view_frames(0), resize=r.resize, crop=r.crop,
-                                        resampling=r.resampling)
+    frames = loaded.shown()
     return LoadedClipView(loaded.tensor, frames, loaded.clip.summary(), list(loaded.clip.notes),
                           list(loaded.clip.frame_indices))
 
@@ -100,7 +98,7 @@ def view_probabilities(key: ConfigKey, inputs: tuple[str, str, str, str], views:
     """Softmax probabilities averaged over the clip's views (the core's ``classify``, as ``vac.predict``)."""
     _, _, device, dtype = inputs
     with _loaded.lock:
-        return runtime.classify(_loaded.model, _clip.tensor, device=device, dtype=dtype)
+        return runtime.classify(_loaded.model, _clip.tensor, device=device, dtype=dtype, scoring=_loaded.scoring)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor, nn
 
-from .errors import CheckpointError
+from .errors import CheckpointError, ConfigError
 
 StateDict = dict[str, Tensor]
 _CONTAINER_KEYS = ("model_state", "state_dict", "model", "module", "model_ema")
@@ -254,3 +254,11 @@ def hf_config_fields(hf_config: dict[str, Any], fields: dict[str, str]) -> dict[
     elif isinstance(hf_config.get("num_labels"), int) and hf_config["num_labels"] > 0:
         out["num_classes"] = hf_config["num_labels"]
     return out
+
+
+def require_hf_activation(hf_config: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    """A Hugging Face ``hidden_act`` the family builds, else a :class:`ConfigError` naming the field."""
+    act = hf_config.get("hidden_act", allowed[0])
+    if act not in allowed:
+        raise ConfigError(f"config.json hidden_act={act!r} is not allowed: this family builds "
+                          f"{' or '.join(repr(a) for a in allowed)}", field="hidden_act")

@@ -21,6 +21,7 @@ import torch
 
 from .cli import one_line_failures
 from .errors import ConfigError, VideoAttnError
+from .hub import MODEL_HELP
 
 OUTPUTS = (".mp4", ".gif", ".json")
 # a perceptually ordered dark-to-bright ramp (matplotlib's "inferno" at five stops), for the overlay colours
@@ -76,7 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="why the model chose a class: a relevance map over the clip (MP4/GIF/JSON)",
                        description="Explain a prediction on one clip. Without --weights or --checkpoint the model is "
                                    "randomly initialised (from --seed) and its explanations mean nothing.")
-    p.add_argument("model", help="preset name (see `models`)")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("--clip", required=True, help="video file")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--weights", metavar="ENTRY", help="catalog entry, e.g. timesformer_base.hf_k400")
@@ -88,6 +89,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="FILE", help="overlay.mp4, overlay.gif or explanation.json")
     p.add_argument("--fps", type=float, default=4.0, help="frames per second of the MP4/GIF (default 4)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (default auto)")
+    p.add_argument("--sampling-rate", type=int, metavar="R",
+                   help="Hugging Face models: frames R apart from the first (the pipeline's frame_sampling_rate; "
+                        "default 1)")
     p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                    help="override a config field, e.g. --set num_frames=16 (repeatable)")
     p.set_defaults(func=one_line_failures("explanation", _run))
@@ -95,7 +99,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from . import preprocessing, runtime
+    from . import runtime
     from .cli_predict import _parse_sets
     from .explanations import explain
 
@@ -105,7 +109,8 @@ def _run(args: argparse.Namespace) -> int:
     if not args.fps > 0:
         raise ConfigError(f"--fps {args.fps} is not allowed: fps must be positive", field="fps")
     plan = runtime.plan_run(args.model, args.clip, weights=args.weights, checkpoint=args.checkpoint, seed=args.seed,
-                            overrides=_parse_sets(args.model, args.set), device=args.device, estimate=False)
+                            overrides=_parse_sets(args.model, args.set), device=args.device, estimate=False,
+                            sampling_rate=args.sampling_rate)
     loaded_model = runtime.load_model(plan)
     inputs = runtime.load_inputs(plan, args.clip)
     if loaded_model.random_init:
@@ -119,9 +124,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(str(exc), field="method") from None
     labels = loaded_model.labels
     label = labels[result.target] if result.target < len(labels) else f"class {result.target}"
-    probability = float(torch.from_numpy(result.logits).softmax(-1)[result.target])
+    logits = torch.from_numpy(result.logits).float()
+    scores = logits.sigmoid() if loaded_model.scoring == "sigmoid" else logits.softmax(-1)
+    probability = float(scores[result.target])
     summary: dict[str, Any] = {
-        "model": args.model, "method": result.method, "target": result.target, "label": label,
+        "model": plan.preset, "scoring": plan.scoring, "method": result.method, "target": result.target, "label": label,
         "score": result.score, "probability": probability, "layer": result.layer, "note": result.note,
         "random_init": loaded_model.random_init, "token_grid": list(result.tokens.shape),
         "frames": list(result.frames.shape), "frame_indices": list(inputs.clip.frame_indices),
@@ -133,9 +140,7 @@ def _run(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise ConfigError(f"--out {args.out!r} cannot be written: {exc.strerror or exc}", field="out") from None
     else:
-        r = inputs.recipe
-        shown = preprocessing.shown_pixels(inputs.clip.view_frames(0), resize=r.resize, crop=r.crop,
-                                           resampling=r.resampling)
+        shown = inputs.shown()
         encode_video(overlay_frames(shown, result.frames), args.out, fps=args.fps, kind=suffix[1:])
     print(f"{args.model} · {result.method} for {label!r} (class {result.target}, p = {100 * probability:.1f}%) "
           f"· token grid {'×'.join(map(str, result.tokens.shape))} → {args.out}")

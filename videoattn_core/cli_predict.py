@@ -18,6 +18,7 @@ from typing import Any, Iterable
 
 from .cli import one_line_failures
 from .errors import ConfigError
+from .hub import MODEL_HELP
 from .predict import RANDOM_WARNING, predict, predict_many, timeline
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".gif")
@@ -28,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="classify a clip (or many, or a long one over time) and print the top-k",
                        description="Classify a clip. Without --weights or --checkpoint the model is randomly "
                                    "initialised (from --seed) and its predictions mean nothing.")
-    p.add_argument("model", help="preset name (see `models`)")
+    p.add_argument("model", help=MODEL_HELP)
     clips = p.add_mutually_exclusive_group(required=True)
     clips.add_argument("--clip", help="video file to classify")
     clips.add_argument("--clips", metavar="DIR_OR_GLOB", help="a folder or a glob of video files: one row per clip")
@@ -36,6 +37,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     group.add_argument("--weights", metavar="ENTRY", help="catalog entry, e.g. timesformer_base.hf_k400")
     group.add_argument("--checkpoint", metavar="FILE", help="checkpoint file or Hugging Face directory")
     p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (default 0)")
+    p.add_argument("--sampling-rate", type=int, metavar="R",
+                   help="Hugging Face models (hf:ORG/NAME or a directory): frames R apart from the first, as "
+                        "transformers' pipeline's frame_sampling_rate (default 1)")
     p.add_argument("--views", default="single",
                    help="single (default), protocol (the paper's clips × crops, softmax averaged) or CLIPSxCROPS")
     p.add_argument("--timeline", type=float, metavar="SECONDS",
@@ -126,7 +130,7 @@ def _write(path: str, rows: list[dict[str, Any]], top_k: int, whole: dict[str, A
 def _run(args: argparse.Namespace) -> int:
     overrides = _parse_sets(args.model, args.set)
     common = dict(weights=args.weights, checkpoint=args.checkpoint, device=args.device, overrides=overrides,
-                  seed=args.seed, dtype=args.dtype, compile=args.compile)
+                  seed=args.seed, dtype=args.dtype, compile=args.compile, sampling_rate=args.sampling_rate)
     if args.top_k < 1:
         raise ConfigError(f"top_k={args.top_k} is not allowed: top_k must be an integer ≥ 1", field="top_k")
     if args.dry_run:
@@ -178,11 +182,14 @@ def _run(args: argparse.Namespace) -> int:
           f"{result.device} · {views['clips']}×{views['crops']} views")
     print(f"clip: {Path(str(args.clip)).name} — {result.clip['num_frames']} frames, "
           f"{result.clip['width']}×{result.clip['height']}; labels: {result.labels_from}")
+    if result.scoring == "sigmoid":
+        print("multi-label: each class is scored on its own (sigmoid); the scores do not add up to 100%")
     for note in result.warnings:
         print(f"note: {note}")
     width = max(len(p["label"]) for p in result.predictions)
+    kind = "score" if result.scoring == "sigmoid" else ""
     for rank, p in enumerate(result.predictions, 1):
-        print(f"{rank:2d}. {p['label']:<{width}}  {100 * p['probability']:6.2f}%  (class {p['index']})")
+        print(f"{rank:2d}. {p['label']:<{width}}  {100 * p['probability']:6.2f}% {kind} (class {p['index']})")
     return 0
 
 
@@ -199,7 +206,14 @@ def _batch_text(rows: list[dict[str, Any]]) -> str:
 
 def _plan_text(plan: dict[str, Any]) -> str:
     w, r, v = plan["weights"], plan["recipe"], plan["views"]
-    lines = [f"model: {plan['model']}  overrides: {plan['config_overrides'] or 'none'}",
+    repo = plan.get("repository")
+    lines = [f"model: {plan['model']}  overrides: {plan['config_overrides'] or 'none'}"]
+    if repo:
+        where = (f"{repo['repo_id']} at {repo['revision']} = commit {repo['commit']}" if repo["repo_id"]
+                 else repo["directory"])
+        lines.append(f"repository: {repo['architecture']} from {where}; processor: {repo['processor_file'] or 'none'}"
+                     f"; labels: {len(repo['labels'] or [])}; scores: {plan['scoring']}")
+    lines += [
              f"weights: {w['name']}" + (f" — {'cached at' if w.get('cached') else 'would download'} {w['path']}"
                                         f" from {w['url']} (verification: {w['verification']})" if 'url' in w else ""),
              f"recipe: {r['num_frames']} frames, {r['sampling']} (rate {r['sampling_rate']}, {r['clip_rule']}), "
@@ -207,6 +221,7 @@ def _plan_text(plan: dict[str, Any]) -> str:
              f"crop {r['crop']}, mean {r['mean']}, std {r['std']}",
              f"views: {v['clips']} clips × {v['crops']} crops = {v['forwards']} forwards",
              f"labels: {plan['labels_from']}"]
+    lines += [f"note: {w}" for w in plan["warnings"]]
     for n, indices in enumerate(plan["frame_indices"]):
         lines.append(f"frame indices (clip {n}): {indices}")
     if plan["macs_total"] is not None:

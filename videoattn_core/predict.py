@@ -26,7 +26,9 @@ __all__ = ["Prediction", "predict", "top_predictions", "RANDOM_WARNING"]
 @dataclass
 class Prediction:
     """The outcome of :func:`predict`; ``predictions`` are ``{label, index, probability}`` dicts, best first, and
-    ``probabilities`` the whole softmax vector (averaged over the views)."""
+    ``probabilities`` the whole softmax vector (averaged over the views). A multi-label classifier
+    (``scoring="sigmoid"``) scores each class on its own: its ``probabilities`` are independent, not a
+    distribution."""
 
     model: str
     predictions: list[dict[str, Any]]
@@ -41,13 +43,16 @@ class Prediction:
     probabilities: list[float] = field(default_factory=list)
     views: dict[str, int] = field(default_factory=dict)
     seed: int | None = None
+    scoring: str = "softmax"
+    repository: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "weights": self.weights, "random_init": self.random_init, "seed": self.seed,
                 "warning": RANDOM_WARNING if self.random_init else None, "labels_from": self.labels_from,
                 "device": self.device, "config_overrides": {k: _jsonable(v) for k, v in self.config_overrides.items()},
                 "clip": self.clip, "recipe": self.recipe, "views": self.views, "predictions": self.predictions,
-                "probabilities": self.probabilities, "warnings": self.warnings}
+                "scoring": self.scoring, "probabilities": self.probabilities, "warnings": self.warnings,
+                "repository": self.repository}
 
 
 def _jsonable(value: Any) -> Any:
@@ -57,8 +62,11 @@ def _jsonable(value: Any) -> Any:
 def predict(model: str, clip: str | Path | bytes, *, weights: str | None = None,
             checkpoint: str | Path | bytes | None = None, top_k: int = 5, device: str | None = "auto",
             overrides: dict[str, Any] | None = None, limits: Limits | None = None, seed: int = 0,
-            views: str | tuple[int, int] | None = None, dtype: str = "float32", compile: bool = False) -> Prediction:
-    """Classify ``clip`` with preset ``model``.
+            views: str | tuple[int, int] | None = None, dtype: str = "float32", compile: bool = False,
+            sampling_rate: int | None = None) -> Prediction:
+    """Classify ``clip`` with preset ``model``, or with a Hugging Face model named by where it lives
+    (``hf:ORG/NAME[@REVISION]`` or its directory: its own weights, labels, processor and scoring; frames
+    ``sampling_rate`` apart from the first, as transformers' pipeline reads them).
 
     ``weights`` names a catalog entry (fetched with :func:`~videoattn_core.weights.get_weights`; the clip is read
     with that entry's recipe); ``checkpoint`` is a file, a Hugging Face directory or bytes; with neither the model
@@ -71,11 +79,12 @@ def predict(model: str, clip: str | Path | bytes, *, weights: str | None = None,
     if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1:
         raise ConfigError(f"top_k={top_k!r} is not allowed: top_k must be an integer ≥ 1", field="top_k")
     plan = plan_run(model, clip, weights=weights, checkpoint=checkpoint, seed=seed, overrides=overrides,
-                    device=device, dtype=dtype, views=views, limits=limits, estimate=False, compile=compile)
+                    device=device, dtype=dtype, views=views, limits=limits, estimate=False, compile=compile,
+                    sampling_rate=sampling_rate)
     # inputs are checked before anything is downloaded or built: a bad clip or file fails fast
     inputs = load_inputs(plan, clip, limits=limits)
     run = load_model(plan, progress=True)
-    probs = classify(run.model, inputs.tensor, device=plan.device, dtype=resolve_dtype(dtype))
+    probs = classify(run.model, inputs.tensor, device=plan.device, dtype=resolve_dtype(dtype), scoring=run.scoring)
     return prediction_of(plan, run, inputs, probs, top_k)
 
 
@@ -92,7 +101,8 @@ def prediction_of(plan: Any, run: Any, inputs: Any, probs: torch.Tensor, top_k: 
                       warnings=run.warnings + _compile_notes(run.model) + list(clip.notes),
                       probabilities=probs.tolist(),
                       views={"clips": clips, "crops": crops, "forwards": clips * crops},
-                      seed=plan.weights.seed if plan.weights.random else None)
+                      seed=plan.weights.seed if plan.weights.random else None, scoring=plan.scoring,
+                      repository=plan.origin.to_dict() if plan.origin is not None else None)
 
 
 def _compile_notes(model: Any) -> list[str]:
@@ -106,22 +116,25 @@ def _compile_notes(model: Any) -> list[str]:
 def predict_many(model: str, clips: list[str | Path], *, weights: str | None = None,
                  checkpoint: str | Path | None = None, top_k: int = 5, device: str | None = "auto",
                  overrides: dict[str, Any] | None = None, seed: int = 0, views: str | tuple[int, int] | None = None,
-                 dtype: str = "float32", limits: Limits | None = None, compile: bool = False
-                 ) -> Iterator[dict[str, Any]]:
+                 dtype: str = "float32", limits: Limits | None = None, compile: bool = False,
+                 sampling_rate: int | None = None) -> Iterator[dict[str, Any]]:
     """One row per clip (the model built once): ``{"clip", "ok", "predictions" | "error", ...}``. A clip that
     cannot be read gives an error row and the batch goes on."""
     plan = plan_run(model, None, weights=weights, checkpoint=checkpoint, seed=seed, overrides=overrides,
-                    device=device, dtype=dtype, views=views, estimate=False, compile=compile)
+                    device=device, dtype=dtype, views=views, estimate=False, compile=compile,
+                    sampling_rate=sampling_rate)
     run = load_model(plan, progress=True)
     for path in clips:
         try:
             inputs = load_inputs(plan, path, limits=limits)
-            probs = classify(run.model, inputs.tensor, device=plan.device, dtype=resolve_dtype(dtype))
+            probs = classify(run.model, inputs.tensor, device=plan.device, dtype=resolve_dtype(dtype),
+                             scoring=run.scoring)
         except VideoAttnError as exc:
             yield {"clip": str(path), "ok": False, "error": str(exc)}
             continue
         yield {"clip": str(path), "ok": True, "predictions": top_predictions(probs, run.labels, top_k),
-               "sampled_indices": list(inputs.clip.frame_indices), "labels_from": run.labels_from}
+               "sampled_indices": list(inputs.clip.frame_indices), "labels_from": run.labels_from,
+               "scoring": run.scoring}
 
 
 def timeline_windows(info: Any, recipe: Any, stride_s: float) -> list[tuple[int, list[int]]]:
@@ -150,11 +163,12 @@ def timeline_windows(info: Any, recipe: Any, stride_s: float) -> list[tuple[int,
 def timeline(model: str, clip: str | Path | bytes, *, stride_s: float, weights: str | None = None,
              checkpoint: str | Path | bytes | None = None, top_k: int = 5, device: str | None = "auto",
              overrides: dict[str, Any] | None = None, seed: int = 0, dtype: str = "float32",
-             limits: Limits | None = None, progress: Any = None, compile: bool = False) -> dict[str, Any]:
+             limits: Limits | None = None, progress: Any = None, compile: bool = False,
+             sampling_rate: int | None = None) -> dict[str, Any]:
     """Predictions over time: the top-k of each window of :func:`timeline_windows` (one centre crop each).
     Each window is decoded by seeking to it, so a long clip costs windows × (seek + forward)."""
     plan = plan_run(model, None, weights=weights, checkpoint=checkpoint, seed=seed, overrides=overrides,
-                    device=device, dtype=dtype, estimate=False, compile=compile)
+                    device=device, dtype=dtype, estimate=False, compile=compile, sampling_rate=sampling_rate)
     return timeline_of(plan, load_model(plan, progress=progress is not None), clip, stride_s=stride_s,
                        top_k=top_k, limits=limits, progress=progress)
 
@@ -173,9 +187,9 @@ def timeline_of(plan: Any, run: Any, clip: str | Path | bytes, *, stride_s: floa
     rows = []
     for n, (start, indices) in enumerate(windows):
         frames = read_frames(clip, indices, limits=limits)
-        x = preprocess(frames.frames, resize=r.resize, crop=r.crop, mean=r.mean, std=r.std, resampling=r.resampling,
-                       rescale=r.rescale, offset=r.offset).unsqueeze(0)
-        probs = classify(run.model, x, device=plan.device, dtype=resolve_dtype(plan.dtype))
+        x = preprocess(frames.frames, mean=r.mean, std=r.std, rescale=r.rescale, offset=r.offset,
+                       **r.spatial()).unsqueeze(0)
+        probs = classify(run.model, x, device=plan.device, dtype=resolve_dtype(plan.dtype), scoring=run.scoring)
         row = {"window": n, "start_s": start / fps, "end_s": (indices[-1] + 1) / fps,
                "frame_indices": list(frames.frame_indices), "predictions": top_predictions(probs, run.labels, top_k)}
         if probabilities:
@@ -184,7 +198,8 @@ def timeline_of(plan: Any, run: Any, clip: str | Path | bytes, *, stride_s: floa
         if progress is not None:
             progress(n + 1, len(windows))
     return {"model": plan.preset, "weights": None if plan.weights.random else plan.weights.name,
-            "random_init": plan.weights.random, "labels_from": run.labels_from, "stride_s": stride_s,
+            "random_init": plan.weights.random, "labels_from": run.labels_from, "scoring": run.scoring,
+            "stride_s": stride_s,
             "clip": info.to_dict(), "recipe": r.to_dict(), "windows": rows}
 
 

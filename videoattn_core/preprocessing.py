@@ -21,6 +21,14 @@ transform is reproduced with its own arithmetic (``resampling``):
   side already has the size are left alone), then windows of the short side's size along the long side at
   ``int(k · (long − size) / (crops − 1))`` (``spatial_step``), the long side being the height when ``H ≥ W``.
 
+- ``"huggingface_video"`` — transformers' video processors (``BaseVideoProcessor``, V-JEPA 2's
+  ``VJEPA2VideoProcessor``): torchvision's ``resize`` on uint8 tensors (bilinear with antialiasing, computed on
+  uint8 on the CPU), centre crop at ``int(round((size - crop) / 2))``, then rescale and normalise.
+
+The Hugging Face processors name their filter (``resample``: PIL's nearest, bilinear, bicubic, lanczos, box,
+hamming); ``interpolation`` carries it. Their ``size`` is a short side or an exact ``(height, width)``, and
+``do_resize``/``do_center_crop`` may switch either step off (``resize=None``, ``crop=None``).
+
 Spatial views (the papers' 3-crop testing) take the first, centre and last crop along the long side, as
 PySlowFast's ``uniform_crop``, MMAction2's ``ThreeCrop`` (whose last sits at ``2 · ((size − crop) // 2)``) and
 VideoMAE's ``spatial_step`` (last at ``size − crop``) do. VideoMAE has no single-crop test (one crop divides by
@@ -53,8 +61,12 @@ RESAMPLING_DETAILS = {
     "mmaction": "uint8 frames, OpenCV bilinear (cv2.INTER_LINEAR, no antialiasing) as mmcv.imresize",
     "videomae": "uint8 frames, OpenCV bilinear (cv2.INTER_LINEAR, no antialiasing), long side truncated, as the "
                 "official VideoMAE test loader (resize_clip)",
+    "huggingface_video": "uint8 frames, torchvision resize with antialiasing (Hugging Face video processors)",
 }
 RESAMPLINGS = tuple(RESAMPLING_DETAILS)
+#: the filters of the Hugging Face processors (``resample``, PIL's numbering) by name; the other sources are bilinear
+PIL_FILTERS = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
+_VIDEO_FILTERS = ("nearest", "bilinear", "bicubic")  # what torchvision's tensor resize offers
 #: crop positions of the spatial views: first (left/top), centre, last (right/bottom) along the long side
 CROP_POSITIONS = ("first", "centre", "last")
 
@@ -89,7 +101,7 @@ def crop_offsets(height: int, width: int, crop: int, resampling: str = "torchvis
                           field="crops")
 
     def centre(size: int) -> int:
-        if resampling == "torchvision":
+        if resampling in ("torchvision", "huggingface_video"):
             return int(round((size - crop) / 2.0))
         if resampling == "pyslowfast":
             return int(math.ceil((size - crop) / 2))
@@ -111,15 +123,24 @@ def crop_offsets(height: int, width: int, crop: int, resampling: str = "torchvis
     return top, (width - crop if end else 0)
 
 
-def _resize(video: torch.Tensor, size: tuple[int, int], resampling: str) -> torch.Tensor:
+def _resize(video: torch.Tensor, size: tuple[int, int], resampling: str,
+            interpolation: str = "bilinear") -> torch.Tensor:
     """uint8 ``(T, H, W, 3)`` → resized ``(T, 3, h, w)`` float on the 0..255 scale."""
     if tuple(video.shape[1:3]) == size:
         return video.permute(0, 3, 1, 2).float()
     if resampling == "huggingface":
         from PIL import Image
-        frames = [np.asarray(Image.fromarray(f).resize((size[1], size[0]), Image.Resampling.BILINEAR))
-                  for f in video.numpy()]
+        pil_filter = Image.Resampling[interpolation.upper()]
+        frames = [np.asarray(Image.fromarray(f).resize((size[1], size[0]), pil_filter)) for f in video.numpy()]
         return torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float()
+    if resampling == "huggingface_video":  # torchvision.transforms.v2.functional.resize on uint8 (CPU)
+        x = video.permute(0, 3, 1, 2).contiguous()
+        if interpolation == "nearest":
+            return F.interpolate(x, size=size, mode="nearest").float()
+        if interpolation == "bicubic":  # no uint8 kernel: float, clamped and rounded back to uint8
+            y = F.interpolate(x.float(), size=size, mode="bicubic", align_corners=False, antialias=True)
+            return y.clamp_(0, 255).round_()
+        return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True).float()
     if resampling in ("mmaction", "videomae"):
         import cv2
         frames = [cv2.resize(f, (size[1], size[0]), interpolation=cv2.INTER_LINEAR) for f in video.numpy()]
@@ -144,14 +165,17 @@ def _crop(x: torch.Tensor, crop: int, resampling: str, position: str) -> torch.T
     return x[..., top:top + crop, left:left + crop]
 
 
-def preprocess(frames: np.ndarray | torch.Tensor, *, resize: int, crop: int, mean: Sequence[float],
-               std: Sequence[float], resampling: str = "torchvision", rescale: float | None = None,
-               offset: float = 0.0, position: str = "centre") -> torch.Tensor:
-    """uint8 frames ``(T, H, W, 3)`` → float ``(3, T, crop, crop)`` as the ``resampling`` source computes it.
+def preprocess(frames: np.ndarray | torch.Tensor, *, resize: int | tuple[int, int] | None, crop: int | None,
+               mean: Sequence[float], std: Sequence[float], resampling: str = "torchvision",
+               rescale: float | None = None, offset: float = 0.0, position: str = "centre",
+               interpolation: str = "bilinear") -> torch.Tensor:
+    """uint8 frames ``(T, H, W, 3)`` → float ``(3, T, h, w)`` as the ``resampling`` source computes it.
 
     The default is torchvision's ``VideoClassification``: short side to ``resize`` (bilinear, no antialiasing,
-    uint8), centre crop ``crop``, ``/ 255``, ``(x - mean) / std``. ``rescale``/``offset`` replace the ``/ 255``
-    by ``x · rescale + offset`` (Hugging Face processors); ``position`` picks a spatial view's crop.
+    uint8), centre crop ``crop``, ``/ 255``, ``(x - mean) / std``. ``resize`` may also be an exact ``(height,
+    width)`` or ``None`` (no resize), ``crop`` ``None`` (no crop: Hugging Face processors with ``do_center_crop``
+    off). ``rescale``/``offset`` replace the ``/ 255`` by ``x · rescale + offset`` (Hugging Face processors);
+    ``position`` picks a spatial view's crop; ``interpolation`` the filter of the Hugging Face sources.
     """
     video = torch.from_numpy(np.ascontiguousarray(frames)) if isinstance(frames, np.ndarray) else frames
     if not isinstance(video, torch.Tensor):
@@ -161,18 +185,31 @@ def preprocess(frames: np.ndarray | torch.Tensor, *, resize: int, crop: int, mea
                          f"of shape {tuple(video.shape)}")
     if min(video.shape[:3]) < 1:
         raise VideoError(f"frames of shape {tuple(video.shape)} hold no pixels")
-    if resize < 1 or crop < 1:
-        raise ConfigError(f"resize={resize} and crop={crop} must both be ≥ 1", field="resize")
+    sizes = (resize if isinstance(resize, tuple) else (resize,)) + (crop,)
+    if any(v is not None and (not isinstance(v, int) or v < 1) for v in sizes):
+        raise ConfigError(f"resize={resize} and crop={crop} must be sizes ≥ 1 (or none)", field="resize")
     if len(mean) != 3 or len(std) != 3 or any(s <= 0 for s in std):
         raise ConfigError(f"mean and std need 3 values each, std positive; got mean={tuple(mean)} std={tuple(std)}",
                           field="std")
     if resampling not in RESAMPLINGS:
         raise ConfigError(f"resampling={resampling!r} is not allowed: one of {', '.join(RESAMPLINGS)}",
                           field="resampling")
+    filters = {"huggingface": tuple(PIL_FILTERS.values()), "huggingface_video": _VIDEO_FILTERS}.get(resampling,
+                                                                                                   ("bilinear",))
+    if interpolation not in filters:
+        raise ConfigError(f"interpolation={interpolation!r} is not allowed with {resampling} resampling: one of "
+                          f"{', '.join(filters)}", field="interpolation")
 
     height, width = video.shape[1:3]
-    x = _resize(video.cpu(), resized_size(height, width, resize, resampling), resampling)  # (T, 3, h, w)
-    x = _crop(x, crop, resampling, position)  # (T, 3, crop, crop)
+    if resize is None:
+        size = (height, width)
+    elif isinstance(resize, tuple):
+        size = resize
+    else:
+        size = resized_size(height, width, resize, resampling)
+    x = _resize(video.cpu(), size, resampling, interpolation)  # (T, 3, h, w)
+    if crop is not None:
+        x = _crop(x, crop, resampling, position)  # (T, 3, crop, crop)
     if rescale is None:
         x = x / 255.0
     else:
@@ -180,14 +217,15 @@ def preprocess(frames: np.ndarray | torch.Tensor, *, resize: int, crop: int, mea
     m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
     x = (x - m) / s
-    return x.permute(1, 0, 2, 3).contiguous()  # (3, T, crop, crop)
+    return x.permute(1, 0, 2, 3).contiguous()  # (3, T, h, w)
 
 
-def shown_pixels(frames: np.ndarray, *, resize: int, crop: int, resampling: str = "torchvision",
-                 position: str = "centre") -> np.ndarray:
-    """The uint8 pixels ``(T, crop, crop, 3)`` a model sees before scaling and normalisation (for display)."""
+def shown_pixels(frames: np.ndarray, *, resize: int | tuple[int, int] | None, crop: int | None,
+                 resampling: str = "torchvision", position: str = "centre", interpolation: str = "bilinear"
+                 ) -> np.ndarray:
+    """The uint8 pixels ``(T, h, w, 3)`` a model sees before scaling and normalisation (for display)."""
     x = preprocess(frames, resize=resize, crop=crop, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0),
-                   resampling=resampling, rescale=1.0, position=position)
+                   resampling=resampling, rescale=1.0, position=position, interpolation=interpolation)
     return x.permute(1, 2, 3, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
@@ -206,6 +244,10 @@ class LoadedClip:
     @property
     def views(self) -> int:
         return int(self.tensor.shape[0])
+
+    def shown(self, view: int = 0) -> np.ndarray:
+        """The uint8 pixels ``(T, h, w, 3)`` of temporal view ``view``'s centre crop as the model sees them."""
+        return shown_pixels(self.clip.view_frames(view), **self.recipe.spatial())
 
 
 def load_clip(source: str | Path | bytes, preset: Any, *, config: Any = None, recipe: Any = None,
@@ -231,7 +273,7 @@ def load_clip(source: str | Path | bytes, preset: Any, *, config: Any = None, re
                      rule=recipe.clip_rule, clips=clips)
     positions = ("centre",) if crops == 1 else CROP_POSITIONS
     tensor = torch.stack([
-        preprocess(clip.view_frames(c), resize=recipe.resize, crop=recipe.crop, mean=recipe.mean, std=recipe.std,
-                   resampling=recipe.resampling, rescale=recipe.rescale, offset=recipe.offset, position=position)
+        preprocess(clip.view_frames(c), mean=recipe.mean, std=recipe.std, rescale=recipe.rescale,
+                   offset=recipe.offset, position=position, **recipe.spatial())
         for c in range(clips) for position in positions])
     return LoadedClip(tensor=tensor, clip=clip, recipe=recipe)

@@ -28,9 +28,13 @@ class Family:
 
 @dataclass(frozen=True)
 class Preset:
+    """A named config. ``origin`` is the :class:`~videoattn_core.hub.HubModel` of a model named by where it lives
+    (``hf:ORG/NAME``, a directory), ``None`` for the presets registered here."""
+
     name: str
     config: ModelConfig
     description: str
+    origin: Any = None
 
     @property
     def family(self) -> Family:
@@ -62,10 +66,17 @@ def list_families() -> list[Family]:
 
 
 def get_preset(name: str) -> Preset:
-    try:
+    """A registered preset, or the model a reference names: ``hf:ORG/NAME[@REVISION]`` or a directory holding a
+    Hugging Face ``config.json`` (:mod:`videoattn_core.hub`; its config is read, no weights are fetched)."""
+    if isinstance(name, str) and name in _PRESETS:
         return _PRESETS[name]
-    except KeyError:
-        raise ConfigError(f"unknown model {name!r}; available: {', '.join(_PRESETS)}", field="model") from None
+    from .hub import looks_like_ref, open_model
+
+    if looks_like_ref(name):
+        model = open_model(name)
+        return Preset(model.name, model.config, model.description(), origin=model)
+    raise ConfigError(f"unknown model {name!r}; available: {', '.join(_PRESETS)}, or a Hugging Face model as "
+                      f"hf:ORG/NAME[@REVISION] or the directory holding its config.json", field="model")
 
 
 def get_config(name_or_config: str | ModelConfig, **overrides: Any) -> ModelConfig:

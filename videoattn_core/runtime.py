@@ -17,7 +17,7 @@ with the same weights (random initialisation included, same seed) gives the same
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,8 @@ def parse_views(views: str | tuple[int, int] | None, recipe: Recipe) -> tuple[in
 
 @dataclass(frozen=True)
 class WeightsSource:
-    """Where a run's weights come from: ``kind`` is "random", "entry" or "checkpoint"."""
+    """Where a run's weights come from: ``kind`` is "random", "entry", "checkpoint" or "repository" (the weights of
+    a model named by where it lives, :class:`~videoattn_core.hub.HubModel`)."""
 
     kind: str
     name: str
@@ -86,6 +87,7 @@ class WeightsSource:
     path: Path | None = None
     data: bytes | None = field(default=None, repr=False)
     seed: int = 0
+    origin: Any = None
 
     @property
     def random(self) -> bool:
@@ -103,15 +105,25 @@ class WeightsSource:
                        direct_download=e.direct, verification=e.verification, sha256=e.sha256,
                        hash_prefix=e.hash_prefix, size_mb=e.size_mb, dataset=e.dataset, metrics=e.metrics,
                        metrics_protocol=e.metrics_protocol)
+        elif self.origin is not None:
+            o = self.origin
+            out.update(repo_id=o.ref.repo_id, revision=o.ref.revision if o.ref.repo_id else None, commit=o.commit,
+                       files=o.weights_files, path=str(o.directory),
+                       cached=all((o.directory / f).is_file() for f in o.weights_files))
         elif self.path is not None:
             out["path"] = str(self.path)
         return out
 
 
 def weights_source(*, weights: str | WeightsEntry | None = None, checkpoint: str | Path | bytes | None = None,
-                   seed: int = 0) -> WeightsSource:
+                   seed: int = 0, origin: Any = None) -> WeightsSource:
+    """Where the weights come from: a catalog entry, a checkpoint, the repository ``origin`` of a model named by
+    where it lives (when neither is given), or random initialisation from ``seed``."""
     if weights is not None and checkpoint is not None:
         raise ConfigError("give either weights (a catalog entry) or a checkpoint file, not both", field="weights")
+    if origin is not None and weights is None and checkpoint is None:
+        return WeightsSource("repository", f"{origin.name} ({', '.join(origin.weights_files) or 'no weights file'})",
+                             origin=origin)
     if weights is not None:
         entry = get_entry(weights)
         return WeightsSource("entry", entry.name, entry=entry)
@@ -184,6 +196,8 @@ class RunPlan:
     memory: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     compile: bool = False
+    scoring: str = "softmax"
+    origin: Any = None  # hub.HubModel of a model named by where it lives
 
     @property
     def num_views(self) -> int:
@@ -197,10 +211,15 @@ class RunPlan:
             "views": {"clips": clips, "crops": crops, "forwards": self.num_views},
             "clip": self.clip.to_dict() if self.clip is not None else None,
             "frame_indices": self.frame_indices, "labels_from": self.labels_from, "device": str(self.device),
-            "dtype": self.dtype, "compile": self.compile, "macs_per_view": self.macs,
+            "dtype": self.dtype, "compile": self.compile, "scoring": _SCORING_TEXT[self.scoring],
+            "repository": self.origin.to_dict() if self.origin is not None else None, "macs_per_view": self.macs,
             "macs_total": self.macs * self.num_views if self.macs is not None else None,
             "memory": self.memory, "warnings": self.warnings,
         }
+
+
+_SCORING_TEXT = {"softmax": "softmax (one distribution over the classes)",
+                 "sigmoid": "sigmoid (multi-label: independent scores per class)"}
 
 
 def _jsonable(value: Any) -> Any:
@@ -210,18 +229,25 @@ def _jsonable(value: Any) -> Any:
 def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str | WeightsEntry | None = None,
              checkpoint: str | Path | bytes | None = None, seed: int = 0, overrides: dict[str, Any] | None = None,
              device: str | None = "auto", dtype: str = "float32", views: str | tuple[int, int] | None = None,
-             limits: Limits | None = None, estimate: bool = True, compile: bool = False) -> RunPlan:
+             limits: Limits | None = None, estimate: bool = True, compile: bool = False,
+             sampling_rate: int | None = None) -> RunPlan:
     """Decide a run (see the module's docstring); raises a :class:`~videoattn_core.errors.VideoAttnError` for
     anything a user got wrong (unknown preset or entry, weights of another preset, bad clip, bad device, compile
     without a C++ compiler on the CPU). ``compile`` has :func:`load_model` compile the model's forward
-    (:mod:`videoattn_core.compiled`)."""
+    (:mod:`videoattn_core.compiled`).
+
+    ``model`` is a preset, or a model named by where it lives (``hf:ORG/NAME[@REVISION]``, a directory with a
+    Hugging Face ``config.json``): then its own weights, labels, scoring and processor are used, and its frames are
+    picked as transformers' video-classification pipeline picks them, ``sampling_rate`` (default 1) apart."""
     preset = get_preset(model)
+    model = preset.name
     if not type(preset.config).has_head:
         raise ConfigError(f"{model} has no classification head, so it makes no predictions; choose a classifier "
                           f"preset", field="model")
     dev = resolve_device(device)
     resolve_dtype(dtype)
-    source = weights_source(weights=weights, checkpoint=checkpoint, seed=seed)
+    origin = preset.origin
+    source = weights_source(weights=weights, checkpoint=checkpoint, seed=seed, origin=origin)
     entry = source.entry
     if entry is not None and entry.preset != model:
         raise ConfigError(f"weights {entry.name} are for {entry.preset}, not {model}; run predict {entry.preset} "
@@ -230,13 +256,17 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
     hf_config = read_hf_config(source.path) if source.path is not None else None
     implied.update(hf_config_overrides(preset.config, hf_config))
     implied.update(overrides or {})
-    config = get_config(model, **implied)
+    config = get_config(preset.config, **implied)
+    if origin is not None and hf_config is None:
+        hf_config = origin.hf_config
 
     if entry is not None:
         shape = config.input_shape()
         recipe = entry.recipe.adapted(num_frames=int(shape[2]), crop=int(shape[-1]))
     else:
-        recipe = recipe_for(model, config=config)
+        recipe = recipe_for(preset, config=config)
+    if sampling_rate is not None:
+        recipe = _with_sampling_rate(recipe, sampling_rate)
     if compile and dev.type == "cpu":
         from .compiled import cpp_compiler
 
@@ -246,7 +276,15 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
                               "run without --compile", field="compile")
     plan = RunPlan(preset=model, config=config, overrides=config.diff(preset.config), weights=source, recipe=recipe,
                    views=parse_views(views, recipe), device=dev, dtype=dtype, hf_config=hf_config,
-                   compile=bool(compile))
+                   compile=bool(compile), scoring=scoring_of(hf_config), origin=origin)
+    if origin is not None:
+        plan.warnings.extend(origin.warnings)
+    elif source.path is not None and source.path.is_dir() and any((source.path / f).is_file() for f in
+                                                                   ("preprocessor_config.json",
+                                                                    "video_preprocessor_config.json")):
+        plan.warnings.append(f"{source.path} carries its own processor config, which a checkpoint does not use: clips "
+                             f"are read with the {model} recipe. Name the directory as the model to read them as "
+                             f"transformers does")
     if entry is not None and entry.hf_repo:
         plan.labels_from = "checkpoint config.json (id2label), else the " + entry.dataset + " label list"
     else:
@@ -268,6 +306,26 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
     return plan
 
 
+def _with_sampling_rate(recipe: Recipe, rate: Any) -> Recipe:
+    """The recipe with frames ``rate`` apart: for the Hugging Face pipeline's reading (the pipeline's
+    ``frame_sampling_rate``); catalog recipes keep their published sampling."""
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= 1000:
+        raise ConfigError(f"sampling_rate={rate!r} is not allowed: sampling_rate must be an integer from 1 to 1000",
+                          field="sampling_rate")
+    if recipe.clip_rule != "huggingface":
+        raise ConfigError(f"sampling_rate sets the frame step of Hugging Face models read as transformers' pipeline "
+                          f"reads them (hf:ORG/NAME or a model directory); this recipe keeps its published sampling "
+                          f"({recipe.source})", field="sampling_rate")
+    return replace(recipe, sampling_rate=rate)
+
+
+def scoring_of(hf_config: dict[str, Any] | None) -> str:
+    """"sigmoid" for a ``config.json`` whose ``problem_type`` is multi-label (independent scores, as transformers'
+    pipeline reads them), else "softmax"."""
+    multi = isinstance(hf_config, dict) and hf_config.get("problem_type") == "multi_label_classification"
+    return "sigmoid" if multi else "softmax"
+
+
 # ----------------------------------------------------------------------------------------------- model and inputs
 
 
@@ -281,6 +339,7 @@ class RunModel:
     random_init: bool
     report: str
     warnings: list[str] = field(default_factory=list)
+    scoring: str = "softmax"
 
     @property
     def lock(self) -> threading.RLock:
@@ -305,6 +364,8 @@ def load_model(plan: RunPlan, *, progress: bool = False) -> RunModel:
         location: Any = source.data if source.data is not None else source.path
         if source.entry is not None:
             location = get_weights(source.entry, progress=progress)
+        elif source.origin is not None:
+            location = source.origin.weights_location(progress=progress)
         state, fmt, meta = read_checkpoint(location)  # refuses files that are not weights, or could run code
         hf_config = meta.get("config", hf_config)
     net = build_seeded(plan.config, source.seed)
@@ -322,7 +383,7 @@ def load_model(plan: RunPlan, *, progress: bool = False) -> RunModel:
     labels, labels_from, warnings = resolve_labels(plan.config, plan.preset, source, hf_config)
     if plan.dtype != "float32" and not devices.native_bfloat16(plan.device):
         warnings.append(devices.bfloat16_support(plan.device))
-    return RunModel(net, labels, labels_from, source.random, report, warnings)
+    return RunModel(net, labels, labels_from, source.random, report, warnings, scoring=plan.scoring)
 
 
 def load_inputs(plan: RunPlan, clip: str | Path | bytes, *, limits: Limits | None = None) -> LoadedClip:
@@ -331,9 +392,12 @@ def load_inputs(plan: RunPlan, clip: str | Path | bytes, *, limits: Limits | Non
 
 
 def classify(model: torch.nn.Module, views: torch.Tensor, *, device: torch.device | str = "cpu",
-             dtype: torch.dtype | str = torch.float32) -> torch.Tensor:
+             dtype: torch.dtype | str = torch.float32, scoring: str = "softmax") -> torch.Tensor:
     """Softmax probabilities ``(classes,)`` averaged over the views ``(V, 3, T, S, S)``, one forward per view (the
-    memory of one view at a time), as the papers' multi-view tests average scores."""
+    memory of one view at a time), as the papers' multi-view tests average scores. ``scoring="sigmoid"`` gives
+    each class its own score instead (multi-label classifiers)."""
+    if scoring not in ("softmax", "sigmoid"):
+        raise ConfigError(f"scoring={scoring!r} is not allowed: softmax or sigmoid", field="scoring")
     total, dtype = None, resolve_dtype(dtype)
     with model_lock(model), torch.no_grad():  # never while another thread's capture sits on the model
         for view in views:
@@ -341,7 +405,8 @@ def classify(model: torch.nn.Module, views: torch.Tensor, *, device: torch.devic
             if logits.ndim != 2 or logits.shape[0] != 1:
                 raise ConfigError(f"the model returned logits of shape {tuple(logits.shape)}, not (1, classes)",
                                   field="model")
-            probs = logits.float().softmax(dim=-1)[0].cpu()
+            logits = logits.float()[0]
+            probs = (logits.sigmoid() if scoring == "sigmoid" else logits.softmax(dim=-1)).cpu()
             total = probs if total is None else total + probs
     return total / len(views)
 

@@ -27,7 +27,12 @@ segments of ``tick = total / num_frames`` frames and has two views: view 0 reads
 ``int(tick · k)``, view 1 its middle ``int(tick / 2 + tick · k)`` (the sorted union of both, even then odd
 positions); a single view (``--test_num_segment 1``) is view 0.
 
-Indices past the end of a short clip are clamped to the last frame (except ``mmaction``, which loops).
+``"huggingface"`` — transformers' ``VideoClassificationPipeline`` (``preprocess``): ``num_frames`` indices
+``np.linspace(0, num_frames · sampling_rate − 1, num_frames)`` cast to int64, from the first frame, whatever the
+clip's length or frame rate (the pipeline's ``frame_sampling_rate``, 1 by default). It has one temporal view.
+
+Indices past the end of a short clip are clamped to the last frame (except ``mmaction``, which loops; the
+pipeline itself would hand the processor fewer frames).
 """
 
 from __future__ import annotations
@@ -39,11 +44,14 @@ import torch
 
 from .errors import ConfigError, VideoError
 
-CLIP_RULES = ("slowfast", "timesformer", "torchvision", "mmaction", "videomae")
+CLIP_RULES = ("slowfast", "timesformer", "torchvision", "mmaction", "videomae", "huggingface")
 
 
 def max_clips(rule: str, sampling_rate: int | None) -> int | None:
-    """How many temporal views ``rule`` defines: ``None`` for any number, 1 or 2 for uniform sampling."""
+    """How many temporal views ``rule`` defines: ``None`` for any number, 1 or 2 for uniform sampling, 1 for the
+    Hugging Face pipeline."""
+    if rule == "huggingface":
+        return 1
     if sampling_rate is not None:
         return None
     return 2 if rule == "videomae" else 1
@@ -104,6 +112,11 @@ def _videomae_segments(total: int, num_frames: int, clip: int) -> list[int]:
     return [int(tick / 2.0 + tick * k) for k in range(num_frames)]
 
 
+def _huggingface(total: int, num_frames: int, rate: int) -> list[int]:
+    index = np.linspace(0, num_frames * rate - 1, num=num_frames, dtype=np.int64)
+    return [min(int(i), total - 1) for i in index]
+
+
 def clip_indices(total_frames: int, num_frames: int, sampling_rate: int | None = None, *, fps: float | None = None,
                  target_fps: float = 30.0, rule: str = "slowfast", clip: int = 0, clips: int = 1) -> list[int]:
     """Frame indices of temporal view ``clip`` of ``clips`` from a clip of ``total_frames`` frames (see the
@@ -117,6 +130,14 @@ def clip_indices(total_frames: int, num_frames: int, sampling_rate: int | None =
         raise ConfigError(f"temporal view {clip} of {clips} is not allowed: clips must be ≥ 1", field="clips")
     if rule not in CLIP_RULES:
         raise ConfigError(f"clip_rule={rule!r} is not allowed: one of {', '.join(CLIP_RULES)}", field="clip_rule")
+    if rule == "huggingface":
+        if clips > 1:
+            raise ConfigError(f"the Hugging Face pipeline reads one temporal view from the first frame; {clips} were "
+                              f"asked for. Use clips = 1 (spatial crops are still possible)", field="clips")
+        if sampling_rate is not None and sampling_rate < 1:
+            raise ConfigError(f"sampling_rate={sampling_rate} is not allowed: sampling_rate must be ≥ 1",
+                              field="sampling_rate")
+        return _huggingface(total_frames, num_frames, sampling_rate or 1)
     if sampling_rate is None:
         most = max_clips(rule, sampling_rate)
         if clips > most:

@@ -67,22 +67,24 @@ def default_entry(preset: str) -> WeightsEntry | None:
 
 
 def recipe_for(preset: Any, *, config: Any = None) -> Recipe:
-    """The evaluation recipe of a preset (a name), adapted to ``config``'s input size when given.
+    """The evaluation recipe of a preset (a name, or a :class:`~videoattn_core.registry.Preset`), adapted to
+    ``config``'s input size when given. A model named by where it lives (``hf:ORG/NAME``, a directory) reads clips
+    as its own processor config says.
 
     Raises :class:`ConfigError` for an unknown preset, a model without a classification head, or a preset
     without a known recipe.
     """
-    from .registry import get_preset
+    from .registry import Preset, get_preset
 
-    p = get_preset(preset)  # ConfigError for an unknown name
+    p = preset if isinstance(preset, Preset) else get_preset(preset)  # ConfigError for an unknown name
     cfg = config if config is not None else p.config
     if not getattr(type(cfg), "has_head", True):
-        raise ConfigError(f"{preset} has no classification head (input layout {type(cfg).input_layout}); clips are "
+        raise ConfigError(f"{p.name} has no classification head (input layout {type(cfg).input_layout}); clips are "
                           f"prepared with the evaluation recipe of a classifier, which it does not have",
                           field="model")
-    recipe = RECIPES.get(preset) or FAMILY_RECIPES.get(cfg.family)
+    recipe = p.origin.recipe if p.origin is not None else RECIPES.get(p.name) or FAMILY_RECIPES.get(cfg.family)
     if recipe is None:
-        raise ConfigError(f"no evaluation recipe is known for {preset}; presets with one: "
+        raise ConfigError(f"no evaluation recipe is known for {p.name}; presets with one: "
                           f"{', '.join(sorted(RECIPES))}", field="model")
     if config is not None:
         shape = config.input_shape()

@@ -219,15 +219,14 @@ def run_on_clip(plan: Any, clip: Any, *, method: str = "relevance", limits: Any 
     :func:`videoattn_core.explanations.explain`); a method that does not apply leaves ``heat`` None and says why."""
     import torch
 
-    from . import explanations, preprocessing, runtime
+    from . import explanations, runtime
 
     run = runtime.load_model(plan)
     loaded = runtime.load_inputs(plan, clip, limits=limits)
     with run.lock:
-        probs = runtime.classify(run.model, loaded.tensor, device=plan.device, dtype=plan.dtype)
-    r = loaded.recipe
-    frames = preprocessing.shown_pixels(loaded.clip.view_frames(0), resize=r.resize, crop=r.crop,
-                                        resampling=r.resampling)
+        probs = runtime.classify(run.model, loaded.tensor, device=plan.device, dtype=plan.dtype,
+                                 scoring=run.scoring)
+    frames = loaded.shown()
     out = ModelOnClip(probabilities=probs.numpy(), labels=run.labels, labels_from=run.labels_from,
                       random_init=run.random_init, frames=frames, frame_indices=list(loaded.clip.frame_indices[:loaded.clip.num_frames]),
                       method=method, warnings=list(run.warnings))

@@ -24,6 +24,10 @@ class Recipe:
     values scaled by ``rescale`` (``None``: divided by 255) plus ``offset``, then normalised with ``mean``/``std``.
     ``clip_rule`` names whose test-time code places the temporal clips (:mod:`videoattn_core.sampling`).
 
+    Hugging Face processors may resize to an exact ``resize_shape`` (height, width) instead of a short side, filter
+    with another ``interpolation`` than bilinear, or switch the resize or the crop off (``do_resize``,
+    ``do_crop``).
+
     ``clips`` × ``crops`` is the published multi-view test protocol (temporal clips × spatial crops whose
     softmax scores are averaged); a prediction reads one view unless asked for the protocol's views.
     """
@@ -42,6 +46,10 @@ class Recipe:
     clips: int = 1
     crops: int = 1
     clip_rule: str = "slowfast"
+    interpolation: str = "bilinear"
+    resize_shape: tuple[int, int] | None = None
+    do_resize: bool = True
+    do_crop: bool = True
 
     @property
     def sampling(self) -> str:
@@ -57,13 +65,21 @@ class Recipe:
         return replace(self, num_frames=num_frames, crop=crop, resize=resize,
                        source=f"{self.source} (adapted to {num_frames} frames × {crop} px)")
 
+    def spatial(self) -> dict[str, Any]:
+        """The resize and crop arguments of :func:`~videoattn_core.preprocessing.preprocess` for this recipe."""
+        resize = (self.resize_shape or self.resize) if self.do_resize else None
+        return {"resize": resize, "crop": self.crop if self.do_crop else None, "resampling": self.resampling,
+                "interpolation": self.interpolation}
+
     def to_dict(self) -> dict[str, Any]:
         return {"num_frames": self.num_frames, "sampling": self.sampling, "sampling_rate": self.sampling_rate,
                 "target_fps": self.target_fps, "resize": self.resize, "crop": self.crop, "mean": list(self.mean),
                 "std": list(self.std), "resampling": {
-                    "source": self.resampling, "interpolation": "bilinear",
-                    "antialias": self.resampling == "huggingface",
+                    "source": self.resampling, "interpolation": self.interpolation,
+                    "antialias": self.resampling in ("huggingface", "huggingface_video"),
                     "detail": RESAMPLING_DETAILS.get(self.resampling, self.resampling)},
+                "resize_shape": list(self.resize_shape) if self.resize_shape else None, "do_resize": self.do_resize,
+                "do_crop": self.do_crop,
                 "rescale": self.rescale, "offset": self.offset, "clip_rule": self.clip_rule,
                 "protocol_views": {"clips": self.clips, "crops": self.crops}, "source": self.source}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..hub import MODEL_HELP
 from ..units import human
 from .summary import FLOPS_CONVENTION, MACS_CONVENTION, summarize
 
@@ -48,7 +49,7 @@ def _shape_str(shape: tuple[int, ...] | None) -> str:
 
 def add_summary_arguments(parser: Any) -> None:
     """Arguments of ``python -m videoattn_core summary``."""
-    parser.add_argument("model", metavar="MODEL", help="preset name (see the models command)")
+    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     parser.add_argument("--frames", type=int, default=None, help="input frames (default: the preset's)")
     parser.add_argument("--size", type=int, default=None, help="input height and width (default: the preset's)")
     parser.add_argument("--batch", type=int, default=1, help="input batch (default 1: figures per clip)")

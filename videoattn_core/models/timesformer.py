@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys
+from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import register_family, register_preset
 from .layers import (AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates,
@@ -342,9 +342,11 @@ _HF_CONFIG_FIELDS = {  # Hugging Face TimesformerConfig -> our field
 
 
 def hf_config_overrides(hf_config: dict) -> dict:
-    """Config fields a Hugging Face ``TimesformerConfig`` (``config.json``) implies; ``{}`` for another model."""
+    """Config fields a Hugging Face ``TimesformerConfig`` (``config.json``) implies; ``{}`` for another model. Only
+    the exact GELU is built (``hidden_act`` "gelu"): another activation is a :class:`ConfigError`."""
     if hf_config.get("model_type", "timesformer") != "timesformer":
         return {}
+    require_hf_activation(hf_config, ("gelu",))
     out = hf_config_fields(hf_config, _HF_CONFIG_FIELDS)
     if hf_config.get("intermediate_size") and hf_config.get("hidden_size"):
         out["mlp_ratio"] = float(hf_config["intermediate_size"]) / float(hf_config["hidden_size"])
@@ -352,6 +354,14 @@ def hf_config_overrides(hf_config: dict) -> dict:
 
 
 TimeSformer.hf_config_overrides = staticmethod(hf_config_overrides)
+TimeSformer.hf_config_fields = _HF_CONFIG_FIELDS
+TimeSformer.hf_defaults = {  # transformers' TimesformerConfig defaults, for fields a config.json leaves out
+    "image_size": 224, "patch_size": 16, "num_channels": 3, "num_frames": 8, "hidden_size": 768,
+    "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072, "hidden_act": "gelu",
+    "layer_norm_eps": 1e-6, "qkv_bias": True, "attention_type": "divided_space_time"}
+TimeSformer.hf_architectures = ("TimesformerForVideoClassification",)
+TimeSformer.hf_model_type = "timesformer"
+TimeSformer.hf_processor_class = "VideoMAEImageProcessor"  # what the Hub's TimeSformer repositories name
 TimeSformer.checkpoint_layouts = (
     # official .pyth files: {"model_state": {"model.blocks.0...": ...}} (the container is unwrapped by the loader)
     CheckpointLayout(

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys
+from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from ..config import ModelConfig, hparam, require_multiple
 from ..errors import CheckpointError
 from ..registry import register_family, register_preset
@@ -311,19 +311,29 @@ VideoMAE.checkpoint_layouts = (
 )
 
 
+_HF_CONFIG_FIELDS = {  # Hugging Face VideoMAEConfig -> our field
+    "image_size": "img_size", "patch_size": "patch_size", "num_channels": "in_chans", "num_frames": "num_frames",
+    "tubelet_size": "tubelet_size", "hidden_size": "embed_dim", "num_hidden_layers": "depth",
+    "num_attention_heads": "num_heads", "qkv_bias": "qkv_bias", "qv_bias": "qkv_bias",
+    "use_mean_pooling": "use_mean_pooling", "layer_norm_eps": "norm_eps",
+}
+#: transformers' VideoMAEConfig defaults, for fields a config.json leaves out
+_HF_DEFAULTS = {"image_size": 224, "patch_size": 16, "num_channels": 3, "num_frames": 16, "tubelet_size": 2,
+                "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+                "hidden_act": "gelu", "layer_norm_eps": 1e-12, "use_mean_pooling": True}
+
+
 def hf_config_overrides(hf_config: dict[str, Any] | None) -> dict[str, Any]:
     """Config fields a Hugging Face ``VideoMAEConfig`` (``config.json``) implies, including the epsilons its
     implementation uses (``layer_norm_eps`` in the blocks and final norm, PyTorch's 1e-5 in ``fc_norm``).
-    The q/v bias switch is ``qkv_bias`` in the files on the Hub and ``qv_bias`` in transformers ≥ 5.
+    The q/v bias switch is ``qkv_bias`` in the files on the Hub and ``qv_bias`` in transformers ≥ 5. Only the
+    exact GELU is built (``hidden_act`` "gelu"): another activation is a :class:`ConfigError`.
 
     Returns ``{}`` for a config of another model type."""
     if not isinstance(hf_config, dict) or hf_config.get("model_type", "videomae") != "videomae":
         return {}
-    fields = {"image_size": "img_size", "patch_size": "patch_size", "num_channels": "in_chans",
-              "num_frames": "num_frames", "tubelet_size": "tubelet_size", "hidden_size": "embed_dim",
-              "num_hidden_layers": "depth", "num_attention_heads": "num_heads", "qkv_bias": "qkv_bias",
-              "qv_bias": "qkv_bias", "use_mean_pooling": "use_mean_pooling", "layer_norm_eps": "norm_eps"}
-    out = hf_config_fields(hf_config, fields)
+    require_hf_activation(hf_config, ("gelu",))
+    out = hf_config_fields(hf_config, _HF_CONFIG_FIELDS)
     out.setdefault("norm_eps", 1e-12)  # VideoMAEConfig's default
     out["fc_norm_eps"] = TORCH_LAYER_NORM_EPS
     if hf_config.get("intermediate_size") and hf_config.get("hidden_size"):
@@ -332,6 +342,11 @@ def hf_config_overrides(hf_config: dict[str, Any] | None) -> dict[str, Any]:
 
 
 VideoMAE.hf_config_overrides = staticmethod(hf_config_overrides)
+VideoMAE.hf_config_fields = _HF_CONFIG_FIELDS
+VideoMAE.hf_defaults = _HF_DEFAULTS
+VideoMAE.hf_architectures = ("VideoMAEForVideoClassification",)
+VideoMAE.hf_model_type = "videomae"
+VideoMAE.hf_processor_class = "VideoMAEImageProcessor"
 register_family(VideoMAEConfig, VideoMAE,
                 paper="Tong et al., VideoMAE: Masked Autoencoders are Data-Efficient Learners for Self-Supervised "
                       "Video Pre-Training (NeurIPS 2022)",

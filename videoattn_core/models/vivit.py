@@ -34,7 +34,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointLayout, rename_keys
+from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from ..config import ModelConfig, hparam, require
 from ..registry import register_family, register_preset
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
@@ -394,6 +394,42 @@ ViViT.checkpoint_layouts = (
         convert=lambda sd, cfg: rename_keys(sd, _HF_RULES, drop=(r"^vivit\.pooler\.",))),
 )
 
+
+_HF_CONFIG_FIELDS = {  # Hugging Face VivitConfig -> our field
+    "image_size": "img_size", "num_frames": "num_frames", "num_channels": "in_chans", "hidden_size": "embed_dim",
+    "num_hidden_layers": "depth", "num_attention_heads": "num_heads", "intermediate_size": "mlp_dim",
+    "qkv_bias": "qkv_bias", "layer_norm_eps": "norm_eps", "tubelet_size": "tubelet_size",
+}
+#: transformers' activations that are the tanh approximation of GELU (gelu_fast, gelu_new, gelu_pytorch_tanh are
+#: the same function), and the exact one
+_HF_ACTIVATIONS = {"gelu_fast": "gelu_tanh", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
+                   "gelu": "gelu"}
+
+
+def hf_config_overrides(hf_config: dict) -> dict:
+    """Config fields a Hugging Face ``VivitConfig`` (``config.json``) implies: model 1 (spatio-temporal attention)
+    read out by the layer-normed CLS token, as ``VivitForVideoClassification`` is; ``{}`` for another model."""
+    if hf_config.get("model_type", "vivit") != "vivit":
+        return {}
+    require_hf_activation(hf_config, tuple(_HF_ACTIVATIONS))
+    out = hf_config_fields(hf_config, _HF_CONFIG_FIELDS)
+    if isinstance(out.get("tubelet_size"), list):
+        out["tubelet_size"] = tuple(out["tubelet_size"])
+    if "hidden_act" in hf_config:
+        out["activation"] = _HF_ACTIVATIONS[hf_config["hidden_act"]]
+    out.update(attention_type="spacetime", classifier=None)
+    return out
+
+
+ViViT.hf_config_overrides = staticmethod(hf_config_overrides)
+ViViT.hf_config_fields = _HF_CONFIG_FIELDS
+ViViT.hf_defaults = {  # transformers' VivitConfig defaults, for fields a config.json leaves out
+    "image_size": 224, "num_frames": 32, "tubelet_size": [2, 16, 16], "num_channels": 3, "hidden_size": 768,
+    "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072, "hidden_act": "gelu_fast",
+    "layer_norm_eps": 1e-6, "qkv_bias": True}
+ViViT.hf_architectures = ("VivitForVideoClassification",)
+ViViT.hf_model_type = "vivit"
+ViViT.hf_processor_class = "VivitImageProcessor"
 
 register_family(ViViTConfig, ViViT,
                 paper="Arnab et al., ViViT: A Video Vision Transformer (ICCV 2021)",

@@ -41,7 +41,7 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys
+from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import register_family, register_preset
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
@@ -463,6 +463,7 @@ def hf_config_overrides(hf_config: dict) -> dict:
     Hugging Face pooler uses the encoder's heads and its ``layer_norm_eps``."""
     if hf_config.get("model_type", "vjepa2") != "vjepa2":
         return {}
+    require_hf_activation(hf_config, ("gelu",))
     out = hf_config_fields(hf_config, _HF_CONFIG_FIELDS)
     out["pooler_num_heads"] = None
     if "layer_norm_eps" in hf_config:
@@ -471,6 +472,16 @@ def hf_config_overrides(hf_config: dict) -> dict:
 
 
 VJEPA2.hf_config_overrides = staticmethod(hf_config_overrides)
+VJEPA2.hf_config_fields = _HF_CONFIG_FIELDS
+VJEPA2.hf_defaults = {  # transformers' VJEPA2Config defaults, for fields a config.json leaves out
+    "patch_size": 16, "crop_size": 256, "tubelet_size": 2, "hidden_size": 1024, "in_chans": 3,
+    "num_attention_heads": 16, "num_hidden_layers": 24, "mlp_ratio": 4.0, "layer_norm_eps": 1e-6,
+    "qkv_bias": True, "hidden_act": "gelu", "num_pooler_layers": 3, "pred_hidden_size": 384,
+    "pred_num_attention_heads": 12, "pred_num_hidden_layers": 12, "pred_num_mask_tokens": 10}
+VJEPA2.hf_architectures = ("VJEPA2ForVideoClassification",)
+VJEPA2.hf_model_type = "vjepa2"
+VJEPA2.hf_processor_class = "VJEPA2VideoProcessor"
+VJEPA2.hf_video_processor = True  # video_preprocessor_config.json, torchvision resize (BaseVideoProcessor)
 register_family(VJEPA2Config, VJEPA2,
                 paper="Assran et al., V-JEPA 2: Self-Supervised Video Models Enable Understanding, Prediction "
                       "and Planning (2025)",
