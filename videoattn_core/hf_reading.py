@@ -72,7 +72,7 @@ def family_of_hf(hf_config: dict[str, Any]) -> tuple[Family, str]:
         name = archs[0]
         if name in by_class:
             return by_class[name], name
-        raise ConfigError(f"config.json names the architecture {show_value(name)}, which is not a video classifier "
+        raise ConfigError(f"config.json architectures names {show_value(name)}, which is not a video classifier "
                           f"this explorer builds; supported: {supported}", field="architectures")
     model_type = hf_config.get("model_type")
     if isinstance(model_type, str) and model_type in by_type:

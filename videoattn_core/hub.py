@@ -142,10 +142,10 @@ class HubModel:
         if self.ref.repo_id is None:
             return self.directory
         name = self.weights_files[0]
-        names = [name] + (_shards(self._fetch(name, progress, timeout)) if name.endswith(".index.json") else [])
-        for shard in names[1:]:
+        first = self._fetch(name, progress, timeout)
+        for shard in _shards(first) if name.endswith(".index.json") else ():
             self._fetch(shard, progress, timeout)
-        return self.directory
+        return first.parent
 
     def _fetch(self, name: str, progress: bool, timeout: float) -> Path:
         return fetch_file(self.ref, self.commit or self.ref.revision, name, progress=progress, timeout=timeout)
@@ -173,9 +173,8 @@ def open_model(name: str | Path) -> HubModel:
     :class:`WeightsError` for a repository that cannot be fetched (not found, private or gated, no network)."""
     ref = parse_ref(name)
     key = (ref, os.environ.get("HF_ENDPOINT", ""), hf_offline(), str(_cache_dir()))
-    if ref.path is not None:  # a directory may change between calls: keyed by its files' times too
-        key += tuple((f, (ref.path / f).stat().st_mtime_ns) for f in (CONFIG_FILE, *PROCESSOR_FILES)
-                     if (ref.path / f).is_file())
+    if ref.path is not None:  # a directory may change between calls, and reading it takes a millisecond
+        return _open.__wrapped__(key)
     return _open(key)
 
 
