@@ -13,6 +13,7 @@ Each clip is 10 s of 320×240 H.264 at 25 fps (250 frames, one keyframe a second
 from __future__ import annotations
 
 import argparse
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -63,11 +64,14 @@ def flash(i: int) -> np.ndarray:
 SCENES = {"moving_square.mp4": moving_square, "rotating_bar.mp4": rotating_bar, "flash.mp4": flash}
 
 
-def write_clip(path: Path, draw, frames: int = FRAMES, fps: int = FPS) -> None:
+def write_clip(path: Path, draw, frames: int = FRAMES, fps: int | Fraction = FPS, *,
+               size: tuple[int, int] = (WIDTH, HEIGHT)) -> None:
+    """``frames`` frames of ``draw(i)`` (RGB, ``size`` = width × height) as H.264, one keyframe a second."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.codec_context.gop_size = fps
+        stream.width, stream.height = size
+        stream.pix_fmt = "yuv420p"
+        stream.codec_context.gop_size = round(fps)
         stream.options = {"crf": "26", "preset": "medium"}
         for i in range(frames):
             for packet in stream.encode(av.VideoFrame.from_ndarray(draw(i), format="rgb24")):

@@ -163,14 +163,22 @@ def format_count(n: float | None) -> str:
     return human(n) if n is not None else "–"
 
 
+#: the sample a page shows first: a real scene; the synthetic clips (known motion) follow for tests and probing
+DEFAULT_CLIP = "big_buck_bunny"
+#: the credit a sample's licence asks for, shown under the sample box (sources in assets/README.md)
+CLIP_CREDITS = {"big_buck_bunny": "Big Buck Bunny © Blender Foundation, [CC BY 3.0]"
+                                  "(https://creativecommons.org/licenses/by/3.0/): a 5.3 s excerpt, scaled to "
+                                  "640×360, without sound"}
+
+
 def sample_clips() -> dict[str, Path]:
-    """The sample clips shipped in ``assets/``, by name (file stem)."""
-    return {p.stem: p for p in sorted(ASSETS.glob("*.mp4"))}
+    """The sample clips shipped in ``assets/``, by name (file stem): the default first, then by name."""
+    paths = sorted(ASSETS.glob("*.mp4"), key=lambda p: (p.stem != DEFAULT_CLIP, p.stem))
+    return {p.stem: p for p in paths}
 
 
 def default_clip() -> str:
-    clips = sample_clips()
-    return "moving_square" if "moving_square" in clips else next(iter(clips), "")
+    return next(iter(sample_clips()), "")
 
 
 def parse_clip(text: str) -> str:
@@ -368,6 +376,8 @@ def _clip_widgets(page: str, sample_column=None) -> tuple[str, str, str]:
     sample = (sample_column or st).selectbox("sample clip", list(sample_clips()), key=f"{page}.clip",
                                              disabled=source != "sample")
     if source == "sample":
+        if sample in CLIP_CREDITS:
+            (sample_column or st).caption(CLIP_CREDITS[sample])
         return source, sample, sample
     file = st.file_uploader(f"video file (at most {CLIP_UPLOAD_MB} MB; MP4, MOV, WebM, MKV, AVI or GIF)",
                             type=["mp4", "mov", "m4v", "webm", "mkv", "avi", "gif"], key=f"{page}.upload",

@@ -17,6 +17,7 @@ from videoattn_core import figures
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
 SMALL_TSF = {"model": "timesformer_base", "depth": "2", "img_size": "64"}  # 4×4 patches, 2 blocks: fast
+DEFAULT_CLIP = "big_buck_bunny"  # the sample clip a link without clip= shows (assets/README.md)
 
 
 def open_app(page: str | None = None, **params: str) -> AppTest:
@@ -232,11 +233,37 @@ def test_run_page_predicts_with_random_weights_warning_and_measured_table():
     assert {"time (ms)", "analytic MACs", "measured MACs"} <= set(measured.columns)
     assert metric(at, "analytic MACs") == figures.human(vac.summarize("timesformer_base", depth=2,
                                                                           img_size=64).macs)
-    assert at.query_params == {**SMALL_TSF, "clip": "moving_square", "topk": "3"}
+    assert at.query_params == {**SMALL_TSF, "clip": DEFAULT_CLIP, "topk": "3"}
     at.slider(key="run.topk").set_value(7)
     at.run()
     topk = next(c for c in charts(at) if c["data"][0]["type"] == "bar" and c["data"][0].get("orientation") == "h")
     assert len(topk["data"][0]["y"]) == 7
+
+
+@pytest.mark.parametrize("page, key, params", [("run", "run.clip", SMALL_TSF),
+                                               ("attention", "attention.clip", SMALL_TSF),
+                                               ("side_by_side", "side.clip", {})])
+def test_pages_open_on_big_buck_bunny_first_in_the_sample_box_and_credit_it(page, key, params):
+    at = open_app(page, **params)
+    assert_clean(at)
+    box = at.selectbox(key=key)
+    assert box.value == DEFAULT_CLIP and box.options[0] == DEFAULT_CLIP
+    assert {"moving_square", "rotating_bar", "flash"} <= set(box.options)  # the synthetic clips stay offered
+    assert any("Big Buck Bunny © Blender Foundation" in c.value and "CC BY 3.0" in c.value for c in at.caption)
+    box.set_value("rotating_bar").run()  # the credit goes with the clip
+    assert_clean(at)
+    assert not any("Big Buck Bunny" in c.value for c in at.caption)
+
+
+def test_run_page_default_predictions_are_the_librarys_on_big_buck_bunny():
+    at = open_app("run", **SMALL_TSF)
+    assert_clean(at)
+    expected = vac.predict("timesformer_base", ROOT / "assets" / f"{DEFAULT_CLIP}.mp4", device="cpu", top_k=5,
+                           overrides={"depth": 2, "img_size": 64})
+    bars = next(c for c in charts(at) if c["data"][0]["type"] == "bar" and c["data"][0].get("orientation") == "h")
+    assert list(bars["data"][0]["y"])[::-1] == [p["label"] for p in expected.predictions]
+    np.testing.assert_allclose(array(bars["data"][0]["x"])[::-1], [p["probability"] for p in expected.predictions],
+                               rtol=1e-6)
 
 
 def test_run_page_runs_in_bfloat16_on_the_cpu():
@@ -247,7 +274,7 @@ def test_run_page_runs_in_bfloat16_on_the_cpu():
     assert_clean(at)
     assert at.selectbox(key="run.dtype").value == "bfloat16" and not at.selectbox(key="run.dtype").disabled
     assert any("in bfloat16" in c.value for c in at.caption)
-    assert at.query_params == {**SMALL_TSF, "clip": "moving_square", "dtype": "bfloat16"}
+    assert at.query_params == {**SMALL_TSF, "clip": DEFAULT_CLIP, "dtype": "bfloat16"}
 
     def top(app):
         bars = next(c for c in charts(app) if c["data"][0]["type"] == "bar" and c["data"][0].get("orientation") == "h")
@@ -288,7 +315,7 @@ def test_run_page_takes_an_uploaded_clip_and_the_link_says_it_cannot_travel():
     again = open_app("run", **at.query_params)
     assert_clean(again)
     assert "uploaded clip cannot travel in a link" in again.warning[0].value
-    assert again.selectbox(key="run.clip").value == "moving_square"
+    assert again.selectbox(key="run.clip").value == DEFAULT_CLIP
 
 
 def test_run_page_refuses_a_config_that_cannot_fit_before_allocating():
@@ -341,7 +368,7 @@ def test_attention_link_round_trips_layer_head_query_and_frame():
     temporal = [c for c in charts(at) if c["layout"].get("yaxis", {}).get("title", {}).get("text") == "query frame"]
     assert temporal and array(temporal[0]["data"][0]["z"]).shape == (8, 8)  # T×T
     np.testing.assert_allclose(array(temporal[0]["data"][0]["z"]).sum(axis=1), 1.0, atol=1e-4)  # softmax rows
-    assert at.query_params == {**params, "clip": "moving_square"}
+    assert at.query_params == {**params, "clip": DEFAULT_CLIP}
     # another head changes the map
     before = array(charts(at)[0]["data"][1]["z"])
     at.selectbox(key="attention.head").set_value(0)

@@ -33,7 +33,7 @@ SHOTS = ROOT / "test-artifacts" / "screenshots"
 #: pages and library run the same float32 code on the CPU (equal here bit for bit); a few float32 ulps of slack
 RTOL = 1e-6
 #: the sample clip a page shows when the link names none
-DEFAULT_CLIP = "moving_square"
+DEFAULT_CLIP = "big_buck_bunny"
 #: the small TimeSformer the run and attention links use
 SMALL_TIMESFORMER = {"depth": 2, "img_size": 64}
 

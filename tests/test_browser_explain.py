@@ -21,7 +21,7 @@ pytest_plugins = ["browser_support"]
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
-CLIP = ROOT / "assets" / "moving_square.mp4"  # the sample clip a link without clip= shows
+CLIP = ROOT / "assets" / "big_buck_bunny.mp4"  # the sample clip a link without clip= shows
 OVERRIDES = {"depth": 2, "img_size": 64}
 LINK = "/attention?model=timesformer_base&depth=2&img_size=64&explain=relevance"
 #: page and library run the same float32 code on the CPU; a few float32 ulps of slack

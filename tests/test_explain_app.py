@@ -14,7 +14,7 @@ from videoattn_core import explanations, figures, runtime
 from videoattn_core.head_stats import head_statistics
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
-DEFAULT_CLIP = ASSETS / "moving_square.mp4"  # the sample clip a link without clip= shows
+DEFAULT_CLIP = ASSETS / "big_buck_bunny.mp4"  # the sample clip a link without clip= shows
 
 
 def _library_input(overrides: dict):

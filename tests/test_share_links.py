@@ -46,3 +46,22 @@ def test_old_links_open_the_same_views(page, params, metrics, ignored):
     if not ignored and page != "home":
         # the page writes back the link it was opened with (defaults it filled in may be added, none dropped)
         assert {k: v for k, v in at.query_params.items() if k in params} == params, at.query_params
+
+
+@pytest.mark.parametrize("page, key", [("run", "run.clip"), ("attention", "attention.clip"),
+                                       ("side_by_side", "side.clip")])
+def test_a_link_to_big_buck_bunny_round_trips(page, key):
+    """Picking the real sample puts it in the link (Side by side leaves its default out); that link, opened in a
+    fresh session, shows the same clip and writes back the same link."""
+    params = SMALL if page != "side_by_side" else {}
+    at = open_app(page, **params, clip="rotating_bar")
+    assert_clean(at)
+    at.selectbox(key=key).set_value("big_buck_bunny").run()
+    assert_clean(at)
+    link = dict(at.query_params)
+    assert link.get("clip") == (None if page == "side_by_side" else "big_buck_bunny")
+    again = open_app(page, **{**link, "clip": "big_buck_bunny"})
+    assert_clean(again)
+    assert again.selectbox(key=key).value == "big_buck_bunny"
+    assert not [w.value for w in again.warning if "ignored" in w.value]
+    assert dict(again.query_params) == link

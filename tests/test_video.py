@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -124,6 +125,22 @@ def test_sample_clips_are_small_and_show_motion(name):
         assert brightness[120:130].min() > 3 * brightness[:120].max()
     else:
         assert np.abs(np.diff(frames, axis=0)).mean() > 1.0
+
+
+def test_big_buck_bunny_sample_decodes_at_its_size_rate_and_length():
+    """The real sample (assets/README.md): 132 frames of 640×360 at the source's 25 fps, a keyframe a second."""
+    path = ASSETS / "big_buck_bunny.mp4"
+    assert path.stat().st_size < 1_000_000
+    clip = read_clip(path, 8, 8)
+    info = clip.info
+    assert (info.width, info.height, info.codec, info.fps, info.num_frames) == (640, 360, "h264", 25.0, 132)
+    assert info.duration == pytest.approx(5.28) and not info.has_audio
+    assert clip.frames.shape == (8, 360, 640, 3) and not clip.padded
+    with av.open(str(path)) as container:
+        decoded = [(frame.key_frame, frame.to_ndarray(format="rgb24")) for frame in container.decode(video=0)]
+    assert len(decoded) == 132 and [i for i, (key, _) in enumerate(decoded) if key] == list(range(0, 132, 25))
+    frames = np.stack([img for _, img in decoded]).astype(np.float32)
+    assert np.abs(np.diff(frames, axis=0)).mean() > 1.0  # a moving scene, not a still
 
 
 def test_short_clip_is_padded_and_says_so(videos):

@@ -322,7 +322,7 @@ def test_side_by_side_with_a_catalog_entry_and_the_link_round_trip(entry):
     assert_clean(again)
     assert "uploaded clip cannot travel in a link" in again.warning[0].value
     assert any("swin3d_t.torchvision_k400 are not for mvit_v2_s" in w.value for w in again.warning)
-    assert again.selectbox(key="side.clip").value == "moving_square"
+    assert again.selectbox(key="side.clip").value == "big_buck_bunny"  # the default sample
 
 
 def test_side_by_side_refuses_a_selection_that_does_not_fit_before_building_anything(monkeypatch):
