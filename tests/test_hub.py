@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
@@ -283,3 +284,49 @@ def test_unknown_names_say_what_is_accepted(cache):
         vac.get_preset("./no/such/dir")
     with pytest.raises(ConfigError, match="holds no config.json"):
         vac.get_preset(str(HUB))
+
+
+def test_processor_exact_size_other_filter_and_no_crop(tmp_path, cache):
+    """``size: {height, width}`` resizes to exactly that, with the processor's filter (PIL's bicubic here), and
+    ``do_center_crop: false`` keeps the whole frame — what transformers' PIL processor computes."""
+    from PIL import Image
+
+    folder = _copy("videomae-small-finetuned", tmp_path)
+    processor = json.loads((folder / "preprocessor_config.json").read_text())
+    processor.update(size={"height": 224, "width": 224}, do_center_crop=False, resample=3)
+    (folder / "preprocessor_config.json").write_text(json.dumps(processor))
+    plan = runtime.plan_run(str(folder), CLIP, estimate=False)
+    loaded = runtime.load_inputs(plan, CLIP)
+    frames = vac.read_clip(CLIP, 16, 1, rule="huggingface").frames
+    mean, std = (torch.tensor(processor[k]).view(3, 1, 1, 1) for k in ("image_mean", "image_std"))
+    resized = torch.stack([torch.from_numpy(np.array(Image.fromarray(f).resize((224, 224), Image.Resampling.BICUBIC)))
+                           for f in frames]).permute(3, 0, 1, 2).float()
+    want = (resized * processor["rescale_factor"] - mean) / std
+    assert loaded.tensor.shape == (1, 3, 16, 224, 224)
+    assert torch.allclose(loaded.tensor[0], want, atol=1e-5)
+    assert plan.recipe.to_dict()["resampling"]["interpolation"] == "bicubic"
+
+
+def test_a_vjepa2_directory_reads_its_video_processor(tmp_path, cache):
+    """V-JEPA 2's config.json (no frame count: the family default, said in a warning) and its
+    video_preprocessor_config.json, whose resize VJEPA2VideoProcessor derives from the crop (int(crop·256/224))."""
+    folder = tmp_path / "vjepa2-tiny"
+    folder.mkdir()
+    config = {"architectures": ["VJEPA2ForVideoClassification"], "model_type": "vjepa2", "hidden_size": 96,
+              "num_attention_heads": 2, "num_hidden_layers": 2, "crop_size": 64, "pred_hidden_size": 48,
+              "pred_num_attention_heads": 2, "pred_num_hidden_layers": 1, "num_pooler_layers": 1,
+              "id2label": {"0": "a", "1": "b", "2": "c"}}
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "video_preprocessor_config.json").write_text(json.dumps(
+        {"video_processor_type": "VJEPA2VideoProcessor", "crop_size": {"height": 64, "width": 64},
+         "size": {"shortest_edge": 999}}))
+    preset = vac.get_preset(str(folder))
+    assert (preset.config.embed_dim, preset.config.depth, preset.config.img_size, preset.config.num_classes) == \
+        (96, 2, 64, 3)
+    recipe = preset.origin.recipe
+    assert (recipe.resize, recipe.crop, recipe.resampling, recipe.mean) == (73, 64, "huggingface_video",
+                                                                           vac.weights.IMAGENET_MEAN)
+    assert any("how many frames" in w for w in preset.origin.warnings)
+    loaded = runtime.load_inputs(runtime.plan_run(str(folder), CLIP, estimate=False), CLIP)
+    assert loaded.tensor.shape == (1, 3, 16, 64, 64) and torch.isfinite(loaded.tensor).all()
+    assert vac.summarize(str(folder)).params > 0
