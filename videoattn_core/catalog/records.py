@@ -26,6 +26,8 @@ class Recipe:
 
     ``clips`` × ``crops`` is the published multi-view test protocol (temporal clips × spatial crops whose
     softmax scores are averaged); a prediction reads one view unless asked for the protocol's views.
+    ``multi_crop_resize``, where set, is the short side a read of 3 spatial crops resizes to instead of ``resize``
+    (V-JEPA 2's multi-view evaluation resizes to the crop, its single view to crop · 256/224).
     """
 
     num_frames: int
@@ -42,6 +44,7 @@ class Recipe:
     clips: int = 1
     crops: int = 1
     clip_rule: str = "slowfast"
+    multi_crop_resize: int | None = None  # short side used when 3 spatial crops are read (None: resize)
 
     @property
     def sampling(self) -> str:
@@ -52,9 +55,12 @@ class Recipe:
         num_frames = num_frames or self.num_frames
         crop = crop or self.crop
         resize = max(crop, int(round(crop * self.resize / self.crop)))
+        multi = self.multi_crop_resize
+        if multi is not None:
+            multi = max(crop, int(round(crop * multi / self.crop)))
         if (num_frames, crop) == (self.num_frames, self.crop):
             return self
-        return replace(self, num_frames=num_frames, crop=crop, resize=resize,
+        return replace(self, num_frames=num_frames, crop=crop, resize=resize, multi_crop_resize=multi,
                        source=f"{self.source} (adapted to {num_frames} frames × {crop} px)")
 
     def to_dict(self) -> dict[str, Any]:
@@ -65,7 +71,12 @@ class Recipe:
                     "antialias": self.resampling == "huggingface",
                     "detail": RESAMPLING_DETAILS.get(self.resampling, self.resampling)},
                 "rescale": self.rescale, "offset": self.offset, "clip_rule": self.clip_rule,
-                "protocol_views": {"clips": self.clips, "crops": self.crops}, "source": self.source}
+                "protocol_views": {"clips": self.clips, "crops": self.crops}, "source": self.source,
+                "multi_crop_resize": self.multi_crop_resize}
+
+    def short_side(self, crops: int = 1) -> int:
+        """The short side a read of ``crops`` spatial crops resizes to."""
+        return self.multi_crop_resize if crops == 3 and self.multi_crop_resize else self.resize
 
 
 @dataclass(frozen=True)
