@@ -67,7 +67,7 @@ with st.expander("What this run will do (the plan, as `predict --dry-run` prints
     except vac.VideoAttnError as exc:
         st.error(str(exc))
 st.caption(f"Recipe: {plan.recipe.num_frames} frames ({plan.recipe.sampling}, {plan.recipe.clip_rule} clips), short "
-           f"side {plan.recipe.resize} px ({plan.recipe.resampling} resampling), crop {plan.recipe.crop}; "
+           f"side {plan.recipe.short_side(crops)} px ({plan.recipe.resampling} resampling), crop {plan.recipe.crop}; "
            f"{clips} clip(s) × {crops} crop(s) = {clips * crops} forward(s). Source: {plan.recipe.source}.")
 if widgets.needs_button(run_summary, inputs) and not state.approved("run", (key, inputs.key)):
     st.info(f"This forward costs {widgets.format_count(run_summary.macs)} MACs on the CPU; press Run to start it.")

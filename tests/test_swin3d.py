@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -297,6 +298,31 @@ def test_sdpa_and_explicit_paths_agree_with_batch_and_padding():
     assert fused.shape == (3, 7)
     torch.testing.assert_close(fused, explicit, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(single, explicit[1:2], rtol=1e-5, atol=1e-5)
+
+
+# --- catalog --------------------------------------------------------------------------------------------------
+
+def _frame_uniform_test_indices(total: int, clip_len: int) -> list[int]:
+    """Video-Swin-Transformer mmaction/datasets/pipelines/loading.py, SampleFrames with frame_uniform=True in test
+    mode (get_seq_frames): clip_len segments of (total − 1) / clip_len frames, the middle of each."""
+    seg = (total - 1) / clip_len
+    return [(int(np.round(seg * i)) + int(np.round(seg * (i + 1)))) // 2 for i in range(clip_len)]
+
+
+def test_ssv2_recipe_reads_what_the_sthv2_config_reads():
+    """configs/recognition/swin/swin_base_patch244_window1677_sthv2.py, test_pipeline: SampleFrames(clip_len=32,
+    frame_interval=2, num_clips=1, frame_uniform=True, test_mode=True) (frame_uniform ignores frame_interval),
+    Resize(-1, 224), ThreeCrop(224): one clip of 32 uniformly spread frames × 3 crops."""
+    from videoattn_core.sampling import clip_indices
+
+    entry = vac.get_entry("swin3d_b.official_ssv2")
+    r = entry.recipe
+    assert (r.num_frames, r.sampling, r.clips, r.crops, r.resize, r.crop) == (32, "uniform", 1, 3, 224, 224)
+    assert (r.resampling, r.clip_rule) == ("mmaction", "mmaction")
+    assert "SampleFrames(clip_len=32, frame_interval=2, num_clips=1, frame_uniform=True" in r.source
+    assert "clip_len=1" not in r.source and "1 temporal clip × 3 spatial crops" in entry.metrics_protocol
+    for total in (33, 48, 97, 250):
+        assert clip_indices(total, 32, r.sampling_rate, rule=r.clip_rule) == _frame_uniform_test_indices(total, 32)
 
 
 # --- published sizes and costs -------------------------------------------------------------------------------

@@ -423,6 +423,10 @@ def test_presets_and_catalog_entry():
         set(vac.list_models("vivit"))
     entry = vac.get_entry("vivit_b.hf_k400")
     assert entry.hf_repo == "google/vivit-b-16x2-kinetics400" and entry.metrics["acc@1"] == 79.9
+    # the Hub lists pytorch_model.bin at 356 MB: 88,954,000 float32 parameters (the classifier's count) are 355.8 MB
+    assert (entry.filename, entry.size_mb, entry.size_unit, entry.verification) == ("pytorch_model.bin", 356,
+                                                                                     1000 ** 2, "size")
+    assert abs(88_954_000 * 4 - entry.size_mb * entry.size_unit) < 0.01 * entry.size_mb * entry.size_unit
     r = entry.recipe
     assert (r.num_frames, r.resize, r.crop, r.resampling, r.clips, r.crops) == (32, 256, 224, "huggingface", 4, 3)
     # what the recipe makes of pixel values 0 and 255: Scenic's zero-centred [-1, 1]

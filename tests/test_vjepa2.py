@@ -291,6 +291,39 @@ def test_catalog_recipes_are_what_the_hub_processors_do():
         assert vac.get_config(entries[name].preset).img_size == crop
 
 
+def test_three_crop_reads_resize_the_short_side_to_the_crop():
+    """evals/video_classification_frozen/utils.py: make_transforms gives the multi-view evaluation
+    (num_views_per_segment = 3 in every configs/inference/*.yaml) EvalVideoTransform(short_side_size=crop_size),
+    which scales the short side to the crop itself and cuts 3 windows along the long side; int(crop · 256/224) is the
+    single-view VideoTransform's side only. The protocol's views read 256 px here, one view 292 px."""
+    from pathlib import Path
+
+    from videoattn_core import zoo
+    from videoattn_core.preprocessing import preprocess
+
+    clip_file = Path(__file__).resolve().parent.parent / "assets" / "rotating_bar.mp4"  # 320×240
+    entry = vac.get_entry("vjepa2_vitl.hf_ssv2")
+    r = entry.recipe
+    assert (r.resize, r.multi_crop_resize, r.to_dict()["multi_crop_resize"]) == (292, 256, 256)
+    three = vac.load_clip(clip_file, entry.preset, recipe=r, views=(1, 3))
+    frames = three.clip.view_frames(0)
+    assert three.tensor.shape == (3, 3, 16, 256, 256)
+    for k, position in enumerate(("first", "centre", "last")):  # 341×256 after the resize: windows along the width
+        expected = preprocess(frames, resize=256, crop=256, mean=r.mean, std=r.std, resampling=r.resampling,
+                              position=position)
+        assert torch.equal(three.tensor[k], expected), position
+    assert not torch.equal(three.tensor[1], preprocess(frames, resize=292, crop=256, mean=r.mean, std=r.std,
+                                                       resampling=r.resampling))
+    one = vac.load_clip(clip_file, entry.preset, recipe=r, views=(1, 1))
+    assert torch.equal(one.tensor[0], preprocess(frames, resize=292, crop=256, mean=r.mean, std=r.std,
+                                                 resampling=r.resampling))
+    # a model built for other crops keeps both sides in proportion; the zoo states the protocol's side
+    assert (r.adapted(crop=384).resize, r.adapted(crop=384).multi_crop_resize) == (438, 384)
+    assert vac.get_entry("vjepa2_vitg_384.hf_ssv2").recipe.multi_crop_resize == 384
+    assert zoo.point_of(entry).protocol.endswith("256 px crop (short side 256)")
+    assert vac.get_entry("swin3d_t.official_k400").recipe.multi_crop_resize is None  # others read one short side
+
+
 def test_hugging_face_config_json_sets_the_config():
     """A classifier directory's config.json (the fixture's, as transformers wrote it) builds the preset's network."""
     import json

@@ -179,6 +179,20 @@ def test_recipes_from_their_sources():
         W.recipe_for("fiery_temporal")
 
 
+def test_pyslowfast_entries_name_the_configs_and_pages_slowfast_has():
+    """SlowFast's MODEL_ZOO.md lists MViT v1 and MViTv2-S/B (the MViTv2 rows since commit 1aebd71, also in
+    projects/mvitv2/README.md). Its K600 row names the config Kinetics/MVIT_B_32x3_CONV_K600, which the repository
+    never had: configs/Kinetics/MVIT_B_32x3_CONV.yaml says NUM_CLASSES "400 # or 600 for K600"."""
+    k600 = W.CATALOG["mvit_v1_b_32x3.official_k600"]
+    assert "configs/Kinetics/MVIT_B_32x3_CONV.yaml with MODEL.NUM_CLASSES 600" in k600.recipe.source
+    assert "_K600.yaml" not in k600.recipe.source and "does not contain" in k600.notes
+    assert k600.num_classes == 600 and (k600.recipe.num_frames, k600.recipe.sampling_rate) == (32, 3)
+    for name in ("mvit_v2_s.official_k400", "mvit_v2_b.official_k400"):
+        entry = W.CATALOG[name]
+        assert entry.page == "https://github.com/facebookresearch/SlowFast/blob/main/MODEL_ZOO.md"
+        assert "projects/mvitv2/README.md" in entry.metrics_protocol
+
+
 def test_label_lists():
     k400, k600, ssv2 = W.load_labels("kinetics400"), W.load_labels("kinetics600"), W.load_labels("ssv2")
     assert (len(k400), len(k600), len(ssv2)) == (400, 600, 174)

@@ -105,6 +105,7 @@ def test_torchvision_swin_gflops_are_for_16_frames_not_the_32_it_evaluates():
         assert e.recipe.num_frames == 32
         assert p.macs_per_view / 1e9 == pytest.approx(2 * e.gflops, rel=0.01)
         assert vac.summarize(zoo.entry_config(e), frames=16).macs / 1e9 == pytest.approx(e.gflops, rel=0.01)
+        assert "16-frame clip" in e.notes and "32 frames" in e.notes  # the entry says so where the figure is
 
 
 @pytest.mark.parametrize("cost", ["macs", "params"])

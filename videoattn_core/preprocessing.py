@@ -272,8 +272,9 @@ def load_clip(source: str | Path | bytes, preset: Any, *, config: Any = None, re
     clip = read_clip(source, recipe.num_frames, recipe.sampling_rate, target_fps=recipe.target_fps, limits=limits,
                      rule=recipe.clip_rule, clips=clips)
     positions = ("centre",) if crops == 1 else CROP_POSITIONS
+    spatial = recipe.spatial(crops)  # three crops may read another short side (Recipe.multi_crop_resize)
     tensor = torch.stack([
         preprocess(clip.view_frames(c), mean=recipe.mean, std=recipe.std, rescale=recipe.rescale,
-                   offset=recipe.offset, position=position, **recipe.spatial())
+                   offset=recipe.offset, position=position, **spatial)
         for c in range(clips) for position in positions])
     return LoadedClip(tensor=tensor, clip=clip, recipe=recipe)

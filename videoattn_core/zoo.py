@@ -119,7 +119,7 @@ def point_of(entry: str | WeightsEntry, summarize: Callable[[Any], Any] | None =
         name=entry.name, preset=entry.preset, family=config.family, dataset=entry.dataset,
         top1=float(entry.metrics["acc@1"]), top5=entry.metrics.get("acc@5"), params=int(summary.params),
         macs_per_view=int(summary.macs), clips=r.clips, crops=r.crops, num_frames=r.num_frames,
-        sampling_rate=r.sampling_rate, target_fps=r.target_fps, crop=r.crop, resize=r.resize,
+        sampling_rate=r.sampling_rate, target_fps=r.target_fps, crop=r.crop, resize=r.short_side(r.crops),
         metrics_protocol=entry.metrics_protocol, page=entry.page, source=entry.source,
         overrides=tuple(sorted(entry.overrides.items())))
 

@@ -26,10 +26,14 @@ SWIN_OFFICIAL = Recipe(32, 2, 224, 224, IMAGENET_MEAN, IMAGENET_STD, resampling=
                        clips=4, crops=3,
                        source="Video-Swin-Transformer test_pipeline: SampleFrames(clip_len=32, frame_interval=2, "
                               "num_clips=4, test_mode=True), Resize(-1, 224), ThreeCrop(224), img_norm_cfg")
+# SSv2 (swin_base_patch244_window1677_sthv2.py): frame_uniform makes SampleFrames ignore frame_interval and take
+# the middle frame of each of clip_len equal segments (get_seq_frames in test mode), one clip × 3 crops
 _SWIN_SSV2 = Recipe(32, None, 224, 224, IMAGENET_MEAN, IMAGENET_STD, resampling="mmaction", clip_rule="mmaction",
                     crops=3,
-                    source="Video-Swin-Transformer sthv2 test_pipeline: SampleFrames(clip_len=1, num_clips=32, "
-                           "frame_uniform=True), Resize(-1, 224), ThreeCrop(224), img_norm_cfg")
+                    source="Video-Swin-Transformer configs/recognition/swin/swin_base_patch244_window1677_sthv2.py "
+                           "test_pipeline: SampleFrames(clip_len=32, frame_interval=2, num_clips=1, "
+                           "frame_uniform=True, test_mode=True) (frame_uniform: the middle frame of each of 32 equal "
+                           "segments; frame_interval unused), Resize(-1, 224), ThreeCrop(224), img_norm_cfg")
 
 
 def _slowfast_recipe(frames: int, rate: int, config: str) -> Recipe:
@@ -54,8 +58,14 @@ def _tv(preset: str, url: str, recipe: Recipe, metrics: tuple[float, float], par
 
 _TV_MVIT_PROTOCOL = "torchvision, video-level: frame_rate=7.5, clips_per_video=5, clip_len=16"
 _TV_SWIN_PROTOCOL = "torchvision, video-level: frame_rate=15, clips_per_video=12, clip_len=32"
+#: torchvision's Swin3D meta (_ops) counts a 16-frame clip; its accuracy was measured on 32 frames
+_TV_SWIN_GFLOPS = (". gflops is torchvision's figure (the weights' _ops) for a 16-frame clip; the 32 frames this "
+                   "recipe reads cost about twice as much (the zoo counts the 32)")
 _SWIN_PROTOCOL = "Video Swin Transformer README (4 temporal clips × 3 spatial crops)"
+_SWIN_SSV2_PROTOCOL = ("Video Swin Transformer README (1 temporal clip × 3 spatial crops: num_clips=1 and ThreeCrop in "
+                       "the sthv2 config's test_pipeline)")
 _SF_PROTOCOL = "PySlowFast model zoo (5 temporal clips × 1 spatial crop)"
+_MVITV2_PROTOCOL = _SF_PROTOCOL + "; the same rows, with GFLOPs × views and params, in projects/mvitv2/README.md"
 _SWIN_RELEASE = "https://github.com/SwinTransformer/storage/releases/download/v1.0.4/"
 _SF_URL = "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/"
 _SWIN_LAYOUT = "official (SwinTransformer/Video-Swin-Transformer)"
@@ -79,18 +89,23 @@ def entries() -> list[WeightsEntry]:
         release("mvit_v1_b_32x3", "official_k400", _SF_URL + "mvit/k400.pyth", k400,
                  _slowfast_recipe(32, 3, "Kinetics/MVIT_B_32x3_CONV.yaml"), (80.4, 94.8), _SLOWFAST_ZOO, _SF_PROTOCOL,
                  layout=_MVIT_LAYOUT),
+        # MODEL_ZOO.md names the config Kinetics/MVIT_B_32x3_CONV_K600, a file SlowFast never had; the K600 model is
+        # MVIT_B_32x3_CONV.yaml with MODEL.NUM_CLASSES 600 (the file's own comment: "400 # or 600 for K600")
         release("mvit_v1_b_32x3", "official_k600", _SF_URL + "mvit/k600.pyth", k600,
-                 _slowfast_recipe(32, 3, "Kinetics/MVIT_B_32x3_CONV_K600.yaml"), (83.9, 96.5), _SLOWFAST_ZOO,
-                 _SF_PROTOCOL, overrides={"num_classes": 600}, layout=_MVIT_LAYOUT),
+                 _slowfast_recipe(32, 3, "Kinetics/MVIT_B_32x3_CONV.yaml with MODEL.NUM_CLASSES 600"), (83.9, 96.5),
+                 _SLOWFAST_ZOO, _SF_PROTOCOL, overrides={"num_classes": 600}, layout=_MVIT_LAYOUT,
+                 notes="no hash or size is published for this release: the download cannot be verified. The model "
+                       "zoo names its config Kinetics/MVIT_B_32x3_CONV_K600, which SlowFast does not contain: it is "
+                       "Kinetics/MVIT_B_32x3_CONV.yaml, whose MODEL.NUM_CLASSES reads \"400 # or 600 for K600\""),
         _tv("mvit_v2_s", "https://download.pytorch.org/models/mvit_v2_s-ae3be167.pth", _MVIT_TV, (80.757, 94.665),
             34537744, 64.224, 131.884, protocol=_TV_MVIT_PROTOCOL,
             notes="weights ported from PySlowFast's MViTv2_S_16x4"),
         release("mvit_v2_s", "official_k400", _SF_URL + "mvitv2/pysf_video_models/MViTv2_S_16x4_k400_f302660347.pyth",
                  k400, _slowfast_recipe(16, 4, "Kinetics/MVITv2_S_16x4.yaml"), (81.0, 94.6), _SLOWFAST_ZOO,
-                 _SF_PROTOCOL, layout=_MVIT_LAYOUT),
+                 _MVITV2_PROTOCOL, layout=_MVIT_LAYOUT),
         release("mvit_v2_b", "official_k400", _SF_URL + "mvitv2/pysf_video_models/MViTv2_B_32x3_k400_f304025456.pyth",
                  k400, _slowfast_recipe(32, 3, "Kinetics/MVITv2_B_32x3.yaml"), (82.9, 95.7), _SLOWFAST_ZOO,
-                 _SF_PROTOCOL, layout=_MVIT_LAYOUT),
+                 _MVITV2_PROTOCOL, layout=_MVIT_LAYOUT),
     ]
     # Video Swin — torchvision's ports, then the official releases
     swin_tv = [("swin3d_t", "swin3d_t-7615ae03.pth", (77.715, 93.519), 28158070, 43.882, 121.543, "k400"),
@@ -102,7 +117,7 @@ def entries() -> list[WeightsEntry]:
         entries.append(_tv(preset, "https://download.pytorch.org/models/" + file, SWIN_TV, metrics, params, gflops,
                            size, tag=tag, protocol=_TV_SWIN_PROTOCOL,
                            notes="weights ported from the paper" + (" (ImageNet-22K pretraining)" if "22k" in tag
-                                                                     else "")))
+                                                                     else "") + _TV_SWIN_GFLOPS))
     swin_official = [
         ("swin3d_t", "official_k400", "swin_tiny_patch244_window877_kinetics400_1k.pth", k400, (78.8, 93.6), {}),
         ("swin3d_s", "official_k400", "swin_small_patch244_window877_kinetics400_1k.pth", k400, (80.6, 94.5), {}),
@@ -117,5 +132,6 @@ def entries() -> list[WeightsEntry]:
     for preset, tag, file, dataset, metrics, overrides in swin_official:
         entries.append(release(preset, tag, _SWIN_RELEASE + file, dataset,
                                 _SWIN_SSV2 if dataset == ssv2 else SWIN_OFFICIAL, metrics, _SWIN_README,
-                                _SWIN_PROTOCOL, overrides=overrides, layout=_SWIN_LAYOUT))
+                                _SWIN_SSV2_PROTOCOL if dataset == ssv2 else _SWIN_PROTOCOL, overrides=overrides,
+                                layout=_SWIN_LAYOUT))
     return entries

@@ -30,6 +30,8 @@ class Recipe:
 
     ``clips`` × ``crops`` is the published multi-view test protocol (temporal clips × spatial crops whose
     softmax scores are averaged); a prediction reads one view unless asked for the protocol's views.
+    ``multi_crop_resize``, where set, is the short side a read of 3 spatial crops resizes to instead of ``resize``
+    (V-JEPA 2's multi-view evaluation resizes to the crop, its single view to crop · 256/224).
     """
 
     num_frames: int
@@ -46,6 +48,7 @@ class Recipe:
     clips: int = 1
     crops: int = 1
     clip_rule: str = "slowfast"
+    multi_crop_resize: int | None = None  # short side used when 3 spatial crops are read (None: resize)
     interpolation: str = "bilinear"
     resize_shape: tuple[int, int] | None = None
     do_resize: bool = True
@@ -60,14 +63,18 @@ class Recipe:
         num_frames = num_frames or self.num_frames
         crop = crop or self.crop
         resize = max(crop, int(round(crop * self.resize / self.crop)))
+        multi = self.multi_crop_resize
+        if multi is not None:
+            multi = max(crop, int(round(crop * multi / self.crop)))
         if (num_frames, crop) == (self.num_frames, self.crop):
             return self
-        return replace(self, num_frames=num_frames, crop=crop, resize=resize,
+        return replace(self, num_frames=num_frames, crop=crop, resize=resize, multi_crop_resize=multi,
                        source=f"{self.source} (adapted to {num_frames} frames × {crop} px)")
 
-    def spatial(self) -> dict[str, Any]:
-        """The resize and crop arguments of :func:`~videoattn_core.preprocessing.preprocess` for this recipe."""
-        resize = (self.resize_shape or self.resize) if self.do_resize else None
+    def spatial(self, crops: int = 1) -> dict[str, Any]:
+        """The resize and crop arguments of :func:`~videoattn_core.preprocessing.preprocess` for a read of
+        ``crops`` spatial crops of this recipe."""
+        resize = (self.resize_shape or self.short_side(crops)) if self.do_resize else None
         return {"resize": resize, "crop": self.crop if self.do_crop else None, "resampling": self.resampling,
                 "interpolation": self.interpolation}
 
@@ -81,7 +88,12 @@ class Recipe:
                 "resize_shape": list(self.resize_shape) if self.resize_shape else None, "do_resize": self.do_resize,
                 "do_crop": self.do_crop,
                 "rescale": self.rescale, "offset": self.offset, "clip_rule": self.clip_rule,
-                "protocol_views": {"clips": self.clips, "crops": self.crops}, "source": self.source}
+                "protocol_views": {"clips": self.clips, "crops": self.crops}, "source": self.source,
+                "multi_crop_resize": self.multi_crop_resize}
+
+    def short_side(self, crops: int = 1) -> int:
+        """The short side a read of ``crops`` spatial crops resizes to."""
+        return self.multi_crop_resize if crops == 3 and self.multi_crop_resize else self.resize
 
 
 @dataclass(frozen=True)
