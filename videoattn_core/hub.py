@@ -142,8 +142,8 @@ class HubModel:
         if self.ref.repo_id is None:
             return self.directory
         name = self.weights_files[0]
-        names = [name] + (_shards(self._fetch(name, progress, timeout)) if name.endswith(".index.json") else [])
-        for shard in names[1:]:
+        first = self._fetch(name, progress, timeout)  # the weights file, or the index naming the shards
+        for shard in (_shards(first) if name.endswith(".index.json") else []):
             self._fetch(shard, progress, timeout)
         return self.directory
 
