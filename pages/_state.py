@@ -89,7 +89,8 @@ def open_view(page: str, page_fields: Mapping[str, Callable[[str], Any]] | None 
         params = query
     else:
         params = {**ss.get(_MODEL, {}), **ss.get(f"_page_params:{page}", {})}
-    link = parse_link(params, page_fields=page_fields or {})
+    # a local model directory comes only from this session's own state, never from a link (see links.py)
+    link = parse_link(params, page_fields=page_fields or {}, allow_paths=not opened)
     entered = opened or ss.get("_last_page") != page
     ss["_last_page"] = page
     view = View(link=link, opened=opened, page=page, entered=entered)
@@ -177,7 +178,7 @@ def config_key(preset: str, config: vac.ModelConfig) -> ConfigKey:
 
 
 def config_of(key: ConfigKey) -> vac.ModelConfig:
-    link = parse_link(dict(key))
+    link = parse_link(dict(key), allow_paths=True)  # keys are made by the app from a model it opened
     if link.ignored:  # a key is always made from a valid config; anything else is a bug
         raise RuntimeError("; ".join(link.ignored))
     return link.config
