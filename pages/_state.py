@@ -173,6 +173,24 @@ def integer(text: str, name: str, low: int = 0, high: int | None = None) -> int:
     return value
 
 
+def parse_query(text: str) -> str | tuple[int, int, int]:
+    if text == "cls":
+        return "cls"
+    try:
+        t, y, x = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError("query must be cls or t,y,x (a token position, whole numbers)") from None
+    if min(t, y, x) < 0:
+        raise ValueError("query positions are ≥ 0")
+    return (t, y, x)
+
+
+def parse_head(text: str) -> str | int:
+    if text == "mean":
+        return "mean"
+    return integer(text, "head", 0, 1023)
+
+
 def config_key(preset: str, config: vac.ModelConfig) -> ConfigKey:
     return tuple(sorted(make_link(preset, config).items()))
 

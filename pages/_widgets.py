@@ -359,24 +359,6 @@ def needs_button(run_summary, inputs: RunInputs) -> bool:
     return inputs.device == "cpu" and run_summary.macs > AUTO_RUN_MACS
 
 
-def parse_query(text: str) -> str | tuple[int, int, int]:
-    if text == "cls":
-        return "cls"
-    try:
-        t, y, x = (int(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError("query must be cls or t,y,x (a token position, whole numbers)") from None
-    if min(t, y, x) < 0:
-        raise ValueError("query positions are ≥ 0")
-    return (t, y, x)
-
-
-def parse_head(text: str) -> str | int:
-    if text == "mean":
-        return "mean"
-    return integer(text, "head", 0, 1023)
-
-
 def _clip_widgets(page: str, sample_column=None) -> tuple[str, str, str]:
     """The clip radio (sample or upload), the sample box and the uploader; returns ``(source, sample, clip id)``,
     the id being the sample's name or ``upload:<sha256 prefix>`` (the sample while nothing is uploaded)."""

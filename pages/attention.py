@@ -19,8 +19,8 @@ from pages import _hub
 PAGE_FIELDS = {
     **widgets.RUN_FIELDS,
     "layer": str,
-    "head": widgets.parse_head,
-    "query": widgets.parse_query,
+    "head": state.parse_head,
+    "query": state.parse_query,
     "frame": lambda text: state.integer(text, "frame", 0, 4095),
     "rollout": lambda text: state.choice(text, ("on", "off"), "rollout"),
     "explain": lambda text: state.choice(text, ("off", *explanations.METHODS), "explain"),
