@@ -13,7 +13,7 @@ import streamlit as st
 
 import videoattn_core as vac
 from pages._state import ConfigKey, config_of
-from pages._widgets import CLIP_UPLOAD_MB, RunInputs, clip_bytes, sample_clips
+from pages._widgets import CLIP_UPLOAD_MB, REPOSITORY, RunInputs, clip_bytes, sample_clips
 from videoattn_core import (analysis, attention_maps, cli_explain, explanations, head_stats,
                             runtime)
 from videoattn_core.inspection import summary_cache
@@ -43,14 +43,15 @@ def memory_check(run_summary, inputs: RunInputs, captured: tuple[str, ...] = ())
 
 
 def run_plan(key: ConfigKey, weights: str, device: str, dtype: str, checkpoint: bytes | None = None,
-             views: str = "single", clip: Any = None) -> runtime.RunPlan:
-    """The core's plan of a run from the page's inputs (the same pipeline as ``vac.predict`` and the CLI)."""
+             views: str = "single", clip: Any = None, sampling_rate: int | None = None) -> runtime.RunPlan:
+    """The core's plan of a run from the page's inputs (the same pipeline as ``vac.predict`` and the CLI); the
+    weights "repository" are those of a model named by where it lives (``hf:ORG/NAME``)."""
     config = config_of(key)
     preset = dict(key)["model"]
-    entry = None if weights == "random" or weights.startswith("upload:") else weights
+    entry = None if weights in ("random", REPOSITORY) or weights.startswith("upload:") else weights
     return runtime.plan_run(preset, clip, weights=entry, checkpoint=checkpoint if weights.startswith("upload:")
                             else None, overrides=config.diff(vac.get_preset(preset).config), device=device,
-                            dtype=dtype, views=views, estimate=clip is not None)
+                            dtype=dtype, views=views, estimate=clip is not None, sampling_rate=sampling_rate)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
@@ -71,12 +72,13 @@ class LoadedClipView:
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
-def load_clip(clip: str, key: ConfigKey, weights: str, views: str = "single", _data: bytes | None = None
-              ) -> LoadedClipView:
+def load_clip(clip: str, key: ConfigKey, weights: str, views: str = "single", _data: bytes | None = None,
+              sampling_rate: int | None = None) -> LoadedClipView:
     """Decode and preprocess a clip with the recipe of the chosen weights (or the preset's), cached by clip id
     (an upload is identified by its hash; its bytes never touch the disk)."""
     source = _data if clip.startswith("upload:") else sample_clips()[clip]
-    plan = run_plan(key, weights, "cpu", "float32", None if not weights.startswith("upload:") else b"", views)
+    plan = run_plan(key, weights, "cpu", "float32", None if not weights.startswith("upload:") else b"", views,
+                    sampling_rate=sampling_rate)
     loaded = runtime.load_inputs(plan, source, limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
     frames = loaded.shown()
     return LoadedClipView(loaded.tensor, frames, loaded.clip.summary(), list(loaded.clip.notes),
@@ -84,32 +86,33 @@ def load_clip(clip: str, key: ConfigKey, weights: str, views: str = "single", _d
 
 
 @st.cache_resource(max_entries=3, show_spinner=False)
-def run_inspection(key: ConfigKey, inputs: tuple[str, str, str, str], capture: tuple[str, ...],
+def run_inspection(key: ConfigKey, inputs: tuple, capture: tuple[str, ...],
                    _loaded: runtime.RunModel, _clip: LoadedClipView, measure_macs: bool = True):
     """One measured forward of the first view (per-layer time, measured MACs, captured attention), shared by all
     sessions."""
-    _, _, device, dtype = inputs
+    _, _, device, dtype, _ = inputs
     return runtime.inspect_run(_loaded, _clip.tensor, device, dtype, capture=capture, measure_macs=measure_macs)
 
 
 @st.cache_resource(max_entries=3, show_spinner=False)
-def view_probabilities(key: ConfigKey, inputs: tuple[str, str, str, str], views: str, _loaded: runtime.RunModel,
+def view_probabilities(key: ConfigKey, inputs: tuple, views: str, _loaded: runtime.RunModel,
                        _clip: LoadedClipView):
-    """Softmax probabilities averaged over the clip's views (the core's ``classify``, as ``vac.predict``)."""
-    _, _, device, dtype = inputs
+    """Softmax probabilities (a multi-label model's independent sigmoid scores) averaged over the clip's views
+    (the core's ``classify``, as ``vac.predict``)."""
+    _, _, device, dtype, _ = inputs
     with _loaded.lock:
         return runtime.classify(_loaded.model, _clip.tensor, device=device, dtype=dtype, scoring=_loaded.scoring)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def timeline(key: ConfigKey, inputs: tuple[str, str, str, str], stride_s: float, _loaded: runtime.RunModel,
+def timeline(key: ConfigKey, inputs: tuple, stride_s: float, _loaded: runtime.RunModel,
              _data: bytes | None = None) -> dict[str, Any]:
     """Predictions over the whole clip, a window every ``stride_s`` seconds (the core's ``timeline_of``)."""
     from videoattn_core.predict import timeline_of
 
-    clip, weights, device, dtype = inputs
+    clip, weights, device, dtype, rate = inputs
     source = _data if clip.startswith("upload:") else sample_clips()[clip]
-    plan = run_plan(key, weights, device, dtype, b"" if weights.startswith("upload:") else None)
+    plan = run_plan(key, weights, device, dtype, b"" if weights.startswith("upload:") else None, sampling_rate=rate)
     with _loaded.lock:
         return timeline_of(plan, _loaded, source, stride_s=stride_s, probabilities=True,
                            limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
@@ -119,32 +122,32 @@ def clip_plan(key: ConfigKey, inputs: "RunInputs", views: str) -> dict[str, Any]
     """The run's plan with the clip probed (frame indices of every view), as ``predict --dry-run`` prints it."""
     source = clip_bytes(inputs) if inputs.uploaded_clip else sample_clips()[inputs.clip]
     return run_plan(key, inputs.weights, inputs.device, inputs.dtype, b"" if inputs.uploaded_weights else None,
-                    views, clip=source).to_dict()
+                    views, clip=source, sampling_rate=inputs.sampling_rate).to_dict()
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def rollout(key: ConfigKey, inputs: tuple[str, str, str, str], _loaded: runtime.RunModel,
+def rollout(key: ConfigKey, inputs: tuple, _loaded: runtime.RunModel,
             _clip: LoadedClipView) -> np.ndarray:
     """Attention rollout (Abnar & Zuidema) of the CLS token over the token grid; ValueError with the reason when
     the architecture does not allow it."""
-    _, _, device, dtype = inputs
+    _, _, device, dtype, _ = inputs
     with _loaded.lock:
         return attention_maps.rollout(_loaded.model, runtime.first_view(_clip.tensor, device, dtype))
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def explanation(key: ConfigKey, inputs: tuple[str, str, str, str], method: str, target: int | None,
+def explanation(key: ConfigKey, inputs: tuple, method: str, target: int | None,
                 layer: str | None, _loaded: runtime.RunModel, _clip: LoadedClipView) -> explanations.Explanation:
     """The class-specific map of the first view (:func:`videoattn_core.explanations.explain`), shared by all
     sessions; ValueError with the reason where the method does not apply (not cached)."""
-    _, _, device, dtype = inputs
+    _, _, device, dtype, _ = inputs
     with _loaded.lock:
         return explanations.explain(_loaded.model, runtime.first_view(_clip.tensor, device, dtype), target=target,
                                     method=method, layer=layer)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
-def explanation_video(key: ConfigKey, inputs: tuple[str, str, str, str], method: str, target: int | None,
+def explanation_video(key: ConfigKey, inputs: tuple, method: str, target: int | None,
                       layer: str | None, kind: str, _frames: np.ndarray, _heat: np.ndarray) -> bytes:
     """The map laid over the frames, encoded as ``kind`` (mp4 or gif) as the ``explain`` command writes it;
     keyed like :func:`explanation` (``_frames`` and ``_heat`` are its clip's frames and map)."""
@@ -152,11 +155,11 @@ def explanation_video(key: ConfigKey, inputs: tuple[str, str, str, str], method:
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def head_statistics(key: ConfigKey, inputs: tuple[str, str, str, str], _loaded: runtime.RunModel,
+def head_statistics(key: ConfigKey, inputs: tuple, _loaded: runtime.RunModel,
                     _clip: LoadedClipView) -> head_stats.HeadStats:
     """Mean attention distance (pixels, frames), entropy and attention to CLS of every head of every attention
     call on the first view (:func:`videoattn_core.head_stats.head_statistics`), shared by all sessions."""
-    _, _, device, dtype = inputs
+    _, _, device, dtype, _ = inputs
     with _loaded.lock:
         return head_stats.head_statistics(_loaded.model, runtime.first_view(_clip.tensor, device, dtype))
 

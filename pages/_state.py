@@ -89,7 +89,8 @@ def open_view(page: str, page_fields: Mapping[str, Callable[[str], Any]] | None 
         params = query
     else:
         params = {**ss.get(_MODEL, {}), **ss.get(f"_page_params:{page}", {})}
-    link = parse_link(params, page_fields=page_fields or {})
+    # a local model directory comes only from this session's own state, never from a link (see links.py)
+    link = parse_link(params, page_fields=page_fields or {}, allow_paths=not opened)
     entered = opened or ss.get("_last_page") != page
     ss["_last_page"] = page
     view = View(link=link, opened=opened, page=page, entered=entered)
@@ -172,12 +173,30 @@ def integer(text: str, name: str, low: int = 0, high: int | None = None) -> int:
     return value
 
 
+def parse_query(text: str) -> str | tuple[int, int, int]:
+    if text == "cls":
+        return "cls"
+    try:
+        t, y, x = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError("query must be cls or t,y,x (a token position, whole numbers)") from None
+    if min(t, y, x) < 0:
+        raise ValueError("query positions are ≥ 0")
+    return (t, y, x)
+
+
+def parse_head(text: str) -> str | int:
+    if text == "mean":
+        return "mean"
+    return integer(text, "head", 0, 1023)
+
+
 def config_key(preset: str, config: vac.ModelConfig) -> ConfigKey:
     return tuple(sorted(make_link(preset, config).items()))
 
 
 def config_of(key: ConfigKey) -> vac.ModelConfig:
-    link = parse_link(dict(key))
+    link = parse_link(dict(key), allow_paths=True)  # keys are made by the app from a model it opened
     if link.ignored:  # a key is always made from a valid config; anything else is a bug
         raise RuntimeError("; ".join(link.ignored))
     return link.config

@@ -13,6 +13,7 @@ from typing import Any
 import streamlit as st
 
 import videoattn_core as vac
+from pages import _hub
 from pages._state import View, choice, integer, seed_page
 from videoattn_core import devices, runtime
 from videoattn_core import weights as weights_catalog
@@ -59,6 +60,7 @@ def seed_model_widgets(view: View, link: LinkState, *, overwrite: bool) -> None:
         ss[f"{page}:w.family"] = family
     if overwrite or f"{page}:w.preset" not in ss:
         ss[f"{page}:w.preset"] = link.preset
+    _hub.seed_field(page, link.preset, overwrite=overwrite)
     for spec in link.config.field_specs():
         key = _widget_key(page, link.preset, spec.name)
         if overwrite or key not in ss:
@@ -110,24 +112,32 @@ def _parse_widget(spec: FieldSpec, raw: Any) -> Any:
 
 
 def model_picker(view: View, container=None) -> tuple[str, vac.ModelConfig | None]:
-    """Family and preset boxes, then one widget per hyperparameter, generated from the config's field specs.
+    """The Hugging Face model field, family and preset boxes, then one widget per hyperparameter, generated from
+    the config's field specs.
 
-    Returns ``(preset, config)``; ``config`` is None when the settings are invalid, in which case the
-    ConfigError's message is shown under the field it names (or above the fields when it names none)."""
+    Returns ``(preset, config)`` (``preset`` the model's name: a preset, or ``hf:ORG/NAME`` of the field);
+    ``config`` is None when the settings are invalid, in which case the ConfigError's message is shown under the
+    field it names (or above the fields when it names none)."""
     container = container or st.sidebar
     page = view.page
+    hub_model, hub_problem = _hub.hub_field(page, container)
+    if hub_problem:
+        container.error(hub_problem, icon=":material/warning:")
+        st.error(f"The Hugging Face model cannot be opened: {hub_problem}")
+        return st.session_state[_hub.field_key(page)], None
     families = [f.name for f in vac.list_families()]
-    container.selectbox("family", families, key=f"{page}:w.family", on_change=_on_family_change, args=(page,))
+    container.selectbox("family", families, key=f"{page}:w.family", on_change=_on_family_change, args=(page,),
+                        disabled=hub_model is not None)
     presets = vac.list_models(st.session_state[f"{page}:w.family"])
     if st.session_state.get(f"{page}:w.preset") not in presets:
         st.session_state[f"{page}:w.preset"] = presets[0]
-    container.selectbox("preset", presets, key=f"{page}:w.preset",
+    container.selectbox("preset", presets, key=f"{page}:w.preset", disabled=hub_model is not None,
                         help="A named configuration; every field below starts from it.")
-    preset = st.session_state[f"{page}:w.preset"]
+    preset = hub_model or st.session_state[f"{page}:w.preset"]
     base = vac.get_preset(preset).config
     container.caption(vac.get_preset(preset).description)
-    # seed the fields of a preset the user just picked (its own defaults, or the link's values for it)
-    seed = view.link if view.link.preset == preset else parse_link({"model": preset})
+    # seed the fields of a model the user just picked (its own defaults, or the link's values for it)
+    seed = view.link if view.link.preset == preset else parse_link({"model": preset}, allow_paths=True)
     seed_model_widgets(view, seed, overwrite=False)
 
     top_slot = container.empty()
@@ -193,7 +203,7 @@ def parse_clip(text: str) -> str:
 def parse_weights(text: str) -> str:
     if text == "upload":
         raise ValueError("an uploaded checkpoint cannot travel in a link; using random weights instead")
-    if text != "random":
+    if text not in ("random", REPOSITORY):
         try:
             weights_catalog.get_entry(text)
         except vac.WeightsError as exc:
@@ -215,6 +225,7 @@ RUN_FIELDS: dict[str, Callable[[str], Any]] = {
     "weights": parse_weights,
     "device": parse_device,
     "dtype": lambda text: choice(text, DTYPES, "dtype"),
+    "sampling_rate": lambda text: integer(text, "sampling_rate", 1, 1000),
 }
 
 
@@ -222,7 +233,11 @@ def dtype_help(device: str) -> str:
     return f"bfloat16: 16-bit weights and activations, logits ~1 % off float32's; {devices.bfloat16_support(device)}."
 
 
-_RUN_DEFAULTS = {"clip": None, "weights": "random", "device": "auto", "dtype": "float32"}
+_RUN_DEFAULTS = {"clip": None, "weights": "random", "device": "auto", "dtype": "float32", "sampling_rate": 1}
+#: the weights of a model named by where it lives: its repository's own
+REPOSITORY = "repository"
+WEIGHTS_NAMES = {"random": "random initialisation", "upload": "upload a checkpoint",
+                 REPOSITORY: "the repository's weights"}
 
 
 _RUN_SHARED = "_run_inputs"  # the run inputs the Run and Attention pages share in a session
@@ -242,10 +257,11 @@ class RunInputs:
     weights: str  # "random", a catalog entry, or "upload:<sha256 prefix>"
     device: str  # "cpu" or "cuda"
     dtype: str
+    sampling_rate: int | None = None  # the pipeline's frame step of a Hugging Face model (None: a preset's recipe)
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.clip, self.weights, self.device, self.dtype)
+    def key(self) -> tuple[str, str, str, str, int | None]:
+        return (self.clip, self.weights, self.device, self.dtype, self.sampling_rate)
 
     @property
     def uploaded_clip(self) -> bool:
@@ -273,15 +289,15 @@ def run_inputs(view: View, preset: str, config: vac.ModelConfig) -> tuple[RunInp
     with c1:
         source, sample, clip_id = _clip_widgets(page)
     with c2:
+        hub = vac.get_preset(preset).origin is not None
         entries = [e.name for e in weights_catalog.list_weights(preset)]
-        options = ["random", *entries, "upload"]
+        options = [REPOSITORY, "upload"] if hub else ["random", *entries, "upload"]
         if ss.get(f"{page}.weights") not in options:
-            ss[f"{page}.weights"] = "random"
-        weights = st.selectbox("weights", options, key=f"{page}.weights",
-                               format_func=lambda w: {"random": "random initialisation",
-                                                      "upload": "upload a checkpoint"}.get(w, w),
-                               help="A catalog entry is fetched once into the standard caches (torch hub / "
-                                    "Hugging Face) and verified.")
+            ss[f"{page}.weights"] = options[0]
+        weights = st.selectbox("weights", options, key=f"{page}.weights", format_func=lambda w: WEIGHTS_NAMES.get(w, w),
+                               help="A catalog entry (or the repository's weights) is fetched once into the "
+                                    "standard caches (torch hub / Hugging Face) and verified.")
+        rate = _hub.sampling_rate_input(page, st) if hub else None
         weights_id = weights
         if weights == "upload":
             file = st.file_uploader(f"checkpoint (at most {CHECKPOINT_UPLOAD_MB} MB; .pth, .pyth, .pt, .bin, "
@@ -294,8 +310,9 @@ def run_inputs(view: View, preset: str, config: vac.ModelConfig) -> tuple[RunInp
             if ss.get(_CHECKPOINT):
                 weights_id = f"upload:{ss[_CHECKPOINT][0]}"
             else:
-                st.info("Upload a checkpoint; until then the weights are random.")
-                weights_id = "random"
+                st.info("Upload a checkpoint; until then the weights are "
+                        + ("the repository's." if hub else "random."))
+                weights_id = REPOSITORY if hub else "random"
     with c3:
         devices = ["auto", "cpu"] + (["cuda"] if runtime.cuda_available() else [])
         if ss.get(f"{page}.device") not in devices:
@@ -306,12 +323,13 @@ def run_inputs(view: View, preset: str, config: vac.ModelConfig) -> tuple[RunInp
         dtype = st.selectbox("dtype", list(DTYPES), key=f"{page}.dtype", help=dtype_help(device))
         st.caption(f"running on **{device}**" + (" in bfloat16" if dtype == "bfloat16" else ""))
     ss[_RUN_SHARED] = {"clip": sample, "weights": weights if weights != "upload" or ss.get(_CHECKPOINT) else
-                       "random", "device": device_choice, "dtype": dtype,
+                       options[0], "device": device_choice, "dtype": dtype, "sampling_rate": rate or 1,
                        "upload": source == "upload" and clip_id.startswith("upload:")}
     page_state = {"clip": "upload" if source == "upload" and clip_id.startswith("upload:") else sample,
-                  "weights": None if weights == "random" else weights, "device": None if device_choice == "auto"
-                  else device_choice, "dtype": None if dtype == "float32" else dtype}
-    return RunInputs(clip=clip_id, weights=weights_id, device=device, dtype=dtype), page_state
+                  "weights": None if weights == options[0] else weights, "device": None if device_choice == "auto"
+                  else device_choice, "dtype": None if dtype == "float32" else dtype,
+                  "sampling_rate": rate if rate not in (None, 1) else None}
+    return RunInputs(clip=clip_id, weights=weights_id, device=device, dtype=dtype, sampling_rate=rate), page_state
 
 
 def uploaded_note(inputs: RunInputs) -> str | None:
@@ -336,7 +354,7 @@ def checkpoint_bytes(inputs: RunInputs) -> bytes | None:
 
 def weights_config(preset: str, config: vac.ModelConfig, inputs: RunInputs) -> tuple[vac.ModelConfig, list[str]]:
     """The config a run builds: the user's, with the fields a catalog entry needs (e.g. its class count)."""
-    if inputs.weights in ("random",) or inputs.uploaded_weights:
+    if inputs.weights in ("random", REPOSITORY) or inputs.uploaded_weights:
         return config, []
     entry = weights_catalog.get_entry(inputs.weights)
     changed = {k: v for k, v in entry.overrides.items() if getattr(config, k) != v}
@@ -347,24 +365,6 @@ def weights_config(preset: str, config: vac.ModelConfig, inputs: RunInputs) -> t
 
 def needs_button(run_summary, inputs: RunInputs) -> bool:
     return inputs.device == "cpu" and run_summary.macs > AUTO_RUN_MACS
-
-
-def parse_query(text: str) -> str | tuple[int, int, int]:
-    if text == "cls":
-        return "cls"
-    try:
-        t, y, x = (int(v) for v in text.split(","))
-    except ValueError:
-        raise ValueError("query must be cls or t,y,x (a token position, whole numbers)") from None
-    if min(t, y, x) < 0:
-        raise ValueError("query positions are ≥ 0")
-    return (t, y, x)
-
-
-def parse_head(text: str) -> str | int:
-    if text == "mean":
-        return "mean"
-    return integer(text, "head", 0, 1023)
 
 
 def _clip_widgets(page: str, sample_column=None) -> tuple[str, str, str]:

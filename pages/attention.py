@@ -13,13 +13,14 @@ from videoattn_core import analysis, attention_maps, explanations, figures, runt
 from pages import _state as state
 from pages import _widgets as widgets
 from pages import _cache as cache
+from pages import _hub
 
 
 PAGE_FIELDS = {
     **widgets.RUN_FIELDS,
     "layer": str,
-    "head": widgets.parse_head,
-    "query": widgets.parse_query,
+    "head": state.parse_head,
+    "query": state.parse_query,
     "frame": lambda text: state.integer(text, "frame", 0, 4095),
     "rollout": lambda text: state.choice(text, ("on", "off"), "rollout"),
     "explain": lambda text: state.choice(text, ("off", *explanations.METHODS), "explain"),
@@ -53,7 +54,8 @@ except vac.VideoAttnError as exc:
 try:
     with st.status("Preparing", expanded=False) as status:
         status.update(label="decoding the clip…")
-        clip = cache.load_clip(inputs.clip, key, inputs.weights, _data=widgets.clip_bytes(inputs))
+        clip = cache.load_clip(inputs.clip, key, inputs.weights, _data=widgets.clip_bytes(inputs),
+                               sampling_rate=inputs.sampling_rate)
         status.update(label="building the model…")
         refusal = cache.memory_check(run_summary, inputs)
         if refusal:
@@ -226,7 +228,8 @@ if method != "off":
         if st.session_state["attention.target"] is not None:
             st.caption(f"target={st.session_state['attention.target']} ignored: not among the top 5 classes")
         st.session_state["attention.target"] = options[0]
-    names = {p["index"]: f"{p['label']} ({100 * p['probability']:.1f}%)" for p in top}
+    names = {p["index"]: f"{p['label']} (" + (f"score {p['probability']:.3f}" if loaded.scoring == "sigmoid" else
+                                              f"{100 * p['probability']:.1f}%") + ")" for p in top}
     target = e2.selectbox("class (top 5)", options, key="attention.target", format_func=names.get)
     if method == "gradcam":
         cam_layers = explanations.gradcam_layers(loaded.model)
@@ -246,10 +249,11 @@ if method != "off":
         videos = {kind: cache.explanation_video(key, inputs.key, method, target, cam_layer, kind, frames,
                                                 explained.frames) for kind in ("mp4", "gif")}
         d1, d2 = st.columns(2)
-        d1.download_button("overlay (MP4)", videos["mp4"], file_name=f"{preset}-{method}-{target}.mp4",
-                           mime="video/mp4", key="explain_mp4")
-        d2.download_button("overlay (GIF)", videos["gif"], file_name=f"{preset}-{method}-{target}.gif",
-                           mime="image/gif", key="explain_gif")
+        stem = f"{_hub.file_stem(preset)}-{method}-{target}"
+        d1.download_button("overlay (MP4)", videos["mp4"], file_name=f"{stem}.mp4", mime="video/mp4",
+                           key="explain_mp4")
+        d2.download_button("overlay (GIF)", videos["gif"], file_name=f"{stem}.gif", mime="image/gif",
+                           key="explain_gif")
 
 st.subheader("Head statistics")
 state.seed_page(view, {"attention.headstats": ("headstats", "off")})

@@ -15,6 +15,7 @@ from videoattn_core import analysis, figures, inspection
 from pages import _state as state
 from pages import _widgets as widgets
 from pages import _cache as cache
+from pages import _hub
 
 from videoattn_core.registry import family_of
 
@@ -44,8 +45,11 @@ except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()
 
+origin = vac.get_preset(preset).origin
 st.subheader(f"{preset} · {vac.get_preset(preset).description}")
 st.caption(f"{family.paper} — reproduces {family.repository}")
+if origin is not None:  # a Hugging Face model: what its config.json and processor say (its weights stay unfetched)
+    _hub.show_card(origin)
 
 cols = st.columns(5)
 cols[0].metric("parameters", f"{summary.params:,}", help="Every learnable parameter of the built network.")
@@ -87,7 +91,8 @@ if section == "layers":
                f"(of whichever token grid the tensor is on), heads, d head width, nT nH nW windows, wt wh ww positions "
                f"in a window, (1+…) a leading CLS token. params and MACs include a module's children; own ones do "
                f"not.")
-    st.download_button("Download the table as CSV", analysis.rows_to_csv(table), file_name=f"{preset}_layers.csv",
+    st.download_button("Download the table as CSV", analysis.rows_to_csv(table),
+                       file_name=f"{_hub.file_stem(preset)}_layers.csv",
                        mime="text/csv", key="model.download")
 elif section == "cost":
     breakdown = st.radio("split", BREAKDOWNS, horizontal=True, key="model.breakdown",

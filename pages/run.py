@@ -8,6 +8,7 @@ from videoattn_core import analysis, figures, runtime
 from pages import _state as state
 from pages import _widgets as widgets
 from pages import _cache as cache
+from pages import _hub
 
 from videoattn_core.predict import timeline_series
 
@@ -36,7 +37,7 @@ k = left.slider("top-k", 1, 20, key="run.topk")
 views = right.radio("views", VIEWS, horizontal=True, key="run.views",
                     format_func=lambda v: {"single": "one view", "protocol": "the paper's test views"}[v],
                     help="The paper's protocol averages the softmax of several temporal clips × spatial crops, "
-                         "one forward each.")
+                         "one forward each (a Hugging Face model's processor reads one view).")
 page_state["topk"] = k if k != 5 else None
 page_state["views"] = views if views != "single" else None
 query = state.write_view(view, preset, config, page_state)
@@ -76,7 +77,8 @@ if widgets.needs_button(run_summary, inputs) and not state.approved("run", (key,
 try:
     with st.status("Running", expanded=False) as status:
         status.update(label="decoding the clip…")
-        clip = cache.load_clip(inputs.clip, key, inputs.weights, views, _data=widgets.clip_bytes(inputs))
+        clip = cache.load_clip(inputs.clip, key, inputs.weights, views, _data=widgets.clip_bytes(inputs),
+                               sampling_rate=inputs.sampling_rate)
         status.update(label="building the model…")
         loaded = cache.load_model(key, inputs.weights, inputs.device, inputs.dtype, widgets.checkpoint_bytes(inputs))
         status.update(label="forwarding…")
@@ -98,8 +100,12 @@ if loaded.random_init:
     st.warning("Random weights: the model is randomly initialised (seed 0), so these predictions mean nothing. "
                "Choose a catalog entry or upload a checkpoint for real predictions.")
 predictions = runtime.top_predictions(probs, loaded.labels, k)
+scores_note = _hub.scores_caption(loaded.scoring)
+if scores_note:
+    st.caption(scores_note)
 st.plotly_chart(figures.topk_bar([p["label"] for p in predictions], [p["probability"] for p in predictions],
-                                 title=f"top-{k} (labels: {loaded.labels_from})"), key="topk_chart")
+                                 title=f"top-{k}" + (" independent scores" if scores_note else "")
+                                 + f" (labels: {loaded.labels_from})", scoring=loaded.scoring), key="topk_chart")
 if loaded.report:
     with st.expander("checkpoint report"):
         st.text(loaded.report)
@@ -117,7 +123,8 @@ if st.button("Predict over the whole clip", key="run.timeline"):
         windows = over_time["windows"]
         st.plotly_chart(figures.prediction_timeline(
             [w["start_s"] for w in windows], timeline_series(over_time, loaded.labels),
-            title=f"{len(windows)} windows (labels: {loaded.labels_from})"), key="timeline_chart")
+            title=f"{len(windows)} windows (labels: {loaded.labels_from})", scoring=loaded.scoring),
+            key="timeline_chart")
 
 st.subheader("Measured layers")
 cols = st.columns(4)
@@ -130,7 +137,7 @@ cols[3].metric("device", f"{inputs.device} · {inputs.dtype}")
 table = analysis.measured_rows(result)
 st.dataframe(table, hide_index=True, width="stretch", height=360, key="measured_table")
 st.download_button("Download the measured table as CSV", analysis.rows_to_csv(table),
-                   file_name=f"{preset}_measured.csv", mime="text/csv", key="run.download")
+                   file_name=f"{_hub.file_stem(preset)}_measured.csv", mime="text/csv", key="run.download")
 leaves = [r for r in result.layers if r.is_leaf and r.self_time_s is not None]
 left, right = st.columns(2)
 left.plotly_chart(figures.layer_times([r.name for r in leaves], [1e3 * r.self_time_s for r in leaves],

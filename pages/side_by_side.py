@@ -1,5 +1,5 @@
 """Side by side: one clip through two to four models (presets with a catalog entry's weights or random
-initialisation) — each one's top-k predictions and where its top class comes from (relevance, rollout or
+initialisation, or a Hugging Face model with its repository's weights) — each one's top-k predictions and where its top class comes from (relevance, rollout or
 Grad-CAM, :func:`videoattn_core.explanations.explain`) at the same moments of the clip, one row per model.
 
 Every model's memory is checked before any is built; the models then run one after the other, each row
@@ -19,7 +19,7 @@ DEFAULTS = {"m1": "timesformer_base", "m2": "mvit_v2_s", "m3": "swin3d_t", "m4":
 
 
 def _spec(text: str) -> str:
-    preset, pairs = links.parse_spec(text)  # raises ValueError for an unknown preset
+    preset, pairs = links.parse_spec(text, hub=True)  # ValueError: unknown preset, or an hf: id that cannot open
     config = links.spec_config(preset, pairs)  # raises ConfigError if impossible
     if not config.has_head:
         raise ValueError(f"{preset} has no classification head, so it makes no predictions")
@@ -45,14 +45,24 @@ view = state.open_view("side", PAGE_FIELDS, uses_model=False)
 state.show_ignored()
 
 classifiers = [m for m in vac.list_models() if vac.get_preset(m).config.has_head]
-seeds = {"side.n": ("n", 2), "side.method": ("method", "relevance"), "side.topk": ("topk", 5),
+linked = {slot: links.parse_spec(view.link.page.get(slot, DEFAULTS[slot]), hub=True) for slot in SLOTS}
+seeds = {"side.hub": ("_hub", next((p for p, _ in linked.values() if p not in classifiers), "")),"side.n": ("n", 2), "side.method": ("method", "relevance"), "side.topk": ("topk", 5),
          "side.frames": ("frames", 4), "side.dtype": ("dtype", "float32")}
 for slot in SLOTS:
-    preset, pairs = links.parse_spec(view.link.page.get(slot, DEFAULTS[slot]))
+    preset, pairs = linked[slot]
     seeds[f"side.{slot}.preset"] = (f"_{slot}_preset", preset)
     seeds[f"side.{slot}.overrides"] = (f"_{slot}_overrides", "; ".join(pairs))
     seeds[f"side.{slot}.weights"] = (f"w{slot[1]}", "random")
-state.seed_page(view, seeds)
+state.seed_page(view, seeds, {**view.link.page, "_hub": seeds["side.hub"][1]})
+# one Hugging Face model may join the compared models (only hf: ids: this page's state travels in its link)
+hub_text = st.text_input("Hugging Face model", key="side.hub", placeholder="hf:ORG/NAME[@REVISION]",
+                         help=links.HUB_FIELD_HELP.replace("it replaces the preset below", "it joins the models "
+                                                           "each slot offers"))
+if hub_text.strip():
+    try:
+        classifiers.append(links.open_model_name(hub_text, typed=True))
+    except vac.VideoAttnError as exc:
+        st.error(f"The Hugging Face model cannot be opened: {exc}", icon=":material/warning:")
 
 clip, clip_link = widgets.clip_input(view, "side")
 c1, c2, c3, c4, c5 = st.columns([2, 3, 2, 2, 2])
@@ -67,18 +77,21 @@ dtype = c5.selectbox("dtype", widgets.DTYPES, key="side.dtype", help=widgets.dty
 chosen: list[tuple[str, str, vac.ModelConfig, str]] = []  # slot, preset, config, weights
 for slot, column in zip(SLOTS[:n], st.columns(n)):
     with column:
+        if st.session_state[f"side.{slot}.preset"] not in classifiers:  # the Hugging Face model was cleared
+            st.session_state[f"side.{slot}.preset"] = DEFAULTS[slot]
         preset = st.selectbox(f"model {slot[1]}", classifiers, key=f"side.{slot}.preset")
         overrides = st.text_input("overrides (field=value; …)", key=f"side.{slot}.overrides",
                                   help="Any hyperparameter of the preset by its config field name, e.g. depth=2; "
                                        "img_size=64")
-        options = ["random", *(e.name for e in weights_catalog.list_weights(preset))]
+        hub = vac.get_preset(preset).origin is not None
+        options = [widgets.REPOSITORY] if hub else ["random", *(e.name for e in weights_catalog.list_weights(preset))]
         if st.session_state[f"side.{slot}.weights"] not in options:
-            if st.session_state[f"side.{slot}.weights"] != "random":
+            if st.session_state[f"side.{slot}.weights"] not in ("random", widgets.REPOSITORY):
                 st.warning(f"weights {st.session_state[f'side.{slot}.weights']} are not for {preset}; using random "
                            f"weights")
-            st.session_state[f"side.{slot}.weights"] = "random"
+            st.session_state[f"side.{slot}.weights"] = options[0]
         weights = st.selectbox("weights", options, key=f"side.{slot}.weights",
-                               format_func=lambda w: "random initialisation" if w == "random" else w)
+                               format_func=lambda w: widgets.WEIGHTS_NAMES.get(w, w))
         try:
             config = links.spec_config(preset, [p for p in overrides.split(";") if p.strip()])
         except vac.ConfigError as exc:
@@ -92,7 +105,7 @@ page_state = {"n": n if n != 2 else None, "clip": clip_link if clip_link != widg
 for slot, preset, config, weights in chosen:
     text = links.spec_text(preset, config)
     page_state[slot] = text if text != DEFAULTS[slot] else None
-    page_state[f"w{slot[1]}"] = weights if weights != "random" else None
+    page_state[f"w{slot[1]}"] = weights if weights not in ("random", widgets.REPOSITORY) else None
 query = state.write_view(view, None, None, page_state)
 
 
@@ -157,8 +170,10 @@ def show_row(i: int, label: str, result: zoo.ModelOnClip, moments: list[int]) ->
         st.caption("Random weights (seed 0): these predictions mean nothing.")
     top = result.top(k)
     left, right = st.columns([2, 5])
+    independent = " independent scores (multi-label)" if result.scoring == "sigmoid" else ""
     left.plotly_chart(figures.topk_bar([p["label"] for p in top], [p["probability"] for p in top],
-                                       title=f"top-{k} (labels: {result.labels_from})"), key=f"side_topk_{i}")
+                                       title=f"top-{k}{independent} (labels: {result.labels_from})",
+                                       scoring=result.scoring), key=f"side_topk_{i}")
     picks = zoo.nearest_frames(result.frame_indices, moments)
     right.caption(f"input frames {', '.join(map(str, picks))} of {len(result.frames)} (source frames "
                   f"{', '.join(str(result.frame_indices[f]) for f in picks)})")

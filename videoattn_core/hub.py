@@ -142,7 +142,7 @@ class HubModel:
         if self.ref.repo_id is None:
             return self.directory
         name = self.weights_files[0]
-        first = self._fetch(name, progress, timeout)
+        first = self._fetch(name, progress, timeout)  # the weights file, or the index naming the shards
         for shard in _shards(first) if name.endswith(".index.json") else ():
             self._fetch(shard, progress, timeout)
         return first.parent

@@ -197,6 +197,7 @@ class ModelOnClip:
     note: str = ""
     unavailable: str | None = None  # why the method does not apply to this model
     warnings: list[str] = field(default_factory=list)
+    scoring: str = "softmax"  # "sigmoid": a multi-label model's independent scores, not a distribution
 
     def label(self, index: int) -> str:
         return self.labels[index] if index < len(self.labels) else f"class {index}"
@@ -229,7 +230,7 @@ def run_on_clip(plan: Any, clip: Any, *, method: str = "relevance", limits: Any 
     frames = loaded.shown()
     out = ModelOnClip(probabilities=probs.numpy(), labels=run.labels, labels_from=run.labels_from,
                       random_init=run.random_init, frames=frames, frame_indices=list(loaded.clip.frame_indices[:loaded.clip.num_frames]),
-                      method=method, warnings=list(run.warnings))
+                      method=method, warnings=list(run.warnings), scoring=run.scoring)
     target = int(torch.argmax(probs))
     try:
         with run.lock:
