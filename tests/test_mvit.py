@@ -49,7 +49,7 @@ def test_pyslowfast_checkpoint_with_the_official_names_loads(name):
 def test_torchvision_names_and_shapes_are_converted():
     state = Reference("mvit_v1_b").state_dict()
     model = vac.build_model("mvit_v1_b", device="meta")
-    converted = model.checkpoint_layouts[0].convert(state, model.config)
+    converted = vac.registry.family_of(model.config).checkpoint_layouts[0].convert(state, model.config)
     assert converted["pos_embed_spatial"].shape == (1, 3136, 96)
     assert converted["pos_embed_temporal"].shape == (1, 8, 96)
     assert converted["pos_embed_class"].shape == (1, 1, 96)

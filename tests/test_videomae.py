@@ -350,12 +350,18 @@ def test_rollout_from_the_token_the_classifier_reads(use_mean_pooling):
     np.testing.assert_allclose(ours, (row / row.sum()).reshape(2, 3, 3).numpy(), rtol=1e-5, atol=1e-7)
 
 
-def test_rollout_without_cls_or_readout_says_why():
+def test_rollout_without_cls_or_readout_says_why(monkeypatch):
+    from dataclasses import replace
+
+    from videoattn_core import registry
+
     model = _tiny()
-    del model.readout
-    with pytest.raises(ValueError, match="no CLS token and does not say which token"):
+    family = registry.family_of(model.config)
+    # a family that declares no readout of its own (the default, a CLS token), on a model without one
+    monkeypatch.setitem(registry._FAMILIES, "videomae", replace(family, readout=lambda config: "cls"))
+    with pytest.raises(ValueError, match="no CLS token and its family does not say which token"):
         rollout(model, torch.randn(1, 3, 4, 24, 24))
-    model.readout = "max"
+    monkeypatch.setitem(registry._FAMILIES, "videomae", replace(family, readout=lambda config: "max"))
     assert "reads 'max'" in rollout_unavailable_reason(model)
 
 

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .capture import capturing
 from .models.layers import AttentionCore, AttentionLayout, CapturedAttention
+from .registry import family_of_model
 
 CLS = -2  # token coordinate of a CLS token
 PAD = -1  # token coordinate of a padding token (windows over a grid that is not a multiple of the window)
@@ -230,33 +231,39 @@ def rollout_unavailable_reason(model: nn.Module) -> str | None:
     cores = [m for m in model.modules() if isinstance(m, AttentionCore)]
     if not cores:
         return "this model has no attention layers"
-    stated = getattr(model, "rollout_unavailable", None)  # a family may say why its token flow does not fit
-    if isinstance(stated, str) and stated:
+    family = family_of_model(model)
+    stated = family.rollout_unavailable(config) if family is not None else None  # the family says why not
+    if stated:
         return stated
     if any(core.kind in ("window", "pooled") for core in cores):
         return ("rollout needs every layer to attend over the same tokens with a CLS token; windowed and pooled "
                 "attention change or split the token set between layers")
-    readout = getattr(model, "readout", None)
-    if readout is not None and readout not in READOUTS:
+    readout = _readout_of(model)
+    if readout not in ("cls", "frame_cls", *READOUTS):
         return (f"rollout starts from the token the classifier reads; this model reads {readout!r}, which is "
-                f"none of {', '.join(READOUTS)}")
+                f"none of cls, {', '.join(READOUTS)}")
     return None
 
 
-#: the token a classifier without CLS reads, as a model states it in its ``readout`` attribute (VideoMAE):
-#: the mean of all patch tokens, or the first patch token in ``(t h w)`` order
+#: the token a classifier without CLS reads, as its family declares it (``readout``; VideoMAE): the mean of all
+#: patch tokens, or the first patch token in ``(t h w)`` order
 READOUTS = ("mean", "first")
+
+
+def _readout_of(model: nn.Module) -> str:
+    family = family_of_model(model)
+    return family.readout(model.config) if family is not None else "cls"
 
 
 def _readout_vector(model: nn.Module, has_cls: bool, size: int) -> Tensor:
     """The row rollout starts from, over the canonical tokens (patches ``(t h w)``, then CLS): the CLS token, or
-    for a model without one the token its classifier reads (``model.readout``)."""
+    for a model without one the token its classifier reads (its family's ``readout``)."""
     v = torch.zeros(size + 1, dtype=torch.float64)
-    readout = getattr(model, "readout", None)
-    if has_cls or readout is None:
+    readout = _readout_of(model)
+    if has_cls or readout not in READOUTS:
         if not has_cls:
-            raise ValueError("attention rollout is not available: this model has no CLS token and does not say "
-                             "which token its classifier reads (a 'readout' of 'mean' or 'first')")
+            raise ValueError("attention rollout is not available: this model has no CLS token and its family "
+                             "does not say which token its classifier reads (a readout of 'mean' or 'first')")
         v[size] = 1.0
     elif readout == "mean":
         v[:size] = 1.0 / size  # mean pooling: every patch token weighs 1/N
@@ -268,7 +275,7 @@ def _readout_vector(model: nn.Module, has_cls: bool, size: int) -> Tensor:
 def rollout(model: nn.Module, x: Tensor) -> np.ndarray:
     """Attention rollout of the CLS token onto the (T, H, W) token grid for the first clip of ``x``.
 
-    Models without a CLS token roll out the token their classifier reads (``model.readout``: the mean of all
+    Models without a CLS token roll out the token their classifier reads (their family's ``readout``: the mean of all
     tokens, a row of 1/N, or the first token). Sums to 1 over the patch tokens. Raises ``ValueError`` with the reason where the architecture does not
     allow it (see :func:`rollout_unavailable_reason`). In space-only TimeSformer each frame has its own CLS
     token, averaged after the blocks; they are treated as one token here, as the final average does."""

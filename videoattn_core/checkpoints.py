@@ -1,8 +1,8 @@
 """The one checkpoint loader: read any supported file safely, recognise its key layout, load it.
 
 Files are read with ``torch.load(..., weights_only=True)`` or safetensors, so a checkpoint can never run code.
-Each model class lists the foreign layouts it understands in ``checkpoint_layouts`` (a tuple of
-:class:`CheckpointLayout`, defined next to the model, where the knowledge of its names lives); the model's own
+Each family declares the foreign layouts it understands when it registers (``checkpoint_layouts``, a tuple of
+:class:`CheckpointLayout` defined next to the model, where the knowledge of its names lives); the model's own
 names are the native layout. Containers are unwrapped here: ``{"model_state": ...}`` (PySlowFast and the
 official TimeSformer), ``{"state_dict": ...}`` (mmaction, the official Video Swin), ``{"model": ...}``, and a
 ``module.`` prefix left by DistributedDataParallel.
@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import CheckpointError, ConfigError
+from .registry import family_of_model
 
 StateDict = dict[str, Tensor]
 _CONTAINER_KEYS = ("model_state", "state_dict", "model", "module", "model_ema")
@@ -180,7 +181,7 @@ def _short(names: list[str]) -> str:
 
 
 def load_checkpoint(model: nn.Module, source: str | Path | bytes | StateDict) -> LoadReport:
-    """Load a checkpoint into ``model``, whatever its layout (native, or one of ``model.checkpoint_layouts``).
+    """Load a checkpoint into ``model``, whatever its layout (native, or one its family declares).
 
     Raises :class:`CheckpointError` listing missing, unexpected and wrongly shaped keys (the first few of
     each) and the layout that was detected, when the checkpoint does not fit the model.
@@ -191,12 +192,14 @@ def load_checkpoint(model: nn.Module, source: str | Path | bytes | StateDict) ->
         state, fmt, meta = read_checkpoint(source)
         name = "the uploaded checkpoint" if isinstance(source, (bytes, bytearray)) else str(source)
 
+    family = family_of_model(model)
+    config = getattr(model, "config", None)
     expected = model.state_dict()
     layout_name = "native"
     if not set(state) <= set(expected):
-        for layout in getattr(type(model), "checkpoint_layouts", ()):
+        for layout in family.checkpoint_layouts if family is not None else ():
             if layout.detect(state):
-                state = layout.convert(state, getattr(model, "config", None))
+                state = layout.convert(state, config)
                 layout_name = layout.name
                 break
 
@@ -214,9 +217,9 @@ def load_checkpoint(model: nn.Module, source: str | Path | bytes | StateDict) ->
         if wrong:
             shapes = [f"{k} checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}" for k in wrong]
             parts.append(f"wrong shape {len(wrong)}: {_short(shapes)}")
-        hint = getattr(model, "checkpoint_hint", None)
+        hint = family.checkpoint_hint if family is not None else None
         if hint is not None:
-            extra = hint(state, wrong)
+            extra = hint(state, wrong, config)
             if extra:
                 parts.append(extra)
         raise CheckpointError("; ".join(parts))

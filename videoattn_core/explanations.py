@@ -39,8 +39,10 @@ from torch import Tensor, nn
 
 from .attention_maps import CLS, PAD, rollout, token_coordinates
 from .capture import capturing
+from .config import ModelConfig
 from .errors import ConfigError
 from .models.layers import AttentionCore, AttentionLayout, CapturedAttention
+from .registry import Family, family_of_model
 
 METHODS = ("relevance", "rollout", "gradcam")
 Grid = tuple[int, int, int]
@@ -62,29 +64,33 @@ class Explanation:
     note: str = ""
 
 
-def _family(model: nn.Module) -> str:
-    return getattr(getattr(model, "config", None), "family", "")
+def _family(model: nn.Module) -> Family:
+    """What the model's family declares (:class:`~videoattn_core.registry.Family`); a module of no registered
+    family gets the defaults (a CLS-token classifier, tokens ``(t h w)``)."""
+    return family_of_model(model) or _UNREGISTERED
 
 
-def _attention_type(model: nn.Module) -> str:
-    return getattr(getattr(model, "config", None), "attention_type", "")
+_UNREGISTERED = Family("", ModelConfig, nn.Module, "", "")
 
 
-def _is_fiery(model: nn.Module) -> bool:
-    return _family(model) == "fiery"
+def _classless(model: nn.Module) -> bool:
+    """A model without a classification head (FIERY's temporal model): its output channels are explained."""
+    return not getattr(model, "config", ModelConfig()).has_head
 
 
 def _input_thw(model: nn.Module, x: Tensor) -> Grid:
-    """The input's (T, H, W): FIERY takes ``(B, T, C, H, W)`` features, every other model ``(B, C, T, H, W)``."""
-    return (x.shape[1], x.shape[3], x.shape[4]) if _is_fiery(model) else tuple(x.shape[2:5])
+    """The input's (T, H, W), by the config's ``input_layout``: ``B C T H W`` (every classifier) or
+    ``B T C H W`` (FIERY's features)."""
+    layout = getattr(model, "config", ModelConfig()).input_layout
+    return (x.shape[1], x.shape[3], x.shape[4]) if layout == "B T C H W" else tuple(x.shape[2:5])
 
 
 def _target_score(model: nn.Module, out: Tensor, target: int | None) -> tuple[int, Tensor]:
-    """The scalar to explain: the target class's logit (default the top class); for FIERY (no classes) the
-    output channel's mean over time and space (default the channel with the largest mean)."""
-    per_class = out[0].float().mean(dim=(0, 2, 3)) if _is_fiery(model) else out[0]
+    """The scalar to explain: the target class's logit (default the top class); for a model without classes
+    (FIERY) the output channel's mean over time and space (default the channel with the largest mean)."""
+    per_class = out[0].float().mean(dim=(0, 2, 3)) if _classless(model) else out[0]
     n = per_class.shape[0]
-    what = "output channel" if _is_fiery(model) else "class"
+    what = "output channel" if _classless(model) else "class"
     if target is None:
         target = int(per_class.argmax())
     if not isinstance(target, (int, np.integer)) or not 0 <= target < n:
@@ -102,22 +108,14 @@ def relevance_unavailable_reason(model: nn.Module) -> str | None:
 
 
 def _readout(model: nn.Module, records: list[tuple[str, CapturedAttention]]) -> str:
-    """The token(s) the classifier reads: ``cls`` (a CLS token or the learned query of V-JEPA 2's pooler),
-    ``frame_cls`` (space-only TimeSformer: one CLS per frame, averaged), ``mean`` or ``first``."""
-    family, config = _family(model), getattr(model, "config", None)
-    if family == "timesformer" and _attention_type(model) == "space_only":
-        return "frame_cls"
-    if family in ("swin3d", "swin_divided") or (family == "vivit" and config.pooling == "gap"):
-        return "mean"
-    if family == "mvit" and not config.has_cls_embed:
-        return "mean"
-    readout = getattr(model, "readout", None)
-    if readout in ("mean", "first"):
+    """The token(s) the classifier reads, as its family declares (``readout``): ``cls`` (a CLS token or the
+    learned query of V-JEPA 2's pooler), ``frame_cls`` (space-only TimeSformer: one CLS per frame, averaged),
+    ``encoder_cls``, ``mean`` or ``first``."""
+    readout = _family(model).readout(model.config) if hasattr(model, "config") else "cls"
+    if readout != "cls" or any(c.layout.cls or c.layout.kind == "cross" for _, c in records):
         return readout
-    if any(c.layout.cls or c.layout.kind == "cross" for _, c in records):
-        return "cls"
     raise ValueError("relevance needs to know which token the classifier reads: this model has no CLS token "
-                     "and states no 'readout' ('mean' or 'first')")
+                     "and its family declares no other readout ('mean' or 'first')")
 
 
 def _canonical(coords: Tensor, size: int, n_cls: int) -> Tensor:
@@ -263,10 +261,11 @@ def _relevance(model: nn.Module, x: Tensor, target: int | None):
         probs = [c.probs for _, c in records]
         grads = torch.autograd.grad(score, probs, allow_unused=True)
     relevances = [_head_relevance(c, g) for (_, c), g in zip(records, grads)]
-    if _family(model) == "vivit" and _attention_type(model) == "factorized_encoder":
+    readout = _readout(model, records)
+    if readout == "encoder_cls":  # ViViT model 2: the spatial encoder's CLS per frame, then the temporal encoder
         tokens, _ = _propagate_factorized_encoder(model, records, relevances)
     else:
-        tokens, _ = _propagate(_steps(records, relevances), _readout(model, records))
+        tokens, _ = _propagate(_steps(records, relevances), readout)
     return tokens, target, score, out
 
 
@@ -274,9 +273,10 @@ def _relevance(model: nn.Module, x: Tensor, target: int | None):
 
 def gradcam_layers(model: nn.Module) -> list[str]:
     """Layers Grad-CAM can use, in execution order: the blocks that hold an attention (V-JEPA 2's pooler and
-    predictor left out), or FIERY's temporal blocks and bottlenecks."""
-    if _is_fiery(model):
-        return [f"model.{i}" for i in range(len(model.model))]
+    predictor left out), or the layers the family declares (FIERY's temporal blocks and bottlenecks)."""
+    declared = _family(model).layers
+    if declared is not None:
+        return declared(model)
     names = []
     for parent_name, parent in model.named_modules():
         if isinstance(parent, nn.ModuleList) and not parent_name.startswith(("pooler", "predictor")):
@@ -291,20 +291,20 @@ def default_gradcam_layer(model: nn.Module) -> str:
     layers = gradcam_layers(model)
     if not layers:
         raise ValueError("this model has no layer Grad-CAM can use")
-    return layers[-1] if _is_fiery(model) or len(layers) == 1 else layers[-2]
+    return layers[-1] if _family(model).layers is not None or len(layers) == 1 else layers[-2]
 
 
 def _feature_map(model: nn.Module, out: Tensor, grid: Grid | None) -> Tensor:
     """A layer's output (first clip) as ``(C, T′, H′, W′)``."""
     if out.ndim == 5:  # Swin keeps (B, T, H, W, C); convolutions (B, C, T, H, W)
-        return out[0].permute(3, 0, 1, 2) if _family(model) in ("swin3d", "swin_divided") else out[0]
+        return out[0].permute(3, 0, 1, 2) if _family(model).channels_last_features else out[0]
     if out.ndim != 3 or grid is None:
         raise ValueError(f"Grad-CAM needs a layer whose output lies on the token grid; got shape {tuple(out.shape)}")
     t, h, w = grid
     if out.shape[0] == t > 1:  # one group per frame (space-only TimeSformer, ViViT's spatial encoder)
         return rearrange(out[:, out.shape[1] - h * w:], "t (h w) c -> c t h w", h=h)
     tokens = out[0, out.shape[1] - t * h * w:]  # drop a CLS token
-    order = "(h w t)" if _family(model) == "timesformer" else "(t h w)"
+    order = _family(model).token_order
     return rearrange(tokens, f"{order} c -> c t h w", t=t, h=h, w=w)
 
 
@@ -351,9 +351,9 @@ def explain(model: nn.Module, x: Tensor, *, target: int | None = None, method: s
     ``target``, ``method`` or ``layer``) where a method does not apply, saying why."""
     if method not in METHODS:
         raise ConfigError(f"method={method!r} is not allowed: choose one of {', '.join(METHODS)}", field="method")
-    if _is_fiery(model) and method != "gradcam":
-        raise ValueError(f"{method} is not available: FIERY's temporal model is convolutional (no attention); "
-                         "use method='gradcam'")
+    if method != "gradcam" and not any(isinstance(m, AttentionCore) for m in model.modules()):
+        raise ValueError(f"{method} is not available: this model has no attention (FIERY's temporal model is "
+                         "convolutional); use method='gradcam'")
     x = x[:1]
     note = ""
     if method == "relevance":
@@ -369,7 +369,7 @@ def explain(model: nn.Module, x: Tensor, *, target: int | None = None, method: s
             out = model(x)
         target, score = _target_score(model, out, target)
         note = "rollout is not class-specific: the map is the same for every target"
-    logits = None if _is_fiery(model) else out[0].detach().float().cpu().numpy()
+    logits = None if _classless(model) else out[0].detach().float().cpu().numpy()
     tokens = np.asarray(tokens, dtype=np.float32)
     return Explanation(tokens=tokens, frames=to_frames(tokens, _input_thw(model, x)), method=method,
                        target=target, score=float(score.detach()), logits=logits,

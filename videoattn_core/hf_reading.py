@@ -3,8 +3,8 @@
 ``config.json`` says which model it is (``architectures`` / ``model_type``), its every architecture
 hyperparameter, its labels (``id2label``) and how its scores are read (``problem_type``: softmax, or independent
 sigmoids for ``multi_label_classification``, as the video-classification pipeline's ``function_to_apply`` picks).
-Each family maps the fields it understands (``hf_config_overrides`` beside its checkpoint layout, with the defaults
-of transformers' config class for fields a file leaves out); a value the family cannot express is a
+Each family maps the fields it understands (the :class:`~videoattn_core.registry.HFMapping` it registers, with the
+defaults of transformers' config class for fields a file leaves out); a value the family cannot express is a
 :class:`ConfigError` naming the field of ``config.json``.
 
 The processor config (``preprocessor_config.json``; ``video_preprocessor_config.json`` for V-JEPA 2) says how
@@ -57,15 +57,16 @@ _PROCESSOR_KEYS = {"size", "crop_size", "resample", "do_resize", "do_center_crop
 
 
 def supported_architectures() -> list[str]:
-    """The Hugging Face classifier classes some family reads (``hf_architectures`` beside its layouts)."""
-    return [a for f in list_families() for a in getattr(f.model_cls, "hf_architectures", ())]
+    """The Hugging Face classifier classes some family reads (its registered ``hf.architectures``)."""
+    return [a for f in list_families() if f.hf is not None for a in f.hf.architectures]
 
 
 def family_of_hf(hf_config: dict[str, Any]) -> tuple[Family, str]:
     """``(family, architecture)`` of a ``config.json``: by its ``architectures`` entry, else its ``model_type``;
     a :class:`ConfigError` listing the supported classes otherwise."""
-    by_class = {a: f for f in list_families() for a in getattr(f.model_cls, "hf_architectures", ())}
-    by_type = {getattr(f.model_cls, "hf_model_type", None): f for f in list_families()}
+    readable = [f for f in list_families() if f.hf is not None]
+    by_class = {a: f for f in readable for a in f.hf.architectures}
+    by_type = {f.hf.model_type: f for f in readable}
     supported = ", ".join(supported_architectures())
     archs = hf_config.get("architectures")
     if isinstance(archs, list) and archs:
@@ -77,7 +78,7 @@ def family_of_hf(hf_config: dict[str, Any]) -> tuple[Family, str]:
     model_type = hf_config.get("model_type")
     if isinstance(model_type, str) and model_type in by_type:
         family = by_type[model_type]
-        return family, family.model_cls.hf_architectures[0]
+        return family, family.hf.architectures[0]
     raise ConfigError(f"config.json has no architectures entry and model_type {show_value(model_type)} is not one "
                       f"this explorer builds; supported: {supported}", field="model_type")
 
@@ -104,15 +105,14 @@ def read_model_config(hf_config: Any, base: ModelConfig | None = None) -> HFMode
     if problem_type not in SCORINGS:
         raise ConfigError(f"config.json problem_type={show_value(problem_type)} is not allowed: a video classifier's "
                           f"scores are read for {', '.join(SCORINGS)}", field="problem_type")
-    mapping = family.model_cls.hf_config_overrides
-    fields = mapping({**family.model_cls.hf_defaults, **hf_config})
+    fields = family.hf.overrides({**family.hf.defaults, **hf_config})
     base = base if base is not None else family.config_cls()
     try:
         config = base.replace(**fields)
     except ConfigError as exc:
         theirs = {"mlp_ratio": "intermediate_size", "mlp_dim": "intermediate_size", "num_classes": "num_labels",
                   "activation": "hidden_act"}
-        theirs.update({ours: name for name, ours in getattr(family.model_cls, "hf_config_fields", {}).items()})
+        theirs.update({ours: name for name, ours in family.hf.fields.items()})
         name = "id2label" if exc.field == "num_classes" and labels else theirs.get(exc.field or "", exc.field)
         raise ConfigError(f"config.json {name}: {exc} (our field {exc.field} of the {family.name} family)",
                           field=name) from None
@@ -146,8 +146,8 @@ def recipe_from_processor(processor: Any, file_name: str | None, *, family: Fami
 
     ``where`` names the repository in the recipe's ``source``."""
     warnings: list[str] = []
-    kind = "video" if getattr(family.model_cls, "hf_video_processor", False) else "image"
-    default_class = getattr(family.model_cls, "hf_processor_class", "VideoMAEImageProcessor")
+    kind = "video" if family.hf.video_processor else "image"
+    default_class = family.hf.processor_class
     if processor is None:
         warnings.append(f"{where} has no {_processor_file(kind)}: frames are read with the defaults of "
                         f"{default_class}")

@@ -192,13 +192,13 @@ def _open(key: tuple) -> HubModel:
         where = f"{ref.repo_id}@{commit[:7]}"
     hf_config = _read_json(_local(ref, directory, commit, CONFIG_FILE), CONFIG_FILE)
     info = read_model_config(hf_config)
-    wanted = PROCESSOR_FILES[1] if getattr(info.family.model_cls, "hf_video_processor", False) else PROCESSOR_FILES[0]
+    wanted = PROCESSOR_FILES[1] if info.family.hf.video_processor else PROCESSOR_FILES[0]
     processor_file = next((f for f in (wanted, *PROCESSOR_FILES) if f in files), None)
     processor = (_read_json(_local(ref, directory, commit, processor_file), processor_file)
                  if processor_file else None)
     recipe, warnings = recipe_from_processor(processor, processor_file, family=info.family, config=info.config,
                                              where=where)
-    if "num_frames" not in info.family.model_cls.hf_config_fields.values():
+    if "num_frames" not in info.family.hf.fields.values():
         warnings.append(f"config.json does not say how many frames the classifier reads: {recipe.num_frames} are "
                         f"read (set num_frames to change it)")
     if not any(f in files for f in WEIGHTS_FILES):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -17,13 +17,63 @@ from .config import ModelConfig
 from .errors import ConfigError
 
 
+def _reads_cls(config: ModelConfig) -> str:
+    return "cls"
+
+
+def _rollout_applies(config: ModelConfig) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class HFMapping:
+    """How a family reads a Hugging Face repository (:mod:`videoattn_core.hf_reading`): the classifier classes and
+    ``model_type`` it builds, the ``config.json`` fields it maps to its own (``fields``, for messages), the defaults
+    of transformers' config class for fields a file leaves out, the function that maps a ``config.json`` to config
+    fields (raising :class:`ConfigError` for a value the family cannot build), and the processor a repository of
+    it names (``video_processor``: a ``video_preprocessor_config.json`` read with torchvision's resize)."""
+
+    architectures: tuple[str, ...]
+    model_type: str
+    fields: Mapping[str, str]
+    defaults: Mapping[str, Any]
+    overrides: Callable[[dict[str, Any]], dict[str, Any]]
+    processor_class: str = "VideoMAEImageProcessor"
+    video_processor: bool = False
+
+
 @dataclass(frozen=True)
 class Family:
+    """Everything the core knows about a family, declared where the family is registered (its own file).
+
+    - ``checkpoint_layouts``: the foreign key layouts :func:`~videoattn_core.checkpoints.load_checkpoint` reads;
+      ``checkpoint_hint(state, wrong, config)``: which hyperparameters would make a mismatching checkpoint fit.
+    - ``hf``: how a Hugging Face ``config.json`` and processor are read (:class:`HFMapping`), if at all.
+    - ``paper_views``: the views of the paper's test protocol (spatial crops × temporal clips) a summary counts.
+    - ``readout(config)``: the token(s) the classifier reads — ``"cls"`` (a CLS token, or V-JEPA 2's learned
+      query), ``"frame_cls"`` (one CLS per frame, averaged), ``"encoder_cls"`` (a spatial encoder's CLS per frame
+      read by a temporal encoder's CLS), ``"mean"`` or ``"first"`` (of the patch tokens, ``(t h w)`` order).
+    - ``token_order``: the order of a layer's patch tokens, as an einops group (``"(t h w)"``, ``"(h w t)"``).
+    - ``channels_last_features``: 5-D layer outputs are ``(B, T, H, W, C)`` (Grad-CAM's feature layout).
+    - ``rollout_unavailable(config)``: why attention rollout does not apply, or ``None``.
+    - ``layers(model)``: the layers Grad-CAM may use when the model has no attention blocks (``None``: its blocks
+      holding an attention).
+    """
+
     name: str
     config_cls: type[ModelConfig]
     model_cls: type[nn.Module]
     paper: str
     repository: str
+    checkpoint_layouts: tuple[Any, ...] = ()
+    checkpoint_hint: Callable[[dict, list, Any], str | None] | None = None
+    hf: HFMapping | None = None
+    paper_views: int = 1
+    readout: Callable[[ModelConfig], str] = _reads_cls
+    token_order: str = "(t h w)"
+    channels_last_features: bool = False
+    rollout_unavailable: Callable[[ModelConfig], str | None] = _rollout_applies
+    layers: Callable[[nn.Module], list[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -45,9 +95,13 @@ _FAMILIES: dict[str, Family] = {}
 _PRESETS: dict[str, Preset] = {}
 
 
-def register_family(config_cls: type[ModelConfig], model_cls: type[nn.Module], *, paper: str,
-                    repository: str) -> None:
-    _FAMILIES[config_cls.family] = Family(config_cls.family, config_cls, model_cls, paper, repository)
+def register_family(config_cls: type[ModelConfig], model_cls: type[nn.Module], *, paper: str, repository: str,
+                    **traits: Any) -> Family:
+    """Register a family: its config and model classes, the paper and repository it reproduces, and the traits of
+    :class:`Family` the core reads (layouts, Hugging Face mapping, readout, ...)."""
+    family = Family(config_cls.family, config_cls, model_cls, paper, repository, **traits)
+    _FAMILIES[config_cls.family] = family
+    return family
 
 
 def register_preset(name: str, config: ModelConfig, description: str) -> None:
@@ -87,6 +141,12 @@ def get_config(name_or_config: str | ModelConfig, **overrides: Any) -> ModelConf
 
 def family_of(config: ModelConfig) -> Family:
     return _FAMILIES[config.family]
+
+
+def family_of_model(model: nn.Module) -> Family | None:
+    """The registered family of a built model (its ``config``), or ``None`` for a module of none."""
+    config = getattr(model, "config", None)
+    return _FAMILIES.get(getattr(config, "family", None)) if isinstance(config, ModelConfig) else None
 
 
 def build_model(name_or_config: str | ModelConfig, *, device: torch.device | str | None = None,

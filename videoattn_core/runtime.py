@@ -140,10 +140,11 @@ def weights_source(*, weights: str | WeightsEntry | None = None, checkpoint: str
 
 
 def hf_config_overrides(config: ModelConfig, hf_config: dict[str, Any] | None) -> dict[str, Any]:
-    """Config fields a Hugging Face ``config.json`` implies, by the family's own mapping (``hf_config_overrides``
-    beside its checkpoint layout); ``{}`` when the family has none or the file is for another model type."""
-    mapping = getattr(family_of(config).model_cls, "hf_config_overrides", None)
-    return mapping(hf_config) if mapping is not None and isinstance(hf_config, dict) else {}
+    """Config fields a Hugging Face ``config.json`` implies, by the family's own mapping (its registered
+    :class:`~videoattn_core.registry.HFMapping`); ``{}`` when the family has none or the file is for another model
+    type."""
+    hf = family_of(config).hf
+    return hf.overrides(hf_config) if hf is not None and isinstance(hf_config, dict) else {}
 
 
 def resolve_labels(config: ModelConfig, preset: str, source: WeightsSource,

@@ -27,13 +27,6 @@ MACS_CONVENTION = ("multiply-accumulates, fvcore's convention (one multiply-add 
                    "number papers print as FLOPs")
 FLOPS_CONVENTION = "2 × MACs (torch.utils.flop_counter.FlopCounterMode's convention)"
 
-#: Test views (temporal clips × spatial crops) the papers multiply their per-view cost by, per family. A family
-#: can state its own with a ``test_views`` attribute on its config or model class, which takes precedence.
-PAPER_VIEWS: dict[str, int] = {
-    "timesformer": 3,   # Bertasius et al. 2021, Table 1/6: 1 clip × 3 spatial crops ("0.59 TFLOPs × 3 views")
-    "mvit": 5,          # Fan et al. 2021 / Li et al. 2022, Kinetics tables: 5 clips × 1 crop
-    "swin3d": 12,       # Liu et al. 2022 (Video Swin), Table 1: 4 clips × 3 crops
-}
 
 #: Bounds of the ``frames`` and ``size`` arguments of :func:`summarize` (meta tensors cost nothing, but a
 #: summary should describe a clip a model can plausibly take).
@@ -161,11 +154,9 @@ def _jsonable(value: Any) -> Any:
 
 
 def _default_views(config: ModelConfig) -> int:
-    for owner in (config, family_of(config).model_cls):
-        views = getattr(owner, "test_views", None)
-        if isinstance(views, int) and views >= 1:
-            return views
-    return PAPER_VIEWS.get(config.family, 1)
+    """The test views (temporal clips × spatial crops) the family's paper multiplies its per-view cost by (the
+    family's ``paper_views``)."""
+    return family_of(config).paper_views
 
 
 def _check_range(name: str, value: int | None, bounds: tuple[int, int]) -> None:
@@ -190,7 +181,7 @@ def summarize(name_or_model: str | ModelConfig | nn.Module, frames: int | None =
     touched); ``overrides`` change config fields (``attention_type="joint_space_time"``); ``frames``/``size``
     change the input only (default: what the config is built for — a model built for 8 frames then runs on
     16, as a TimeSformer does by interpolating its time embedding). ``views`` defaults to the family's paper
-    (:data:`PAPER_VIEWS`). Raises :class:`ConfigError` for unknown presets, fields, values, or an input shape
+    (the family's ``paper_views``). Raises :class:`ConfigError` for unknown presets, fields, values, or an input shape
     the model cannot take (message from the model).
 
     >>> s = summarize("timesformer_base")

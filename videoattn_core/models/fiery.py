@@ -281,8 +281,6 @@ class TemporalModel(nn.Module):
     does).
     """
 
-    checkpoint_layouts: tuple[CheckpointLayout, ...] = ()  # filled below the class
-
     def __init__(self, config: FieryTemporalConfig):
         super().__init__()
         self.config = config
@@ -323,26 +321,6 @@ class TemporalModel(nn.Module):
         x = self.model(x)
         x = x.permute(0, 2, 1, 3, 4).contiguous()  # (B, T, C_out, H, W)
         return x[:, self.receptive_field - 1:]  # the steps that see a full receptive field
-
-    @staticmethod
-    def checkpoint_hint(state: dict[str, Tensor], wrong: list[str]) -> str | None:
-        """Say which hyperparameters would make a mismatching checkpoint fit."""
-        hints = []
-        first_path = state.get("model.0.convolution_paths.0.0.conv.weight")
-        if first_path is not None:
-            hints.append(f"in_channels={first_path.shape[1]}")
-        aggregation = state.get("model.0.aggregation.0.conv.weight")
-        if aggregation is not None:
-            hints.append(f"start_out_channels={aggregation.shape[0]}")
-        blocks = {int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.convolution_paths\.", k))}
-        layers = {int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.", k))}
-        if blocks:
-            hints.append(f"receptive_field={len(blocks) + 1}")
-            hints.append(f"n_spatial_layers_between_temporal_layers={(len(layers) - len(blocks)) // len(blocks)}")
-        if state and "model.0.convolution_paths.0.0.conv.weight" in state:
-            pooling = any(".pyramid_pooling." in k for k in state)
-            hints.append(f"use_pyramid_pooling={pooling}")
-        return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
 
 
 def analytic_macs(config: FieryTemporalConfig, frames: int | None = None, height: int | None = None,
@@ -387,11 +365,31 @@ def analytic_macs(config: FieryTemporalConfig, frames: int | None = None, height
     return {"conv": conv, "resize": resize}
 
 
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: FieryTemporalConfig) -> str | None:
+    """Say which hyperparameters would make a mismatching checkpoint fit."""
+    hints = []
+    first_path = state.get("model.0.convolution_paths.0.0.conv.weight")
+    if first_path is not None:
+        hints.append(f"in_channels={first_path.shape[1]}")
+    aggregation = state.get("model.0.aggregation.0.conv.weight")
+    if aggregation is not None:
+        hints.append(f"start_out_channels={aggregation.shape[0]}")
+    blocks = {int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.convolution_paths\.", k))}
+    layers = {int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.", k))}
+    if blocks:
+        hints.append(f"receptive_field={len(blocks) + 1}")
+        hints.append(f"n_spatial_layers_between_temporal_layers={(len(layers) - len(blocks)) // len(blocks)}")
+    if state and "model.0.convolution_paths.0.0.conv.weight" in state:
+        pooling = any(".pyramid_pooling." in k for k in state)
+        hints.append(f"use_pyramid_pooling={pooling}")
+    return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
+
+
 # --- checkpoint layouts -------------------------------------------------------------------------------------
 
 _FIERY_PREFIX = re.compile(r"^(?:.*\.)?temporal_model\.")
 
-TemporalModel.checkpoint_layouts = (
+CHECKPOINT_LAYOUTS = (
     # a full FIERY checkpoint (Lightning: {"state_dict": {"model.temporal_model.model.0...": ...}}, or the bare
     # Fiery module's state dict with "temporal_model.model.0..."): keep the temporal model's sub-dict
     CheckpointLayout(
@@ -405,7 +403,9 @@ TemporalModel.checkpoint_layouts = (
 register_family(FieryTemporalConfig, TemporalModel,
                 paper="Hu et al., FIERY: Future Instance Prediction in Bird's-Eye View from Surround Monocular "
                       "Cameras (ICCV 2021)",
-                repository="https://github.com/wayveai/fiery")
+                repository="https://github.com/wayveai/fiery",
+                checkpoint_layouts=CHECKPOINT_LAYOUTS, checkpoint_hint=checkpoint_hint,
+                layers=lambda model: [f"model.{i}" for i in range(len(model.model))])
 register_preset("fiery_temporal", FieryTemporalConfig(),
                 "FIERY temporal model (nuScenes setting): 3 frames of 70-channel 200×200 bird's-eye-view "
                 "features → 64 channels, with spatio-temporal pyramid pooling")

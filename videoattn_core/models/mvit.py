@@ -589,8 +589,6 @@ class MViT(nn.Module):
     is then resized (trilinear, as PySlowFast does) and the relative position tables interpolated.
     """
 
-    checkpoint_layouts: tuple[CheckpointLayout, ...] = ()  # filled below the class
-
     def __init__(self, config: MViTConfig):
         super().__init__()
         self.config = config
@@ -685,18 +683,19 @@ class MViT(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def checkpoint_hint(self, state: dict[str, Tensor], wrong: list[str]) -> str | None:
-        """Say which hyperparameters would make a mismatching checkpoint fit."""
-        cfg, hints = self.config, []
-        if "head.projection.weight" in wrong:
-            hints.append(f"num_classes={state['head.projection.weight'].shape[0]}")
-        if "pos_embed_temporal" in wrong:
-            hints.append(f"num_frames={state['pos_embed_temporal'].shape[1] * cfg.patch_stride[0]}")
-        if "pos_embed_spatial" in wrong:
-            hints.append(f"img_size={round(state['pos_embed_spatial'].shape[1] ** 0.5) * cfg.patch_stride[1]}")
-        if any(k.endswith("rel_pos_h") for k in state) and not cfg.rel_pos_spatial:
-            hints.append("use_abs_pos=False, rel_pos_spatial=True, rel_pos_temporal=True (an MViTv2 checkpoint)")
-        return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
+
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: MViTConfig) -> str | None:
+    """Say which hyperparameters would make a mismatching checkpoint fit."""
+    cfg, hints = config, []
+    if "head.projection.weight" in wrong:
+        hints.append(f"num_classes={state['head.projection.weight'].shape[0]}")
+    if "pos_embed_temporal" in wrong:
+        hints.append(f"num_frames={state['pos_embed_temporal'].shape[1] * cfg.patch_stride[0]}")
+    if "pos_embed_spatial" in wrong:
+        hints.append(f"img_size={round(state['pos_embed_spatial'].shape[1] ** 0.5) * cfg.patch_stride[1]}")
+    if any(k.endswith("rel_pos_h") for k in state) and not cfg.rel_pos_spatial:
+        hints.append("use_abs_pos=False, rel_pos_spatial=True, rel_pos_temporal=True (an MViTv2 checkpoint)")
+    return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
 
 
 # --- checkpoint layouts -------------------------------------------------------------------------------------
@@ -728,7 +727,7 @@ def _from_torchvision(state: dict[str, Tensor], config: MViTConfig | None) -> di
     return out
 
 
-MViT.checkpoint_layouts = (
+CHECKPOINT_LAYOUTS = (
     CheckpointLayout(
         "torchvision (mvit_v1_b / mvit_v2_s)",
         detect=lambda sd: any(k.startswith(("conv_proj.", "pos_encoding.")) for k in sd),
@@ -739,7 +738,10 @@ MViT.checkpoint_layouts = (
 register_family(MViTConfig, MViT,
                 paper="Fan et al., Multiscale Vision Transformers (ICCV 2021); Li et al., MViTv2: Improved "
                       "Multiscale Vision Transformers for Classification and Detection (CVPR 2022)",
-                repository="https://github.com/facebookresearch/SlowFast")
+                repository="https://github.com/facebookresearch/SlowFast",
+                checkpoint_layouts=CHECKPOINT_LAYOUTS, checkpoint_hint=checkpoint_hint,
+                paper_views=5,  # Fan et al. 2021 / Li et al. 2022, Kinetics tables: 5 clips × 1 crop
+                readout=lambda config: "cls" if config.has_cls_embed else "mean")
 
 _V2 = dict(use_abs_pos=False, rel_pos_spatial=True, rel_pos_temporal=True, residual_pooling=True,
            dim_mul_in_att=True, pool_q_every_block=True)

@@ -210,7 +210,6 @@ class BasicLayer(nn.Module):
 class SwinTransformer3D(nn.Module):
     """Video Swin classifier. Input ``(B, C, T, H, W)`` of any size; output logits ``(B, num_classes)``."""
 
-    checkpoint_layouts: tuple[CheckpointLayout, ...] = ()  # filled below the class
 
     def __init__(self, config: SwinTransformer3DConfig):
         super().__init__()
@@ -263,29 +262,30 @@ class SwinTransformer3D(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def checkpoint_hint(self, state: dict[str, Tensor], wrong: list[str]) -> str | None:
-        """Say which hyperparameters would make a mismatching (native-named) checkpoint fit."""
-        found: dict[str, object] = {}
-        if "head.weight" in state:
-            found["num_classes"] = state["head.weight"].shape[0]
-        if "patch_embed.proj.weight" in state:
-            weight = state["patch_embed.proj.weight"]
-            found["embed_dim"] = weight.shape[0]
-            found["patch_size"] = tuple(weight.shape[2:])
-        found["patch_norm"] = "patch_embed.norm.weight" in state
-        blocks: dict[int, int] = {}
-        heads: dict[int, int] = {}
-        for key, value in state.items():
-            m = re.match(r"layers\.(\d+)\.blocks\.(\d+)\.attn\.relative_position_bias_table$", key)
-            if m:
-                stage, block = int(m[1]), int(m[2])
-                blocks[stage] = max(blocks.get(stage, 0), block + 1)
-                heads[stage] = value.shape[1]
-        if blocks and sorted(blocks) == list(range(len(blocks))):
-            found["depths"] = tuple(blocks[s] for s in range(len(blocks)))
-            found["num_heads"] = tuple(heads[s] for s in range(len(heads)))
-        hints = [f"{k}={v}" for k, v in found.items() if getattr(self.config, k) != v]
-        return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
+
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: SwinTransformer3DConfig) -> str | None:
+    """Say which hyperparameters would make a mismatching (native-named) checkpoint fit."""
+    found: dict[str, object] = {}
+    if "head.weight" in state:
+        found["num_classes"] = state["head.weight"].shape[0]
+    if "patch_embed.proj.weight" in state:
+        weight = state["patch_embed.proj.weight"]
+        found["embed_dim"] = weight.shape[0]
+        found["patch_size"] = tuple(weight.shape[2:])
+    found["patch_norm"] = "patch_embed.norm.weight" in state
+    blocks: dict[int, int] = {}
+    heads: dict[int, int] = {}
+    for key, value in state.items():
+        m = re.match(r"layers\.(\d+)\.blocks\.(\d+)\.attn\.relative_position_bias_table$", key)
+        if m:
+            stage, block = int(m[1]), int(m[2])
+            blocks[stage] = max(blocks.get(stage, 0), block + 1)
+            heads[stage] = value.shape[1]
+    if blocks and sorted(blocks) == list(range(len(blocks))):
+        found["depths"] = tuple(blocks[s] for s in range(len(blocks)))
+        found["num_heads"] = tuple(heads[s] for s in range(len(heads)))
+    hints = [f"{k}={v}" for k, v in found.items() if getattr(config, k) != v]
+    return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
 
 
 # --- checkpoint layouts -------------------------------------------------------------------------------------
@@ -316,7 +316,7 @@ def _from_torchvision(state: dict[str, Tensor], config: SwinTransformer3DConfig)
     return out
 
 
-SwinTransformer3D.checkpoint_layouts = (
+CHECKPOINT_LAYOUTS = (
     CheckpointLayout("official (SwinTransformer/Video-Swin-Transformer, mmaction)",
                      detect=lambda sd: any(k.startswith(("backbone.", "cls_head.")) for k in sd),
                      convert=_from_official),
@@ -328,7 +328,10 @@ SwinTransformer3D.checkpoint_layouts = (
 
 register_family(SwinTransformer3DConfig, SwinTransformer3D,
                 paper="Liu et al., Video Swin Transformer (CVPR 2022)",
-                repository="https://github.com/SwinTransformer/Video-Swin-Transformer")
+                repository="https://github.com/SwinTransformer/Video-Swin-Transformer",
+                checkpoint_layouts=CHECKPOINT_LAYOUTS, checkpoint_hint=checkpoint_hint,
+                paper_views=12,  # Liu et al. 2022 (Video Swin), Table 1: 4 clips × 3 crops
+                readout=lambda config: "mean", channels_last_features=True)
 register_preset("swin3d_t", SwinTransformer3DConfig(),
                 "Video Swin-T (torchvision swin3d_t): 96 wide, depths 2-2-6-2, window 8×7×7; 32 frames × 224 px")
 register_preset("swin3d_s", SwinTransformer3DConfig(depths=(2, 2, 18, 2)),

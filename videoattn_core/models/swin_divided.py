@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..config import hparam
 from ..registry import register_family, register_preset
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp
-from .swin3d import SwinTransformer3D, SwinTransformer3DConfig
+from .swin3d import SwinTransformer3D, SwinTransformer3DConfig, checkpoint_hint
 from .windows import position_bias, relative_position_index, window_attention
 
 
@@ -157,12 +157,6 @@ class SwinDividedST(SwinTransformer3D):
     """Video Swin with divided space-time window attention. Input ``(B, C, T, H, W)`` of any size; output
     logits ``(B, num_classes)``. Only the native layout is read (no published checkpoints exist)."""
 
-    checkpoint_layouts = ()
-    #: spatial windows split the tokens and patch merging shrinks them between stages: no token set runs through
-    #: every layer for attention rollout to follow
-    rollout_unavailable = ("windowed attention splits the tokens into windows and patch merging changes the token "
-                           "set between stages, so no single token set runs through every layer")
-
     def make_block(self, config: SwinDividedConfig, dim: int, num_heads: int, shift_size: tuple[int, ...],
                    drop_path: float) -> nn.Module:
         return DividedSwinBlock(config, dim, num_heads, shift_size, drop_path)
@@ -171,7 +165,14 @@ class SwinDividedST(SwinTransformer3D):
 register_family(SwinDividedConfig, SwinDividedST,
                 paper="Divided space-time window attention (seed design) on Liu et al., Video Swin Transformer "
                       "(CVPR 2022)",
-                repository="https://github.com/SwinTransformer/Video-Swin-Transformer")
+                repository="https://github.com/SwinTransformer/Video-Swin-Transformer",
+                checkpoint_hint=checkpoint_hint,  # Video Swin's: the same names (only the native layout is read)
+                readout=lambda config: "mean", channels_last_features=True,
+                # spatial windows split the tokens and patch merging shrinks them between stages: no token set runs
+                # through every layer for attention rollout to follow
+                rollout_unavailable=lambda config: ("windowed attention splits the tokens into windows and patch "
+                                                    "merging changes the token set between stages, so no single "
+                                                    "token set runs through every layer"))
 register_preset("swin_divided_st_t", SwinDividedConfig(),
                 "Divided space-time Swin-T: spatial 7×7 windows + temporal attention, the width and depth of "
                 "swin3d_t; 32 frames × 224 px")

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from ..config import ModelConfig, hparam, require, require_multiple
-from ..registry import register_family, register_preset
+from ..registry import HFMapping, register_family, register_preset
 from .layers import (AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates,
                      inference)
 
@@ -214,8 +214,6 @@ class TimeSformer(nn.Module):
     embeddings are then resized by nearest-neighbour interpolation, as the official code does.
     """
 
-    checkpoint_layouts: tuple[CheckpointLayout, ...] = ()  # filled below the class
-
     def __init__(self, config: TimeSformerConfig):
         super().__init__()
         self.config = config
@@ -297,20 +295,20 @@ class TimeSformer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
-    @staticmethod
-    def checkpoint_hint(state: dict[str, Tensor], wrong: list[str]) -> str | None:
-        """Say which hyperparameters would make a mismatching checkpoint fit."""
-        hints = []
-        if "head.weight" in wrong:
-            hints.append(f"num_classes={state['head.weight'].shape[0]}")
-        if "time_embed" in wrong:
-            hints.append(f"num_frames={state['time_embed'].shape[1]}")
-        if "pos_embed" in wrong and "patch_embed.proj.weight" in state:
-            n, patch = state["pos_embed"].shape[1] - 1, state["patch_embed.proj.weight"].shape[-1]
-            hints.append(f"img_size={round(n ** 0.5) * patch}")
-        if not any(k.startswith("blocks.0.temporal") for k in state) and "time_embed" not in state:
-            hints.append("attention_type='space_only'")
-        return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
+
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: TimeSformerConfig) -> str | None:
+    """Say which hyperparameters would make a mismatching checkpoint fit."""
+    hints = []
+    if "head.weight" in wrong:
+        hints.append(f"num_classes={state['head.weight'].shape[0]}")
+    if "time_embed" in wrong:
+        hints.append(f"num_frames={state['time_embed'].shape[1]}")
+    if "pos_embed" in wrong and "patch_embed.proj.weight" in state:
+        n, patch = state["pos_embed"].shape[1] - 1, state["patch_embed.proj.weight"].shape[-1]
+        hints.append(f"img_size={round(n ** 0.5) * patch}")
+    if not any(k.startswith("blocks.0.temporal") for k in state) and "time_embed" not in state:
+        hints.append("attention_type='space_only'")
+    return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
 
 
 # --- checkpoint layouts -------------------------------------------------------------------------------------
@@ -353,16 +351,11 @@ def hf_config_overrides(hf_config: dict) -> dict:
     return out
 
 
-TimeSformer.hf_config_overrides = staticmethod(hf_config_overrides)
-TimeSformer.hf_config_fields = _HF_CONFIG_FIELDS
-TimeSformer.hf_defaults = {  # transformers' TimesformerConfig defaults, for fields a config.json leaves out
+_HF_DEFAULTS = {  # transformers' TimesformerConfig defaults, for fields a config.json leaves out
     "image_size": 224, "patch_size": 16, "num_channels": 3, "num_frames": 8, "hidden_size": 768,
     "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072, "hidden_act": "gelu",
     "layer_norm_eps": 1e-6, "qkv_bias": True, "attention_type": "divided_space_time"}
-TimeSformer.hf_architectures = ("TimesformerForVideoClassification",)
-TimeSformer.hf_model_type = "timesformer"
-TimeSformer.hf_processor_class = "VideoMAEImageProcessor"  # what the Hub's TimeSformer repositories name
-TimeSformer.checkpoint_layouts = (
+CHECKPOINT_LAYOUTS = (
     # official .pyth files: {"model_state": {"model.blocks.0...": ...}} (the container is unwrapped by the loader)
     CheckpointLayout(
         "official (facebookresearch/TimeSformer)",
@@ -377,7 +370,15 @@ TimeSformer.checkpoint_layouts = (
 
 register_family(TimeSformerConfig, TimeSformer,
                 paper="Bertasius et al., Is Space-Time Attention All You Need for Video Understanding? (ICML 2021)",
-                repository="https://github.com/facebookresearch/TimeSformer")
+                repository="https://github.com/facebookresearch/TimeSformer",
+                checkpoint_layouts=CHECKPOINT_LAYOUTS, checkpoint_hint=checkpoint_hint,
+                hf=HFMapping(("TimesformerForVideoClassification",), "timesformer", _HF_CONFIG_FIELDS, _HF_DEFAULTS,
+                             hf_config_overrides,
+                             processor_class="VideoMAEImageProcessor"),  # what the Hub's repositories name
+                paper_views=3,  # Bertasius et al. 2021, Table 1/6: 1 clip × 3 spatial crops ("0.59 TFLOPs × 3 views")
+                # space-only: the frames' CLS tokens, averaged after the blocks
+                readout=lambda config: "frame_cls" if config.attention_type == "space_only" else "cls",
+                token_order="(h w t)")
 register_preset("timesformer_base", TimeSformerConfig(),
                 "TimeSformer (ViT-B/16, divided space-time), 8 frames × 224 px")
 register_preset("timesformer_hr", TimeSformerConfig(num_frames=16, img_size=448),

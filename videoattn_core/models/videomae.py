@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from ..config import ModelConfig, hparam, require_multiple
 from ..errors import CheckpointError
-from ..registry import register_family, register_preset
+from ..registry import HFMapping, register_family, register_preset
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
 
 #: PyTorch's default LayerNorm epsilon, which Hugging Face's ``fc_norm`` keeps (it is built without an eps)
@@ -45,8 +45,6 @@ class VideoMAEConfig(ModelConfig):
     """Hyperparameters of the official fine-tuning ``VisionTransformer`` (VideoMAE)."""
 
     family = "videomae"
-    #: Kinetics-400 protocol of the paper (Table 6, "180×5×3"): 5 temporal clips × 3 spatial crops
-    test_views = 15
 
     img_size: int = hparam(224, "Input height and width in pixels the model is built for.", min=1, max=4096)
     patch_size: int = hparam(16, "Side of the square patches each tubelet covers.", min=1, max=256)
@@ -178,15 +176,10 @@ class VideoMAE(nn.Module):
     logits equal those of such a model with the same weights.
     """
 
-    checkpoint_layouts: tuple[CheckpointLayout, ...] = ()  # filled below the class
-    #: which token the classifier reads, for attention rollout (no CLS token): the mean of all tokens or the first
-    readout: str
-
     def __init__(self, config: VideoMAEConfig):
         super().__init__()
         self.config = config
         dim = config.embed_dim
-        self.readout = "mean" if config.use_mean_pooling else "first"
         self.patch_embed = PatchEmbed(config)
         t, h, w = config.grid
         # fixed, as in the official code (not a parameter, not saved): recomputed for other token counts
@@ -238,26 +231,27 @@ class VideoMAE(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def checkpoint_hint(self, state: dict[str, Tensor], wrong: list[str]) -> str | None:
-        """Say which hyperparameters would make a mismatching checkpoint fit."""
-        found: dict[str, Any] = {}
-        if "head.weight" in state:
-            found["num_classes"], found["embed_dim"] = state["head.weight"].shape
-        blocks = {int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))}
-        if blocks:
-            found["depth"] = max(blocks) + 1
-        if "patch_embed.proj.weight" in state:
-            kernel = state["patch_embed.proj.weight"].shape
-            found["tubelet_size"], found["patch_size"] = kernel[2], kernel[3]
-        if "fc_norm.weight" in state or "norm.weight" in state:
-            found["use_mean_pooling"] = "fc_norm.weight" in state
-        if "blocks.0.attn.qkv.weight" in state:
-            found["qkv_bias"] = "blocks.0.attn.q_bias" in state
-        hints = [f"{k}={v}" for k, v in found.items() if getattr(self.config, k) != v]
-        if not hints:
-            return None
-        return ("the checkpoint fits a model built with " + ", ".join(hints) +
-                " (num_heads cannot be read from the weights: take it from the checkpoint's config)")
+
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: VideoMAEConfig) -> str | None:
+    """Say which hyperparameters would make a mismatching checkpoint fit."""
+    found: dict[str, Any] = {}
+    if "head.weight" in state:
+        found["num_classes"], found["embed_dim"] = state["head.weight"].shape
+    blocks = {int(m[1]) for k in state if (m := re.match(r"blocks\.(\d+)\.", k))}
+    if blocks:
+        found["depth"] = max(blocks) + 1
+    if "patch_embed.proj.weight" in state:
+        kernel = state["patch_embed.proj.weight"].shape
+        found["tubelet_size"], found["patch_size"] = kernel[2], kernel[3]
+    if "fc_norm.weight" in state or "norm.weight" in state:
+        found["use_mean_pooling"] = "fc_norm.weight" in state
+    if "blocks.0.attn.qkv.weight" in state:
+        found["qkv_bias"] = "blocks.0.attn.q_bias" in state
+    hints = [f"{k}={v}" for k, v in found.items() if getattr(config, k) != v]
+    if not hints:
+        return None
+    return ("the checkpoint fits a model built with " + ", ".join(hints) +
+            " (num_heads cannot be read from the weights: take it from the checkpoint's config)")
 
 
 # --- checkpoint layouts -------------------------------------------------------------------------------------
@@ -303,7 +297,7 @@ def _from_hf(state: dict[str, Tensor], config: VideoMAEConfig) -> dict[str, Tens
     return out
 
 
-VideoMAE.checkpoint_layouts = (
+CHECKPOINT_LAYOUTS = (
     CheckpointLayout(
         "Hugging Face (VideoMAEForVideoClassification)",
         detect=lambda sd: any(k.startswith("videomae.") for k in sd),
@@ -341,16 +335,16 @@ def hf_config_overrides(hf_config: dict[str, Any] | None) -> dict[str, Any]:
     return out
 
 
-VideoMAE.hf_config_overrides = staticmethod(hf_config_overrides)
-VideoMAE.hf_config_fields = _HF_CONFIG_FIELDS
-VideoMAE.hf_defaults = _HF_DEFAULTS
-VideoMAE.hf_architectures = ("VideoMAEForVideoClassification",)
-VideoMAE.hf_model_type = "videomae"
-VideoMAE.hf_processor_class = "VideoMAEImageProcessor"
 register_family(VideoMAEConfig, VideoMAE,
                 paper="Tong et al., VideoMAE: Masked Autoencoders are Data-Efficient Learners for Self-Supervised "
                       "Video Pre-Training (NeurIPS 2022)",
-                repository="https://github.com/MCG-NJU/VideoMAE")
+                repository="https://github.com/MCG-NJU/VideoMAE",
+                checkpoint_layouts=CHECKPOINT_LAYOUTS, checkpoint_hint=checkpoint_hint,
+                hf=HFMapping(("VideoMAEForVideoClassification",), "videomae", _HF_CONFIG_FIELDS, _HF_DEFAULTS,
+                             hf_config_overrides, processor_class="VideoMAEImageProcessor"),
+                # the classifier reads the mean of the tokens (fc_norm), or the first token after a final norm
+                paper_views=15,  # Kinetics-400 protocol of the paper (Table 6, "180×5×3"): 5 clips × 3 crops
+                readout=lambda config: "mean" if config.use_mean_pooling else "first")
 register_preset("videomae_s", VideoMAEConfig(embed_dim=384, num_heads=6),
                 "VideoMAE ViT-S/16, tubelet 2, 16 frames × 224 px")
 register_preset("videomae_base", VideoMAEConfig(),

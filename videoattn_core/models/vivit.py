@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from ..config import ModelConfig, hparam, require
-from ..registry import register_family, register_preset
+from ..registry import HFMapping, register_family, register_preset
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
 
 ATTENTION_TYPES = ("spacetime", "factorized_encoder", "factorized_self_attention_block",
@@ -52,7 +52,6 @@ class ViViTConfig(ModelConfig):
     """Hyperparameters of Scenic's ``ViViT`` / ``SpaceTimeViViT`` (names follow Scenic's configs where they can)."""
 
     family = "vivit"
-    test_views = 12  # Arnab et al. 2021, §4.1 and the Scenic model zoo: 4 temporal clips × 3 spatial crops
 
     attention_type: str = hparam("spacetime", "ViViT model: 1 spacetime (joint attention), 2 factorized_encoder "
                                               "(spatial then temporal encoder), 3 factorized_self_attention_block, "
@@ -273,7 +272,6 @@ class ViViT(nn.Module):
     """ViViT classifier. Input ``(B, C, T, H, W)`` of exactly the built ``num_frames`` and ``img_size`` (the
     learned positional embeddings fix the token grid); output logits ``(B, num_classes)``."""
 
-    checkpoint_layouts: tuple[CheckpointLayout, ...] = ()  # filled below the class
 
     def __init__(self, config: ViViTConfig):
         super().__init__()
@@ -289,16 +287,6 @@ class ViViT(nn.Module):
             self.encoder = Encoder(config, t * h * w, config.depth)
         self.head = nn.Linear(config.embed_dim, config.num_classes)
         self._init_weights()
-
-    @property
-    def rollout_unavailable(self) -> str | None:
-        """Why attention rollout of the CLS token does not apply to this model, or None."""
-        if self.config.attention_type == "factorized_encoder":
-            return ("the temporal encoder attends over the frames' CLS tokens, not over the patch grid, so no "
-                    "single token set runs through every layer")
-        if self.config.pooling == "gap":
-            return "this model has no CLS token: its classifier averages all tokens (global average pooling)"
-        return None
 
     def _init_weights(self) -> None:
         # Scenic: positional embeddings normal(0.02) (BERT), CLS tokens zero; linear layers as timm's ViT
@@ -345,24 +333,24 @@ class ViViT(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
-    @staticmethod
-    def checkpoint_hint(state: dict[str, Tensor], wrong: list[str]) -> str | None:
-        """Say which hyperparameters would make a mismatching checkpoint fit."""
-        hints = []
-        if "head.weight" in wrong:
-            hints.append(f"num_classes={state['head.weight'].shape[0]}")
-        if any(k.startswith("spatial.") for k in state):
-            hints.append("attention_type='factorized_encoder'")
-        elif any(".attn_time." in k for k in state):
-            hints.append("attention_type='factorized_self_attention_block'")
-        elif "encoder.cls_token" in state:
-            hints.append("attention_type='spacetime'")
-        pos = state.get("encoder.pos_embed")
-        if "encoder.pos_embed" in wrong and pos is not None:
-            tokens = pos.shape[1] - ("encoder.cls_token" in state)
-            hints.append(f"num_frames and img_size giving {tokens} tubelets (T'·H'·W'; 3136 = 16·14·14 for 32 "
-                         f"frames of 224 px with 2×16×16 tubelets)")
-        return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
+
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: ViViTConfig) -> str | None:
+    """Say which hyperparameters would make a mismatching checkpoint fit."""
+    hints = []
+    if "head.weight" in wrong:
+        hints.append(f"num_classes={state['head.weight'].shape[0]}")
+    if any(k.startswith("spatial.") for k in state):
+        hints.append("attention_type='factorized_encoder'")
+    elif any(".attn_time." in k for k in state):
+        hints.append("attention_type='factorized_self_attention_block'")
+    elif "encoder.cls_token" in state:
+        hints.append("attention_type='spacetime'")
+    pos = state.get("encoder.pos_embed")
+    if "encoder.pos_embed" in wrong and pos is not None:
+        tokens = pos.shape[1] - ("encoder.cls_token" in state)
+        hints.append(f"num_frames and img_size giving {tokens} tubelets (T'·H'·W'; 3136 = 16·14·14 for 32 "
+                     f"frames of 224 px with 2×16×16 tubelets)")
+    return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
 
 
 # --- checkpoint layouts -------------------------------------------------------------------------------------
@@ -387,7 +375,7 @@ _HF_RULES = [
     (r"^classifier\.", "head."),
 ]
 
-ViViT.checkpoint_layouts = (
+CHECKPOINT_LAYOUTS = (
     CheckpointLayout(
         "Hugging Face (VivitForVideoClassification)",
         detect=lambda sd: any(k.startswith("vivit.") for k in sd),
@@ -421,19 +409,36 @@ def hf_config_overrides(hf_config: dict) -> dict:
     return out
 
 
-ViViT.hf_config_overrides = staticmethod(hf_config_overrides)
-ViViT.hf_config_fields = _HF_CONFIG_FIELDS
-ViViT.hf_defaults = {  # transformers' VivitConfig defaults, for fields a config.json leaves out
+_HF_DEFAULTS = {  # transformers' VivitConfig defaults, for fields a config.json leaves out
     "image_size": 224, "num_frames": 32, "tubelet_size": [2, 16, 16], "num_channels": 3, "hidden_size": 768,
     "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072, "hidden_act": "gelu_fast",
     "layer_norm_eps": 1e-6, "qkv_bias": True}
-ViViT.hf_architectures = ("VivitForVideoClassification",)
-ViViT.hf_model_type = "vivit"
-ViViT.hf_processor_class = "VivitImageProcessor"
+
+
+def _readout(config: ViViTConfig) -> str:
+    if config.attention_type == "factorized_encoder":
+        return "encoder_cls"  # each frame's CLS from the spatial encoder, read by the temporal encoder's CLS
+    return "mean" if config.pooling == "gap" else "cls"
+
+
+def _rollout_unavailable(config: ViViTConfig) -> str | None:
+    """Why attention rollout of the CLS token does not apply to this model, or None."""
+    if config.attention_type == "factorized_encoder":
+        return ("the temporal encoder attends over the frames' CLS tokens, not over the patch grid, so no "
+                "single token set runs through every layer")
+    if config.pooling == "gap":
+        return "this model has no CLS token: its classifier averages all tokens (global average pooling)"
+    return None
+
 
 register_family(ViViTConfig, ViViT,
                 paper="Arnab et al., ViViT: A Video Vision Transformer (ICCV 2021)",
-                repository="https://github.com/google-research/scenic/tree/main/scenic/projects/vivit")
+                repository="https://github.com/google-research/scenic/tree/main/scenic/projects/vivit",
+                checkpoint_layouts=CHECKPOINT_LAYOUTS, checkpoint_hint=checkpoint_hint,
+                hf=HFMapping(("VivitForVideoClassification",), "vivit", _HF_CONFIG_FIELDS, _HF_DEFAULTS,
+                             hf_config_overrides, processor_class="VivitImageProcessor"),
+                paper_views=12,  # Arnab et al. 2021, §4.1 and the Scenic model zoo: 4 temporal clips × 3 crops
+                readout=_readout, rollout_unavailable=_rollout_unavailable)
 _LARGE = dict(embed_dim=1024, depth=24, num_heads=16, mlp_dim=4096)
 register_preset("vivit_b", ViViTConfig(),
                 "ViViT-B/16x2, model 1 (spatio-temporal attention), 32 frames × 224 px — the Hugging Face "

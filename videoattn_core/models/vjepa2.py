@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from ..config import ModelConfig, hparam, require, require_multiple
-from ..registry import register_family, register_preset
+from ..registry import HFMapping, register_family, register_preset
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
 
 ROPE_BASE = 10000.0  # the θ of the frequencies ω_j = θ^(−j/(s/2))
@@ -305,8 +305,6 @@ class VJEPA2(nn.Module):
     from the input's token grid, so any such clip runs without resizing anything.
     """
 
-    checkpoint_layouts: tuple[CheckpointLayout, ...] = ()  # filled below the class
-
     def __init__(self, config: VJEPA2Config):
         super().__init__()
         self.config = config
@@ -360,24 +358,24 @@ class VJEPA2(nn.Module):
         grid = (x.shape[2] // tubelet, x.shape[3] // p, x.shape[4] // p) if x.ndim == 5 else None
         return self.forward_head(self.forward_features(x), grid)
 
-    @staticmethod
-    def checkpoint_hint(state: dict[str, Tensor], wrong: list[str]) -> str | None:
-        """The structure a mismatching checkpoint was saved from, read off its tensors (the loader reports
-        shape mismatches, not a different block count, so every derivable field is named)."""
-        hints = []
-        if "linear.weight" in state:
-            hints.append(f"num_classes={state['linear.weight'].shape[0]}")
-        if "patch_embed.proj.weight" in state:
-            dim, _, tubelet, patch, _ = state["patch_embed.proj.weight"].shape
-            hints.append(f"embed_dim={dim}, tubelet_size={tubelet}, patch_size={patch}")
-        if "blocks.0.mlp.fc1.weight" in state:
-            hidden, dim = state["blocks.0.mlp.fc1.weight"].shape
-            hints.append(f"mlp_ratio={hidden / dim:g}")
-        for field, prefix in (("depth", "blocks."), ("pooler_depth", "pooler.blocks."),
-                              ("predictor_depth", "predictor.predictor_blocks.")):
-            indices = {int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix)}
-            hints.append(f"{field}={max(indices) + 1 if indices else 0}")
-        return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
+
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: VJEPA2Config) -> str | None:
+    """The structure a mismatching checkpoint was saved from, read off its tensors (the loader reports
+    shape mismatches, not a different block count, so every derivable field is named)."""
+    hints = []
+    if "linear.weight" in state:
+        hints.append(f"num_classes={state['linear.weight'].shape[0]}")
+    if "patch_embed.proj.weight" in state:
+        dim, _, tubelet, patch, _ = state["patch_embed.proj.weight"].shape
+        hints.append(f"embed_dim={dim}, tubelet_size={tubelet}, patch_size={patch}")
+    if "blocks.0.mlp.fc1.weight" in state:
+        hidden, dim = state["blocks.0.mlp.fc1.weight"].shape
+        hints.append(f"mlp_ratio={hidden / dim:g}")
+    for field, prefix in (("depth", "blocks."), ("pooler_depth", "pooler.blocks."),
+                          ("predictor_depth", "predictor.predictor_blocks.")):
+        indices = {int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix)}
+        hints.append(f"{field}={max(indices) + 1 if indices else 0}")
+    return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
 
 
 # --- checkpoint layouts -------------------------------------------------------------------------------------
@@ -439,7 +437,7 @@ def _from_huggingface(state: dict[str, Tensor], config: VJEPA2Config) -> dict[st
     return out
 
 
-VJEPA2.checkpoint_layouts = (
+CHECKPOINT_LAYOUTS = (
     CheckpointLayout(
         "Hugging Face (VJEPA2ForVideoClassification)",
         detect=lambda sd: any(k.startswith("vjepa2.") for k in sd),
@@ -471,21 +469,19 @@ def hf_config_overrides(hf_config: dict) -> dict:
     return out
 
 
-VJEPA2.hf_config_overrides = staticmethod(hf_config_overrides)
-VJEPA2.hf_config_fields = _HF_CONFIG_FIELDS
-VJEPA2.hf_defaults = {  # transformers' VJEPA2Config defaults, for fields a config.json leaves out
+_HF_DEFAULTS = {  # transformers' VJEPA2Config defaults, for fields a config.json leaves out
     "patch_size": 16, "crop_size": 256, "tubelet_size": 2, "hidden_size": 1024, "in_chans": 3,
     "num_attention_heads": 16, "num_hidden_layers": 24, "mlp_ratio": 4.0, "layer_norm_eps": 1e-6,
     "qkv_bias": True, "hidden_act": "gelu", "num_pooler_layers": 3, "pred_hidden_size": 384,
     "pred_num_attention_heads": 12, "pred_num_hidden_layers": 12, "pred_num_mask_tokens": 10}
-VJEPA2.hf_architectures = ("VJEPA2ForVideoClassification",)
-VJEPA2.hf_model_type = "vjepa2"
-VJEPA2.hf_processor_class = "VJEPA2VideoProcessor"
-VJEPA2.hf_video_processor = True  # video_preprocessor_config.json, torchvision resize (BaseVideoProcessor)
 register_family(VJEPA2Config, VJEPA2,
                 paper="Assran et al., V-JEPA 2: Self-Supervised Video Models Enable Understanding, Prediction "
                       "and Planning (2025)",
-                repository="https://github.com/facebookresearch/vjepa2")
+                repository="https://github.com/facebookresearch/vjepa2",
+                checkpoint_layouts=CHECKPOINT_LAYOUTS, checkpoint_hint=checkpoint_hint,
+                # video_preprocessor_config.json, read with torchvision's resize (BaseVideoProcessor)
+                hf=HFMapping(("VJEPA2ForVideoClassification",), "vjepa2", _HF_CONFIG_FIELDS, _HF_DEFAULTS,
+                             hf_config_overrides, processor_class="VJEPA2VideoProcessor", video_processor=True))
 
 _VITG = dict(embed_dim=1408, depth=40, num_heads=22, mlp_ratio=48 / 11, pooler_num_heads=16)
 register_preset("vjepa2_vitl", VJEPA2Config(),
