@@ -58,6 +58,8 @@ class Family:
     - ``rollout_unavailable(config)``: why attention rollout does not apply, or ``None``.
     - ``layers(model)``: the layers Grad-CAM may use when the model has no attention blocks (``None``: its blocks
       holding an attention).
+    - ``fallback_recipe``: how the family's presets without published weights read clips (the recipe of the
+      closest published relative).
     """
 
     name: str
@@ -74,6 +76,7 @@ class Family:
     channels_last_features: bool = False
     rollout_unavailable: Callable[[ModelConfig], str | None] = _rollout_applies
     layers: Callable[[nn.Module], list[str]] | None = None
+    fallback_recipe: Any = None  # catalog.records.Recipe for presets without published weights
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import build_catalog
-from .catalog.mvit_swin import SWIN_OFFICIAL, SWIN_TV
+from .catalog.mvit_swin import SWIN_OFFICIAL
 from .catalog.records import (DATASET_CLASSES, IMAGENET_MEAN, IMAGENET_STD, KINETICS_MEAN, KINETICS_STD,  # noqa: F401
                               SLOWFAST_MEAN, SLOWFAST_STD, Recipe, WeightsEntry)
-from .catalog.vivit import VIVIT_RECIPE
 from .errors import ConfigError, WeightsError
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
@@ -36,12 +35,6 @@ for _entry in CATALOG.values():
     RECIPES.setdefault(_entry.preset, _entry.recipe)
 RECIPES["swin3d_l"] = replace(SWIN_OFFICIAL, source="Video Swin Transformer paper protocol for Swin-L at 224 px "
                                                     "(32×2 frames, ImageNet mean/std); no public checkpoint")
-#: families whose presets have no published weights borrow the recipe of their closest relative
-FAMILY_RECIPES: dict[str, Recipe] = {
-    "swin_divided": replace(SWIN_TV, source="no published weights: recipe of Video Swin (" + SWIN_TV.source + ")"),
-    "vivit": replace(VIVIT_RECIPE, source="no published PyTorch weights for this model: recipe of ViViT-B/16x2 ("
-                                           + VIVIT_RECIPE.source + ")"),
-}
 
 
 def list_weights(preset: str | None = None) -> list[WeightsEntry]:
@@ -74,7 +67,7 @@ def recipe_for(preset: Any, *, config: Any = None) -> Recipe:
     Raises :class:`ConfigError` for an unknown preset, a model without a classification head, or a preset
     without a known recipe.
     """
-    from .registry import Preset, get_preset
+    from .registry import Preset, family_of, get_preset
 
     p = preset if isinstance(preset, Preset) else get_preset(preset)  # ConfigError for an unknown name
     cfg = config if config is not None else p.config
@@ -82,7 +75,8 @@ def recipe_for(preset: Any, *, config: Any = None) -> Recipe:
         raise ConfigError(f"{p.name} has no classification head (input layout {type(cfg).input_layout}); clips are "
                           f"prepared with the evaluation recipe of a classifier, which it does not have",
                           field="model")
-    recipe = p.origin.recipe if p.origin is not None else RECIPES.get(p.name) or FAMILY_RECIPES.get(cfg.family)
+    # presets without published weights borrow their family's fallback (the recipe of its closest relative)
+    recipe = p.origin.recipe if p.origin is not None else RECIPES.get(p.name) or family_of(cfg).fallback_recipe
     if recipe is None:
         raise ConfigError(f"no evaluation recipe is known for {p.name}; presets with one: "
                           f"{', '.join(sorted(RECIPES))}", field="model")

@@ -30,12 +30,13 @@ token frames. :meth:`DividedWindowAttention.flops` is the seed's analytic count 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from ..catalog.mvit_swin import SWIN_TV
 from ..config import hparam
 from ..registry import register_family, register_preset
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp
@@ -168,6 +169,8 @@ register_family(SwinDividedConfig, SwinDividedST,
                 repository="https://github.com/SwinTransformer/Video-Swin-Transformer",
                 checkpoint_hint=checkpoint_hint,  # Video Swin's: the same names (only the native layout is read)
                 readout=lambda config: "mean", channels_last_features=True,
+                fallback_recipe=replace(SWIN_TV, source="no published weights: recipe of Video Swin ("
+                                                        + SWIN_TV.source + ")"),
                 # spatial windows split the tokens and patch merging shrinks them between stages: no token set runs
                 # through every layer for attention rollout to follow
                 rollout_unavailable=lambda config: ("windowed attention splits the tokens into windows and patch "

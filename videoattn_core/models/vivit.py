@@ -28,12 +28,13 @@ the Hugging Face conversion says ``gelu_fast``, the same function: ``activation`
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from ..catalog.vivit import VIVIT_RECIPE
 from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from ..config import ModelConfig, hparam, require
 from ..registry import HFMapping, register_family, register_preset
@@ -438,7 +439,9 @@ register_family(ViViTConfig, ViViT,
                 hf=HFMapping(("VivitForVideoClassification",), "vivit", _HF_CONFIG_FIELDS, _HF_DEFAULTS,
                              hf_config_overrides, processor_class="VivitImageProcessor"),
                 paper_views=12,  # Arnab et al. 2021, §4.1 and the Scenic model zoo: 4 temporal clips × 3 crops
-                readout=_readout, rollout_unavailable=_rollout_unavailable)
+                readout=_readout, rollout_unavailable=_rollout_unavailable,
+                fallback_recipe=replace(VIVIT_RECIPE, source="no published PyTorch weights for this model: recipe "
+                                                             "of ViViT-B/16x2 (" + VIVIT_RECIPE.source + ")"))
 _LARGE = dict(embed_dim=1024, depth=24, num_heads=16, mlp_dim=4096)
 register_preset("vivit_b", ViViTConfig(),
                 "ViViT-B/16x2, model 1 (spatio-temporal attention), 32 frames × 224 px — the Hugging Face "
