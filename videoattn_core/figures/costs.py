@@ -92,6 +92,9 @@ def cost_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *
     return fig
 
 
+#: layer_times names its layers under their bars up to this many layers
+NAMED_LAYERS = 16
+
 _PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
 
@@ -128,6 +131,7 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float | No
                     hovertemplate="%{x}<br>%{text}<extra>" + name + "</extra>")
     fig.update_layout(barmode="group", yaxis_title=y_title, legend_orientation="h", showlegend=len(series) > 1)
     fig.update_xaxes(tickangle=0, automargin=True)
+    fig.update_yaxes(exponentformat="SI")  # the prefixes of the bar labels (G, not B)
     if log_y:
         fig.update_yaxes(type="log")
     fig = _layout(fig, title, height=340 + 14 * max((lab.count("<br>") for lab in labels), default=0))
@@ -154,24 +158,27 @@ def token_counts(series: Mapping[str, Sequence[tuple[str, int]]], title: str | N
 
 def layer_times(names: Sequence[str], milliseconds: Sequence[float], categories: Sequence[str] | None = None,
                 title: str | None = None) -> go.Figure:
-    """Measured time per layer, in execution order: x is the layer's position (its name under its bar when there
-    are at most 40 layers, else in the hover), one trace per cost category so that the legend names the colours."""
+    """Measured time per layer, in execution order: x is the layer's position, labelled with its name when there
+    are at most :data:`NAMED_LAYERS` layers (more would overlap), else with its number and the name in the hover;
+    one trace per cost category so that the legend names the colours."""
     names, milliseconds = list(names), list(milliseconds)
     categories = list(categories) if categories else ["other"] * len(names)
     fig = go.Figure()
     order = sorted(set(categories), key=lambda c: list(CATEGORY_COLORS).index(c) if c in CATEGORY_COLORS else 99)
     for category in order:
         picked = [i for i, c in enumerate(categories) if c == category]
-        fig.add_bar(x=picked, y=[milliseconds[i] for i in picked], name=category,
+        fig.add_bar(x=picked, y=[milliseconds[i] for i in picked], name=category, width=0.8,
                     customdata=[names[i] for i in picked],
                     marker_color=CATEGORY_COLORS.get(category, CATEGORY_COLORS["other"]),
                     hovertemplate="layer %{x}: %{customdata}<br>%{y:.3f} ms<extra>" + category + "</extra>")
-    few = len(names) <= 40
-    fig.update_layout(yaxis_title="ms", barmode="overlay", bargap=0.1, legend=_BOTTOM_LEGEND, showlegend=True,
+    few = len(names) <= NAMED_LAYERS
+    fig.update_layout(yaxis_title="ms", barmode="overlay", legend=_BOTTOM_LEGEND, showlegend=True,
                       xaxis_title="layer in execution order" + ("" if few else " (hover a bar for its name)"))
     if few:
         fig.update_xaxes(tickmode="array", tickvals=list(range(len(names))), ticktext=names, tickangle=-45)
-    fig = _layout(fig, title, height=360 if few else 320)
+    else:
+        fig.update_xaxes(tickformat="d", range=[-0.5, len(names) - 0.5])
+    fig = _layout(fig, title, height=380 if few else 320)
     fig.update_layout(margin_b=90)
     return fig
 
