@@ -113,9 +113,9 @@ def shared_format(values: Sequence[float | None]) -> list[str]:
 
 
 def _wrapped(label: str) -> str:
-    """A long category label (``preset;field=value;…``) broken after each ``;`` so that it stands upright under
-    its bar instead of being rotated."""
-    return label.replace(";", ";<br>")
+    """A long category label (``N. preset;field=value;…``) broken after each ``;`` and ``=`` so that it stands
+    upright under its bar, in a column as narrow as its longest name, instead of being rotated."""
+    return label.replace(";", ";<br>").replace("=", "=<br>")
 
 
 def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float | None]], *, y_title: str,
@@ -130,7 +130,7 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float | No
                     marker_color=list(colors) if colors is not None else None,
                     hovertemplate="%{x}<br>%{text}<extra>" + name + "</extra>")
     fig.update_layout(barmode="group", yaxis_title=y_title, legend_orientation="h", showlegend=len(series) > 1)
-    fig.update_xaxes(tickangle=0, automargin=True)
+    fig.update_xaxes(tickangle=0, automargin=True, tickfont_size=10)
     fig.update_yaxes(exponentformat="SI")  # the prefixes of the bar labels (G, not B)
     if log_y:
         fig.update_yaxes(type="log")
