@@ -30,7 +30,8 @@ _READ_COLOURS = """() => {
   const text = t => t == null ? null : (typeof t === 'object' ? (t.text ?? null) : String(t));
   return [...document.querySelectorAll('.js-plotly-plot')].map(gd => ({
     title: text(gd.layout && gd.layout.title),
-    xaxis: {title: text(gd.layout.xaxis && gd.layout.xaxis.title), tickangle: gd.layout.xaxis && gd.layout.xaxis.tickangle,
+    xaxis: {title: text(gd.layout.xaxis && gd.layout.xaxis.title),
+            tickangle: gd.layout.xaxis && gd.layout.xaxis.tickangle,
             ticktext: gd.layout.xaxis && gd.layout.xaxis.ticktext ? plain(gd.layout.xaxis.ticktext) : null},
     showlegend: gd._fullLayout.showlegend,
     traces: (gd.data || []).map(t => ({
@@ -157,7 +158,8 @@ def test_run_time_per_layer_names_its_axis_and_its_colours(server, page):
     assert_no_exception(page)
 
 
-SIDE = "m1=timesformer_base;depth=2;img_size=64&m2=mvit_v2_s;depths=1,1,1,1;num_frames=4;img_size=64&clip=moving_square&topk=3"
+SIDE = ("m1=timesformer_base;depth=2;img_size=64&m2=mvit_v2_s;depths=1,1,1,1;num_frames=4;img_size=64"
+        "&clip=moving_square&topk=3")
 
 
 def test_side_by_side_maps_and_bars_in_their_colours(server, page):

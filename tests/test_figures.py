@@ -122,7 +122,8 @@ def _heat_figures():
     heat = np.random.default_rng(0).random((2, 4, 4))
     return {"attention_overlay": figures.attention_overlay(frames, heat),
             "temporal_matrix": figures.temporal_matrix(np.random.default_rng(1).random((4, 4))),
-            "explanation_animation": figures.explanation_animation(frames, np.random.default_rng(2).random((4, 16, 16)))}
+            "explanation_animation": figures.explanation_animation(frames,
+                                                                   np.random.default_rng(2).random((4, 16, 16)))}
 
 
 @pytest.mark.parametrize("builder", ["attention_overlay", "temporal_matrix", "explanation_animation"])
@@ -167,7 +168,8 @@ def test_near_constant_maps_say_so_and_are_not_stretched():
     assert "constant: 0" in zeros.data[1].colorbar.title.text and zeros.data[1].zmin < 0 < zeros.data[1].zmax
     # a map that varies keeps its full range and its plain title
     varied = figures.attention_overlay(frames, np.arange(32.0).reshape(2, 4, 4))
-    assert (varied.data[1].zmin, varied.data[1].zmax) == (0.0, 31.0) and varied.data[1].colorbar.title.text == "attention"
+    assert (varied.data[1].zmin, varied.data[1].zmax) == (0.0, 31.0)
+    assert varied.data[1].colorbar.title.text == "attention"
 
 
 def test_family_colours_are_fixed_whatever_the_dataset_shows():
