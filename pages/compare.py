@@ -72,15 +72,20 @@ for slot, preset, config in configs:
                  "est. memory fp32 (MiB)": round(memory["total_bytes"] / 2**20, 1)})
 
 if rows:
-    st.dataframe(rows, hide_index=True, width="stretch", key="compare_table")
+    st.dataframe(rows, hide_index=True, width="stretch", key="compare_table",
+                 column_config={"parameters": st.column_config.NumberColumn(format="localized")})
     labels = list(summaries)
+    colors = {x: figures.family_color(summaries[x][2].family) for x in labels}  # one colour per model family
     left, right = st.columns(2)
     left.plotly_chart(figures.grouped_bars(labels, {"parameters": [summaries[x][1].params for x in labels]},
-                                           y_title="parameters", title="parameters"), key="compare_params")
+                                           y_title="parameters", title="parameters",
+                                           colors=[colors[x] for x in labels]), key="compare_params")
     right.plotly_chart(figures.grouped_bars(labels, {"MACs per view": [summaries[x][1].macs for x in labels]},
-                                            y_title="MACs", title="MACs per view"), key="compare_macs")
+                                            y_title="MACs", title="MACs per view",
+                                            colors=[colors[x] for x in labels]), key="compare_macs")
     st.plotly_chart(figures.token_counts({x: analysis.stage_tokens(summaries[x][1]) for x in labels},
-                                         title="tokens per stage"), key="compare_tokens")
+                                         title="tokens per stage", colors=[colors[x] for x in labels]),
+                    key="compare_tokens")
 
     st.subheader("Measured on this device")
     device = runtime.default_device()
@@ -109,10 +114,12 @@ if rows:
             left, right = st.columns(2)
             left.plotly_chart(figures.grouped_bars(names, {"forward time (ms)": [1e3 * measured[x]["time_s"]
                                                                                   for x in names]},
-                                                   y_title="ms", title="forward time"), key="compare_time")
+                                                   y_title="ms", title="forward time",
+                                                   colors=[colors[x] for x in names]), key="compare_time")
             right.plotly_chart(figures.grouped_bars(names, {"peak memory (bytes)": [measured[x]["peak_bytes"]
                                                                                      for x in names]},
-                                                    y_title="bytes", title="peak memory"), key="compare_memory")
+                                                    y_title="bytes", title="peak memory",
+                                                    colors=[colors[x] for x in names]), key="compare_memory")
             st.dataframe([{"configuration": x, "forward (ms)": round(1e3 * measured[x]["time_s"], 1),
                            "peak memory (MiB)": round(measured[x]["peak_bytes"] / 2**20, 1)} for x in names],
                          hide_index=True, key="compare_measured_table")

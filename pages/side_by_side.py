@@ -116,7 +116,7 @@ def run_all() -> None:
     device = runtime.default_device()
     source = widgets.uploaded_clip_bytes(clip) if clip.startswith("upload:") else widgets.sample_clips()[clip]
     # 1. every plan and memory estimate before anything is built: one model that does not fit refuses them all
-    runs = []
+    runs, families = [], []
     for slot, preset, config, weights in chosen:
         label = f"{slot[1]}. {links.spec_text(preset, config)} · {weights}"
         try:
@@ -134,6 +134,7 @@ def run_all() -> None:
             st.error(f"Model {label} does not fit, so this selection is refused and no model was built. {refusal}")
             return
         runs.append((label, key, weights, summary, plan))
+        families.append(config.family)
     macs = sum(s.macs for _, _, _, s, _ in runs)
     token = (tuple((key, w) for _, key, w, _, _ in runs), clip, method, dtype)
     if device == "cpu" and macs > widgets.AUTO_RUN_MACS and not state.approved("side", token):
@@ -160,11 +161,11 @@ def run_all() -> None:
                 st.error(f"model {label}: {exc}")
                 continue
             waiting[i].empty()
-            show_row(i, label, result, moments)
+            show_row(i, label, result, moments, families[i])
     progress.progress(1.0, text=f"done: {len(runs)} models")
 
 
-def show_row(i: int, label: str, result: zoo.ModelOnClip, moments: list[int]) -> None:
+def show_row(i: int, label: str, result: zoo.ModelOnClip, moments: list[int], family: str) -> None:
     st.markdown(f"**{label}**")
     if result.random_init:
         st.caption("Random weights (seed 0): these predictions mean nothing.")
@@ -173,7 +174,8 @@ def show_row(i: int, label: str, result: zoo.ModelOnClip, moments: list[int]) ->
     independent = " independent scores (multi-label)" if result.scoring == "sigmoid" else ""
     left.plotly_chart(figures.topk_bar([p["label"] for p in top], [p["probability"] for p in top],
                                        title=f"top-{k}{independent} (labels: {result.labels_from})",
-                                       scoring=result.scoring), key=f"side_topk_{i}")
+                                       scoring=result.scoring, color=figures.family_color(family)),
+                      key=f"side_topk_{i}")
     picks = zoo.nearest_frames(result.frame_indices, moments)
     right.caption(f"input frames {', '.join(map(str, picks))} of {len(result.frames)} (source frames "
                   f"{', '.join(str(result.frame_indices[f]) for f in picks)})")

@@ -111,7 +111,8 @@ if ready:
               "on the frontier": p.name in front, "protocol": p.protocol, "published with": p.metrics_protocol,
               "source": p.page} for p in sorted(points, key=lambda p: -p.top1)]
     st.dataframe(table, hide_index=True, width="stretch", key="zoo_table",
-                 column_config={"source": st.column_config.LinkColumn("source")})
+                 column_config={"source": st.column_config.LinkColumn("source"),
+                                "params": st.column_config.NumberColumn(format="localized")})
 
 st.subheader("Open an entry")
 names = [p.name for p in sorted(points, key=lambda p: -p.top1)]

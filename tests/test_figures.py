@@ -101,3 +101,129 @@ def test_human(n, expected):
 def test_frames_strip_has_one_image_per_frame():
     fig = figures.frames_strip(np.zeros((6, 8, 8, 3), dtype=np.uint8), columns=4)
     assert sum(isinstance(t, go.Image) for t in fig.data) == 6
+
+
+# ------------------------------------------------------------------------------------------------ colours
+
+# Streamlit's chart theme replaces these strings anywhere in a figure's JSON with its own colours (#000004 with
+# #ffabab): what a figure must not contain for its colours to reach the browser as drawn
+STREAMLIT_PLACEHOLDERS = [f"#0000{i:02d}" for i in range(1, 41)]
+INFERNO_DARK_END = (0, 0, 4)
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    from plotly.colors import hex_to_rgb, unlabel_rgb
+
+    return tuple(int(v) for v in (hex_to_rgb(color) if color.startswith("#") else unlabel_rgb(color)))
+
+
+def _heat_figures():
+    frames = np.zeros((4, 16, 16, 3), dtype=np.uint8)
+    heat = np.random.default_rng(0).random((2, 4, 4))
+    return {"attention_overlay": figures.attention_overlay(frames, heat),
+            "temporal_matrix": figures.temporal_matrix(np.random.default_rng(1).random((4, 4))),
+            "explanation_animation": figures.explanation_animation(frames,
+                                                                   np.random.default_rng(2).random((4, 16, 16)))}
+
+
+@pytest.mark.parametrize("builder", ["attention_overlay", "temporal_matrix", "explanation_animation"])
+def test_heat_maps_start_at_the_dark_end_in_colours_streamlits_theme_leaves_alone(builder):
+    fig = _heat_figures()[builder]
+    text = fig.to_json()
+    assert not [p for p in STREAMLIT_PLACEHOLDERS if p in text], "Streamlit's theme would repaint these colours"
+    for trace in fig.data:
+        if isinstance(trace, go.Heatmap):
+            scale = [(stop, _rgb(color)) for stop, color in trace.colorscale]
+            assert scale[0] == (0.0, INFERNO_DARK_END) and scale[-1][0] == 1.0
+            # the whole scale is Inferno, dark to bright
+            from plotly.colors import sequential
+            assert [c for _, c in scale] == [_rgb(c) for c in sequential.Inferno]
+
+
+def test_every_layout_rewrites_a_colour_scale_streamlits_theme_would_repaint():
+    fig = figures.temporal_matrix(np.eye(3))
+    fig.data[0].colorscale = "Inferno"  # a builder that names Plotly's scale
+    fig = figures.frames._layout(fig)
+    assert "#000004" not in fig.to_json() and _rgb(fig.data[0].colorscale[0][1]) == INFERNO_DARK_END
+
+
+def test_near_constant_maps_say_so_and_are_not_stretched():
+    """A Swin relevance map of 19.932–19.933 µ: the colour bar says "nearly constant" with its measured spread,
+    and the map's spread takes a tiny part of the colour range (one colour), not all of it."""
+    base, noise = 19.9325e-6, 1e-9
+    heat = base + noise * np.random.default_rng(0).random((2, 4, 4))
+    frames = np.zeros((4, 16, 16, 3), dtype=np.uint8)
+    spread = float(heat.max() - heat.min())
+    for fig in (figures.attention_overlay(frames, heat, color_title="relevance"),
+                figures.explanation_animation(frames, np.repeat(heat, 2, axis=0).repeat(4, 1).repeat(4, 2),
+                                              color_title="relevance"),
+                figures.temporal_matrix(heat[0])):
+        trace = next(t for t in fig.data if isinstance(t, go.Heatmap))
+        title = trace.colorbar.title.text
+        assert "nearly constant" in title and f"{spread / heat.mean():.0e}" in title, title
+        assert trace.zmin <= heat.min() and trace.zmax >= heat.max()
+        assert spread / (trace.zmax - trace.zmin) < 1e-3
+    # a constant map (Grad-CAM's zeros) is one colour, said to be constant
+    zeros = figures.explanation_animation(frames, np.zeros((4, 16, 16)), color_title="gradcam")
+    assert "constant: 0" in zeros.data[1].colorbar.title.text and zeros.data[1].zmin < 0 < zeros.data[1].zmax
+    # a map that varies keeps its full range and its plain title
+    varied = figures.attention_overlay(frames, np.arange(32.0).reshape(2, 4, 4))
+    assert (varied.data[1].zmin, varied.data[1].zmax) == (0.0, 31.0)
+    assert varied.data[1].colorbar.title.text == "attention"
+
+
+def test_family_colours_are_fixed_whatever_the_dataset_shows():
+    import videoattn_core as vac
+
+    families = sorted({vac.get_preset(m).config.family for m in vac.list_models()})
+    assert set(families) <= set(figures.FAMILY_COLORS)
+    assert len(set(figures.FAMILY_COLORS.values())) == len(figures.FAMILY_COLORS)  # one colour per family
+
+    def colours(groups):
+        fig = figures.zoo_scatter({g: [{"name": f"{g}.x", "x": 1.0, "y": 50.0, "hover": g}] for g in groups}, [],
+                                  x_title="MACs")
+        return {t.name: t.marker.color for t in fig.data}
+
+    k400, ssv2 = colours(["timesformer", "mvit", "swin3d", "videomae"]), colours(["swin3d", "mvit", "vjepa2"])
+    for family in ("mvit", "swin3d"):
+        assert k400[family] == ssv2[family] == figures.FAMILY_COLORS[family]
+    assert figures.family_color("swin3d") == figures.FAMILY_COLORS["swin3d"]
+    # the same colours on Compare's bars and lines and Side by side's top-k bars
+    bars = figures.grouped_bars(["a", "b"], {"params": [1.0, 2.0]}, y_title="n",
+                                colors=[figures.family_color("swin3d"), figures.family_color("mvit")])
+    assert list(bars.data[0].marker.color) == [figures.FAMILY_COLORS["swin3d"], figures.FAMILY_COLORS["mvit"]]
+    lines = figures.token_counts({"a": [("s", 1)], "b": [("s", 2)]}, colors=[figures.FAMILY_COLORS["mvit"]] * 2)
+    assert {t.line.color for t in lines.data} == {figures.FAMILY_COLORS["mvit"]}
+    assert len({t.line.dash for t in lines.data}) == 2  # two configs of one family: one colour, two dashes
+    top = figures.topk_bar(["a"], [0.5], color=figures.family_color("vivit"))
+    assert top.data[0].marker.color == figures.FAMILY_COLORS["vivit"]
+
+
+def test_head_statistics_give_sixteen_heads_sixteen_colours():
+    heads = 16
+    stats = {"entropy": np.random.default_rng(0).random((3, heads))}
+    fig = figures.head_statistics(["a", "b", "c"], stats)
+    colours = [t.marker.color for t in fig.data]
+    assert len(colours) == heads and len(set(colours)) == heads
+    assert colours[10] != colours[0]
+    assert not [p for p in STREAMLIT_PLACEHOLDERS if p in fig.to_json()]
+
+
+def test_bars_of_one_chart_share_one_number_format_and_stand_upright():
+    fig = figures.grouped_bars(["1. timesformer_base;attention_type=joint_space_time", "2. mvit_v2_s"],
+                               {"forward time (ms)": [1600.0, 422.664]}, y_title="ms")
+    assert list(fig.data[0].text) == ["1,600", "423"]
+    assert fig.layout.xaxis.tickangle == 0 and "<br>" in fig.data[0].x[0]
+    assert figures.shared_format([28e6, 5.1e9]) == ["0.028 G", "5.100 G"]
+    assert figures.shared_format([1e6, None]) == ["1.0 M", "–"]
+
+
+def test_layer_times_label_the_layers_and_name_the_colours():
+    names = ["patch_embed", "blocks.0.attn", "blocks.0.mlp", "head"]
+    fig = figures.layer_times(names, [1.0, 2.0, 3.0, 0.5], ["embedding", "attention", "mlp", "head"])
+    assert {t.name for t in fig.data} == {"embedding", "attention", "mlp", "head"}
+    assert all(t.marker.color == figures.CATEGORY_COLORS[t.name] for t in fig.data)
+    assert fig.layout.showlegend is True and fig.layout.xaxis.title.text
+    assert list(fig.layout.xaxis.ticktext) == names
+    many = figures.layer_times([f"l{i}" for i in range(30)], [1.0] * 30, ["mlp"] * 30)
+    assert "hover" in many.layout.xaxis.title.text and len(many.data[0].x) == 30 and many.layout.xaxis.ticktext is None

@@ -13,9 +13,10 @@ coordinates, end-exclusive.
 """
 
 from ..units import human  # noqa: F401  (pages and tests use figures.human)
-from ._base import CATEGORY_COLORS, png_data_uri  # noqa: F401
+from ._base import (CATEGORY_COLORS, FAMILY_COLORS, HEAD_COLORS, HEAT_SCALE, NEAR_CONSTANT,  # noqa: F401
+                    family_color, head_color, heat_range, png_data_uri, theme_safe)
 from .costs import (category_bars, cost_breakdown, cost_curves, grouped_bars, layer_times,  # noqa: F401
-                    macs_agreement, token_counts, zoo_scatter)
+                    macs_agreement, shared_format, token_counts, zoo_scatter)
 from .frames import (HEAD_STATISTICS, attention_overlay, bias_tables, explanation_animation,  # noqa: F401
                      frames_strip, head_statistics, temporal_matrix, token_time_index)
 from .predictions import prediction_timeline, topk_bar  # noqa: F401

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
 
 from ..units import human
-from ._base import _BOTTOM_LEGEND, CATEGORY_COLORS, _layout
+from ._base import _BOTTOM_LEGEND, CATEGORY_COLORS, _layout, family_color
 
 
 def cost_breakdown(rows: Iterable[Mapping[str, Any]], value: str = "params", title: str | None = None,
@@ -91,24 +92,65 @@ def cost_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *
     return fig
 
 
+#: layer_times names its layers under their bars up to this many layers
+NAMED_LAYERS = 16
+
+_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def shared_format(values: Sequence[float | None]) -> list[str]:
+    """The numbers of one chart in one format: one decimal prefix for all (the largest value's), with enough
+    decimals (0 to 3) that the smallest non-zero value keeps two significant digits, thousands separated:
+    ``[1.6e3, 422.664]`` → ``["1,600", "423"]``, ``[28e6, 5.1e9]`` → ``["0.028 G", "5.100 G"]``, ``[1e6, 2e6]`` →
+    ``["1.0 M", "2.0 M"]``; ``None`` → ``"–"``."""
+    known = [abs(v) for v in values if v is not None and not math.isnan(v)]
+    top = max(known, default=0.0)
+    factor, prefix = next(((f, p) for f, p in _PREFIXES if top >= 1e4 and top >= f), (1.0, ""))
+    smallest = min((v for v in known if v > 0), default=top) / factor
+    digits = min(3, max(0, math.ceil(-math.log10(smallest)) + 1)) if smallest > 0 else 0
+    return ["–" if v is None or math.isnan(v) else f"{v / factor:,.{digits}f}" + (f" {prefix}" if prefix else "")
+            for v in values]
+
+
+def _wrapped(label: str) -> str:
+    """A long category label (``N. preset;field=value;…``) broken after each ``;`` and ``=`` so that it stands
+    upright under its bar, in a column as narrow as its longest name, instead of being rotated."""
+    return label.replace(";", ";<br>").replace("=", "=<br>")
+
+
 def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float | None]], *, y_title: str,
-                 title: str | None = None, log_y: bool = False) -> go.Figure:
-    """Bars of one quantity per config (``series`` name -> value per group)."""
+                 title: str | None = None, log_y: bool = False, colors: Sequence[str] | None = None) -> go.Figure:
+    """Bars of one quantity per config (``series`` name -> value per group), labelled in one number format
+    (:func:`shared_format`); ``colors`` colours the bars of each group (its model family)."""
     fig = go.Figure()
+    labels = [_wrapped(g) for g in groups]
     for name, values in series.items():
-        fig.add_bar(x=list(groups), y=[None if v is None else v for v in values], name=name,
-                    text=[human(v) if v is not None else "–" for v in values], textposition="outside")
-    fig.update_layout(barmode="group", yaxis_title=y_title, legend_orientation="h")
+        fig.add_bar(x=labels, y=[None if v is None else v for v in values], name=name,
+                    text=shared_format(values), textposition="outside", cliponaxis=False,
+                    marker_color=list(colors) if colors is not None else None,
+                    hovertemplate="%{x}<br>%{text}<extra>" + name + "</extra>")
+    fig.update_layout(barmode="group", yaxis_title=y_title, legend_orientation="h", showlegend=len(series) > 1)
+    fig.update_xaxes(tickangle=0, automargin=True, tickfont_size=10)
+    fig.update_yaxes(exponentformat="SI")  # the prefixes of the bar labels (G, not B)
     if log_y:
         fig.update_yaxes(type="log")
-    return _layout(fig, title, height=340)
+    fig = _layout(fig, title, height=340 + 14 * max((lab.count("<br>") for lab in labels), default=0))
+    fig.update_layout(margin_t=60 if title else 30)  # room for the labels above the tallest bar
+    return fig
 
 
-def token_counts(series: Mapping[str, Sequence[tuple[str, int]]], title: str | None = None) -> go.Figure:
-    """Tokens per stage for each config: ``{"mvit_v2_s": [("stage 1", 25088), ...]}``."""
+def token_counts(series: Mapping[str, Sequence[tuple[str, int]]], title: str | None = None,
+                 colors: Sequence[str] | None = None) -> go.Figure:
+    """Tokens per stage for each config: ``{"mvit_v2_s": [("stage 1", 25088), ...]}``; ``colors`` colours each
+    config's line (its model family; configs of one family are told apart by their dash)."""
     fig = go.Figure()
-    for name, stages in series.items():
-        fig.add_scatter(x=[s for s, _ in stages], y=[n for _, n in stages], mode="lines+markers", name=name)
+    seen: dict[str, int] = {}
+    for i, (name, stages) in enumerate(series.items()):
+        color = colors[i] if colors is not None else None
+        dash = ("solid", "dash", "dot", "dashdot")[seen.get(color, 0) % 4] if color else None
+        seen[color] = seen.get(color, 0) + 1
+        fig.add_scatter(x=[s for s, _ in stages], y=[n for _, n in stages], mode="lines+markers", name=name,
+                        line=dict(color=color, dash=dash))
     fig.update_layout(xaxis_title="stage", yaxis_title="tokens", legend=_BOTTOM_LEGEND)
     fig.update_yaxes(type="log", dtick=1, tickformat=".2s")
     return _layout(fig, title, height=340)
@@ -116,12 +158,29 @@ def token_counts(series: Mapping[str, Sequence[tuple[str, int]]], title: str | N
 
 def layer_times(names: Sequence[str], milliseconds: Sequence[float], categories: Sequence[str] | None = None,
                 title: str | None = None) -> go.Figure:
-    """Measured time per layer, in execution order."""
-    colors = [CATEGORY_COLORS.get(c, CATEGORY_COLORS["other"]) for c in categories] if categories else None
-    fig = go.Figure(go.Bar(x=list(names), y=list(milliseconds), marker_color=colors,
-                           hovertemplate="%{x}<br>%{y:.3f} ms<extra></extra>"))
-    fig.update_layout(yaxis_title="ms", xaxis_showticklabels=len(names) <= 40)
-    return _layout(fig, title, height=300)
+    """Measured time per layer, in execution order: x is the layer's position, labelled with its name when there
+    are at most :data:`NAMED_LAYERS` layers (more would overlap), else with its number and the name in the hover;
+    one trace per cost category so that the legend names the colours."""
+    names, milliseconds = list(names), list(milliseconds)
+    categories = list(categories) if categories else ["other"] * len(names)
+    fig = go.Figure()
+    order = sorted(set(categories), key=lambda c: list(CATEGORY_COLORS).index(c) if c in CATEGORY_COLORS else 99)
+    for category in order:
+        picked = [i for i, c in enumerate(categories) if c == category]
+        fig.add_bar(x=picked, y=[milliseconds[i] for i in picked], name=category, width=0.8,
+                    customdata=[names[i] for i in picked],
+                    marker_color=CATEGORY_COLORS.get(category, CATEGORY_COLORS["other"]),
+                    hovertemplate="layer %{x}: %{customdata}<br>%{y:.3f} ms<extra>" + category + "</extra>")
+    few = len(names) <= NAMED_LAYERS
+    fig.update_layout(yaxis_title="ms", barmode="overlay", legend=_BOTTOM_LEGEND, showlegend=True,
+                      xaxis_title="layer in execution order" + ("" if few else " (hover a bar for its name)"))
+    if few:
+        fig.update_xaxes(tickmode="array", tickvals=list(range(len(names))), ticktext=names, tickangle=-45)
+    else:
+        fig.update_xaxes(tickformat="d", range=[-0.5, len(names) - 0.5])
+    fig = _layout(fig, title, height=380 if few else 320)
+    fig.update_layout(margin_b=90)
+    return fig
 
 
 def macs_agreement(names: Sequence[str], analytic: Sequence[float], measured: Sequence[float],
@@ -152,7 +211,8 @@ def zoo_scatter(groups: Mapping[str, Sequence[Mapping[str, Any]]], frontier: Seq
         fig.add_trace(go.Scatter(
             x=[r["x"] for r in rows], y=[r["y"] for r in rows], ids=[r["name"] for r in rows],
             customdata=[r["name"] for r in rows], hovertext=[r["hover"] for r in rows], mode="markers", name=group,
-            marker=dict(size=11, line=dict(width=1, color="white")), hovertemplate="%{hovertext}<extra></extra>"))
+            marker=dict(size=11, color=family_color(group), line=dict(width=1, color="#444")),
+            hovertemplate="%{hovertext}<extra></extra>"))
     if frontier:
         fig.add_trace(go.Scatter(
             x=[r["x"] for r in frontier], y=[r["y"] for r in frontier], ids=[r["name"] for r in frontier],

@@ -9,7 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._base import _HEAT_SCALE, _grid, _layout, png_data_uri
+from ._base import HEAD_SYMBOLS, HEAT_SCALE, _grid, _layout, head_color, heat_range, png_data_uri
 
 
 def frames_strip(frames: np.ndarray, titles: Sequence[str] | None = None, columns: int = 8,
@@ -52,10 +52,7 @@ def attention_overlay(frames: np.ndarray, heat: np.ndarray, *, show: Sequence[in
     show = list(range(t_frames)) if show is None else [f for f in show if 0 <= f < t_frames]
     rows, cols = _grid(len(show), columns)
     dx, dy = width / w_tok, height / h_tok
-    finite = heat[np.isfinite(heat)]
-    zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    if zmax <= zmin:
-        zmax = zmin + 1e-12
+    scale = heat_range(heat, color_title)
     boxes = [tuple(int(v) for v in b) for b in boxes]
     q_t, q_h, q_w = query_grid or heat.shape
     qdx, qdy = width / q_w, height / q_h
@@ -67,9 +64,10 @@ def attention_overlay(frames: np.ndarray, heat: np.ndarray, *, show: Sequence[in
         t = token_time_index(f, t_frames, t_tok)
         fig.add_trace(go.Image(source=png_data_uri(frames[f]), x0=0.5, y0=0.5, hoverinfo="skip"), row=r, col=c)
         fig.add_trace(go.Heatmap(
-            z=heat[t], x0=dx / 2, dx=dx, y0=dy / 2, dy=dy, opacity=opacity, colorscale=_HEAT_SCALE,
-            zmin=zmin if shared_scale else None, zmax=zmax if shared_scale else None, showscale=i == 0,
-            colorbar=dict(title=color_title, thickness=12), customdata=_token_coords(t, h_tok, w_tok),
+            z=heat[t], x0=dx / 2, dx=dx, y0=dy / 2, dy=dy, opacity=opacity, colorscale=HEAT_SCALE,
+            zmin=scale.zmin if shared_scale else None, zmax=scale.zmax if shared_scale else None, showscale=i == 0,
+            colorbar=dict(title=scale.title if shared_scale else color_title, thickness=12),
+            customdata=_token_coords(t, h_tok, w_tok),
             hovertemplate="token (t=%{customdata[0]}, y=%{customdata[1]}, x=%{customdata[2]})"
                           "<br>%{z:.4f}<extra></extra>", hoverongaps=False), row=r, col=c)
         for t0, t1, y0, y1, x0, x1 in boxes:
@@ -97,8 +95,9 @@ def temporal_matrix(matrix: np.ndarray, *, title: str | None = None, highlight: 
     """A ``(T, T)`` attention of one patch position across frames: row = query frame, column = key frame."""
     matrix = np.asarray(matrix, dtype=np.float64)
     n = matrix.shape[0]
-    fig = go.Figure(go.Heatmap(z=matrix, x=list(range(n)), y=list(range(n)), colorscale=_HEAT_SCALE,
-                               colorbar=dict(title="attention", thickness=12),
+    scale = heat_range(matrix, "attention")
+    fig = go.Figure(go.Heatmap(z=matrix, x=list(range(n)), y=list(range(n)), colorscale=HEAT_SCALE,
+                               zmin=scale.zmin, zmax=scale.zmax, colorbar=dict(title=scale.title, thickness=12),
                                hovertemplate="query frame %{y} → key frame %{x}<br>%{z:.4f}<extra></extra>"))
     if highlight is not None and 0 <= highlight < n:
         fig.add_shape(type="rect", x0=-0.5, x1=n - 0.5, y0=highlight - 0.5, y1=highlight + 0.5,
@@ -153,7 +152,8 @@ def head_statistics(layers: Sequence[str], stats: Mapping[str, np.ndarray], *, t
             column = values[:, h] if h < values.shape[1] else np.full(len(layers), np.nan)
             fig.add_trace(go.Scatter(
                 x=x, y=column, mode="markers", name=f"head {h}", legendgroup=f"head {h}", showlegend=row == 1,
-                marker=dict(size=7), customdata=list(layers),
+                marker=dict(size=7, color=head_color(h), symbol=HEAD_SYMBOLS[h // 16 % len(HEAD_SYMBOLS)],
+                            line=dict(width=0.5, color="#444")), customdata=list(layers),
                 hovertemplate="%{customdata}, head " + str(h) + "<br>%{y:.3f}<extra></extra>"), row=row, col=1)
     fig.update_xaxes(tickmode="array", tickvals=x, ticktext=list(layers), tickangle=-45, row=len(keys), col=1)
     return _layout(fig, title, height=max(360, 230 * len(keys)), subplot_titles=True)
@@ -165,13 +165,12 @@ def explanation_animation(frames: np.ndarray, heat: np.ndarray, *, title: str | 
     uint8, ``heat`` ``(T, H, W)`` on the frames (one colour scale for the whole clip)."""
     frames = np.asarray(frames)
     heat = np.asarray(heat, dtype=np.float64)
-    zmin, zmax = float(np.nanmin(heat)), float(np.nanmax(heat))
-    zmax = zmax if zmax > zmin else zmin + 1e-12
+    scale = heat_range(heat, color_title)
 
     def traces(f: int) -> list[go.BaseTraceType]:
         return [go.Image(source=png_data_uri(frames[f]), hoverinfo="skip"),
-                go.Heatmap(z=heat[f], opacity=opacity, colorscale=_HEAT_SCALE, zmin=zmin, zmax=zmax,
-                           colorbar=dict(title=color_title, thickness=12),
+                go.Heatmap(z=heat[f], opacity=opacity, colorscale=HEAT_SCALE, zmin=scale.zmin, zmax=scale.zmax,
+                           colorbar=dict(title=scale.title, thickness=12),
                            hovertemplate="y %{y}, x %{x}<br>%{z:.4g}<extra></extra>")]
 
     fig = go.Figure(data=traces(0), frames=[go.Frame(data=traces(f), name=str(f)) for f in range(len(frames))])

@@ -10,13 +10,15 @@ from ._base import _layout
 
 
 def topk_bar(labels: Sequence[str], probabilities: Sequence[float], title: str | None = None,
-             scoring: str = "softmax") -> go.Figure:
+             scoring: str = "softmax", color: str | None = None) -> go.Figure:
     """Horizontal bars of the top-k classes, best on top; ``scoring="sigmoid"`` (a multi-label model) shows
-    independent scores from 0 to 1 rather than shares of a distribution."""
+    independent scores from 0 to 1 rather than shares of a distribution; ``color`` colours the bars (the model's
+    family where models are compared)."""
     values = list(probabilities)[::-1]
     independent = scoring == "sigmoid"
     fig = go.Figure(go.Bar(x=values, y=list(labels)[::-1], orientation="h",
                            text=[f"{p:.3f}" if independent else f"{p:.1%}" for p in values], textposition="auto",
+                           marker_color=color,
                            hovertemplate="%{y}: %{x:.4f}<extra></extra>" if independent
                            else "%{y}: %{x:.2%}<extra></extra>"))
     fig.update_layout(xaxis_title="independent score (sigmoid)" if independent else "probability",
