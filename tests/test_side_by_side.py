@@ -155,6 +155,31 @@ def test_results_stay_when_leaving_and_coming_back_until_their_inputs_change(mon
     st.cache_resource.clear()
 
 
+def test_an_uploaded_clip_and_its_results_stay_when_coming_back(monkeypatch):
+    runs = []
+    run_on_clip = zoo.run_on_clip
+    monkeypatch.setattr(zoo, "run_on_clip", lambda *a, **k: runs.append(a[0].preset) or run_on_clip(*a, **k))
+    st.cache_resource.clear()
+    at = open_app("side_by_side", m1=TSF, m2=MVIT, topk="3", frames="3")
+    at.radio(key="side.source").set_value("upload").run()
+    at.file_uploader(key="side.upload").upload("clip.mp4", (ASSETS / "rotating_bar.mp4").read_bytes(), "video/mp4")
+    at.run()
+    assert_clean(at)
+    before, captions = charts(at), row_captions(at)
+    assert len(before) == 4 and runs[-2:] == ["timesformer_base", "mvit_v2_s"] and at.query_params["clip"] == "upload"
+    ran = len(runs)
+    at.query_params.clear()
+    at.switch_page("pages/model.py").run()
+    st.cache_resource.clear()
+    at.query_params.clear()
+    at.switch_page("pages/side_by_side.py").run()
+    assert_clean(at)
+    assert at.radio(key="side.source").value == "upload"
+    assert any(c.value.startswith("uploaded clip:") for c in at.caption)
+    assert charts(at) == before and row_captions(at) == captions and len(runs) == ran
+    st.cache_resource.clear()
+
+
 def test_a_failing_model_leaves_the_status_failed_and_the_other_rows_shown(monkeypatch):
     run_on_clip = zoo.run_on_clip
 
