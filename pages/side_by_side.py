@@ -3,7 +3,10 @@ initialisation, or a Hugging Face model with its repository's weights) — each 
 Grad-CAM, :func:`videoattn_core.explanations.explain`) at the same moments of the clip, one row per model.
 
 Every model's memory is checked before any is built; the models then run one after the other, each row
-filled as its model finishes."""
+filled as its model finishes, under a status box that says which model failed. Each row shows its model's input
+frames at the same moments of the clip (:func:`videoattn_core.zoo.frames_at_moments`, with its notes). Results
+stay in the session, by their inputs, until those change: coming back to the page shows them without running
+again."""
 
 import streamlit as st
 
@@ -156,7 +159,9 @@ def run_all() -> None:
     waiting = [row.empty() for row in rows]
     for slot, (label, *_rest) in zip(waiting, runs):
         slot.caption(f"model {label}: waiting…")
-    results, failed = {}, []
+    # kept as each model finishes (a rerun may stop the loop); results of other inputs are dropped
+    results, failed = {r: kept[r] for r in run_keys if r in kept}, []
+    st.session_state[RESULTS] = results
     with _status.steps(f"{len(runs)} models", where=top) as status:
         for i, (row, (label, key, weights, summary, plan)) in enumerate(zip(rows, runs)):
             result = kept.get(run_keys[i])
@@ -175,7 +180,6 @@ def run_all() -> None:
             waiting[i].empty()
             with row:
                 show_row(i, label, result, moments)
-        st.session_state[RESULTS] = results
         if failed:
             status.fail("running model " + ", ".join(failed))
         else:
