@@ -106,6 +106,12 @@ def open_view(page: str, page_fields: Mapping[str, Callable[[str], Any]] | None 
     return view
 
 
+def remembered(view: View, name: str) -> Any:
+    """A page setting as this session last wrote it, before validation (None when the run opens a link): what
+    a link cannot carry, such as ``clip=upload``, which coming back to the page keeps."""
+    return None if view.opened else st.session_state.get(f"_page_params:{view.page}", {}).get(name)
+
+
 def show_ignored() -> None:
     """Say which parameters of the opened link were ignored and why (until another link is opened)."""
     messages = st.session_state.get(_IGNORED) or []

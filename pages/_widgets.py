@@ -14,7 +14,7 @@ import streamlit as st
 
 import videoattn_core as vac
 from pages import _hub
-from pages._state import View, choice, integer, seed_page
+from pages._state import View, choice, integer, remembered, seed_page
 from videoattn_core import devices, runtime
 from videoattn_core import weights as weights_catalog
 from videoattn_core.analysis import format_bytes
@@ -398,7 +398,8 @@ def clip_input(view: View, page: str) -> tuple[str, str]:
     """A sample clip or an upload, for pages that run several models on one clip (no weights or device boxes);
     returns the clip id (sample name, or ``upload:<sha256 prefix>``) and its value in the link."""
     seed_page(view, {f"{page}.clip": ("clip", default_clip())})
-    seed_page(view, {f"{page}.source": ("source", "sample")}, {})
+    kept = "upload" if remembered(view, "clip") == "upload" else "sample"  # coming back keeps an uploaded clip
+    seed_page(view, {f"{page}.source": ("source", kept)}, {})
     c1, c2 = st.columns([1, 2])
     with c1:
         _, _, clip_id = _clip_widgets(page, sample_column=c2)

@@ -14,6 +14,7 @@ from pages import _state as state
 from pages import _widgets as widgets
 from pages import _cache as cache
 from pages import _hub
+from pages import _status
 
 
 PAGE_FIELDS = {
@@ -52,18 +53,18 @@ except vac.VideoAttnError as exc:
     st.stop()
 
 try:
-    with st.status("Preparing", expanded=False) as status:
-        status.update(label="decoding the clip…")
+    with _status.steps("Preparing") as status:
+        status.step("decoding the clip")
         clip = cache.load_clip(inputs.clip, key, inputs.weights, _data=widgets.clip_bytes(inputs),
                                sampling_rate=inputs.sampling_rate)
-        status.update(label="building the model…")
+        status.step("building the model")
         refusal = cache.memory_check(run_summary, inputs)
         if refusal:
-            status.update(label="refused", state="error")
+            status.fail("building the model: refused, it does not fit in memory")
             st.error(refusal)
             st.stop()
         loaded = cache.load_model(key, inputs.weights, inputs.device, inputs.dtype, widgets.checkpoint_bytes(inputs))
-        status.update(label="ready", state="complete")
+        status.done("ready")
 except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()

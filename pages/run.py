@@ -9,6 +9,7 @@ from pages import _state as state
 from pages import _widgets as widgets
 from pages import _cache as cache
 from pages import _hub
+from pages import _status
 
 from videoattn_core.predict import timeline_series
 
@@ -75,18 +76,18 @@ if widgets.needs_button(run_summary, inputs) and not state.approved("run", (key,
     st.stop()
 
 try:
-    with st.status("Running", expanded=False) as status:
-        status.update(label="decoding the clip…")
+    with _status.steps("Running") as status:
+        status.step("decoding the clip")
         clip = cache.load_clip(inputs.clip, key, inputs.weights, views, _data=widgets.clip_bytes(inputs),
                                sampling_rate=inputs.sampling_rate)
-        status.update(label="building the model…")
+        status.step("building the model")
         loaded = cache.load_model(key, inputs.weights, inputs.device, inputs.dtype, widgets.checkpoint_bytes(inputs))
-        status.update(label="forwarding…")
+        status.step("forwarding")
         result = cache.run_inspection(key, inputs.key, (), loaded, clip)
-        status.update(label="the other views…")
+        status.step("the other views")
         probs = cache.view_probabilities(key, inputs.key, views, loaded, clip)
-        status.update(label=f"done: forward in {1e3 * result.time_s:.0f} ms on {inputs.device}"
-                      + (" in bfloat16" if inputs.dtype == "bfloat16" else ""), state="complete")
+        status.done(f"done: forward in {1e3 * result.time_s:.0f} ms on {inputs.device}"
+                    + (" in bfloat16" if inputs.dtype == "bfloat16" else ""))
 except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()

@@ -3,7 +3,10 @@ initialisation, or a Hugging Face model with its repository's weights) — each 
 Grad-CAM, :func:`videoattn_core.explanations.explain`) at the same moments of the clip, one row per model.
 
 Every model's memory is checked before any is built; the models then run one after the other, each row
-filled as its model finishes."""
+filled as its model finishes, under a status box that says which model failed. Each row shows its model's input
+frames at the same moments of the clip (:func:`videoattn_core.zoo.frames_at_moments`, with its notes). Results
+stay in the session, by their inputs, until those change: coming back to the page shows them without running
+again."""
 
 import streamlit as st
 
@@ -13,8 +16,10 @@ from videoattn_core import weights as weights_catalog
 from pages import _state as state
 from pages import _widgets as widgets
 from pages import _cache as cache
+from pages import _status
 
 SLOTS = ("m1", "m2", "m3", "m4")
+RESULTS = "side.results"  # each model's result on the clip, by its inputs (config, weights, clip, device, dtype, map)
 DEFAULTS = {"m1": "timesformer_base", "m2": "mvit_v2_s", "m3": "swin3d_t", "m4": "videomae_base"}
 
 
@@ -135,34 +140,51 @@ def run_all() -> None:
             return
         runs.append((label, key, weights, summary, plan))
         families.append(config.family)
+    # results stay in the session until their inputs change: leaving the page and coming back shows them again
+    kept = st.session_state.get(RESULTS, {})
+    run_keys = [(key, weights, clip, device, dtype, method) for _, key, weights, _, _ in runs]
     macs = sum(s.macs for _, _, _, s, _ in runs)
     token = (tuple((key, w) for _, key, w, _, _ in runs), clip, method, dtype)
-    if device == "cpu" and macs > widgets.AUTO_RUN_MACS and not state.approved("side", token):
+    if (device == "cpu" and macs > widgets.AUTO_RUN_MACS and not all(r in kept for r in run_keys)
+            and not state.approved("side", token)):
         st.info(f"These forwards cost {widgets.format_count(macs)} MACs on the CPU (and the map a backward each); "
                 f"press Run to start them.")
         return
     moments = zoo.common_moments([p.frame_indices[0] for *_, p in runs], count)
     st.caption(f"On **{device}** ({dtype}); one view per model (its recipe's centre clip and crop, as `vac.predict` "
-               f"reads it). Frames shown: nearest to source frames {', '.join(map(str, moments))} of the clip.")
+               f"reads it). Frames shown: each model's input frames nearest to source frames "
+               f"{', '.join(map(str, moments))} of the clip.")
     # 2. one model at a time, each row filled as it finishes
-    progress = st.progress(0.0, text="starting…")
+    top = st.container()
     rows = [st.container(border=True) for _ in runs]
     waiting = [row.empty() for row in rows]
     for slot, (label, *_rest) in zip(waiting, runs):
         slot.caption(f"model {label}: waiting…")
-    for i, (row, (label, key, weights, summary, plan)) in enumerate(zip(rows, runs)):
-        progress.progress(i / len(runs), text=f"model {i + 1} of {len(runs)}: {label}…")
-        waiting[i].caption(f"model {label}: running…")
-        with row:
-            try:
-                result = cache.model_on_clip(key, weights, clip, device, dtype, method,
-                                             _data=widgets.uploaded_clip_bytes(clip))
-            except vac.VideoAttnError as exc:
-                st.error(f"model {label}: {exc}")
-                continue
+    # kept as each model finishes (a rerun may stop the loop); results of other inputs are dropped
+    results, failed = {r: kept[r] for r in run_keys if r in kept}, []
+    st.session_state[RESULTS] = results
+    with _status.steps(f"{len(runs)} models", where=top) as status:
+        for i, (row, (label, key, weights, summary, plan)) in enumerate(zip(rows, runs)):
+            result = kept.get(run_keys[i])
+            if result is None:
+                status.step(f"model {i + 1} of {len(runs)}: {label}")
+                waiting[i].caption(f"model {label}: running…")
+                try:
+                    result = cache.model_on_clip(key, weights, clip, device, dtype, method,
+                                                 _data=widgets.uploaded_clip_bytes(clip))
+                except vac.VideoAttnError as exc:
+                    waiting[i].empty()
+                    row.error(f"model {label}: {exc}")
+                    failed.append(label)
+                    continue
+            results[run_keys[i]] = result
             waiting[i].empty()
-            show_row(i, label, result, moments, families[i])
-    progress.progress(1.0, text=f"done: {len(runs)} models")
+            with row:
+                show_row(i, label, result, moments, families[i])
+        if failed:
+            status.fail("running model " + ", ".join(failed))
+        else:
+            status.done(f"done: {len(runs)} models")
 
 
 def show_row(i: int, label: str, result: zoo.ModelOnClip, moments: list[int], family: str) -> None:
@@ -176,16 +198,19 @@ def show_row(i: int, label: str, result: zoo.ModelOnClip, moments: list[int], fa
                                        title=f"top-{k}{independent} (labels: {result.labels_from})",
                                        scoring=result.scoring, color=figures.family_color(family)),
                       key=f"side_topk_{i}")
-    picks = zoo.nearest_frames(result.frame_indices, moments)
-    right.caption(f"input frames {', '.join(map(str, picks))} of {len(result.frames)} (source frames "
-                  f"{', '.join(str(result.frame_indices[f]) for f in picks)})")
+    shown = zoo.frames_at_moments(result.frame_indices, moments)
+    picks = list(shown.positions)
+    right.caption(shown.caption(len(result.frames)))
+    if shown.notes:
+        right.caption("\n".join(f"- {note}" for note in shown.notes))
     if result.heat is None:
         right.info(f"{method} is not available for this model: {result.unavailable}")
-        right.plotly_chart(figures.frames_strip(result.frames[picks], columns=len(picks)), key=f"side_frames_{i}")
+        right.plotly_chart(figures.frames_strip(result.frames[picks], titles=shown.titles, columns=len(picks)),
+                           key=f"side_frames_{i}")
         return
     target = result.label(result.target)
     right.plotly_chart(figures.attention_overlay(
-        result.frames, result.heat, show=picks, columns=len(picks), color_title=method,
+        result.frames, result.heat, show=picks, columns=len(picks), color_title=method, titles=shown.titles,
         title=f"{method} for {target}" + (f" ({result.note})" if result.note else "")), key=f"side_map_{i}")
 
 

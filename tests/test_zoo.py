@@ -275,13 +275,15 @@ def test_side_by_side_predictions_equal_vac_predict_and_maps_equal_vac_explain()
         assert prediction.random_init
         assert shown == ([p["label"] for p in prediction.predictions],
                          [p["probability"] for p in prediction.predictions])
-    # the same moments for both models (the span both cover), each model's input frame nearest to them
+    # the same moments for both models (the span both cover), each model's distinct input frames nearest to them
     indices = [prediction.clip["sampled_indices"] for prediction, _ in library]
     moments = zoo.common_moments(indices, 3)
     assert len(moments) == 3
     for shown_maps, ix, (_, explained) in zip(maps, indices, library):
         tokens = explained.tokens
-        expected = [tokens[token_time_index(f, len(ix), tokens.shape[0])] for f in zoo.nearest_frames(ix, moments)]
+        picks = zoo.frames_at_moments(ix, moments).positions
+        assert len(set(picks)) == 3  # never one input frame for two moments
+        expected = [tokens[token_time_index(f, len(ix), tokens.shape[0])] for f in picks]
         assert len(shown_maps) == 3
         for shown, want in zip(shown_maps, expected):
             np.testing.assert_allclose(shown, want, rtol=1e-5, atol=1e-7)

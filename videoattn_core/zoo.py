@@ -10,14 +10,16 @@ from the network the entry builds (the preset with ``entry.overrides``): MACs pe
 :func:`pareto_front` keeps the points no other point beats (higher top-1 at no more cost). :func:`run_on_clip`
 classifies one clip with one model through the run pipeline (:mod:`videoattn_core.runtime`, the same as
 ``vac.predict``) and explains its top class (:func:`videoattn_core.explanations.explain`);
-:func:`aligned_frames` picks, for several models that sample a clip differently, the input frames nearest to the
-same moments of the clip.
+:func:`common_moments` picks moments of the clip for several models that sample it differently, and
+:func:`frames_at_moments` each model's input frames nearest to them (never one frame for two moments), with notes
+where a model's window does not cover a moment.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -259,3 +261,75 @@ def common_moments(frame_indices: Sequence[Sequence[int]], count: int = 4) -> li
 def nearest_frames(frame_indices: Sequence[int], moments: Sequence[int]) -> list[int]:
     """The input frame (position) of one model nearest to each moment (the earlier one on a tie)."""
     return [int(np.argmin([abs(i - m) for i in frame_indices])) for m in moments]
+
+
+@dataclass(frozen=True)
+class ShownFrames:
+    """The input frames of one model shown at the common moments of a clip (source frame numbers)."""
+
+    moments: tuple[int, ...]  # the moment of each shown frame (a moment without a frame of its own is left out)
+    positions: tuple[int, ...]  # input frame shown for each of those moments (its position in the model's input)
+    sources: tuple[int, ...]  # the source frame that input frame read
+    notes: tuple[str, ...]  # where a frame is not the nearest to its moment, or a source frame is repeated
+
+    @property
+    def titles(self) -> list[str]:
+        """One title per shown frame: the moment, then what the model read."""
+        return [f"at {m}: frame {s}" for m, s in zip(self.moments, self.sources)]
+
+    def caption(self, frames: int) -> str:
+        """What the row shows, ``frames`` being the model's input frames."""
+        return (f"At source frames {', '.join(map(str, self.moments))}: source frames "
+                f"{', '.join(map(str, self.sources))} (input frames {', '.join(map(str, self.positions))} of "
+                f"{frames}).")
+
+
+def frames_at_moments(frame_indices: Sequence[int], moments: Sequence[int]) -> ShownFrames:
+    """For one model (``frame_indices``: the source frame each input frame read) the input frame shown at each of
+    ``moments``: distinct input frames in time order, as near to their moments as can be (least total distance),
+    preferring frames that read different source frames. A model with fewer input frames than moments shows each
+    once and leaves the other moments out. The notes say where a moment lies outside the model's window, where a
+    frame is not the nearest to its moment (the nearest is shown for another), where none is left for it, and
+    where two shown frames read the same source frame (the model really read it twice)."""
+    read = [int(i) for i in frame_indices]
+    moments = sorted({int(m) for m in moments})
+    if not read or not moments:
+        return ShownFrames(tuple(moments), (), (), ())
+    order = sorted(range(len(read)), key=lambda p: (read[p], p))  # input frames in time order
+
+    @lru_cache(maxsize=None)
+    def best(i: int, j: int, last: int) -> tuple:
+        """Best matching of moments[i:] to order[j:] after a frame reading source ``last``: (−matched,
+        repeated sources, total distance, pairs)."""
+        if i == len(moments) or j == len(order):
+            return (0, 0, 0, ())
+        pos = order[j]
+        taken = best(i + 1, j + 1, read[pos])
+        match = (taken[0] - 1, taken[1] + (read[pos] == last), taken[2] + abs(read[pos] - moments[i]),
+                 ((i, pos),) + taken[3])
+        return min(match, best(i + 1, j, last), best(i, j + 1, last))
+
+    pairs = best(0, 0, -1)[3]
+    shown = {i: read[pos] for i, pos in pairs}  # moment index -> source frame shown
+    low, high = min(read), max(read)
+    notes = []
+    for i, m in enumerate(moments):
+        nearest = min(read, key=lambda s: (abs(s - m), s))
+        where = f"frame {m} is outside this model's window (frames {low}–{high}); " if not low <= m <= high else ""
+        if i not in shown:
+            notes.append(f"{where or f'frame {m}: '}no input frame left for it (this model reads {len(read)} "
+                         f"frames, fewer than the {len(moments)} moments)")
+        elif shown[i] == nearest:
+            if where:
+                notes.append(f"{where}nearest input frame {nearest} shown")
+        else:
+            other = next((moments[k] for k, s in shown.items() if s == nearest), None)
+            instead = f" (the nearest, {nearest}, is shown for frame {other})" if other is not None else ""
+            notes.append(f"{where or f'frame {m}: '}input frame {shown[i]} shown{instead}")
+    sources = [read[p] for _, p in pairs]
+    for source in sorted({s for s in sources if sources.count(s) > 1}):
+        at = [str(p) for _, p in pairs if read[p] == source]
+        notes.append(f"frame {source} is shown {len(at)} times: the model read it {read.count(source)} times "
+                     f"(positions {', '.join(at)} of its input)")
+    return ShownFrames(tuple(moments[i] for i, _ in pairs), tuple(p for _, p in pairs), tuple(sources),
+                       tuple(notes))

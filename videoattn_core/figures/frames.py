@@ -37,13 +37,15 @@ def token_time_index(frame: int, frames: int, token_times: int) -> int:
 def attention_overlay(frames: np.ndarray, heat: np.ndarray, *, show: Sequence[int] | None = None,
                       boxes: Iterable[Sequence[int]] = (), query: tuple[int, int, int] | None = None,
                       query_grid: tuple[int, int, int] | None = None, columns: int = 4, opacity: float = 0.55,
-                      title: str | None = None, color_title: str = "attention", shared_scale: bool = True) -> go.Figure:
+                      title: str | None = None, color_title: str = "attention", shared_scale: bool = True,
+                      titles: Sequence[str] | None = None) -> go.Figure:
     """Attention laid over the frames.
 
     ``heat`` is ``(T', h, w)`` on the token grid; frame ``f`` shows slice ``token_time_index(f, T, T')``,
     each token drawn as a block over the pixels it covers. ``NaN`` entries are transparent. ``boxes`` are
     drawn as rectangles on the frames they span; ``query`` ``(t, y, x)`` is marked, in the coordinates of
     ``query_grid`` when the queries sit on another grid than the keys (pooled attention), else of ``heat``.
+    ``titles``: one per shown frame (default ``frame <f>``).
     """
     frames = np.asarray(frames)
     heat = np.asarray(heat, dtype=np.float64)
@@ -56,9 +58,9 @@ def attention_overlay(frames: np.ndarray, heat: np.ndarray, *, show: Sequence[in
     boxes = [tuple(int(v) for v in b) for b in boxes]
     q_t, q_h, q_w = query_grid or heat.shape
     qdx, qdy = width / q_w, height / q_h
-    single = len(show) == 1
+    single = len(show) == 1 and titles is None  # one frame needs no title, unless one is given
     fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.01, vertical_spacing=0.05,
-                        subplot_titles=None if single else [f"frame {f}" for f in show])
+                        subplot_titles=None if single else list(titles or (f"frame {f}" for f in show)))
     for i, f in enumerate(show):
         r, c = i // cols + 1, i % cols + 1
         t = token_time_index(f, t_frames, t_tok)
