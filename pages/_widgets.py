@@ -168,11 +168,6 @@ def model_picker(view: View, container=None) -> tuple[str, vac.ModelConfig | Non
     return preset, config
 
 
-def format_count(n: float | None) -> str:
-    from videoattn_core.figures import human
-    return human(n) if n is not None else "–"
-
-
 #: the sample a page shows first: a real scene; the synthetic clips (known motion) follow for tests and probing
 DEFAULT_CLIP = "big_buck_bunny"
 #: the credit a sample's licence asks for, shown under the sample box (sources in assets/README.md)
@@ -238,14 +233,8 @@ _RUN_DEFAULTS = {"clip": None, "weights": "random", "device": "auto", "dtype": "
 REPOSITORY = "repository"
 WEIGHTS_NAMES = {"random": "random initialisation", "upload": "upload a checkpoint",
                  REPOSITORY: "the repository's weights"}
-
-
 _RUN_SHARED = "_run_inputs"  # the run inputs the Run and Attention pages share in a session
-
-
 _UPLOAD = "_uploaded_clip"
-
-
 _CHECKPOINT = "_uploaded_checkpoint"
 
 

@@ -10,6 +10,7 @@ import streamlit as st
 
 import videoattn_core as vac
 from videoattn_core import analysis, attention_maps, explanations, figures, runtime
+from videoattn_core.units import human
 from pages import _state as state
 from pages import _widgets as widgets
 from pages import _cache as cache
@@ -92,7 +93,7 @@ if refusal:
     st.error(refusal)
     st.stop()
 if widgets.needs_button(run_summary, inputs) and not state.approved("attention", (key, inputs.key, layer)):
-    st.info(f"This forward costs {widgets.format_count(run_summary.macs)} MACs on the CPU; press Run to start it.")
+    st.info(f"This forward costs {human(run_summary.macs)} MACs on the CPU; press Run to start it.")
     st.stop()
 with st.spinner("forwarding and capturing the layer's attention…"):
     result = cache.run_inspection(key, inputs.key, capture, loaded, clip, measure_macs=False)

@@ -18,6 +18,7 @@ from pages import _cache as cache
 from pages import _hub
 
 from videoattn_core.registry import family_of
+from videoattn_core.units import human
 
 BREAKDOWNS = ("params", "macs")
 BREAKDOWN_LABELS = {"params": "parameters", "macs": "MACs"}
@@ -53,11 +54,11 @@ if origin is not None:  # a Hugging Face model: what its config.json and process
 
 cols = st.columns(5)
 cols[0].metric("parameters", f"{summary.params:,}", help="Every learnable parameter of the built network.")
-cols[1].metric("MACs per view", widgets.format_count(summary.macs),
+cols[1].metric("MACs per view", human(summary.macs),
                help="Multiply-accumulates for one clip of the input shape, fvcore's convention: one multiply-add "
                     "counts 1; softmax, activations, additions and biases are not counted. Papers call this "
                     "'FLOPs'.")
-cols[2].metric("FLOPs per view", widgets.format_count(summary.flops),
+cols[2].metric("FLOPs per view", human(summary.flops),
                help="Floating-point operations, 2 × MACs (the convention of torch's FlopCounterMode).")
 cols[3].metric("views", f"{summary.views}",
                help="Clips × crops averaged at test time in the paper's protocol; multiply the per-view cost by "
@@ -65,7 +66,7 @@ cols[3].metric("views", f"{summary.views}",
 memory_slot = cols[4].empty()  # filled once the table and the breakdown are drawn (it takes a meta forward)
 st.caption(f"Input {tuple(summary.input_shape)} laid out as `{summary.input_layout}`; exact counts "
            f"{summary.params:,} parameters, {summary.macs:,} MACs and {summary.flops:,} FLOPs per view "
-           f"({widgets.format_count(summary.macs_all_views)} MACs over the paper's {summary.views} views). "
+           f"({human(summary.macs_all_views)} MACs over the paper's {summary.views} views). "
            f"MACs: {inspection.MACS_CONVENTION}. FLOPs: {inspection.FLOPS_CONVENTION}.")
 
 state.seed_page(view, {"model.section": ("section", "layers")})

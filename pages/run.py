@@ -12,6 +12,7 @@ from pages import _hub
 from pages import _status
 
 from videoattn_core.predict import timeline_series
+from videoattn_core.units import human
 
 VIEWS = ("single", "protocol")
 PAGE_FIELDS = {**widgets.RUN_FIELDS, "topk": lambda text: state.integer(text, "topk", 1, 20),
@@ -72,7 +73,7 @@ st.caption(f"Recipe: {plan.recipe.num_frames} frames ({plan.recipe.sampling}, {p
            f"side {plan.recipe.short_side(crops)} px ({plan.recipe.resampling} resampling), crop {plan.recipe.crop}; "
            f"{clips} clip(s) × {crops} crop(s) = {clips * crops} forward(s). Source: {plan.recipe.source}.")
 if widgets.needs_button(run_summary, inputs) and not state.approved("run", (key, inputs.key)):
-    st.info(f"This forward costs {widgets.format_count(run_summary.macs)} MACs on the CPU; press Run to start it.")
+    st.info(f"This forward costs {human(run_summary.macs)} MACs on the CPU; press Run to start it.")
     st.stop()
 
 try:
@@ -130,8 +131,8 @@ if st.button("Predict over the whole clip", key="run.timeline"):
 st.subheader("Measured layers")
 cols = st.columns(4)
 cols[0].metric("forward time", f"{1e3 * result.time_s:.1f} ms")
-cols[1].metric("analytic MACs", widgets.format_count(result.macs))
-cols[2].metric("measured MACs", widgets.format_count(result.measured_macs),
+cols[1].metric("analytic MACs", human(result.macs))
+cols[2].metric("measured MACs", human(result.measured_macs),
                help="torch's FlopCounterMode (FLOPs / 2); it counts matmul, conv and attention kernels, not "
                     "normalization, so it sits a little below the analytic count.")
 cols[3].metric("device", f"{inputs.device} · {inputs.dtype}")

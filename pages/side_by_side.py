@@ -13,6 +13,7 @@ import streamlit as st
 import videoattn_core as vac
 from videoattn_core import analysis, explanations, figures, links, runtime, zoo
 from videoattn_core import weights as weights_catalog
+from videoattn_core.units import human
 from pages import _state as state
 from pages import _widgets as widgets
 from pages import _cache as cache
@@ -147,7 +148,7 @@ def run_all() -> None:
     token = (tuple((key, w) for _, key, w, _, _ in runs), clip, method, dtype)
     if (device == "cpu" and macs > widgets.AUTO_RUN_MACS and not all(r in kept for r in run_keys)
             and not state.approved("side", token)):
-        st.info(f"These forwards cost {widgets.format_count(macs)} MACs on the CPU (and the map a backward each); "
+        st.info(f"These forwards cost {human(macs)} MACs on the CPU (and the map a backward each); "
                 f"press Run to start them.")
         return
     moments = zoo.common_moments([p.frame_indices[0] for *_, p in runs], count)

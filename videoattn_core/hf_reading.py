@@ -18,14 +18,14 @@ pipeline picks them: ``np.linspace(0, num_frames · rate − 1, num_frames)`` fr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .catalog.records import IMAGENET_MEAN, IMAGENET_STD, Recipe
 from .config import ModelConfig, show_value
 from .errors import ConfigError
 from .preprocessing import PIL_FILTERS
-from .registry import Family, list_families
+from .registry import Family, family_of, list_families
 
 #: how the scores of each ``problem_type`` are read (transformers' pipeline: sigmoid for multi-label, else softmax)
 SCORINGS = {"single_label_classification": "softmax", "multi_label_classification": "sigmoid"}
@@ -270,3 +270,34 @@ def _triple(value: Any, name: str, key: str, positive: bool = False) -> tuple[fl
         raise ConfigError(f"{name} {key}={show_value(value)} is not allowed: three {'positive ' if positive else ''}"
                           f"numbers, one per colour channel", field=key)
     return tuple(float(v) for v in value)  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------------------------- runs
+
+
+def config_overrides(config: ModelConfig, hf_config: dict[str, Any] | None) -> dict[str, Any]:
+    """Config fields a Hugging Face ``config.json`` implies, by the family's own mapping (its registered
+    :class:`~videoattn_core.registry.HFMapping`); ``{}`` when the family has none or the file is for another model
+    type."""
+    hf = family_of(config).hf
+    return hf.overrides(hf_config) if hf is not None and isinstance(hf_config, dict) else {}
+
+
+def with_sampling_rate(recipe: Recipe, rate: Any) -> Recipe:
+    """The recipe with frames ``rate`` apart: for the Hugging Face pipeline's reading (the pipeline's
+    ``frame_sampling_rate``); catalog recipes keep their published sampling."""
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= 1000:
+        raise ConfigError(f"sampling_rate={rate!r} is not allowed: sampling_rate must be an integer from 1 to 1000",
+                          field="sampling_rate")
+    if recipe.clip_rule != "huggingface":
+        raise ConfigError(f"sampling_rate sets the frame step of Hugging Face models read as transformers' pipeline "
+                          f"reads them (hf:ORG/NAME or a model directory); this recipe keeps its published sampling "
+                          f"({recipe.source})", field="sampling_rate")
+    return replace(recipe, sampling_rate=rate)
+
+
+def scoring_of(hf_config: dict[str, Any] | None) -> str:
+    """"sigmoid" for a ``config.json`` whose ``problem_type`` is multi-label (independent scores, as transformers'
+    pipeline reads them), else "softmax"."""
+    multi = isinstance(hf_config, dict) and hf_config.get("problem_type") == "multi_label_classification"
+    return "sigmoid" if multi else "softmax"

@@ -17,7 +17,7 @@ with the same weights (random initialisation included, same seed) gives the same
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,13 @@ import torch
 
 from .capture import model_lock
 from .checkpoints import load_checkpoint, read_checkpoint
-from . import devices
+from . import devices, hf_reading
 from .config import ModelConfig
 from .devices import (DTYPES, cuda_available, default_device, native_bfloat16,  # noqa: F401 (the pages' names)
                       resolve_device, resolve_dtype)
 from .errors import CheckpointError, ConfigError
-from .registry import build_model, family_of, get_config, get_preset
-from .sampling import clip_indices, max_clips
+from .registry import build_model, get_config, get_preset
+from .sampling import clip_indices, parse_views  # noqa: F401 (parse_views: importable from here too)
 from .preprocessing import LoadedClip, load_clip
 from .probe import ClipInfo, Limits, probe_clip
 from .weights import (DATASET_CLASSES, Recipe, WeightsEntry, cached_path, default_entry, get_entry, get_weights,
@@ -44,33 +44,6 @@ MEMORY_MARGIN = 1.1
 RANDOM_WARNING = ("WARNING: no weights were given, so the model is randomly initialised: these predictions mean "
                   "nothing. Pass --weights ENTRY (see the catalog) or --checkpoint FILE.")
 _BUILD_LOCK = threading.Lock()  # random initialisation draws from the global RNG: one build at a time
-
-
-def parse_views(views: str | tuple[int, int] | None, recipe: Recipe) -> tuple[int, int]:
-    """``"single"`` (or ``None``): one view; ``"protocol"``: the recipe's published clips × crops; ``"CxK"`` or a
-    tuple: C temporal clips × K spatial crops (K is 1 or 3)."""
-    if views is None or views == "single":
-        return 1, 1
-    if views == "protocol":
-        return recipe.clips, recipe.crops
-    if isinstance(views, str):
-        parts = views.lower().replace("×", "x").split("x")
-        try:
-            clips, crops = (int(p) for p in parts)
-        except ValueError:
-            raise ConfigError(f"views={views!r} is not allowed: views must be single, protocol or CLIPSxCROPS "
-                              f"(e.g. 5x3)", field="views") from None
-    else:
-        clips, crops = views
-    if not 1 <= clips <= 64 or crops not in (1, 3):
-        raise ConfigError(f"views={clips}x{crops} is not allowed: 1 to 64 temporal clips × 1 or 3 spatial crops",
-                          field="views")
-    most = max_clips(recipe.clip_rule, recipe.sampling_rate)
-    if most is not None and clips > most:
-        views = "one temporal view" if most == 1 else f"{most} temporal views ({recipe.clip_rule})"
-        raise ConfigError(f"views={clips}x{crops} is not allowed: this recipe samples the whole clip uniformly, "
-                          f"which has {views}; use {most}x{crops}", field="views")
-    return clips, crops
 
 
 # ----------------------------------------------------------------------------------------------- weights
@@ -137,14 +110,6 @@ def weights_source(*, weights: str | WeightsEntry | None = None, checkpoint: str
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise ConfigError(f"seed={seed!r} is not allowed: seed must be an integer ≥ 0", field="seed")
     return WeightsSource("random", f"random initialisation (seed {seed})", seed=seed)
-
-
-def hf_config_overrides(config: ModelConfig, hf_config: dict[str, Any] | None) -> dict[str, Any]:
-    """Config fields a Hugging Face ``config.json`` implies, by the family's own mapping (its registered
-    :class:`~videoattn_core.registry.HFMapping`); ``{}`` when the family has none or the file is for another model
-    type."""
-    hf = family_of(config).hf
-    return hf.overrides(hf_config) if hf is not None and isinstance(hf_config, dict) else {}
 
 
 def resolve_labels(config: ModelConfig, preset: str, source: WeightsSource,
@@ -255,7 +220,7 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
                           f"--weights {entry.name}", field="weights")
     implied: dict[str, Any] = dict(entry.overrides) if entry is not None else {}
     hf_config = read_hf_config(source.path) if source.path is not None else None
-    implied.update(hf_config_overrides(preset.config, hf_config))
+    implied.update(hf_reading.config_overrides(preset.config, hf_config))
     implied.update(overrides or {})
     config = get_config(preset.config, **implied)
     if origin is not None and hf_config is None:
@@ -267,7 +232,7 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
     else:
         recipe = recipe_for(preset, config=config)
     if sampling_rate is not None:
-        recipe = _with_sampling_rate(recipe, sampling_rate)
+        recipe = hf_reading.with_sampling_rate(recipe, sampling_rate)
     if compile and dev.type == "cpu":
         from .compiled import cpp_compiler
 
@@ -277,7 +242,7 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
                               "run without --compile", field="compile")
     plan = RunPlan(preset=model, config=config, overrides=config.diff(preset.config), weights=source, recipe=recipe,
                    views=parse_views(views, recipe), device=dev, dtype=dtype, hf_config=hf_config,
-                   compile=bool(compile), scoring=scoring_of(hf_config), origin=origin)
+                   compile=bool(compile), scoring=hf_reading.scoring_of(hf_config), origin=origin)
     if origin is not None:
         plan.warnings.extend(origin.warnings)
     elif source.path is not None and source.path.is_dir() and any((source.path / f).is_file() for f in
@@ -305,26 +270,6 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
         plan.macs = summary.macs
         plan.memory = memory_plan(summary, dev, DTYPES[dtype].itemsize)
     return plan
-
-
-def _with_sampling_rate(recipe: Recipe, rate: Any) -> Recipe:
-    """The recipe with frames ``rate`` apart: for the Hugging Face pipeline's reading (the pipeline's
-    ``frame_sampling_rate``); catalog recipes keep their published sampling."""
-    if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= 1000:
-        raise ConfigError(f"sampling_rate={rate!r} is not allowed: sampling_rate must be an integer from 1 to 1000",
-                          field="sampling_rate")
-    if recipe.clip_rule != "huggingface":
-        raise ConfigError(f"sampling_rate sets the frame step of Hugging Face models read as transformers' pipeline "
-                          f"reads them (hf:ORG/NAME or a model directory); this recipe keeps its published sampling "
-                          f"({recipe.source})", field="sampling_rate")
-    return replace(recipe, sampling_rate=rate)
-
-
-def scoring_of(hf_config: dict[str, Any] | None) -> str:
-    """"sigmoid" for a ``config.json`` whose ``problem_type`` is multi-label (independent scores, as transformers'
-    pipeline reads them), else "softmax"."""
-    multi = isinstance(hf_config, dict) and hf_config.get("problem_type") == "multi_label_classification"
-    return "sigmoid" if multi else "softmax"
 
 
 # ----------------------------------------------------------------------------------------------- model and inputs

@@ -38,6 +38,7 @@ pipeline itself would hand the processor fewer frames).
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -165,3 +166,30 @@ def sample_indices(total_frames: int, num_frames: int, sampling_rate: int | None
                    fps: float | None = None, target_fps: float = 30.0) -> list[int]:
     """The single centred clip of PySlowFast's offset sampling (``rule="slowfast"``), or uniform sampling."""
     return clip_indices(total_frames, num_frames, sampling_rate, fps=fps, target_fps=target_fps)
+
+
+def parse_views(views: str | tuple[int, int] | None, recipe: Any) -> tuple[int, int]:
+    """``"single"`` (or ``None``): one view; ``"protocol"``: the recipe's published clips × crops; ``"CxK"`` or a
+    tuple: C temporal clips × K spatial crops (K is 1 or 3)."""
+    if views is None or views == "single":
+        return 1, 1
+    if views == "protocol":
+        return recipe.clips, recipe.crops
+    if isinstance(views, str):
+        parts = views.lower().replace("×", "x").split("x")
+        try:
+            clips, crops = (int(p) for p in parts)
+        except ValueError:
+            raise ConfigError(f"views={views!r} is not allowed: views must be single, protocol or CLIPSxCROPS "
+                              f"(e.g. 5x3)", field="views") from None
+    else:
+        clips, crops = views
+    if not 1 <= clips <= 64 or crops not in (1, 3):
+        raise ConfigError(f"views={clips}x{crops} is not allowed: 1 to 64 temporal clips × 1 or 3 spatial crops",
+                          field="views")
+    most = max_clips(recipe.clip_rule, recipe.sampling_rate)
+    if most is not None and clips > most:
+        views = "one temporal view" if most == 1 else f"{most} temporal views ({recipe.clip_rule})"
+        raise ConfigError(f"views={clips}x{crops} is not allowed: this recipe samples the whole clip uniformly, "
+                          f"which has {views}; use {most}x{crops}", field="views")
+    return clips, crops
