@@ -66,7 +66,7 @@ def test_memory_plan_refuses_before_allocating(monkeypatch):
     tight = (plan["weights_bytes"] + plan["attention_bytes"] + int(live * memory.ALLOCATOR_SLACK)
              + memory.CPU_RUNTIME_RESERVE)
     assert tight < plan["loose_total_bytes"]
-    margin = vac.runtime.MEMORY_MARGIN
+    margin = vac.memory.MEMORY_MARGIN
     # the loose bound does not fit, the tight one does: planning pins the allocator and the run goes ahead
     monkeypatch.setattr(memory, "available_memory", lambda device: int(tight * margin) + 1)
     pinned = memory_plan(summary, "cpu")
@@ -128,7 +128,7 @@ def test_memory_plan_without_a_pinnable_allocator_keeps_the_loose_bound(monkeypa
     monkeypatch.setattr(memory, "_kept", False)
     monkeypatch.setattr(memory, "can_pin_allocator", lambda: False)
     loose = memory_plan(summary, "cpu")["loose_total_bytes"]
-    monkeypatch.setattr(memory, "available_memory", lambda device: int(loose * vac.runtime.MEMORY_MARGIN) - 1)
+    monkeypatch.setattr(memory, "available_memory", lambda device: int(loose * vac.memory.MEMORY_MARGIN) - 1)
     plan = memory_plan(summary, "cpu")
     assert plan["allocator"] == "default" and not plan["fits"] and plan["total_bytes"] == loose
 

@@ -19,6 +19,7 @@ from PIL import Image
 import videoattn_core as vac
 from test_app import charts, open_app
 from test_weights import _Server
+from videoattn_core import downloads as D
 from videoattn_core import weights as W
 from videoattn_core.cli import main
 
@@ -82,7 +83,7 @@ def _hf_processor(frame: np.ndarray, shortest_edge: int, crop: int, mean, std) -
 def test_predict_with_a_catalog_entry_reads_the_clip_with_the_entrys_recipe(entry):
     result = vac.predict("timesformer_base", CLIP, weights=ENTRY, top_k=5, device="cpu")
     assert not result.random_init and result.weights == ENTRY
-    assert (Path(W.torch_hub_checkpoints()) / "tiny_ssv2.pth").is_file()  # fetched through the pipeline
+    assert (Path(D.torch_hub_checkpoints()) / "tiny_ssv2.pth").is_file()  # fetched through the pipeline
     # the entry's recipe (SSv2: uniform sampling, PIL resampling), adapted to the tiny model's 4 frames × 32 px
     assert result.recipe["sampling"] == "uniform" and result.recipe["resampling"]["source"] == "huggingface"
     assert (result.recipe["num_frames"], result.recipe["resize"], result.recipe["crop"]) == (4, 32, 32)
@@ -153,9 +154,9 @@ def test_dry_run_plans_without_downloading_or_running(entry, capsys):
     out = capsys.readouterr()
     assert code == 0, out.err
     plan = json.loads(out.out)
-    assert not (Path(W.torch_hub_checkpoints()) / "tiny_ssv2.pth").exists()  # nothing was downloaded
+    assert not (Path(D.torch_hub_checkpoints()) / "tiny_ssv2.pth").exists()  # nothing was downloaded
     assert plan["weights"]["cached"] is False and plan["weights"]["url"] == entry.url
-    assert plan["weights"]["path"] == str(Path(W.torch_hub_checkpoints()) / "tiny_ssv2.pth")
+    assert plan["weights"]["path"] == str(Path(D.torch_hub_checkpoints()) / "tiny_ssv2.pth")
     assert plan["weights"]["verification"] == "sha256"
     recipe = plan["recipe"]
     assert {"num_frames", "sampling", "sampling_rate", "resize", "crop", "mean", "std", "resampling"} <= set(recipe)
@@ -166,7 +167,7 @@ def test_dry_run_plans_without_downloading_or_running(entry, capsys):
     summary = vac.summarize(vac.get_config("timesformer_base", **TINY))
     assert plan["macs_per_view"] == summary.macs and plan["macs_total"] == 3 * summary.macs
     assert plan["memory"]["live_tensor_peak_bytes"] == summary.memory_estimate()["activations"]
-    assert plan["memory"]["fits"] and plan["memory"]["margin"] == vac.runtime.MEMORY_MARGIN
+    assert plan["memory"]["fits"] and plan["memory"]["margin"] == vac.memory.MEMORY_MARGIN
     assert plan["labels_from"].startswith("assets label list (ssv2)")
 
 

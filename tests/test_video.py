@@ -14,7 +14,8 @@ import torch
 from PIL import Image
 import videoattn_core as vac
 from clips import index_frame, read_index, write_audio, write_video
-from videoattn_core.preprocessing import load_clip, preprocess
+from videoattn_core.preprocessing import preprocess
+from videoattn_core.runtime import load_clip
 from videoattn_core.sampling import sample_indices
 from videoattn_core.video import Limits, read_clip
 

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import videoattn_core as vac
+from videoattn_core import downloads as D
 from videoattn_core import weights as W
 from videoattn_core.catalog.records import hash_prefix
 
@@ -215,32 +216,32 @@ def test_unknown_entry_names_its_neighbours():
 
 
 def test_cache_locations_follow_torch_and_hugging_face(caches, monkeypatch):
-    assert W.torch_hub_checkpoints() == caches / "torch" / "hub" / "checkpoints"
-    assert W.hf_hub_cache() == caches / "hf" / "hub"
+    assert D.torch_hub_checkpoints() == caches / "torch" / "hub" / "checkpoints"
+    assert D.hf_hub_cache() == caches / "hf" / "hub"
     monkeypatch.setenv("HF_HUB_CACHE", str(caches / "elsewhere"))
-    assert W.hf_hub_cache() == caches / "elsewhere"
+    assert D.hf_hub_cache() == caches / "elsewhere"
     entry = W.CATALOG["timesformer_base.hf_k400"]
-    assert W.target_path(entry).parent.parent.parent == caches / "elsewhere" / \
+    assert D.target_path(entry).parent.parent.parent == caches / "elsewhere" / \
         "models--facebook--timesformer-base-finetuned-k400"
 
 
 def test_files_already_cached_are_reused_without_network(caches):
     dead = f"http://127.0.0.1:{_closed_port()}"
     tv = replace(W.CATALOG["mvit_v1_b.torchvision_k400"], url=dead + "/mvit_v1_b-dbeb1030.pth")
-    path = W.torch_hub_checkpoints() / tv.filename
+    path = D.torch_hub_checkpoints() / tv.filename
     path.parent.mkdir(parents=True)
     path.write_bytes(b"weights placed by hand")
-    assert W.get_weights(tv) == path
+    assert D.get_weights(tv) == path
     # the Hugging Face cache layout: refs/main names the snapshot holding the files
     hf = W.CATALOG["timesformer_base.hf_k400"]
-    repo = W.hf_hub_cache() / "models--facebook--timesformer-base-finetuned-k400"
+    repo = D.hf_hub_cache() / "models--facebook--timesformer-base-finetuned-k400"
     snapshot = repo / "snapshots" / ("a" * 40)
     snapshot.mkdir(parents=True)
     (snapshot / "pytorch_model.bin").write_bytes(b"x")
     (snapshot / "config.json").write_text("{}")
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("a" * 40)
-    assert W.get_weights(hf) == snapshot
+    assert D.get_weights(hf) == snapshot
 
 
 # ------------------------------------------------------------------------------------------------ download
@@ -250,14 +251,14 @@ def test_download_verifies_and_stores_in_torch_hub_cache(server, caches, capsys)
     data = _checkpoint_bytes()
     entry = _entry(server.url, data)
     server.routes[f"/models/{entry.filename}"] = (200, data, {}, None)
-    path = W.get_weights(entry)
+    path = D.get_weights(entry)
     assert path == caches / "torch" / "hub" / "checkpoints" / entry.filename
     assert path.read_bytes() == data and not list(path.parent.glob("*.partial"))
     assert "downloading" in capsys.readouterr().err  # a progress bar on stderr
     model = vac.build_model("timesformer_base", embed_dim=64, depth=2, num_heads=4, num_frames=4, img_size=32,
                             patch_size=8, num_classes=10)
     vac.load_checkpoint(model, path)
-    assert W.get_weights(entry) == path and len(server.requests) == 1  # second time: from the cache
+    assert D.get_weights(entry) == path and len(server.requests) == 1  # second time: from the cache
 
 
 def test_hash_mismatch_is_refused_and_nothing_kept(server, caches):
@@ -265,16 +266,16 @@ def test_hash_mismatch_is_refused_and_nothing_kept(server, caches):
     entry = _entry(server.url, data)
     server.routes[f"/models/{entry.filename}"] = (200, data + b"tampered", {}, None)
     with pytest.raises(vac.WeightsError, match=rf"hash mismatch: the sha256 should start with {entry.hash_prefix}"):
-        W.get_weights(entry, progress=False)
+        D.get_weights(entry, progress=False)
     folder = caches / "torch" / "hub" / "checkpoints"
     assert not any(folder.iterdir())
     full = replace(entry, hash_prefix=None, sha256="0" * 64)
     server.routes[f"/models/{entry.filename}"] = (200, data, {}, None)
     with pytest.raises(vac.WeightsError, match=r"sha256 mismatch: expected 0{64}, got [0-9a-f]{64}"):
-        W.get_weights(full, progress=False)
+        D.get_weights(full, progress=False)
     sized = replace(entry, hash_prefix=None, size_mb=10.0)
     with pytest.raises(vac.WeightsError, match=r"size mismatch: expected about 10 × 1048576 bytes"):
-        W.get_weights(sized, progress=False)
+        D.get_weights(sized, progress=False)
     assert not any(folder.iterdir())
 
 
@@ -286,13 +287,13 @@ def test_interrupted_transfer_is_refused_then_resumed_where_it_stopped(server, c
     server.ranged.add(path)
     folder = caches / "torch" / "hub" / "checkpoints"
     with pytest.raises(vac.WeightsError, match=r"transfer of .* was interrupted.*run again to resume"):
-        W.get_weights(entry, progress=False)
+        D.get_weights(entry, progress=False)
     kept = folder / f"{entry.filename}.partial"
     assert [p.name for p in folder.iterdir()] == [kept.name] and kept.read_bytes() == data[:len(data) // 3]
-    assert W.cached_path(entry) is None  # never taken for the file
+    assert D.cached_path(entry) is None  # never taken for the file
 
     server.routes[path] = (200, data, {}, None)
-    assert W.get_weights(entry, progress=False).read_bytes() == data
+    assert D.get_weights(entry, progress=False).read_bytes() == data
     assert server.range_requests == [f"bytes={len(data) // 3}-"]  # only the rest was asked for
     assert [p.name for p in folder.iterdir()] == [entry.filename]
 
@@ -303,9 +304,9 @@ def test_a_server_that_ignores_ranges_sends_the_file_again_from_the_start(server
     path = f"/models/{entry.filename}"
     server.routes[path] = (200, data, {}, len(data) // 2)
     with pytest.raises(vac.WeightsError, match=r"interrupted"):
-        W.get_weights(entry, progress=False)
+        D.get_weights(entry, progress=False)
     server.routes[path] = (200, data, {}, None)
-    assert W.get_weights(entry, progress=False).read_bytes() == data  # 200, not 206: not appended to what was kept
+    assert D.get_weights(entry, progress=False).read_bytes() == data  # 200, not 206: not appended to what was kept
     assert server.range_requests == [f"bytes={len(data) // 2}-"]
 
 
@@ -319,10 +320,10 @@ def test_a_stalled_transfer_ends_after_the_timeout_and_resumes_later(server, cac
     start = time.monotonic()
     with pytest.raises(vac.WeightsError, match=r"transfer of .* stalled: nothing arrived for 0.5 s; run again to "
                                                r"resume, or download it by hand"):
-        W.get_weights(entry, progress=False, timeout=0.5)
+        D.get_weights(entry, progress=False, timeout=0.5)
     assert time.monotonic() - start < 4  # not the server's 5 s of silence, let alone forever
     server.routes[path] = (200, data, {}, None)
-    assert W.get_weights(entry, progress=False).read_bytes() == data
+    assert D.get_weights(entry, progress=False).read_bytes() == data
     assert server.range_requests == [f"bytes={len(data) // 2}-"]
 
 
@@ -335,7 +336,7 @@ def test_concurrent_fetches_of_one_file_transfer_it_once(server, caches):
 
     def fetch():
         try:
-            results.append(W.get_weights(entry, progress=False))
+            results.append(D.get_weights(entry, progress=False))
         except Exception as exc:  # noqa: BLE001 (reported below)
             errors.append(exc)
 
@@ -352,7 +353,7 @@ def test_concurrent_fetches_of_one_file_transfer_it_once(server, caches):
 def test_404_names_the_url_and_where_to_place_the_file(server, caches):
     entry = _entry(server.url, b"whatever")
     with pytest.raises(vac.WeightsError) as info:
-        W.get_weights(entry, progress=False)
+        D.get_weights(entry, progress=False)
     message = str(info.value)
     assert f"{entry.url} answered 404" in message
     assert str(caches / "torch" / "hub" / "checkpoints" / entry.filename) in message
@@ -361,7 +362,7 @@ def test_404_names_the_url_and_where_to_place_the_file(server, caches):
 def test_no_network_names_the_url_and_the_manual_path(caches):
     entry = _entry(f"http://127.0.0.1:{_closed_port()}", b"whatever")
     with pytest.raises(vac.WeightsError) as info:
-        W.get_weights(entry, progress=False, timeout=5)
+        D.get_weights(entry, progress=False, timeout=5)
     message = str(info.value)
     assert message.startswith(f"cannot reach {entry.url}") and "no network?" in message
     assert f"place it at {caches / 'torch' / 'hub' / 'checkpoints' / entry.filename}" in message
@@ -369,7 +370,7 @@ def test_no_network_names_the_url_and_the_manual_path(caches):
 
 def test_entries_without_a_direct_link_say_where_to_put_the_file(caches):
     with pytest.raises(vac.WeightsError, match=r"cannot be downloaded automatically .*drive.google.com.*place it at"):
-        W.get_weights("mvit_v1_b.official_k400")
+        D.get_weights("mvit_v1_b.official_k400")
 
 
 def test_hugging_face_download_fills_the_hf_cache_with_labels(server, caches, monkeypatch):
@@ -390,7 +391,7 @@ def test_hugging_face_download_fills_the_hf_cache_with_labels(server, caches, mo
         200, data, {"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}, None)
     entry = replace(W.CATALOG["timesformer_base.hf_k400"], hf_repo=repo, size_mb=None,
                     sha256=hashlib.sha256(data).hexdigest())
-    snapshot = W.get_weights(entry, progress=False)
+    snapshot = D.get_weights(entry, progress=False)
     root = caches / "hf" / "hub" / "models--facebook--timesformer-tiny-test"
     assert snapshot == root / "snapshots" / commit and (root / "refs" / "main").read_text() == commit
     assert (root / "blobs" / hashlib.sha256(data).hexdigest()).read_bytes() == data
@@ -406,7 +407,7 @@ def test_hugging_face_download_fills_the_hf_cache_with_labels(server, caches, mo
 
     assert len(files(server.requests)) == 2
     heads = len(server.heads)
-    assert W.get_weights(entry) == snapshot and len(files(server.requests)) == 2  # cached: no new request
+    assert D.get_weights(entry) == snapshot and len(files(server.requests)) == 2  # cached: no new request
     assert len(server.heads) == heads
 
 
@@ -416,22 +417,22 @@ def test_hugging_face_failures_say_what_happened_and_keep_no_bad_file(server, ca
     entry = replace(W.CATALOG["timesformer_base.hf_k400"], hf_repo=repo, size_mb=None, sha256="0" * 64)
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
     with pytest.raises(vac.WeightsError) as info:
-        W.get_weights(entry, progress=False, timeout=5)
+        D.get_weights(entry, progress=False, timeout=5)
     assert str(info.value).startswith(f"cannot reach http://127.0.0.1") and "no network?" in str(info.value)
-    assert str(W.target_path(entry).parent) in str(info.value)  # where to place files fetched by hand
+    assert str(D.target_path(entry).parent) in str(info.value)  # where to place files fetched by hand
     monkeypatch.setenv("HF_ENDPOINT", server.url)
     with pytest.raises(vac.WeightsError, match=rf"{server.url}/{repo}/resolve/main/config.json answered 404"):
-        W.get_weights(entry, progress=False)
+        D.get_weights(entry, progress=False)
     commit = "c" * 40
     for name, body in (("config.json", b"{}"), ("pytorch_model.bin", data)):
         server.routes[f"/{repo}/resolve/main/{name}"] = (
             200, body, {"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha256(body).hexdigest()}"'}, None)
     with pytest.raises(vac.WeightsError, match=r"sha256 mismatch: expected 0{64}, got [0-9a-f]{64}"):
-        W.get_weights(entry, progress=False)
+        D.get_weights(entry, progress=False)
     root = caches / "hf" / "hub" / "models--facebook--timesformer-tiny-test"
     assert not (root / "blobs" / hashlib.sha256(data).hexdigest()).exists()
-    assert W.cached_path(entry) is None or not (W.cached_path(entry) / "pytorch_model.bin").exists()
+    assert D.cached_path(entry) is None or not (D.cached_path(entry) / "pytorch_model.bin").exists()
     server.routes[f"/{repo}/resolve/main/pytorch_model.bin"] = (
         200, data, {"X-Repo-Commit": commit, "ETag": f'"{hashlib.sha256(data).hexdigest()}"'}, len(data) // 3)
     with pytest.raises(vac.WeightsError, match=r"transfer of .*pytorch_model.bin was interrupted .*run again"):
-        W.get_weights(replace(entry, sha256=hashlib.sha256(data).hexdigest()), progress=False)
+        D.get_weights(replace(entry, sha256=hashlib.sha256(data).hexdigest()), progress=False)

@@ -7,6 +7,7 @@
 """
 
 from . import models  # noqa: F401  (registers the families)
+from . import hub  # noqa: F401  (opens models named by where they live: hf:ORG/NAME, a directory)
 from .checkpoints import LoadReport, load_checkpoint, read_checkpoint
 from .config import ModelConfig, coerce_overrides
 from .explanations import Explanation, explain
@@ -17,11 +18,13 @@ from . import runtime  # noqa: F401  (the run pipeline: plan_run, load_model, lo
 from .predict import Prediction, predict, predict_many
 from .predict import timeline as predict_timeline
 from .registry import build_model, get_config, get_preset, list_families, list_models
-from .preprocessing import LoadedClip, load_clip, preprocess
+from .preprocessing import LoadedClip, preprocess
+from .runtime import load_clip
 from .sampling import clip_indices, sample_indices
 from .probe import ClipInfo, Limits, probe_clip
 from .video import Clip, read_clip
-from .weights import (CATALOG, Recipe, WeightsEntry, get_entry, get_weights, list_weights, load_labels,
+from .downloads import get_weights
+from .weights import (CATALOG, Recipe, WeightsEntry, get_entry, list_weights, load_labels,
                       recipe_for)
 
 __all__ = [

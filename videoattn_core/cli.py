@@ -10,12 +10,8 @@ import argparse
 import importlib
 import sys
 import warnings
-from typing import Callable
 
 from .errors import VideoAttnError
-
-Command = Callable[[argparse.Namespace], int]
-
 
 def _cmd_models(args: argparse.Namespace) -> int:
     from .registry import get_preset, list_models
@@ -23,21 +19,6 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for name in list_models():
         print(f"{name:28s} {get_preset(name).description}")
     return 0
-
-
-def one_line_failures(what: str, run: Command) -> Command:
-    """``run`` with the failures no user input explains (a kernel error, memory) reported as one ``error:`` line
-    and exit status 1; errors a user can cause (:class:`VideoAttnError`) go on to :func:`main` (exit status 2)."""
-    def wrapped(args: argparse.Namespace) -> int:
-        try:
-            return run(args)
-        except VideoAttnError:
-            raise
-        except (RuntimeError, ValueError, TypeError, KeyError, IndexError, MemoryError, OSError) as exc:
-            text = str(exc).splitlines()[0] if str(exc) else ""
-            print(f"error: {what} failed ({type(exc).__name__}: {text[:300]})", file=sys.stderr)
-            return 1
-    return wrapped
 
 
 class _Parser(argparse.ArgumentParser):
@@ -56,11 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_predict_parser(sub)
     importlib.import_module(".cli_explain", __package__).add_parser(sub)
-    from .inspection import add_summary_arguments, cmd_summary
-
-    p = sub.add_parser("summary", help="per-layer shapes, axes, parameters and MACs of a model (no weights)")
-    add_summary_arguments(p)
-    p.set_defaults(func=cmd_summary)
+    importlib.import_module(".cli_summary", __package__).add_parser(sub)
     return parser
 
 

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .cli import one_line_failures
-from .errors import ConfigError, VideoAttnError
+from .errors import ConfigError, VideoAttnError, one_line_failures
 from .hub import MODEL_HELP
 
 OUTPUTS = (".mp4", ".gif", ".json")

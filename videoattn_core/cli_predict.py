@@ -16,8 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
-from .cli import one_line_failures
-from .errors import ConfigError
+from .errors import ConfigError, one_line_failures
 from .hub import MODEL_HELP
 from .predict import RANDOM_WARNING, predict, predict_many, timeline
 

@@ -19,9 +19,6 @@ from typing import Any, ClassVar
 
 from .errors import ConfigError
 
-_MISSING = dataclasses.MISSING
-
-
 def hparam(default: Any, help: str, *, min: float | None = None, max: float | None = None,
            choices: tuple | None = None, length: int | None = None, optional: bool = False) -> Any:
     """Declare a hyperparameter field.

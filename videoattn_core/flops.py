@@ -28,6 +28,12 @@ from torch import nn
 
 from .models.layers import AttentionLayout
 
+#: how MACs and FLOPs are counted, as the summaries and pages state it
+MACS_CONVENTION = ("multiply-accumulates, fvcore's convention (one multiply-add = 1; linear, matmul/einsum, "
+                   "conv and normalization counted; softmax, activations, additions and pooling not) — the "
+                   "number papers print as FLOPs")
+FLOPS_CONVENTION = "2 × MACs (torch.utils.flop_counter.FlopCounterMode's convention)"
+
 __all__ = [
     "linear_macs", "matmul_macs", "conv_macs", "norm_macs", "batch_norm_macs", "attention_macs",
     "joint_attention_macs", "divided_attention_macs", "window3d_attention_macs", "window_grid",

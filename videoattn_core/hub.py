@@ -25,6 +25,7 @@ from typing import Any
 
 from .config import ModelConfig, show_value
 from .errors import ConfigError, WeightsError
+from .registry import Preset, register_resolver
 
 HF_PREFIX = "hf:"
 CONFIG_FILE = "config.json"
@@ -350,3 +351,15 @@ def _hub_error(exc: BaseException, ref: ModelRef, name: str | None = None) -> We
     if isinstance(exc, HfHubHTTPError):
         return None
     return WeightsError(f"{ref.repo_id}: {type(exc).__name__}: {str(exc)[:200]}")
+
+
+def open_preset(name: Any) -> Preset | None:
+    """The :class:`~videoattn_core.registry.Preset` of a model named by where it lives, or ``None`` for a name of
+    another kind (a preset name, which the registry answers)."""
+    if not looks_like_ref(name):
+        return None
+    model = open_model(name)
+    return Preset(model.name, model.config, model.description(), origin=model)
+
+
+register_resolver(open_preset)

@@ -18,6 +18,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .units import human_bytes as format_bytes
 
+#: a run is refused when its estimated memory × this margin exceeds the free memory (a tenth left for the rest of
+#: the process). Near that limit the CPU allocator is pinned and the estimate bounds the forward within 1.5×
+#: (memory.memory_plan, bench/memory.py): refused only when it needs more than free / 1.1, at least free / 1.65.
+MEMORY_MARGIN = 1.1
+
 
 def available_memory(device: torch.device | str) -> int | None:
     """Free bytes on ``device`` (CUDA: free device memory; CPU: available RAM), or ``None`` when unknown."""
@@ -275,7 +280,6 @@ def memory_plan(summary: Any, device: torch.device | str, dtype_bytes: int = 4, 
     be pinned, the loose total is the estimate. On CUDA the total has no runtime reserve. Views run one after the
     other, so several need no more than one.
     """
-    from .runtime import MEMORY_MARGIN
 
     margin = MEMORY_MARGIN if margin is None else margin
     device = torch.device(device)

@@ -250,21 +250,13 @@ class LoadedClip:
         return shown_pixels(self.clip.view_frames(view), **self.recipe.spatial())
 
 
-def load_clip(source: str | Path | bytes, preset: Any, *, config: Any = None, recipe: Any = None,
-              limits: Limits | None = None, views: tuple[int, int] = (1, 1)) -> LoadedClip:
-    """Decode and preprocess a clip with the evaluation recipe of ``preset`` (a preset name).
-
-    The recipe (frames, sampling, resampling, resize, crop, mean, std) is the one of the preset's published
-    weights; ``config`` (the model's config, when built with other ``num_frames``/``img_size``) adapts its frame
-    count and crop; ``recipe`` replaces it outright. ``views = (clips, crops)`` reads that many temporal clips ×
-    spatial crops (the papers' multi-view test; crops 1 or 3). Raises
-    :class:`~videoattn_core.errors.ConfigError` for an unknown preset or a model without a classification head.
-    """
+def read_views(source: str | Path | bytes, recipe: Any, *, limits: Limits | None = None,
+               views: tuple[int, int] = (1, 1)) -> LoadedClip:
+    """Decode and preprocess a clip as ``recipe`` (a :class:`~videoattn_core.catalog.records.Recipe`) says:
+    ``views = (clips, crops)`` reads that many temporal clips × spatial crops (the papers' multi-view test; crops
+    1 or 3), one tensor row each. :func:`videoattn_core.runtime.load_clip` finds a preset's recipe first."""
     from .video import read_clip
-    from .weights import recipe_for
 
-    if recipe is None:
-        recipe = recipe_for(preset, config=config)
     clips, crops = views
     if crops not in (1, 3):
         raise ConfigError(f"crops={crops} is not allowed: spatial views are 1 (centre) or 3 (first, centre, last "

@@ -96,6 +96,9 @@ class Preset:
 
 _FAMILIES: dict[str, Family] = {}
 _PRESETS: dict[str, Preset] = {}
+#: how a name that is no preset may still name a model (videoattn_core.hub registers the Hugging Face one): each
+#: returns the :class:`Preset` it opens, or ``None`` when the name is not of its kind
+_RESOLVERS: list[Callable[[str], "Preset | None"]] = []
 
 
 def register_family(config_cls: type[ModelConfig], model_cls: type[nn.Module], *, paper: str, repository: str,
@@ -105,6 +108,11 @@ def register_family(config_cls: type[ModelConfig], model_cls: type[nn.Module], *
     family = Family(config_cls.family, config_cls, model_cls, paper, repository, **traits)
     _FAMILIES[config_cls.family] = family
     return family
+
+
+def register_resolver(resolve: Callable[[str], "Preset | None"]) -> None:
+    """Let :func:`get_preset` open names that are not presets (models named by where they live)."""
+    _RESOLVERS.append(resolve)
 
 
 def register_preset(name: str, config: ModelConfig, description: str) -> None:
@@ -124,14 +132,14 @@ def list_families() -> list[Family]:
 
 def get_preset(name: str) -> Preset:
     """A registered preset, or the model a reference names: ``hf:ORG/NAME[@REVISION]`` or a directory holding a
-    Hugging Face ``config.json`` (:mod:`videoattn_core.hub`; its config is read, no weights are fetched)."""
+    Hugging Face ``config.json`` (:mod:`videoattn_core.hub`, a registered resolver; its config is read, no weights
+    are fetched)."""
     if isinstance(name, str) and name in _PRESETS:
         return _PRESETS[name]
-    from .hub import looks_like_ref, open_model
-
-    if looks_like_ref(name):
-        model = open_model(name)
-        return Preset(model.name, model.config, model.description(), origin=model)
+    for resolve in _RESOLVERS:
+        preset = resolve(name)
+        if preset is not None:
+            return preset
     raise ConfigError(f"unknown model {name!r}; available: {', '.join(_PRESETS)}, or a Hugging Face model as "
                       f"hf:ORG/NAME[@REVISION] or the directory holding its config.json", field="model")
 

@@ -32,15 +32,12 @@ from .devices import (DTYPES, cuda_available, default_device, native_bfloat16,  
 from .errors import CheckpointError, ConfigError
 from .registry import build_model, get_config, get_preset
 from .sampling import clip_indices, parse_views  # noqa: F401 (parse_views: importable from here too)
-from .preprocessing import LoadedClip, load_clip
+from .preprocessing import LoadedClip, read_views
 from .probe import ClipInfo, Limits, probe_clip
-from .weights import (DATASET_CLASSES, Recipe, WeightsEntry, cached_path, default_entry, get_entry, get_weights,
-                      labels_from_hf_config, load_labels, read_hf_config, recipe_for, target_path)
+from .downloads import cached_path, get_weights, target_path
+from .weights import (DATASET_CLASSES, Recipe, WeightsEntry, default_entry, get_entry, labels_from_hf_config,
+                      load_labels, read_hf_config, recipe_for)
 
-#: a run is refused when its estimated memory × this margin exceeds the free memory (a tenth left for the rest of
-#: the process). Near that limit the CPU allocator is pinned and the estimate bounds the forward within 1.5×
-#: (memory.memory_plan, bench/memory.py): refused only when it needs more than free / 1.1, at least free / 1.65.
-MEMORY_MARGIN = 1.1
 RANDOM_WARNING = ("WARNING: no weights were given, so the model is randomly initialised: these predictions mean "
                   "nothing. Pass --weights ENTRY (see the catalog) or --checkpoint FILE.")
 _BUILD_LOCK = threading.Lock()  # random initialisation draws from the global RNG: one build at a time
@@ -334,7 +331,21 @@ def load_model(plan: RunPlan, *, progress: bool = False) -> RunModel:
 
 def load_inputs(plan: RunPlan, clip: str | Path | bytes, *, limits: Limits | None = None) -> LoadedClip:
     """The clip decoded with the plan's recipe: ``tensor`` ``(views, 3, T, S, S)``."""
-    return load_clip(clip, plan.preset, config=plan.config, recipe=plan.recipe, limits=limits, views=plan.views)
+    return read_views(clip, plan.recipe, limits=limits, views=plan.views)
+
+
+def load_clip(source: str | Path | bytes, preset: Any, *, config: ModelConfig | None = None, recipe: Any = None,
+              limits: Limits | None = None, views: tuple[int, int] = (1, 1)) -> LoadedClip:
+    """Decode and preprocess a clip with the evaluation recipe of ``preset`` (a preset name, or a model named by
+    where it lives).
+
+    The recipe (frames, sampling, resampling, resize, crop, mean, std) is the one of the preset's published
+    weights; ``config`` (the model's config, when built with other ``num_frames``/``img_size``) adapts its frame
+    count and crop; ``recipe`` replaces it outright. ``views = (clips, crops)`` reads that many temporal clips ×
+    spatial crops (the papers' multi-view test; crops 1 or 3). Raises
+    :class:`~videoattn_core.errors.ConfigError` for an unknown preset or a model without a classification head.
+    """
+    return read_views(source, recipe or recipe_for(preset, config=config), limits=limits, views=views)
 
 
 def classify(model: torch.nn.Module, views: torch.Tensor, *, device: torch.device | str = "cpu",

@@ -1,7 +1,7 @@
 """Published weights: look up catalog entries (the data is in :mod:`videoattn_core.catalog`, one module per family),
 the evaluation recipe of every preset, and the label lists of the datasets.
 
-:func:`~videoattn_core.downloads.get_weights` (importable from here too) fetches an entry into torch hub's or the
+:func:`~videoattn_core.downloads.get_weights` fetches an entry into torch hub's or the
 Hugging Face cache and verifies what the source lets us verify; entries with neither hash nor size are marked
 ``verification="none"`` and say so.
 """
@@ -124,8 +124,3 @@ def read_hf_config(path: Path) -> dict[str, Any] | None:
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     return data if isinstance(data, dict) else None
-
-
-# the fetcher lives in downloads.py; its names stay importable from here (pages, tests, runtime use them)
-from .downloads import (cached_path, get_weights, hf_endpoint, hf_hub_cache, target_path,  # noqa: E402,F401
-                        torch_hub_checkpoints)

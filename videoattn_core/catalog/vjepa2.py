@@ -5,9 +5,6 @@ from __future__ import annotations
 from .records import IMAGENET_MEAN, IMAGENET_STD, Recipe, WeightsEntry
 
 
-_VJEPA2_README = "https://github.com/facebookresearch/vjepa2#evaluation-attentive-probes"
-
-
 def entries() -> list[WeightsEntry]:
     """The attentive-probe classifiers of V-JEPA 2 converted to Hugging Face (collection ``facebook/v-jepa-2``).
 

@@ -54,9 +54,8 @@ For the app::
 from .categories import CATEGORIES, attention_layers
 from .measured import Inspection, _flop_counter, inspect
 from .records import LayerRecord
-from .summary import FLOPS_CONVENTION, MACS_CONVENTION, Summary, summarize
-from .table import add_summary_arguments, cmd_summary
+from ..flops import FLOPS_CONVENTION, MACS_CONVENTION
+from .summary import Summary, summarize
 
 __all__ = ["LayerRecord", "Summary", "Inspection", "summarize", "inspect", "attention_layers",
-           "CATEGORIES", "MACS_CONVENTION", "FLOPS_CONVENTION",
-           "add_summary_arguments", "cmd_summary"]
+           "CATEGORIES", "MACS_CONVENTION", "FLOPS_CONVENTION"]

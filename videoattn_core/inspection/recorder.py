@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -39,10 +39,6 @@ class _Call:
     flops_start: int = 0
     measured_total: int = 0
     children_measured: int = 0
-
-
-def _tensor_shapes(values: Iterable[Any]) -> list[tuple[int, ...]]:
-    return [tuple(v.shape) for v in values if isinstance(v, Tensor)]
 
 
 def _first_tensor(value: Any) -> Tensor | None:

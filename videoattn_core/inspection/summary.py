@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from ..capture import capture_names
-from ..flops import module_macs
+from ..flops import FLOPS_CONVENTION, MACS_CONVENTION, module_macs
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..models.layers import AttentionCore
@@ -22,10 +22,6 @@ from .recorder import _Recorder
 from .records import LayerRecord, _build_records
 
 #: what ``macs`` and ``flops`` count (shown next to the numbers by the table, the JSON and the app)
-MACS_CONVENTION = ("multiply-accumulates, fvcore's convention (one multiply-add = 1; linear, matmul/einsum, "
-                   "conv and normalization counted; softmax, activations, additions and pooling not) — the "
-                   "number papers print as FLOPs")
-FLOPS_CONVENTION = "2 × MACs (torch.utils.flop_counter.FlopCounterMode's convention)"
 
 
 #: Bounds of the ``frames`` and ``size`` arguments of :func:`summarize` (meta tensors cost nothing, but a

@@ -1,13 +1,11 @@
-"""The command line's ``summary``: a per-layer text table with totals, or JSON."""
+"""The per-layer text table of a summary, with totals (the ``summary`` command prints it)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from ..errors import ConfigError
-from ..hub import MODEL_HELP
 from ..units import human
-from .summary import FLOPS_CONVENTION, MACS_CONVENTION, summarize
+from ..flops import FLOPS_CONVENTION, MACS_CONVENTION
 
 if TYPE_CHECKING:
     from .summary import Summary
@@ -45,29 +43,3 @@ def summary_table(summary: "Summary", max_depth: int | None = None) -> str:
 
 def _shape_str(shape: tuple[int, ...] | None) -> str:
     return "" if shape is None else "×".join(str(s) for s in shape)
-
-
-def add_summary_arguments(parser: Any) -> None:
-    """Arguments of ``python -m videoattn_core summary``."""
-    parser.add_argument("model", metavar="MODEL", help=MODEL_HELP)
-    parser.add_argument("--frames", type=int, default=None, help="input frames (default: the preset's)")
-    parser.add_argument("--size", type=int, default=None, help="input height and width (default: the preset's)")
-    parser.add_argument("--batch", type=int, default=1, help="input batch (default 1: figures per clip)")
-    parser.add_argument("--set", dest="overrides", metavar="FIELD=VALUE", nargs="+", action="extend", default=[],
-                        help="override a config field, e.g. --set attention_type=joint_space_time depth=8")
-    parser.add_argument("--depth", type=int, default=None, help="show modules down to this depth only")
-    parser.add_argument("--json", action="store_true", help="print JSON (params, macs, flops, input_shape, "
-                                                            "layers, ...) instead of the table")
-
-
-def cmd_summary(args: Any) -> int:
-    """``summary``: the per-layer table with totals, or JSON."""
-    from ..config import parse_assignments
-    from ..registry import get_preset
-
-    overrides = parse_assignments(type(get_preset(args.model).config), args.overrides)
-    if args.depth is not None and args.depth < 0:
-        raise ConfigError(f"--depth={args.depth} is not allowed: --depth must be an integer ≥ 0", field="depth")
-    summary = summarize(args.model, args.frames, args.size, batch=args.batch, **overrides)
-    print(summary.to_json(indent=1) if args.json else summary.table(args.depth))
-    return 0
