@@ -62,10 +62,13 @@ class Clip:
         return self.frames[clip * self.num_frames:(clip + 1) * self.num_frames]
 
     def summary(self) -> str:
+        """What was read, in words: the frames per view and the source frames they span, as the recipe's rule
+        placed them."""
         i = self.info
-        rate = f"every {self.sampling_rate} frames at 30 fps" if self.sampling == "window" else "uniformly"
+        how = ", uniformly" if self.sampling == "uniform" else ""
         views = f" in each of {self.clips} temporal views" if self.clips > 1 else ""
-        text = (f"{self.num_frames} frames sampled {rate}{views} from {i.num_frames} ({i.width}×{i.height} {i.codec}"
+        span = f"source frames {min(self.frame_indices)}–{max(self.frame_indices)}" if self.frame_indices else ""
+        text = (f"{self.num_frames} frames{views} ({span}{how}) of {i.num_frames} ({i.width}×{i.height} {i.codec}"
                 f"{f', {i.fps:.3g} fps' if i.fps else ''})")
         if self.padded:
             text += f"; {self.padded_frames} repeated (clip shorter than the window)"
