@@ -227,3 +227,18 @@ def test_layer_times_label_the_layers_and_name_the_colours():
     assert list(fig.layout.xaxis.ticktext) == names
     many = figures.layer_times([f"l{i}" for i in range(30)], [1.0] * 30, ["mlp"] * 30)
     assert "hover" in many.layout.xaxis.title.text and len(many.data[0].x) == 30 and many.layout.xaxis.ticktext is None
+
+
+@pytest.mark.parametrize("builder", ["frames_strip", "attention_overlay"])
+def test_grid_rows_leave_room_for_the_next_rows_titles(builder):
+    """A 16-frame grid of wide frames: each row's titles sit in the gap above it, which must be at least a line of
+    text high (they covered the row above when the gap was a fixed fraction of a short figure)."""
+    frames = np.zeros((16, 36, 64, 3), dtype=np.uint8)
+    if builder == "frames_strip":
+        fig = figures.frames_strip(frames)
+    else:
+        fig = figures.attention_overlay(frames, np.random.rand(8, 2, 4), show=list(range(16)), columns=8)
+    layout = fig.layout
+    plot_px = layout.height - layout.margin.t - layout.margin.b
+    first, second = layout.yaxis.domain, layout[f"yaxis{1 + 8}"].domain  # the first plot of rows 1 and 2
+    assert (first[0] - second[1]) * plot_px >= 20

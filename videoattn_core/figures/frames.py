@@ -12,20 +12,31 @@ from plotly.subplots import make_subplots
 from ._base import HEAD_SYMBOLS, HEAT_SCALE, _grid, _layout, head_color, heat_range, png_data_uri
 
 
+def _grid_rows(rows: int, row_px: float, titled: bool, title: str | None) -> tuple[float, int]:
+    """``(vertical_spacing, height)`` of a grid of ``rows`` image rows ``row_px`` high: a gap between rows wide
+    enough for the next row's subplot titles (they sit above their images, so a gap given as a fraction of a
+    short figure let them cover the row above), and the margins :func:`_layout` sets."""
+    gap = 26 if titled else 6
+    plot = rows * row_px + (rows - 1) * gap
+    top = (40 if title else 10) + (30 if titled else 0)
+    return (gap / plot if rows > 1 else 0.0), int(plot + top + 10)
+
+
 def frames_strip(frames: np.ndarray, titles: Sequence[str] | None = None, columns: int = 8,
                  title: str | None = None) -> go.Figure:
     """The sampled frames as a grid of small images."""
     n = len(frames)
     rows, cols = _grid(n, columns)
     titles = list(titles) if titles is not None else [f"frame {i}" for i in range(n)]
+    row_px = min(max((900 / cols) * frames.shape[1] / max(1, frames.shape[2]), 60), 840 / rows)
+    spacing, height = _grid_rows(rows, row_px, True, title)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01,
-                        vertical_spacing=0.06)
+                        vertical_spacing=spacing)
     for i, frame in enumerate(frames):
         fig.add_trace(go.Image(source=png_data_uri(frame), hoverinfo="skip"), row=i // cols + 1, col=i % cols + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    height = int(rows * (900 / cols) * frames.shape[1] / max(1, frames.shape[2])) + 60
-    return _layout(fig, title, height=min(max(height, 160), 900), subplot_titles=True)
+    return _layout(fig, title, height=height, subplot_titles=True)
 
 
 def token_time_index(frame: int, frames: int, token_times: int) -> int:
@@ -59,7 +70,9 @@ def attention_overlay(frames: np.ndarray, heat: np.ndarray, *, show: Sequence[in
     q_t, q_h, q_w = query_grid or heat.shape
     qdx, qdy = width / q_w, height / q_h
     single = len(show) == 1 and titles is None  # one frame needs no title, unless one is given
-    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.01, vertical_spacing=0.05,
+    row_px = min(max(min(900 / cols, 560) * height / max(1, width), 160 / rows), 1340 / rows)
+    spacing, fig_height = _grid_rows(rows, row_px, not single, title)
+    fig = make_subplots(rows=rows, cols=cols, horizontal_spacing=0.01, vertical_spacing=spacing,
                         subplot_titles=None if single else list(titles or (f"frame {f}" for f in show)))
     for i, f in enumerate(show):
         r, c = i // cols + 1, i % cols + 1
@@ -84,8 +97,7 @@ def attention_overlay(frames: np.ndarray, heat: np.ndarray, *, show: Sequence[in
     fig.update_yaxes(visible=False, range=[height, 0], scaleanchor="x")
     for i in range(1, len(show)):
         fig.update_yaxes(scaleanchor=f"x{i + 1}", row=i // cols + 1, col=i % cols + 1)
-    per = min(900 / cols, 560) * height / max(1, width)
-    return _layout(fig, title, height=int(min(1400, max(220, rows * per + 60))), subplot_titles=not single)
+    return _layout(fig, title, height=fig_height, subplot_titles=not single)
 
 
 def _token_coords(t: int, h: int, w: int) -> np.ndarray:
