@@ -92,7 +92,7 @@ if section == "layers":
                f"(of whichever token grid the tensor is on), heads, d head width, nT nH nW windows, wt wh ww positions "
                f"in a window, (1+…) a leading CLS token. params and MACs include a module's children; own ones do "
                f"not.")
-    st.download_button("Download the table as CSV", analysis.rows_to_csv(table),
+    st.download_button(f"Download the {len(shown)} rows shown as CSV", analysis.rows_to_csv(shown),
                        file_name=f"{_hub.file_stem(preset)}_layers.csv",
                        mime="text/csv", key="model.download")
 elif section == "cost":

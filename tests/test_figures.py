@@ -242,3 +242,12 @@ def test_grid_rows_leave_room_for_the_next_rows_titles(builder):
     plot_px = layout.height - layout.margin.t - layout.margin.b
     first, second = layout.yaxis.domain, layout[f"yaxis{1 + 8}"].domain  # the first plot of rows 1 and 2
     assert (first[0] - second[1]) * plot_px >= 20
+
+
+def test_category_bars_keep_the_legend_off_the_axis_title():
+    """The share chart's legend sits at the figure's bottom edge, in the margin under the axis title (placed just
+    under the plot, it covered the "share (%)" title)."""
+    fig = figures.category_bars({"params": {"attention": 3.0, "mlp": 5.0}, "MACs": {"attention": 2.0, "mlp": 1.0}})
+    legend = fig.layout.legend
+    assert legend.yref == "container" and legend.y == 0 and legend.yanchor == "bottom"
+    assert fig.layout.margin.b >= 80 and fig.layout.xaxis.title.text == "share (%)"

@@ -62,7 +62,9 @@ def category_bars(totals: Mapping[str, Mapping[str, float]], title: str | None =
         fig.add_bar(x=ys, y=xs, name=category, orientation="h", text=texts, textposition="inside",
                     marker_color=CATEGORY_COLORS.get(category, CATEGORY_COLORS["other"]),
                     hovertemplate=category + ": %{x:.1f}% (%{text})<extra></extra>")
-    fig.update_layout(barmode="stack", xaxis_title="share (%)", legend=_BOTTOM_LEGEND)
+    # the legend at the figure's bottom edge, below the axis title (placed under the plot, it sat on the title)
+    fig.update_layout(barmode="stack", xaxis_title="share (%)",
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", xanchor="left", x=0))
     fig = _layout(fig, title, height=260)
     fig.update_layout(margin_b=90)
     return fig
