@@ -49,13 +49,17 @@ def measured_rows(result: Any) -> list[dict[str, Any]]:
 
 
 def rows_to_csv(rows: list[dict[str, Any]]) -> str:
-    """CSV text of table rows (the header from the first row)."""
+    """CSV text of table rows; the header holds every key of any row, in the order they first appear (a row
+    without a key leaves its cell empty)."""
     import csv
     import io
 
+    fields: list[str] = []
+    for row in rows:
+        fields += [k for k in row if k not in fields]
     buffer = io.StringIO()
     if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(buffer, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     return buffer.getvalue()

@@ -8,9 +8,7 @@ else is reported in one line with exit status 1, never as a traceback.
 from __future__ import annotations
 
 import argparse
-import csv
 import glob
-import io
 import json
 import sys
 from pathlib import Path
@@ -105,15 +103,9 @@ def _write(path: str, rows: list[dict[str, Any]], top_k: int, whole: dict[str, A
     target = Path(path)
     suffix = target.suffix.lower()
     if suffix == ".csv":
-        flat = _flat_rows(rows, top_k)
-        fields: list[str] = []
-        for row in flat:
-            fields += [k for k in row if k not in fields]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(flat)
-        text = buffer.getvalue()
+        from .analysis import rows_to_csv
+
+        text = rows_to_csv(_flat_rows(rows, top_k))
     elif suffix == ".jsonl":
         text = "".join(json.dumps(r) + "\n" for r in rows)
     elif suffix == ".json":

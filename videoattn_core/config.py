@@ -121,6 +121,15 @@ def _field_specs(cls: type) -> tuple[FieldSpec, ...]:
     return tuple(specs)
 
 
+def jsonable(value: Any) -> Any:
+    """A config value (or a dict or list of them) as JSON holds it: tuples become lists, at any depth."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [jsonable(v) for v in value]
+    return value
+
+
 def show_value(value: Any, limit: int = 40) -> str:
     """``repr(value)``, cut short so that a tampered link cannot flood a message."""
     text = repr(value)

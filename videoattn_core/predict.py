@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 import torch
 
+from .config import jsonable
 from .errors import ConfigError, VideoAttnError
 from .runtime import RANDOM_WARNING, classify, load_inputs, load_model, plan_run, resolve_dtype, top_predictions
 from .probe import Limits
@@ -49,14 +50,10 @@ class Prediction:
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "weights": self.weights, "random_init": self.random_init, "seed": self.seed,
                 "warning": RANDOM_WARNING if self.random_init else None, "labels_from": self.labels_from,
-                "device": self.device, "config_overrides": {k: _jsonable(v) for k, v in self.config_overrides.items()},
+                "device": self.device, "config_overrides": {k: jsonable(v) for k, v in self.config_overrides.items()},
                 "clip": self.clip, "recipe": self.recipe, "views": self.views, "predictions": self.predictions,
                 "scoring": self.scoring, "probabilities": self.probabilities, "warnings": self.warnings,
                 "repository": self.repository}
-
-
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def predict(model: str, clip: str | Path | bytes, *, weights: str | None = None,

@@ -26,7 +26,7 @@ import torch
 from .capture import model_lock
 from .checkpoints import load_checkpoint, read_checkpoint
 from . import devices, hf_reading
-from .config import ModelConfig
+from .config import ModelConfig, jsonable
 from .devices import (DTYPES, cuda_available, default_device, native_bfloat16,  # noqa: F401 (the pages' names)
                       resolve_device, resolve_dtype)
 from .errors import CheckpointError, ConfigError
@@ -169,7 +169,7 @@ class RunPlan:
     def to_dict(self) -> dict[str, Any]:
         clips, crops = self.views
         return {
-            "model": self.preset, "config_overrides": {k: _jsonable(v) for k, v in self.overrides.items()},
+            "model": self.preset, "config_overrides": {k: jsonable(v) for k, v in self.overrides.items()},
             "weights": self.weights.to_dict(), "recipe": self.recipe.to_dict(),
             "views": {"clips": clips, "crops": crops, "forwards": self.num_views},
             "clip": self.clip.to_dict() if self.clip is not None else None,
@@ -183,10 +183,6 @@ class RunPlan:
 
 _SCORING_TEXT = {"softmax": "softmax (one distribution over the classes)",
                  "sigmoid": "sigmoid (multi-label: independent scores per class)"}
-
-
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
 
 
 def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str | WeightsEntry | None = None,

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..capture import capture_names
 from ..flops import FLOPS_CONVENTION, MACS_CONVENTION, module_macs
-from ..config import ModelConfig
+from ..config import ModelConfig, jsonable
 from ..errors import ConfigError
 from ..models.layers import AttentionCore
 from ..registry import build_model, family_of, get_config
@@ -119,7 +119,7 @@ class Summary:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "model": self.model, "family": self.family, "config": _jsonable(self.config.to_dict()),
+            "model": self.model, "family": self.family, "config": jsonable(self.config.to_dict()),
             "input_shape": list(self.input_shape), "input_layout": self.input_layout,
             "output_shape": list(self.output_shape) if self.output_shape is not None else None,
             "params": self.params, "macs": self.macs, "flops": self.flops, "views": self.views,
@@ -139,14 +139,6 @@ class Summary:
         from .table import summary_table
 
         return summary_table(self, max_depth)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 def _default_views(config: ModelConfig) -> int:

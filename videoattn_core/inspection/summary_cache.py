@@ -28,7 +28,8 @@ import torch
 from ..config import ModelConfig
 from ..models.layers import AttentionLayout
 from .records import LayerRecord
-from .summary import Summary, _default_views, _jsonable
+from ..config import jsonable
+from .summary import Summary, _default_views
 
 FORMAT = 1
 #: a cache file larger than this is not read (the largest summary, ViT-g's, is a few hundred kB)
@@ -66,7 +67,7 @@ class DiskCache:
 
     def _header(self, kind: str, config: ModelConfig, args: dict[str, Any]) -> dict[str, Any]:
         return {"format": FORMAT, "code": code_fingerprint(), "kind": kind, "family": config.family,
-                "config": _jsonable(config.to_dict()), "args": _jsonable(args)}
+                "config": jsonable(config.to_dict()), "args": jsonable(args)}
 
     def path(self, kind: str, config: ModelConfig, args: dict[str, Any]) -> Path:
         name = hashlib.sha256(_canonical(self._header(kind, config, args)).encode()).hexdigest()[:40]
@@ -176,7 +177,7 @@ def _record_payload(r: LayerRecord) -> dict[str, Any]:
     out = {name: getattr(r, name) for name in _RECORD_FIELDS}
     if r.attention_layout is not None:
         out["attention_layout"] = {f.name: getattr(r.attention_layout, f.name) for f in fields(AttentionLayout)}
-    return _jsonable(out)
+    return jsonable(out)
 
 
 def _record(value: Any) -> LayerRecord:
