@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_predict_parser(sub)
     importlib.import_module(".cli_explain", __package__).add_parser(sub)
+    importlib.import_module(".cli_evaluate", __package__).add_parser(sub)
     from .inspection import add_summary_arguments, cmd_summary
 
     p = sub.add_parser("summary", help="per-layer shapes, axes, parameters and MACs of a model (no weights)")

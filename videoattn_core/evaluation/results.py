@@ -1,0 +1,145 @@
+"""The results file: a JSON Lines file with one header line (what was evaluated) and one row per clip.
+
+A row is ``{"path", "label", "target", "top5": [{label, index, probability}], "error", "decode_s", "forward_s"}``
+(``target``: the model class the dataset's label maps to; ``error``: why the clip could not be classified, else
+``null``). Rows are written one at a time and flushed, so an interrupted run leaves a valid file; a partial last
+line (a crash mid-write) is cut off when the file is opened again. A rerun with the same file skips the clips that
+have a row without an error. Under torchrun each rank writes ``FILE.rank{r}``; rank 0 merges them into ``FILE``
+in the dataset's order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, IO, Iterable
+
+from ..errors import ConfigError
+
+HEADER = "evaluation"
+#: the header fields two runs must share to write into one file
+SAME_RUN = ("model", "overrides", "weights", "seed", "views", "data", "match")
+TIMING = ("decode_s", "forward_s")
+
+
+def shard_path(out: str | Path, rank: int) -> Path:
+    return Path(f"{out}.rank{rank}")
+
+
+def _parse(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]], int]:
+    """``(header, rows, bytes up to the last complete line)`` of a results file; lines that are not JSON objects
+    are skipped."""
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    header, rows = None, []
+    for line in data[:end].splitlines():
+        try:
+            item = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if not isinstance(item, dict):
+            continue
+        if HEADER in item:
+            header = header or item[HEADER]
+        elif "path" in item:
+            rows.append(item)
+    return header, rows, end
+
+
+def read_results(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """``(header, rows)`` of a results file; :class:`ConfigError` when it is not one."""
+    path = Path(path)
+    try:
+        header, rows, _ = _parse(path)
+    except OSError as exc:
+        raise ConfigError(f"results file {path} cannot be read: {exc.strerror or exc}", field="results") from None
+    if header is None:
+        raise ConfigError(f"{path} is not a results file of `evaluate` (no header line)", field="results")
+    return header, rows
+
+
+def parse_results(text: bytes | str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """:func:`read_results` of a file's content (an upload)."""
+    import tempfile
+
+    raw = text.encode() if isinstance(text, str) else text
+    with tempfile.NamedTemporaryFile(suffix=".jsonl") as handle:
+        handle.write(raw)
+        handle.flush()
+        return read_results(handle.name)
+
+
+def _check_header(path: Path, found: dict[str, Any] | None, header: dict[str, Any]) -> None:
+    if found is None:
+        return
+    differ = [k for k in SAME_RUN if found.get(k) != header.get(k)]
+    if differ:
+        raise ConfigError(f"{path} holds results of another evaluation ({', '.join(differ)} differ: "
+                          f"{', '.join(f'{k}={found.get(k)!r}' for k in differ)}); choose another --out or delete "
+                          f"it", field="out")
+
+
+def done_paths(out: str | Path, header: dict[str, Any]) -> set[str]:
+    """The clips already classified without an error, in ``out`` and in any rank's shard of it."""
+    out = Path(out)
+    done: set[str] = set()
+    for path in [out, *sorted(out.parent.glob(out.name + ".rank*"))]:
+        if path.is_file():
+            found, rows, _ = _parse(path)
+            _check_header(path, found, header)
+            done |= {r["path"] for r in rows if not r.get("error")}
+    return done
+
+
+def open_rows(path: str | Path, header: dict[str, Any]) -> IO[str]:
+    """``path`` opened for appending rows: created with the header line, or cut after its last complete line."""
+    path = Path(path)
+    try:
+        if path.is_file():
+            found, _, end = _parse(path)
+            _check_header(path, found, header)
+            with path.open("r+b") as handle:
+                handle.truncate(end)
+            handle = path.open("a", encoding="utf-8")
+            if found is None:
+                handle.write(json.dumps({HEADER: header}) + "\n")
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = path.open("w", encoding="utf-8")
+            handle.write(json.dumps({HEADER: header}) + "\n")
+        handle.flush()
+        return handle
+    except OSError as exc:
+        raise ConfigError(f"--out {path} cannot be written: {exc.strerror or exc}", field="out") from None
+
+
+def write_row(handle: IO[str], row: dict[str, Any]) -> None:
+    handle.write(json.dumps(row) + "\n")
+    handle.flush()
+
+
+def merge(out: str | Path, header: dict[str, Any], order: Iterable[str]) -> list[dict[str, Any]]:
+    """Gather ``out`` and its shards into ``out`` (header, then rows in ``order``, rows of other clips after them;
+    for a clip with several rows, one without an error, else the last), written atomically; the shards are then
+    deleted. Returns the rows of ``order``."""
+    out = Path(out)
+    shards = sorted(out.parent.glob(out.name + ".rank*"))
+    best: dict[str, dict[str, Any]] = {}
+    for path in [out, *shards]:
+        if path.is_file():
+            found, rows, _ = _parse(path)
+            _check_header(path, found, header)
+            for row in rows:
+                if row["path"] not in best or best[row["path"]].get("error"):  # a later row replaces an error
+                    best[row["path"]] = row
+    order = list(order)
+    position = {p: i for i, p in enumerate(order)}
+    rows = sorted(best.values(), key=lambda r: (position.get(r["path"], len(order)), r["path"]))
+    tmp = out.with_name(out.name + ".merging")
+    tmp.write_text(json.dumps({HEADER: header}) + "\n" + "".join(json.dumps(r) + "\n" for r in rows),
+                   encoding="utf-8")
+    os.replace(tmp, out)
+    for path in shards:
+        path.unlink(missing_ok=True)
+    return [r for r in rows if r["path"] in position]
