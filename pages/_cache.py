@@ -206,3 +206,12 @@ def model_on_clip(key: ConfigKey, weights: str, clip: str, device: str, dtype: s
     source = _data if clip.startswith("upload:") else sample_clips()[clip]
     return zoo.run_on_clip(run_plan(key, weights, device, dtype), source, method=method,
                            limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def evaluation_report(data: bytes) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """A results file of ``evaluate`` (its bytes): header, rows and the metrics computed from them."""
+    from videoattn_core.evaluation import compute_metrics, results
+
+    header, rows = results.parse_results(data)
+    return header, rows, compute_metrics(rows, header.get("labels"), pairs=15, worst=50)

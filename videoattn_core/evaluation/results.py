@@ -143,3 +143,54 @@ def merge(out: str | Path, header: dict[str, Any], order: Iterable[str]) -> list
     for path in shards:
         path.unlink(missing_ok=True)
     return [r for r in rows if r["path"] in position]
+
+
+RESULTS_DIR_ENV = "VIDEOATTN_RESULTS_DIR"
+
+
+def results_folder() -> Path | None:
+    """The folder whose results files the app may open (``$VIDEOATTN_RESULTS_DIR``), or ``None``."""
+    value = os.environ.get(RESULTS_DIR_ENV)
+    return Path(value).expanduser().resolve() if value else None
+
+
+def list_results(folder: Path, limit: int = 200) -> list[str]:
+    """The ``.jsonl`` files under ``folder``, as paths relative to it (newest first)."""
+    found = sorted(folder.rglob("*.jsonl"), key=lambda p: (-p.stat().st_mtime, str(p)))[:limit]
+    return [str(p.relative_to(folder)) for p in found]
+
+
+def results_file(text: str, folder: Path | None) -> Path:
+    """The results file ``text`` names (relative to ``folder``, or absolute), refused with a :class:`ConfigError`
+    when no folder is configured, or the path leads outside it, or is not a ``.jsonl`` file there."""
+    if folder is None:
+        raise ConfigError(f"no results folder is configured: set {RESULTS_DIR_ENV} to the folder whose results "
+                          f"files the app may open, or upload a file", field="results")
+    path = (folder / text.strip()).resolve()
+    if not path.is_relative_to(folder):
+        raise ConfigError(f"{text!r} is outside the results folder {folder}; only files under it can be opened",
+                          field="results")
+    if path.suffix.lower() != ".jsonl" or not path.is_file():
+        raise ConfigError(f"{text!r}: no .jsonl results file of that name under {folder}", field="results")
+    return path
+
+
+def run_link(header: dict[str, Any], clip: str | None = None) -> dict[str, str] | None:
+    """The Run page's query parameters for the model and weights of an evaluation (and ``clip``, a clip id the
+    Run page accepts), or ``None`` when its model cannot travel in a link (a local directory); a checkpoint file
+    cannot travel either, so its link runs random weights."""
+    from ..links import make_link
+    from ..registry import get_config, get_preset
+    from ..weights import CATALOG
+
+    try:
+        preset = get_preset(header["model"]).name
+        config = get_config(preset, **(header.get("overrides") or {}))
+    except (ConfigError, KeyError, TypeError):
+        return None
+    if preset.startswith(("/", ".", "~")):
+        return None
+    weights = "random" if header.get("seed") is not None else header.get("weights")
+    page = {"weights": weights if weights == "random" or weights in CATALOG else None, "clip": clip,
+            "views": "protocol" if header.get("views", [1, 1]) != [1, 1] else None}
+    return make_link(preset, config, page)
