@@ -92,12 +92,23 @@ st.dataframe([{"true class": c["true_label"], "predicted": c["predicted_label"],
 
 st.subheader("Worst clips")
 st.caption("Misclassified clips, the least probable true class first (blank: outside the top-5). The link opens "
-           "the model and weights of this evaluation on the Run page.")
-link = results.run_link(header)
+           "the evaluation's model and weights on the Run page, with the clip when it lies under the folders "
+           f"`{results.DATA_DIR_ENV}` names (the server reads no other file for a link).")
+
+
+def _run_url(path: str) -> str | None:
+    try:
+        clip = "file:" + str(results.server_clip(path))
+    except VideoAttnError:
+        clip = None
+    link = results.run_link(header, clip)
+    return "/run?" + urlencode(link) if link else None
+
+
 worst = [{"clip": w["path"], "label": w["label"], "predicted": w["predicted"],
           "probability": round(w["probability"], 4),
           "true class probability": None if w["true_probability"] is None else round(w["true_probability"], 4),
-          "run": ("/run?" + urlencode(link)) if link else None} for w in metrics["worst"]]
+          "run": _run_url(w["path"])} for w in metrics["worst"]]
 st.dataframe(worst, hide_index=True, width="stretch", key="evaluation.worst",
              column_config={"run": st.column_config.LinkColumn("run", display_text="open on Run")})
 if metrics["error_rows"]:

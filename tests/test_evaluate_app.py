@@ -95,3 +95,31 @@ def test_confusion_heatmap_uses_the_heat_scale_and_shares():
     assert list(trace.customdata[0]) == [3, 1]
     bars = figures.per_class_accuracy(["a", "b", "c"], [0.5, 1.0, 0.0], [2, 1, 3], mean=0.5).data[0]
     assert list(bars.y) == ["b", "a", "c"]  # the worst class drawn on top
+
+
+def test_worst_clip_opens_on_the_run_page_under_the_clip_folder(monkeypatch, results_dir):
+    monkeypatch.setenv(results.DATA_DIR_ENV, str(results_dir.parent / "data"))
+    at = open_page(monkeypatch, results_dir, file="tiny.jsonl")
+    link = at.dataframe[1].value["run"].iloc[0]
+    params = {k: v[0] for k, v in parse_qs(link[5:]).items()}
+    clip = at.dataframe[1].value["clip"].iloc[0]
+    assert params["clip"] == "file:" + clip
+    run = AppTest.from_file(APP, default_timeout=240)
+    run.run()
+    run.switch_page("pages/run.py")
+    run.query_params.clear()
+    run.query_params.update(params)
+    run.run()
+    assert not run.exception and not run.error, [e.value for e in run.error]
+    assert run.selectbox(key="run.clip").value == "file:" + clip
+    assert run.get("plotly_chart")  # the frames and the predictions of that clip
+
+    monkeypatch.setenv(results.DATA_DIR_ENV, str(results_dir))  # the clip is no longer under the folder
+    run = AppTest.from_file(APP, default_timeout=240)
+    run.run()
+    run.switch_page("pages/run.py")
+    run.query_params.clear()
+    run.query_params.update(params)
+    run.run()
+    assert not run.exception
+    assert any("is outside the clip folders" in w.value for w in run.warning)

@@ -18,7 +18,7 @@ from ..errors import ConfigError
 from . import results
 from .annotations import FORMATS, MATCHES, Dataset, Sample, map_labels, normalise, read_dataset
 from .metrics import compute_metrics
-from .runner import Ranks, Throughput, init_distributed, ranks_from_env, run_shard, gather_throughput
+from .runner import Throughput, init_distributed, ranks_from_env, run_shard, gather_throughput
 
 __all__ = ["evaluate", "Evaluation", "read_dataset", "map_labels", "normalise", "compute_metrics", "FORMATS",
            "MATCHES", "Dataset", "Sample"]

@@ -80,12 +80,12 @@ def read_dataset(data: str | Path, root: str | Path | None = None, format: str |
     fmt = format or detect_format(data)
     if fmt not in FORMATS:
         raise ConfigError(f"format={fmt!r} is not allowed: one of {', '.join(FORMATS)}", field="format")
-    base = Path(root) if root is not None else (data if data.is_dir() else data.parent)
+    base = (Path(root) if root is not None else (data if data.is_dir() else data.parent)).resolve()
     if not base.is_dir():
         raise ConfigError(f"--root {base}: no such folder", field="root")
     reader = {"kinetics": _kinetics, "ssv2": _ssv2, "mmaction": _mmaction, "folders": _folders}[fmt]
     try:
-        samples = reader(data, base)
+        samples = reader(data.resolve(), base)  # absolute paths: rows name clips wherever they are read
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"--data {data} cannot be read: {exc}", field="data") from None
     if not samples:

@@ -194,3 +194,28 @@ def run_link(header: dict[str, Any], clip: str | None = None) -> dict[str, str] 
     page = {"weights": weights if weights == "random" or weights in CATALOG else None, "clip": clip,
             "views": "protocol" if header.get("views", [1, 1]) != [1, 1] else None}
     return make_link(preset, config, page)
+
+
+DATA_DIR_ENV = "VIDEOATTN_DATA_DIR"
+
+
+def clip_folders() -> list[Path]:
+    """The folders whose clips the app's Run page may open by path (``$VIDEOATTN_DATA_DIR``, several separated by
+    ``os.pathsep``)."""
+    value = os.environ.get(DATA_DIR_ENV, "")
+    return [Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p.strip()]
+
+
+def server_clip(text: str) -> Path:
+    """The clip file ``text`` names, when it lies under one of :func:`clip_folders` and exists; else a
+    :class:`ConfigError` saying why (a link must not open any file of the server)."""
+    folders = clip_folders()
+    if not folders:
+        raise ConfigError(f"clips on the server open only under the folders {DATA_DIR_ENV} names, and it is not set",
+                          field="clip")
+    path = Path(text).expanduser().resolve()
+    if not any(path.is_relative_to(f) for f in folders):
+        raise ConfigError(f"{text} is outside the clip folders ({', '.join(map(str, folders))})", field="clip")
+    if not path.is_file():
+        raise ConfigError(f"{text}: no such clip on the server", field="clip")
+    return path
