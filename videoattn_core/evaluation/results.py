@@ -179,16 +179,18 @@ def run_link(header: dict[str, Any], clip: str | None = None) -> dict[str, str] 
     """The Run page's query parameters for the model and weights of an evaluation (and ``clip``, a clip id the
     Run page accepts), or ``None`` when its model cannot travel in a link (a local directory); a checkpoint file
     cannot travel either, so its link runs random weights."""
+    from ..errors import VideoAttnError
     from ..links import make_link
     from ..registry import get_config, get_preset
     from ..weights import CATALOG
 
-    try:
-        preset = get_preset(header["model"]).name
-        config = get_config(preset, **(header.get("overrides") or {}))
-    except (ConfigError, KeyError, TypeError):
+    model = str(header.get("model", ""))
+    if model.startswith(("/", ".", "~")) or Path(model).is_dir():  # a local directory never travels in a link
         return None
-    if preset.startswith(("/", ".", "~")):
+    try:
+        preset = get_preset(model).name
+        config = get_config(preset, **(header.get("overrides") or {}))
+    except (VideoAttnError, KeyError, TypeError):
         return None
     weights = "random" if header.get("seed") is not None else header.get("weights")
     page = {"weights": weights if weights == "random" or weights in CATALOG else None, "clip": clip,
