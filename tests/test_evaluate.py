@@ -101,6 +101,15 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
+def in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """The command run in this process (the tests of its messages; the others start a process as a user does)."""
+    from videoattn_core.cli import main
+
+    code = main(["evaluate", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def _strip_timing(rows: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in results.TIMING} for r in rows]
 
@@ -140,14 +149,13 @@ def test_resume_after_an_interruption_gives_the_same_file(data, tmp_path):
     assert "this run:" not in again.stdout and _strip_timing(results.read_results(partial)[1]) == _strip_timing(r1)
 
 
-def test_results_of_another_evaluation_are_refused(data, tmp_path):
+def test_results_of_another_evaluation_are_refused(data, tmp_path, capsys):
     path = write_mmaction(tmp_path, data["paths"][:2], data["classes400"][:2])
     out = tmp_path / "r.jsonl"
     args = ["--data", str(path), "--workers", "0", "--device", "cpu", "--out", str(out), *cli_sets(400)]
-    assert run_cli(MODEL, *args, "--views", "single").returncode == 0
-    refused = run_cli(MODEL, *args, "--views", "protocol")
-    assert refused.returncode == 2 and "Traceback" not in refused.stderr
-    assert refused.stderr.startswith("error: ") and "holds results of another evaluation (views" in refused.stderr
+    assert in_process(capsys, MODEL, *args, "--views", "single")[0] == 0
+    code, _, err = in_process(capsys, MODEL, *args, "--views", "protocol")
+    assert code == 2 and err.startswith("error: ") and "holds results of another evaluation (views" in err
 
 
 def test_unmapped_labels_are_listed_before_anything_runs(data, tmp_path):
@@ -171,13 +179,14 @@ def test_unmapped_labels_are_listed_before_anything_runs(data, tmp_path):
     (["--data", "{bad}", "--out", "r.csv"], "must end in .jsonl"),
     (["--data", "{bad}"], "expected 'path label_index'"),
 ])
-def test_bad_input_is_one_line(tmp_path, args, message):
+def test_bad_input_is_one_line(tmp_path, capsys, args, message):
     bad = tmp_path / "list.txt"
     bad.write_text("only_a_path_no_label\n")
-    result = run_cli(MODEL, *[a.replace("{bad}", str(bad)) for a in args], "--device", "cpu", *cli_sets(400))
-    assert result.returncode == 2, result.stderr
-    assert result.stderr.startswith("error: ") and message in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    code, _, err = in_process(capsys, MODEL, *[a.replace("{bad}", str(bad)) for a in args], "--device", "cpu",
+                              *cli_sets(400))
+    assert code == 2, err
+    assert err.startswith("error: ") and message in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_label_names_normalised_as_the_sources_write_them():
@@ -189,10 +198,11 @@ def test_label_names_normalised_as_the_sources_write_them():
     assert normalise("Putting [something] on [something]") == normalise("Putting something on something")
 
 
-def test_json_report(data, tmp_path):
+def test_json_report(data, tmp_path, capsys):
     path = write_mmaction(tmp_path, data["paths"][:2], data["classes400"][:2])
-    done = run_cli(MODEL, "--data", str(path), "--views", "single", "--workers", "0", "--device", "cpu", "--json",
-                   *cli_sets(400))
-    report = json.loads(done.stdout)
+    code, out, _ = in_process(capsys, MODEL, "--data", str(path), "--views", "single", "--workers", "0", "--device",
+                              "cpu", "--json", *cli_sets(400))
+    assert code == 0
+    report = json.loads(out)
     assert report["metrics"]["scored"] == 2 and report["throughput"]["clips"] == 2
     assert set(report["metrics"]) >= {"top1", "top5", "mean_class_accuracy", "per_class", "confusion"}
