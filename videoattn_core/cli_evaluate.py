@@ -93,7 +93,8 @@ def _pct(value: float | None) -> str:
 def report_text(result: Any) -> str:
     """The evaluation report as the command prints it."""
     h, m, t = result.header, result.metrics, result.throughput
-    lines = [f"{h['model']} · weights: {h['weights']} · {h['views'][0]}×{h['views'][1]} views · labels {h['match']}",
+    clips, crops = h["views"]
+    lines = [f"{h['model']} · weights: {h['weights']} · {clips}×{crops} views · labels {h['match']}",
              f"data: {h['data']} ({h['format']}) — {m['clips']} clips, {m['scored']} scored, {m['errors']} errors"]
     lines += [f"note: {w}" for w in result.warnings]
     lines += [f"top-1 {_pct(m['top1'])}   top-5 {_pct(m['top5'])}   mean class accuracy "
