@@ -206,3 +206,19 @@ def test_json_report(data, tmp_path, capsys):
     report = json.loads(out)
     assert report["metrics"]["scored"] == 2 and report["throughput"]["clips"] == 2
     assert set(report["metrics"]) >= {"top1", "top5", "mean_class_accuracy", "per_class", "confusion"}
+
+
+def test_merge_takes_rows_sent_by_ranks_on_other_machines(tmp_path):
+    """Rank 0 merges its file, the shards it sees and the rows other ranks sent: one row per clip, in the
+    dataset's order, a row without an error preferred, the shards it saw removed."""
+    header = {"model": MODEL, "views": [1, 1]}
+    out = tmp_path / "r.jsonl"
+    row = lambda path, error=None: {"path": path, "label": "x", "target": 0, "error": error,  # noqa: E731
+                                    "top5": None if error else [{"label": "x", "index": 0, "probability": 1.0}]}
+    with results.open_rows(results.shard_path(out, 0), header) as handle:
+        results.write_row(handle, row("c"))
+        results.write_row(handle, row("a", "broken"))
+    merged = results.merge(out, header, ["a", "b", "c"], sent=[row("b"), row("a")])
+    assert [(r["path"], r["error"]) for r in merged] == [("a", None), ("b", None), ("c", None)]
+    assert results.read_results(out) == (header, merged)
+    assert not results.shard_path(out, 0).exists()

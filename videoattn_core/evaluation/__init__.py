@@ -18,7 +18,8 @@ from ..errors import ConfigError
 from . import results
 from .annotations import FORMATS, MATCHES, Dataset, Sample, map_labels, normalise, read_dataset
 from .metrics import compute_metrics
-from .runner import Throughput, init_distributed, ranks_from_env, run_shard, gather_throughput
+from .runner import (Throughput, gather_rows, gather_throughput, init_distributed, ranks_from_env, release_shard,
+                     run_shard)
 
 __all__ = ["evaluate", "Evaluation", "read_dataset", "map_labels", "normalise", "compute_metrics", "FORMATS",
            "MATCHES", "Dataset", "Sample"]
@@ -136,17 +137,18 @@ def evaluate(model: str, data: str | Path, root: str | Path | None = None, *, we
         if handle is not None:
             handle.close()
     stats = gather_throughput(stats, ranks, plan.device)
-    if ranks.distributed:
-        import torch.distributed as dist
-
-        dist.barrier()
+    sent = gather_rows(out, ranks)  # a shard on another machine reaches rank 0 without a shared filesystem
     skipped = len(samples) - len(kept)
     warnings = [f"{skipped} clip(s) whose label maps to no class left out: {', '.join(map(repr, unmapped))}"
                 ] if skipped else []
     warnings += run.warnings + ([runtime.RANDOM_WARNING] if run.random_init else [])
     if ranks.rank != 0:
+        release_shard(out, ranks)
         return Evaluation(header, [], {}, stats, skipped, ranks.rank, warnings)
-    rows = results.merge(out, header, [s.path for s in kept]) if out is not None else fresh
+    try:
+        rows = results.merge(out, header, [s.path for s in kept], sent) if out is not None else fresh
+    finally:  # the other ranks wait for the merge at this barrier, also when it fails
+        release_shard(out, ranks)
     return Evaluation(header, rows, compute_metrics(rows, names), stats, skipped, ranks.rank, warnings)
 
 

@@ -4,8 +4,8 @@ A row is ``{"path", "label", "target", "top5": [{label, index, probability}], "e
 (``target``: the model class the dataset's label maps to; ``error``: why the clip could not be classified, else
 ``null``). Rows are written one at a time and flushed, so an interrupted run leaves a valid file; a partial last
 line (a crash mid-write) is cut off when the file is opened again. A rerun with the same file skips the clips that
-have a row without an error. Under torchrun each rank writes ``FILE.rank{r}``; rank 0 merges them into ``FILE``
-in the dataset's order.
+have a row without an error. Under torchrun each rank writes ``FILE.rank{r}``; rank 0 merges them (their rows
+sent to it over the process group) into ``FILE`` in the dataset's order.
 """
 
 from __future__ import annotations
@@ -119,20 +119,32 @@ def write_row(handle: IO[str], row: dict[str, Any]) -> None:
     handle.flush()
 
 
-def merge(out: str | Path, header: dict[str, Any], order: Iterable[str]) -> list[dict[str, Any]]:
-    """Gather ``out`` and its shards into ``out`` (header, then rows in ``order``, rows of other clips after them;
-    for a clip with several rows, one without an error, else the last), written atomically; the shards are then
-    deleted. Returns the rows of ``order``."""
+def shard_rows(out: str | Path, rank: int) -> list[dict[str, Any]]:
+    """The rows of a rank's shard (what it sends to rank 0, which may not see the file on another machine)."""
+    path = shard_path(out, rank)
+    return _parse(path)[1] if path.is_file() else []
+
+
+def merge(out: str | Path, header: dict[str, Any], order: Iterable[str],
+          sent: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Gather ``out``, its shards and the rows other ranks ``sent`` into ``out`` (header, then rows in ``order``,
+    rows of other clips after them; for a clip with several rows, one without an error, else the last), written
+    atomically; the shards this process sees are then deleted. Returns the rows of ``order``."""
     out = Path(out)
     shards = sorted(out.parent.glob(out.name + ".rank*"))
     best: dict[str, dict[str, Any]] = {}
+
+    def keep(rows: Iterable[dict[str, Any]]) -> None:
+        for row in rows:
+            if row["path"] not in best or best[row["path"]].get("error"):  # a later row replaces an error
+                best[row["path"]] = row
+
     for path in [out, *shards]:
         if path.is_file():
             found, rows, _ = _parse(path)
             _check_header(path, found, header)
-            for row in rows:
-                if row["path"] not in best or best[row["path"]].get("error"):  # a later row replaces an error
-                    best[row["path"]] = row
+            keep(rows)
+    keep(sent)
     order = list(order)
     position = {p: i for i, p in enumerate(order)}
     rows = sorted(best.values(), key=lambda r: (position.get(r["path"], len(order)), r["path"]))

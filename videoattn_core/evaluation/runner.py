@@ -197,3 +197,27 @@ def gather_throughput(stats: Throughput, ranks: Ranks, device: torch.device) -> 
     dist.all_reduce(wall, op=dist.ReduceOp.MAX)
     clips, decode, forward, wait = sums.tolist()
     return Throughput(int(clips), float(wall.item()), decode, forward, wait)
+
+
+def gather_rows(out: Any, ranks: Ranks) -> list[dict[str, Any]]:
+    """On rank 0, the rows of every other rank's shard (sent over the process group, so that ranks on other
+    machines need no shared filesystem); on the others, ``[]``. Every rank has finished its shard when it
+    returns (the gather is the barrier)."""
+    if not ranks.distributed or out is None:
+        return []
+    import torch.distributed as dist
+
+    mine = results.shard_rows(out, ranks.rank) if ranks.rank else []
+    gathered: list[Any] | None = [None] * ranks.world if ranks.rank == 0 else None
+    dist.gather_object(mine, gathered, dst=0)
+    return [row for part in (gathered or []) for row in (part or [])]
+
+
+def release_shard(out: Any, ranks: Ranks) -> None:
+    """After rank 0 has merged (a second barrier), each rank deletes its own shard, wherever it is."""
+    if not ranks.distributed or out is None:
+        return
+    import torch.distributed as dist
+
+    dist.barrier()
+    results.shard_path(out, ranks.rank).unlink(missing_ok=True)
