@@ -67,6 +67,17 @@ def test_two_ranks_give_the_single_process_rows(dataset):
     assert one["metrics"] == two["metrics"]
     assert two["throughput"]["clips"] == 9
 
+    # stopped after four clips, mid-line: two ranks resume it to the same rows, classifying only the rest
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:5]) + lines[5][:30])
+    resumed = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                              "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+                              "-m", "videoattn_core", *args, "--out", str(out)],
+                             capture_output=True, text=True, timeout=300, env=_env())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert json.loads(resumed.stdout)["throughput"]["clips"] == 5
+    assert _strip_timing(results.read_results(out)[1]) == _strip_timing(r1)
+
 
 def test_ctrl_c_leaves_a_valid_file_that_a_rerun_completes(dataset):
     folder, path = dataset

@@ -19,7 +19,7 @@ from . import results
 from .annotations import FORMATS, MATCHES, Dataset, Sample, map_labels, normalise, read_dataset
 from .metrics import compute_metrics
 from .runner import (Throughput, gather_rows, gather_throughput, init_distributed, ranks_from_env, release_shard,
-                     run_shard)
+                     run_shard, share_done)
 
 __all__ = ["evaluate", "Evaluation", "read_dataset", "map_labels", "normalise", "compute_metrics", "FORMATS",
            "MATCHES", "Dataset", "Sample"]
@@ -118,7 +118,7 @@ def evaluate(model: str, data: str | Path, root: str | Path | None = None, *, we
               "views": list(plan.views), "data": str(Path(dataset.data).resolve()), "format": dataset.format,
               "root": str(Path(dataset.root).resolve()), "match": how, "clips": len(kept),
               "recipe": plan.recipe.to_dict(), "labels": names}
-    done = results.done_paths(out, header) if out is not None else set()
+    done = share_done(results.done_paths(out, header) if out is not None else set(), ranks)
     items = [(i, s) for i, s in enumerate(kept) if i % ranks.world == ranks.rank and s.path not in done]
 
     run = runtime.load_model(plan, progress=progress and ranks.rank == 0)

@@ -221,3 +221,15 @@ def release_shard(out: Any, ranks: Ranks) -> None:
 
     dist.barrier()
     results.shard_path(out, ranks.rank).unlink(missing_ok=True)
+
+
+def share_done(done: set[str], ranks: Ranks) -> set[str]:
+    """The clips any rank found done (in the files it sees), so that a rerun on several machines skips the clips
+    merged on rank 0's."""
+    if not ranks.distributed:
+        return done
+    import torch.distributed as dist
+
+    everyone: list[Any] = [None] * ranks.world
+    dist.all_gather_object(everyone, sorted(done))
+    return {path for part in everyone for path in (part or [])}
