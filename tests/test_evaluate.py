@@ -222,3 +222,19 @@ def test_merge_takes_rows_sent_by_ranks_on_other_machines(tmp_path):
     assert [(r["path"], r["error"]) for r in merged] == [("a", None), ("b", None), ("c", None)]
     assert results.read_results(out) == (header, merged)
     assert not results.shard_path(out, 0).exists()
+
+
+def test_labels_file_names_a_nameless_checkpoint(data, tmp_path):
+    """A model without class names (3 classes: ``class 0``…) matched by name through ``labels=FILE``."""
+    names = ["Pouring water", "opening_door", "waving"]
+    (tmp_path / "classes.txt").write_text("\n".join(names) + "\n")
+    root = write_folders(tmp_path / "data", data["paths"][:4], ["opening door", "waving", "waving", "pouring water"])
+    with pytest.raises(vac.ConfigError, match="3 dataset label.*map to no class of the model .by index."):
+        vac.evaluate(MODEL, root, overrides=overrides(3), views="single", device="cpu", workers=0)
+    result = vac.evaluate(MODEL, root, overrides=overrides(3), views="single", device="cpu", workers=0,
+                          labels=tmp_path / "classes.txt")
+    assert result.header["match"] == "by name" and result.header["labels"] == names
+    assert [r["target"] for r in result.rows] == [1, 0, 2, 2]  # folders in name order: opening, pouring, waving
+    assert {p["label"] for r in result.rows for p in r["top5"]} <= set(names)
+    with pytest.raises(vac.ConfigError, match="names 3 classes; the model has 4"):
+        vac.evaluate(MODEL, root, overrides=overrides(4), labels=tmp_path / "classes.txt", device="cpu")
