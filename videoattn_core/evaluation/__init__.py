@@ -110,7 +110,14 @@ def evaluate(model: str, data: str | Path, root: str | Path | None = None, *, we
                             device=plan_device, dtype=dtype, views=views, estimate=False, compile=compile,
                             sampling_rate=sampling_rate)
     names = _model_labels(plan, labels)
-    mapping, unmapped, how = _check_mapping(dataset, names, match, skip_unmapped)
+    mapping, unmapped, how = _check_mapping(dataset, names, match, skip_unmapped)  # refused before any download
+
+    run = runtime.load_model(plan, progress=progress and ranks.rank == 0)
+    if labels is not None:
+        run.labels = names
+    elif run.labels != names:  # the checkpoint named its classes otherwise than its catalog entry's dataset
+        names = run.labels
+        mapping, unmapped, how = _check_mapping(dataset, names, match, skip_unmapped)
     kept = [s for s in samples if s.label in mapping]
     header = {"model": model, "overrides": {k: list(v) if isinstance(v, tuple) else v
                                             for k, v in (overrides or {}).items()},
@@ -120,13 +127,6 @@ def evaluate(model: str, data: str | Path, root: str | Path | None = None, *, we
               "recipe": plan.recipe.to_dict(), "labels": names}
     done = share_done(results.done_paths(out, header) if out is not None else set(), ranks)
     items = [(i, s) for i, s in enumerate(kept) if i % ranks.world == ranks.rank and s.path not in done]
-
-    run = runtime.load_model(plan, progress=progress and ranks.rank == 0)
-    if labels is not None:
-        run.labels = names
-    elif run.labels != names:  # the checkpoint named its classes otherwise than its catalog entry's dataset
-        names = header["labels"] = run.labels
-        mapping, unmapped, how = _check_mapping(dataset, names, match, skip_unmapped)
     handle = None
     if out is not None:
         handle = results.open_rows(results.shard_path(out, ranks.rank) if ranks.distributed else out, header)
