@@ -13,7 +13,7 @@ import streamlit as st
 
 import videoattn_core as vac
 from pages._state import ConfigKey, config_of
-from pages._widgets import CLIP_UPLOAD_MB, REPOSITORY, RunInputs, clip_bytes, sample_clips
+from pages._widgets import CLIP_UPLOAD_MB, REPOSITORY, RunInputs, clip_bytes, clip_file
 from videoattn_core import (analysis, attention_maps, cli_explain, explanations, head_stats,
                             runtime)
 from videoattn_core.inspection import summary_cache
@@ -76,7 +76,7 @@ def load_clip(clip: str, key: ConfigKey, weights: str, views: str = "single", _d
               sampling_rate: int | None = None) -> LoadedClipView:
     """Decode and preprocess a clip with the recipe of the chosen weights (or the preset's), cached by clip id
     (an upload is identified by its hash; its bytes never touch the disk)."""
-    source = _data if clip.startswith("upload:") else sample_clips()[clip]
+    source = _data if clip.startswith("upload:") else clip_file(clip)
     plan = run_plan(key, weights, "cpu", "float32", None if not weights.startswith("upload:") else b"", views,
                     sampling_rate=sampling_rate)
     loaded = runtime.load_inputs(plan, source, limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
@@ -111,7 +111,7 @@ def timeline(key: ConfigKey, inputs: tuple, stride_s: float, _loaded: runtime.Ru
     from videoattn_core.predict import timeline_of
 
     clip, weights, device, dtype, rate = inputs
-    source = _data if clip.startswith("upload:") else sample_clips()[clip]
+    source = _data if clip.startswith("upload:") else clip_file(clip)
     plan = run_plan(key, weights, device, dtype, b"" if weights.startswith("upload:") else None, sampling_rate=rate)
     with _loaded.lock:
         return timeline_of(plan, _loaded, source, stride_s=stride_s, probabilities=True,
@@ -120,7 +120,7 @@ def timeline(key: ConfigKey, inputs: tuple, stride_s: float, _loaded: runtime.Ru
 
 def clip_plan(key: ConfigKey, inputs: "RunInputs", views: str) -> dict[str, Any]:
     """The run's plan with the clip probed (frame indices of every view), as ``predict --dry-run`` prints it."""
-    source = clip_bytes(inputs) if inputs.uploaded_clip else sample_clips()[inputs.clip]
+    source = clip_bytes(inputs) if inputs.uploaded_clip else clip_file(inputs.clip)
     return run_plan(key, inputs.weights, inputs.device, inputs.dtype, b"" if inputs.uploaded_weights else None,
                     views, clip=source, sampling_rate=inputs.sampling_rate).to_dict()
 
@@ -203,6 +203,15 @@ def model_on_clip(key: ConfigKey, weights: str, clip: str, device: str, dtype: s
     sessions; an upload is identified by its hash, its bytes never touch the disk."""
     from videoattn_core import zoo
 
-    source = _data if clip.startswith("upload:") else sample_clips()[clip]
+    source = _data if clip.startswith("upload:") else clip_file(clip)
     return zoo.run_on_clip(run_plan(key, weights, device, dtype), source, method=method,
                            limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def evaluation_report(data: bytes) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """A results file of ``evaluate`` (its bytes): header, rows and the metrics computed from them."""
+    from videoattn_core.evaluation import compute_metrics, results
+
+    header, rows = results.parse_results(data)
+    return header, rows, compute_metrics(rows, header.get("labels"), pairs=15, worst=50)

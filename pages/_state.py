@@ -55,6 +55,7 @@ def router_pages() -> list:
         st.Page("pages/zoo.py", title="Zoo", icon=":material/scatter_plot:", url_path="zoo"),
         st.Page("pages/side_by_side.py", title="Side by side", icon=":material/view_column:",
                 url_path="side-by-side"),
+        st.Page("pages/evaluation.py", title="Evaluation", icon=":material/fact_check:", url_path="evaluation"),
         st.Page("pages/home.py", title="Presets", icon=":material/list:", url_path="presets"),
     ]
 

@@ -7,13 +7,14 @@ import hashlib
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
 import videoattn_core as vac
 from pages import _hub
+from pages._clips import (ASSETS, CLIP_CREDITS, DEFAULT_CLIP, clip_file, clip_options, default_clip,  # noqa: F401
+                          parse_clip, sample_clips)
 from pages._state import View, choice, integer, remembered, seed_page
 from videoattn_core import devices, runtime
 from videoattn_core import weights as weights_catalog
@@ -22,7 +23,6 @@ from videoattn_core.config import FieldSpec, coerce_value
 from videoattn_core.links import LinkState, parse_link
 
 _MAX_SLIDER_SPAN = 512           # integer fields with a smaller range get a slider, others a number box
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
 #: largest clip a user may upload, in MB (Streamlit refuses bigger files before they reach the app)
 CLIP_UPLOAD_MB = 50
 #: largest checkpoint a user may upload, in MB (server.maxUploadSize in .streamlit/config.toml)
@@ -166,33 +166,6 @@ def model_picker(view: View, container=None) -> tuple[str, vac.ModelConfig | Non
         st.error("These hyperparameters do not make a valid model: "
                  + " ".join(message for _, message in problems))
     return preset, config
-
-
-#: the sample a page shows first: a real scene; the synthetic clips (known motion) follow for tests and probing
-DEFAULT_CLIP = "big_buck_bunny"
-#: the credit a sample's licence asks for, shown under the sample box (sources in assets/README.md)
-CLIP_CREDITS = {"big_buck_bunny": "Big Buck Bunny © Blender Foundation, [CC BY 3.0]"
-                                  "(https://creativecommons.org/licenses/by/3.0/): a 5.3 s excerpt, scaled to "
-                                  "640×360, without sound"}
-
-
-def sample_clips() -> dict[str, Path]:
-    """The sample clips shipped in ``assets/``, by name (file stem): the default first, then by name."""
-    paths = sorted(ASSETS.glob("*.mp4"), key=lambda p: (p.stem != DEFAULT_CLIP, p.stem))
-    return {p.stem: p for p in paths}
-
-
-def default_clip() -> str:
-    return next(iter(sample_clips()), "")
-
-
-def parse_clip(text: str) -> str:
-    if text == "upload":
-        raise ValueError(f"an uploaded clip cannot travel in a link; showing the sample clip {default_clip()} "
-                         f"instead")
-    if text not in sample_clips():
-        raise ValueError(f"clip must be one of the sample clips: {', '.join(sample_clips())}")
-    return text
 
 
 def parse_weights(text: str) -> str:
@@ -362,7 +335,7 @@ def _clip_widgets(page: str, sample_column=None) -> tuple[str, str, str]:
     ss = st.session_state
     source = st.radio("clip", ("sample", "upload"), horizontal=True, key=f"{page}.source",
                       format_func=lambda s: {"sample": "sample clip", "upload": "upload a clip"}[s])
-    sample = (sample_column or st).selectbox("sample clip", list(sample_clips()), key=f"{page}.clip",
+    sample = (sample_column or st).selectbox("sample clip", clip_options(page), key=f"{page}.clip",
                                              disabled=source != "sample")
     if source == "sample":
         if sample in CLIP_CREDITS:

@@ -120,7 +120,7 @@ def run_all() -> None:
         st.info("Fix the highlighted settings to run the models.")
         return
     device = runtime.default_device()
-    source = widgets.uploaded_clip_bytes(clip) if clip.startswith("upload:") else widgets.sample_clips()[clip]
+    source = widgets.uploaded_clip_bytes(clip) if clip.startswith("upload:") else widgets.clip_file(clip)
     # 1. every plan and memory estimate before anything is built: one model that does not fit refuses them all
     runs, families = [], []
     for slot, preset, config, weights in chosen:

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import pages._cache  # noqa: E402  (the pages' modules, whose sample clips the tests extend)
+import pages._clips  # noqa: E402
 import pages._widgets  # noqa: E402
 import videoattn_core as vac  # noqa: E402
 from standin_hub import StandInHub  # noqa: E402
@@ -44,9 +45,9 @@ def hub(monkeypatch, tmp_path):
         monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
         for name in ("HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN"):
             monkeypatch.delenv(name, raising=False)
-        clips = {CLIP: HUB / "clip.mp4", **pages._widgets.sample_clips()}
+        clips = {CLIP: HUB / "clip.mp4", **pages._clips.sample_clips()}
+        monkeypatch.setattr(pages._clips, "sample_clips", lambda: dict(clips))  # what the pages' clips come from
         monkeypatch.setattr(pages._widgets, "sample_clips", lambda: dict(clips))
-        monkeypatch.setattr(pages._cache, "sample_clips", lambda: dict(clips))
         monkeypatch.setattr(pages._widgets, "default_clip", lambda: CLIP)
         yield server
 

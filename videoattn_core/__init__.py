@@ -11,6 +11,7 @@ from . import hub  # noqa: F401  (opens models named by where they live: hf:ORG/
 from .checkpoints import LoadReport, load_checkpoint, read_checkpoint
 from .config import ModelConfig, coerce_overrides
 from .explanations import Explanation, explain
+from .evaluation import Evaluation, evaluate
 from .errors import CheckpointError, ConfigError, VideoAttnError, VideoError, WeightsError
 from .inspection import Inspection, LayerRecord, Summary, attention_layers, inspect, summarize
 from .models.layers import set_fused_attention
@@ -34,5 +35,5 @@ __all__ = [
     "summarize", "inspect", "attention_layers", "Summary", "Inspection", "LayerRecord",
     "read_clip", "probe_clip", "preprocess", "load_clip", "sample_indices", "clip_indices", "Clip", "ClipInfo", "LoadedClip", "Limits",
     "get_weights", "get_entry", "list_weights", "load_labels", "recipe_for", "CATALOG", "Recipe", "WeightsEntry",
-    "explain", "Explanation", "predict", "predict_many", "predict_timeline", "Prediction", "runtime",
+    "explain", "Explanation", "evaluate", "Evaluation", "predict", "predict_many", "predict_timeline", "Prediction", "runtime",
 ]

@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_predict_parser(sub)
     importlib.import_module(".cli_explain", __package__).add_parser(sub)
+    importlib.import_module(".cli_evaluate", __package__).add_parser(sub)
     importlib.import_module(".cli_summary", __package__).add_parser(sub)
     return parser
 

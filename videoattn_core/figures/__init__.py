@@ -19,4 +19,5 @@ from .costs import (category_bars, cost_breakdown, cost_curves, grouped_bars, la
                     macs_agreement, shared_format, token_counts, zoo_scatter)
 from .frames import (HEAD_STATISTICS, attention_overlay, bias_tables, explanation_animation,  # noqa: F401
                      frames_strip, head_statistics, temporal_matrix, token_time_index)
+from .evaluation import confusion_heatmap, per_class_accuracy  # noqa: F401
 from .predictions import prediction_timeline, topk_bar  # noqa: F401
