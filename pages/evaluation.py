@@ -6,6 +6,7 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+import videoattn_core as vac
 from videoattn_core import VideoAttnError, figures
 from videoattn_core.evaluation import results
 from pages import _state as state
@@ -18,6 +19,25 @@ def _pct(value) -> str:
     return "—" if value is None else f"{100 * value:.2f}%"
 
 
+MAX_CLIPS = 64
+
+
+def evaluate_here(model: str, weights: str | None, sets: str, data_path: str, root: str, limit: int, folder,
+                  progress) -> str:
+    """A small evaluation run from the page: paths checked against the data folders, the rows written to a new
+    results file in the results folder; returns its name there."""
+    from videoattn_core import registry
+    from videoattn_core.config import parse_assignments
+
+    data = results.server_clip(data_path, folder=True)
+    clips = results.server_clip(root, folder=True) if root.strip() else None
+    overrides = parse_assignments(type(registry.get_preset(model).config), sets.split(), flag="--set")
+    name = f"app-{data.stem}-{len(results.list_results(folder)) + 1}.jsonl"
+    vac.evaluate(model, data, clips, weights=weights, overrides=overrides, views="single", limit=limit,
+                 out=folder / name, workers=0, progress=progress)
+    return name
+
+
 st.title("Evaluation")
 st.caption("The results of `python -m videoattn_core evaluate … --out results.jsonl` (one row per clip): the "
            "metrics as the papers report them, computed from the rows.")
@@ -25,6 +45,33 @@ view = state.open_view("evaluation", PAGE_FIELDS, uses_model=False)
 state.show_ignored()
 state.seed_page(view, {"evaluation.file": ("file", "")})
 folder = results.results_folder()
+if folder is not None and results.clip_folders():
+    with st.expander("Evaluate here, on a few clips of a dataset on this server"):
+        st.caption(f"A small run ({MAX_CLIPS} clips at most; the command line or torchrun for whole datasets). The "
+                   f"annotations and clips must lie under `{results.DATA_DIR_ENV}`; the results file is written to "
+                   f"the results folder and opened below.")
+        c1, c2, c3 = st.columns(3)
+        model = c1.text_input("model", "timesformer_base", key="evaluation.run.model",
+                              help="A preset, or hf:ORG/NAME; its weights as for the command's --weights.")
+        weights = c2.text_input("weights (catalog entry; empty: the model's own, or random)", key="evaluation.run.w")
+        sets = c3.text_input("--set FIELD=VALUE …", key="evaluation.run.sets")
+        c1, c2, c3 = st.columns(3)
+        data_path = c1.text_input("annotations (file or class folders)", key="evaluation.run.data")
+        root = c2.text_input("clips root (empty: beside the annotations)", key="evaluation.run.root")
+        limit = c3.number_input("clips", 1, MAX_CLIPS, 16, key="evaluation.run.limit")
+        if st.button("Evaluate", key="evaluation.run.go", disabled=not (model and data_path)):
+            bar = st.progress(0.0, text="reading the dataset…")
+            try:
+                outcome = evaluate_here(model.strip(), weights.strip() or None, sets, data_path, root, int(limit),
+                                        folder, lambda done, total: bar.progress(done / max(total, 1),
+                                                                                 text=f"{done} of {total} clips"))
+            except VideoAttnError as exc:
+                bar.empty()
+                st.error(str(exc))
+            else:
+                bar.progress(1.0, text=f"done: {outcome}")
+                st.session_state["evaluation.source"] = "folder"
+                st.session_state["evaluation.file"] = outcome
 source = st.radio("results", ("folder", "upload"), horizontal=True, key="evaluation.source",
                   format_func={"folder": "a file in the results folder", "upload": "upload a file"}.get)
 data, page_state = None, {}

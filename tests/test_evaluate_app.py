@@ -123,3 +123,33 @@ def test_worst_clip_opens_on_the_run_page_under_the_clip_folder(monkeypatch, res
     run.run()
     assert not run.exception
     assert any("is outside the clip folders" in w.value for w in run.warning)
+
+
+def test_a_small_evaluation_runs_from_the_page(monkeypatch, tmp_path):
+    """With a data folder and a results folder configured, the page evaluates a few clips itself (a progress bar
+    as it goes), writes the rows to a new results file and shows what vac.evaluate computes for them."""
+    data, runs = tmp_path / "data", tmp_path / "runs"
+    runs.mkdir()
+    path = write_mmaction(data, write_clips(data / "source"), CLASSES)
+    monkeypatch.setenv(results.DATA_DIR_ENV, str(data))
+    at = open_page(monkeypatch, runs)
+    at.text_input(key="evaluation.run.sets").set_value("depth=1 embed_dim=32 num_heads=2 img_size=32")
+    at.text_input(key="evaluation.run.data").set_value(str(path))
+    at.number_input(key="evaluation.run.limit").set_value(5)
+    at.run()  # the inputs committed (the button waits for a model and a dataset)
+    at.button(key="evaluation.run.go").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    written = results.list_results(runs)
+    assert len(written) == 1 and written[0].startswith("app-")
+    lines = (runs / written[0]).read_text().splitlines()
+    assert len(lines) == 1 + 5  # the header, then one row per clip
+    want = vac.evaluate(MODEL, path, overrides=overrides(400), views="single", device="cpu", workers=0, limit=5)
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["top-1"] == f"{100 * want.metrics['top1']:.2f}%" and shown["clips scored"] == "5 of 5"
+    outside = tmp_path / "elsewhere.txt"
+    outside.write_text("x 1\n")
+    at.text_input(key="evaluation.run.data").set_value(str(outside))
+    at.button(key="evaluation.run.go").click()
+    at.run()
+    assert any("outside the clip folders" in e.value for e in at.error)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .. import runtime
 from ..errors import ConfigError
@@ -84,7 +84,7 @@ def evaluate(model: str, data: str | Path, root: str | Path | None = None, *, we
              workers: int = 0, limit: int | None = None, device: str | None = "auto", dtype: str = "float32",
              format: str | None = None, labels: str | Path | None = None, match: str = "auto",
              skip_unmapped: bool = False, compile: bool = False, sampling_rate: int | None = None,
-             progress: bool = False, limits: Any = None) -> Evaluation:
+             progress: bool | Callable[[int, int], None] = False, limits: Any = None) -> Evaluation:
     """Classify every clip of a labelled dataset (``data``: annotation file or class-folder tree; clips under
     ``root``) with ``model`` read by its weights' recipe and ``views`` (``"protocol"``: the paper's test views,
     ``"single"``, or ``"CxK"``), and compute the papers' metrics.
@@ -93,7 +93,8 @@ def evaluate(model: str, data: str | Path, root: str | Path | None = None, *, we
     there; under torchrun (``RANK``/``WORLD_SIZE`` set) each rank classifies its share and rank 0 merges and
     reports. ``labels`` names the model's classes (a file, one name a line); ``match`` is ``"auto"`` (names when
     model and dataset have them, else indices), ``"name"`` or ``"index"``. Labels that map to no class raise a
-    :class:`ConfigError` listing them before anything runs, unless ``skip_unmapped``."""
+    :class:`ConfigError` listing them before anything runs, unless ``skip_unmapped``. ``progress``: a bar on
+    stderr (``True``), or a function told ``(clips done, clips)`` as the run goes (the app's progress bar)."""
     for name, value, low in (("batch_size", batch_size, 1), ("workers", workers, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ConfigError(f"{name}={value!r} is not allowed: a whole number ≥ {low}", field=name)
@@ -112,7 +113,7 @@ def evaluate(model: str, data: str | Path, root: str | Path | None = None, *, we
     names = _model_labels(plan, labels)
     mapping, unmapped, how = _check_mapping(dataset, names, match, skip_unmapped)  # refused before any download
 
-    run = runtime.load_model(plan, progress=progress and ranks.rank == 0)
+    run = runtime.load_model(plan, progress=progress is True and ranks.rank == 0)
     if labels is not None:
         run.labels = names
     elif run.labels != names:  # the checkpoint named its classes otherwise than its catalog entry's dataset
@@ -132,7 +133,7 @@ def evaluate(model: str, data: str | Path, root: str | Path | None = None, *, we
         handle = results.open_rows(results.shard_path(out, ranks.rank) if ranks.distributed else out, header)
     try:
         fresh, stats = run_shard(plan, run, items, mapping, handle, batch_size=batch_size, workers=workers,
-                                 limits=limits, progress=progress and ranks.rank == 0)
+                                 limits=limits, progress=progress if ranks.rank == 0 else False)
     finally:
         if handle is not None:
             handle.close()

@@ -220,9 +220,10 @@ def clip_folders() -> list[Path]:
     return [Path(p).expanduser().resolve() for p in value.split(os.pathsep) if p.strip()]
 
 
-def server_clip(text: str) -> Path:
-    """The clip file ``text`` names, when it lies under one of :func:`clip_folders` and exists; else a
-    :class:`ConfigError` saying why (a link must not open any file of the server)."""
+def server_clip(text: str, *, folder: bool = False) -> Path:
+    """The clip file ``text`` names (with ``folder``: the file or folder, an annotation file or a dataset's root),
+    when it lies under one of :func:`clip_folders` and exists; else a :class:`ConfigError` saying why (a link or
+    a page must not open any file of the server)."""
     folders = clip_folders()
     if not folders:
         raise ConfigError(f"clips on the server open only under the folders {DATA_DIR_ENV} names, and it is not set",
@@ -230,6 +231,6 @@ def server_clip(text: str) -> Path:
     path = Path(text).expanduser().resolve()
     if not any(path.is_relative_to(f) for f in folders):
         raise ConfigError(f"{text} is outside the clip folders ({', '.join(map(str, folders))})", field="clip")
-    if not path.is_file():
-        raise ConfigError(f"{text}: no such clip on the server", field="clip")
+    if not (path.exists() if folder else path.is_file()):
+        raise ConfigError(f"{text}: no such {'file or folder' if folder else 'clip'} on the server", field="clip")
     return path

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch.utils.data import DataLoader
@@ -133,15 +133,18 @@ def _sync(device: torch.device) -> None:
 
 def run_shard(plan: runtime.RunPlan, run: runtime.RunModel, items: list[tuple[int, Sample]],
               mapping: dict[str, int], handle: Any, *, batch_size: int = 1, workers: int = 0, limits: Any = None,
-              progress: bool = False) -> tuple[list[dict[str, Any]], Throughput]:
-    """Classify ``items`` (``(position, sample)``), writing each row to ``handle`` (when given) as it is made."""
+              progress: bool | Callable[[int, int], None] = False) -> tuple[list[dict[str, Any]], Throughput]:
+    """Classify ``items`` (``(position, sample)``), writing each row to ``handle`` (when given) as it is made;
+    ``progress``: a bar on stderr (``True``), or a function told ``(clips done, clips)`` after each batch."""
     from tqdm import tqdm
+
+    report = progress if callable(progress) else None
 
     loader = DataLoader(ClipViews(plan, items, limits), batch_size=batch_size, num_workers=workers,
                         collate_fn=_as_list, prefetch_factor=2 if workers else None,
                         persistent_workers=False)
     stats, rows, samples = Throughput(), [], dict(items)
-    bar = tqdm(total=len(items), unit="clip", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=len(items), unit="clip", disable=progress is not True, file=sys.stderr, dynamic_ncols=True)
     start = waited = time.perf_counter()
     try:
         for batch in loader:
@@ -174,7 +177,9 @@ def run_shard(plan: runtime.RunPlan, run: runtime.RunModel, items: list[tuple[in
                 stats.decode_s += item["decode_s"]
                 stats.forward_s += row["forward_s"]
             bar.update(len(batch))
-            if progress and ok:
+            if report is not None:
+                report(stats.clips, len(items))
+            if progress is True and ok:
                 bar.set_postfix_str(f"decode {stats.decode_s:.0f}s forward {stats.forward_s:.0f}s", refresh=False)
             waited = time.perf_counter()
     finally:
