@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import one_line_failures
-from .hub import MODEL_HELP
+from .cli_args import add_device_arguments, add_model_arguments, add_set_argument, parse_sets
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -20,11 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="top-1, top-5 and mean class accuracy on a labelled dataset",
                        description="Evaluate a model on a labelled dataset with its weights' recipe and test views. "
                                    "Under torchrun the clips are split over the ranks and rank 0 reports.")
-    p.add_argument("model", help=MODEL_HELP)
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--weights", metavar="ENTRY", help="catalog entry, e.g. timesformer_base.hf_k400")
-    group.add_argument("--checkpoint", metavar="FILE", help="checkpoint file or Hugging Face directory")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (default 0)")
+    add_model_arguments(p)
     p.add_argument("--data", required=True, metavar="ANNOTATIONS",
                    help="Kinetics CSV, Something-Something v2 validation.json (labels.json beside it), MMAction2 "
                         "list ('path label_index' lines) or a folder per class")
@@ -43,18 +39,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="clips per forward (default 1)")
     p.add_argument("--workers", type=int, default=2, help="decoding processes (default 2; 0: in this process)")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N clips of the list")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (default auto)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="(default float32)")
+    add_device_arguments(p)
     p.add_argument("--compile", action="store_true", help="run the forward through torch.compile")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a config field, e.g. --set num_classes=10 (repeatable)")
+    add_set_argument(p, "num_classes=10")
     p.set_defaults(func=one_line_failures("evaluation", _run))
     return p
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .cli_predict import _parse_sets
     from .evaluation import evaluate, finish
 
     if args.out and Path(args.out).suffix.lower() != ".jsonl":
@@ -63,7 +56,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--out {args.out!r}: the results file must end in .jsonl", field="out")
     try:
         result = evaluate(args.model, args.data, args.root, weights=args.weights, checkpoint=args.checkpoint,
-                          seed=args.seed, overrides=_parse_sets(args.model, args.set), views=args.views,
+                          seed=args.seed, overrides=parse_sets(args.model, args.set), views=args.views,
                           out=args.out, batch_size=args.batch_size, workers=args.workers, limit=args.limit,
                           device=args.device, dtype=args.dtype, format=args.format, labels=args.labels,
                           match=args.match, skip_unmapped=args.skip_unmapped, compile=args.compile,

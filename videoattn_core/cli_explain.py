@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from .errors import ConfigError, VideoAttnError, one_line_failures
-from .hub import MODEL_HELP
+from .cli_args import add_device_arguments, add_model_arguments, add_set_argument, parse_sets
 
 OUTPUTS = (".mp4", ".gif", ".json")
 # a perceptually ordered dark-to-bright ramp (matplotlib's "inferno" at five stops), for the overlay colours
@@ -76,30 +76,24 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("explain", help="why the model chose a class: a relevance map over the clip (MP4/GIF/JSON)",
                        description="Explain a prediction on one clip. Without --weights or --checkpoint the model is "
                                    "randomly initialised (from --seed) and its explanations mean nothing.")
-    p.add_argument("model", help=MODEL_HELP)
+    add_model_arguments(p)
     p.add_argument("--clip", required=True, help="video file")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--weights", metavar="ENTRY", help="catalog entry, e.g. timesformer_base.hf_k400")
-    group.add_argument("--checkpoint", metavar="FILE", help="checkpoint file or Hugging Face directory")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (default 0)")
     p.add_argument("--target", type=int, help="class index to explain (default: the top class)")
     p.add_argument("--method", default="relevance", choices=METHODS, help="(default relevance)")
     p.add_argument("--layer", help="Grad-CAM layer, e.g. blocks.10 (default: the last block's input)")
     p.add_argument("--out", required=True, metavar="FILE", help="overlay.mp4, overlay.gif or explanation.json")
     p.add_argument("--fps", type=float, default=4.0, help="frames per second of the MP4/GIF (default 4)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (default auto)")
+    add_device_arguments(p, dtype=False)
     p.add_argument("--sampling-rate", type=int, metavar="R",
                    help="Hugging Face models: frames R apart from the first (the pipeline's frame_sampling_rate; "
                         "default 1)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a config field, e.g. --set num_frames=16 (repeatable)")
+    add_set_argument(p, "num_frames=16")
     p.set_defaults(func=one_line_failures("explanation", _run))
     return p
 
 
 def _run(args: argparse.Namespace) -> int:
     from . import runtime
-    from .cli_predict import _parse_sets
     from .explanations import explain
 
     suffix = Path(args.out).suffix.lower()
@@ -108,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
     if not args.fps > 0:
         raise ConfigError(f"--fps {args.fps} is not allowed: fps must be positive", field="fps")
     plan = runtime.plan_run(args.model, args.clip, weights=args.weights, checkpoint=args.checkpoint, seed=args.seed,
-                            overrides=_parse_sets(args.model, args.set), device=args.device, estimate=False,
+                            overrides=parse_sets(args.model, args.set), device=args.device, estimate=False,
                             sampling_rate=args.sampling_rate)
     loaded_model = runtime.load_model(plan)
     inputs = runtime.load_inputs(plan, args.clip)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from .errors import ConfigError, one_line_failures
-from .hub import MODEL_HELP
+from .cli_args import add_device_arguments, add_model_arguments, add_set_argument, parse_sets
 from .predict import RANDOM_WARNING, predict, predict_many, timeline
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".webm", ".mkv", ".avi", ".gif")
@@ -26,14 +26,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="classify a clip (or many, or a long one over time) and print the top-k",
                        description="Classify a clip. Without --weights or --checkpoint the model is randomly "
                                    "initialised (from --seed) and its predictions mean nothing.")
-    p.add_argument("model", help=MODEL_HELP)
+    add_model_arguments(p)
     clips = p.add_mutually_exclusive_group(required=True)
     clips.add_argument("--clip", help="video file to classify")
     clips.add_argument("--clips", metavar="DIR_OR_GLOB", help="a folder or a glob of video files: one row per clip")
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--weights", metavar="ENTRY", help="catalog entry, e.g. timesformer_base.hf_k400")
-    group.add_argument("--checkpoint", metavar="FILE", help="checkpoint file or Hugging Face directory")
-    p.add_argument("--seed", type=int, default=0, help="seed of the random initialisation (default 0)")
     p.add_argument("--sampling-rate", type=int, metavar="R",
                    help="Hugging Face models (hf:ORG/NAME or a directory): frames R apart from the first, as "
                         "transformers' pipeline's frame_sampling_rate (default 1)")
@@ -44,24 +40,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true",
                    help="print the plan (config, weights source, recipe, frame indices, cost, memory); run nothing")
     p.add_argument("--top-k", type=int, default=5, help="how many labels to show (default 5)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"), help="where to run (default auto)")
-    p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"), help="(default float32)")
+    add_device_arguments(p)
     p.add_argument("--compile", action="store_true",
                    help="run the forward through torch.compile (the first forward compiles, which takes a while; "
                         "on the CPU a C++ compiler such as g++ is needed)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.add_argument("--out", metavar="FILE", help="write the rows to FILE (.json, .jsonl or .csv)")
-    p.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="override a config field, e.g. --set num_classes=10 (repeatable)")
+    add_set_argument(p, "num_classes=10")
     p.set_defaults(func=one_line_failures("prediction", _run))
     return p
-
-
-def _parse_sets(model: str, items: list[str]) -> dict[str, Any]:
-    from .config import parse_assignments
-    from .registry import get_preset
-
-    return parse_assignments(type(get_preset(model).config), items, flag="--set")
 
 
 def _clip_list(pattern: str) -> list[Path]:
@@ -119,7 +106,7 @@ def _write(path: str, rows: list[dict[str, Any]], top_k: int, whole: dict[str, A
 
 
 def _run(args: argparse.Namespace) -> int:
-    overrides = _parse_sets(args.model, args.set)
+    overrides = parse_sets(args.model, args.set)
     common = dict(weights=args.weights, checkpoint=args.checkpoint, device=args.device, overrides=overrides,
                   seed=args.seed, dtype=args.dtype, compile=args.compile, sampling_rate=args.sampling_rate)
     if args.top_k < 1:
