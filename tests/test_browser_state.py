@@ -57,3 +57,31 @@ def test_an_uploaded_clip_survives_quick_presses_on_the_top_k_slider(server, pag
     bars = find_chart(page, "top-k predictions", lambda c: is_topk(c) and len(c.traces[0]["y"]) == k).traces[0]
     assert len(bars["y"]) == k
     assert_no_exception(page)
+
+
+def choose(page, box, option: str, tries: int = 5) -> None:
+    """Pick ``option`` in a select box (a click on a box being redrawn may not open its list: open it again)."""
+    for _ in range(tries):
+        box.locator("input").click()
+        try:
+            page.get_by_role("option", name=option).click(timeout=5_000)
+            return
+        except Exception:  # playwright's TimeoutError: the list did not open
+            page.keyboard.press("Escape")
+    pytest.fail(f"the option {option!r} never showed")
+
+
+def test_the_layer_box_shows_the_new_models_label_after_a_model_change(server, page):
+    """A select box keeps the label it shows until the app sends another: the divided model's "(space)" stayed
+    on the joint model's layer."""
+    page.goto(f"{server}/attention?model=timesformer_base&depth=2&img_size=64")
+    page.wait_for_selector("text=token grid")
+    wait_idle(page)
+    layer = page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text("layer", exact=True))
+    assert layer.locator("input").input_value() == "blocks.1.attn (space)"
+    sidebar = page.locator('[data-testid="stSidebar"] [data-testid="stSelectbox"]')
+    choose(page, sidebar.filter(has=page.get_by_text("attention_type", exact=True)), "joint_space_time")
+    page.wait_for_url(re.compile(r".*attention_type=joint_space_time.*"))
+    wait_idle(page)
+    assert layer.locator("input").input_value() == "blocks.1.attn (joint)"
+    assert_no_exception(page)
