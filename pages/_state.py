@@ -1,11 +1,22 @@
 """View state: a page's whole state lives in the URL, so a copied link reopens the same view.
 
 A page's state is a dict of query parameters (``model``, the non-default hyperparameters, page settings). It is read
-once from the URL when the user opens a link (a query string the app did not write itself), validated by
-:func:`videoattn_core.links.parse_link` (a value that is unknown, malformed or impossible is dropped with a reason),
-and pushed into the widgets; after that the widgets are the truth and every run writes the URL back with
+once from the URL when the user opens a link, validated by :func:`videoattn_core.links.parse_link` (a value that is
+unknown, malformed or impossible is dropped with a reason, shown on the page the link opened until another page is
+entered), and pushed into the widgets; after that the widgets are the truth and every run writes the URL back with
 :func:`videoattn_core.links.make_link`. The model part is remembered in the session, so switching pages keeps the
 model.
+
+A link is opened when a page is entered with a query string other than the one this session last wrote (the
+session's first page, a page link of Compare or the Zoo), or when a run brings a query string this session has
+never seen. A rerun of the same page with a query string the session wrote or opened before is no link: it is the
+URL the browser had when the user acted, which lags runs behind when keys are pressed faster than runs end (read as
+a link, it reset the widgets, an uploaded clip among them).
+
+Results a page computed stay in the session under the inputs they were computed from (``st.session_state``, as the
+Side by side page and the Run page's timeline keep theirs) until those inputs change. Where the model changes, a page
+keeps each setting the new model has and replaces the others with a note saying what changed
+(:func:`model_changed`); heavy views wait to be asked again.
 """
 
 from __future__ import annotations
@@ -25,7 +36,10 @@ ConfigKey = tuple[tuple[str, str], ...]
 
 _WRITTEN = "_query_written"      # the query string this session last wrote
 _MODEL = "_model_params"         # model part of the view state, shared by the pages
-_IGNORED = "_ignored_messages"   # what the last opened link could not use, and why
+_IGNORED = "_ignored_messages"   # (page, messages): what the link that opened the page could not use, and why
+_PAGE = "_last_page"             # the page of the session's last run
+_SEEN = "_queries_seen"          # the last query strings this session opened or wrote (a browser may send any)
+_SEEN_KEPT = 64
 
 
 @dataclass
@@ -85,26 +99,42 @@ def open_view(page: str, page_fields: Mapping[str, Callable[[str], Any]] | None 
     ensure_router()
     ss = st.session_state
     query = _query_dict()
-    opened = bool(query) and query != ss.get(_WRITTEN)
+    entering = ss.get(_PAGE) != page  # the session's first run, or another page before
+    # on the same page the query string may be one this session wrote runs ago: not a link (module docstring)
+    opened = bool(query) and query != ss.get(_WRITTEN) and (entering or query not in ss.get(_SEEN, []))
     if opened:
         params = query
     else:
         params = {**ss.get(_MODEL, {}), **ss.get(f"_page_params:{page}", {})}
     # a local model directory comes only from this session's own state, never from a link (see links.py)
     link = parse_link(params, page_fields=page_fields or {}, allow_paths=not opened)
-    entered = opened or ss.get("_last_page") != page
-    ss["_last_page"] = page
-    view = View(link=link, opened=opened, page=page, entered=entered)
+    enter_page(page)
+    view = View(link=link, opened=opened, page=page, entered=opened or entering)
     if opened:
-        ss[_IGNORED] = list(link.ignored)
-        ss[_WRITTEN] = query
+        ss[_IGNORED] = (page, list(link.ignored))
+        _written(query)
         ss[f"_page_params:{page}"] = {k: v for k, v in query.items() if k in (page_fields or {})}
         if uses_model:
             ss[_MODEL] = make_link(link.preset, link.config)
+    elif entering:
+        ss.pop(_IGNORED, None)  # the warning belongs to the link's page
     if uses_model:
         from pages._widgets import seed_model_widgets
-        seed_model_widgets(view, link, overwrite=entered)
+        seed_model_widgets(view, link, overwrite=view.entered)
     return view
+
+
+def _written(query: dict[str, str]) -> None:
+    ss = st.session_state
+    ss[_WRITTEN] = query
+    seen = [q for q in ss.get(_SEEN, []) if q != query]
+    ss[_SEEN] = [*seen[-(_SEEN_KEPT - 1):], query]
+
+
+def enter_page(page: str) -> None:
+    """Record the page of this run (pages without view state call it too, so that coming back counts as entering
+    the page again: its widgets take the remembered state, a link's warning is gone)."""
+    st.session_state[_PAGE] = page
 
 
 def remembered(view: View, name: str) -> Any:
@@ -113,10 +143,58 @@ def remembered(view: View, name: str) -> Any:
     return None if view.opened else st.session_state.get(f"_page_params:{view.page}", {}).get(name)
 
 
+def model_changed(view: View, model: Any) -> bool:
+    """Whether this page last showed another model than ``model`` (any hashable token of it). False on the
+    page's first showing and where a link opens it: there the settings are the link's, checked as such."""
+    last = st.session_state.get(f"_shown_model:{view.page}")
+    return not view.opened and last is not None and last != model
+
+
+def model_shown(view: View, model: Any) -> None:
+    """Record that the page has shown ``model`` with settings checked against it (call once the page is drawn:
+    a run stopped earlier leaves the change to be handled by the next)."""
+    st.session_state[f"_shown_model:{view.page}"] = model
+
+
+def relabel(key: str, labels: tuple) -> None:
+    """Call before a select box whose option labels depend on the model (``blocks.1.attn (space)``).
+
+    A browser's select box holds its value as the label it shows and keeps it until the app sends another;
+    Streamlit sends one only when the value changes. When the labels changed (another model) the value may well
+    not have, so the box went on showing the old model's label and sent it back on the next run, where it
+    matched no option and the box fell back to its default. Writing the value back sends the new label."""
+    ss = st.session_state
+    if key in ss and ss.get(f"_labels:{key}") not in (None, labels):
+        ss[key] = ss[key]
+    ss[f"_labels:{key}"] = labels
+
+
+def settle(key: str, value: Any) -> None:
+    """Give a widget ``value`` before it is drawn, writing only a change (a write moves the browser's widget,
+    which must not undo the user's keys pressed since)."""
+    if st.session_state.get(key) != value:
+        st.session_state[key] = value
+
+
+def keep_result(name: str, inputs: Any, result: Any) -> None:
+    """Keep a page's result in the session with the inputs it was computed from (one per name)."""
+    st.session_state[f"_result:{name}"] = (inputs, result)
+
+
+def kept_result(name: str, inputs: Any) -> Any:
+    """The kept result ``name`` while its inputs are ``inputs``, else None (and it is dropped)."""
+    kept = st.session_state.get(f"_result:{name}")
+    if kept is None or kept[0] != inputs:
+        st.session_state.pop(f"_result:{name}", None)
+        return None
+    return kept[1]
+
+
 def show_ignored() -> None:
-    """Say which parameters of the opened link were ignored and why (until another link is opened)."""
-    messages = st.session_state.get(_IGNORED) or []
-    if messages:
+    """Say which parameters of the opened link were ignored and why: on the page the link opened, until another
+    page is entered."""
+    page, messages = st.session_state.get(_IGNORED) or (None, [])
+    if messages and page == st.session_state.get(_PAGE):
         st.warning("Some settings in the link were ignored and their defaults used instead:\n\n"
                    + "\n".join(f"- {m}" for m in messages))
 
@@ -137,7 +215,7 @@ def write_view(view: View, preset: str | None, config: vac.ModelConfig | None,
         params = {**model_params, **page_params}
     if _query_dict() != params:
         st.query_params.from_dict(params)
-    ss[_WRITTEN] = params
+    _written(params)
     return urlencode(params)
 
 

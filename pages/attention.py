@@ -16,6 +16,7 @@ from pages import _widgets as widgets
 from pages import _cache as cache
 from pages import _hub
 from pages import _status
+from pages import _query
 
 
 PAGE_FIELDS = {
@@ -74,16 +75,20 @@ kinds = analysis.attention_layer_kinds(loaded.model)
 layers = list(kinds)
 # the default: the last layer that is not purely temporal (it has the CLS token and a spatial map)
 default_layer = next((n for n in reversed(layers) if kinds[n] != "time"), layers[-1])
-notes = []
-linked_layer = view.link.page.get("layer")
-if view.opened and linked_layer is not None and linked_layer not in kinds:
-    notes.append(f"layer={linked_layer!r} ignored: not an attention layer of this model; showing {default_layer}")
+model = (key, inputs.weights)
+changed = state.model_changed(view, model)  # kept settings are checked against it, heavy views wait
+notes = st.container()  # what the link or the model change could not keep, and what replaced it
+ss = st.session_state
 state.seed_page(view, {"attention.layer": ("layer", default_layer), "attention.head": ("head", "mean"),
                         "attention.frame": ("frame", 0), "attention.rollout": ("rollout", "off")})
-if st.session_state["attention.layer"] not in kinds:
-    st.session_state["attention.layer"] = default_layer
+if ss["attention.layer"] not in kinds:
+    notes.warning(f"layer={ss['attention.layer']!r} ignored: not an attention layer of this model; showing "
+                  f"{default_layer}" if view.opened else
+                  f"layer {ss['attention.layer']} is not in {preset}; showing {default_layer}")
+    ss["attention.layer"] = default_layer
 
 c1, c2 = st.columns([3, 2])
+state.relabel("attention.layer", tuple(kinds.items()))
 layer = c1.selectbox("layer", layers, key="attention.layer", format_func=lambda n: f"{n} ({kinds[n]})",
                      help="Every module that owns an attention; divided TimeSformer blocks have a spatial attn and a "
                           "temporal_attn.")
@@ -100,58 +105,59 @@ with st.spinner("forwarding and capturing the layer's attention…"):
 captured = result.attention[layer]
 layout = captured.layout
 heads = int(captured.probs.shape[1])
-(q_t, q_h, q_w), has_cls = attention_maps.query_grid(captured)
+grid, has_cls = attention_maps.query_grid(captured)
+q_t, q_h, q_w = grid
 
 head_options = ["mean", *range(heads)]
-if st.session_state["attention.head"] not in head_options:
-    notes.append(f"head={st.session_state['attention.head']!r} ignored: this layer has {heads} heads (0 to "
-                 f"{heads - 1}); showing the mean")
-    st.session_state["attention.head"] = "mean"
+if ss["attention.head"] not in head_options:
+    notes.warning(f"head={ss['attention.head']!r} ignored: this layer has {heads} heads (0 to {heads - 1}); showing "
+                  f"the mean" if view.opened else f"head {ss['attention.head']} is not in {layer} of {preset} "
+                  f"({heads} heads: 0 to {heads - 1}); showing the mean over heads")
+    ss["attention.head"] = "mean"
 head = c2.selectbox("head", head_options, key="attention.head",
                     format_func=lambda h: "mean over heads" if h == "mean" else f"head {h}")
 
-# the query: the CLS token where the layer has one, else a patch position on the query grid
-linked_query = view.link.page.get("query")
-center = (q_t // 2, q_h // 2, q_w // 2)
-if view.entered or "attention.query_kind" not in st.session_state:
-    position = linked_query if isinstance(linked_query, tuple) else center
-    if not (position[0] < q_t and position[1] < q_h and position[2] < q_w):
-        notes.append(f"query={','.join(map(str, position))} ignored: outside this layer's {q_t}×{q_h}×{q_w} query "
-                     f"grid; showing its centre")
-        position = center
-    st.session_state["attention.query_kind"] = "cls" if (linked_query in (None, "cls") and has_cls) else "patch"
-    st.session_state["attention.qt"], st.session_state["attention.qy"], st.session_state["attention.qx"] = position
-if not has_cls:
-    st.session_state["attention.query_kind"] = "patch"
-for axis, size in (("qt", q_t), ("qy", q_h), ("qx", q_w)):
-    st.session_state[f"attention.{axis}"] = min(st.session_state.get(f"attention.{axis}", 0), size - 1)
-
-c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
-query_kind = c1.radio("query", ("cls", "patch"), horizontal=True, key="attention.query_kind",
-                      format_func=lambda q: {"cls": "CLS token", "patch": "a patch"}[q], disabled=not has_cls,
-                      help="The CLS token exists in TimeSformer's spatial and joint layers and MViT; windowed and "
-                           "temporal layers have none.")
-patch = query_kind == "patch"
-qt = c2.slider("query t", 0, max(q_t - 1, 1), key="attention.qt", disabled=not patch or q_t == 1)
-qy = c3.slider("query y", 0, max(q_h - 1, 1), key="attention.qy", disabled=not patch or q_h == 1)
-qx = c4.slider("query x", 0, max(q_w - 1, 1), key="attention.qx", disabled=not patch or q_w == 1)
-qt, qy, qx = min(qt, q_t - 1), min(qy, q_h - 1), min(qx, q_w - 1)
-query = (qt, qy, qx) if patch else "cls"
-
 frames = clip.frames
-st.session_state["attention.frame"] = min(st.session_state["attention.frame"], len(frames) - 1)
-frame = st.slider("frame", 0, max(len(frames) - 1, 1), key="attention.frame",
-                  help="Steps through time; the strip below shows every frame.")
-frame = min(frame, len(frames) - 1)
+last = len(frames) - 1
+if ss["attention.frame"] > last:
+    notes.warning((f"frame={ss['attention.frame']} ignored: " if view.opened else f"frame {ss['attention.frame']} "
+                   f"is not among the {last + 1} frames {preset} reads; ") + f"showing frame {last}")
+    ss["attention.frame"] = last
+frame = ss["attention.frame"]
 
-for note in notes:
-    st.warning(note)
-
+# the query: the CLS token where the layer has one, else a token on the shown frame (its map shows there)
+query_choice = _query.QueryChoice(grid, has_cls, frame, len(frames), layer, preset, view.opened)
+position = (ss.get("attention.qt"), ss.get("attention.qy"), ss.get("attention.qx"))
+if view.entered or "attention.query_kind" not in ss:
+    wanted = view.link.page.get("query") or query_choice.default
+else:
+    wanted = "cls" if ss["attention.query_kind"] == "cls" else position
+query, note = query_choice.check(wanted)
 try:
     amap = attention_maps.attention_map(captured, query=query, head=None if head == "mean" else head)
+    if changed and note is None and not query_choice.shows(amap, query):
+        query, note = query_choice.invisible(query)
+        amap = attention_maps.attention_map(captured, query=query, head=None if head == "mean" else head)
 except ValueError as exc:
     st.error(str(exc))
     st.stop()
+if note:
+    notes.warning(note)
+for name, value in query_choice.widget_values(query, ss).items():
+    state.settle(name, value)
+
+c1, c2, c3, c4 = st.columns([2, 1, 1, 1])
+c1.radio("query", ("cls", "patch"), horizontal=True, key="attention.query_kind",
+         format_func=lambda q: {"cls": "CLS token", "patch": "a patch"}[q], disabled=not has_cls,
+         help="The CLS token exists in TimeSformer's spatial and joint layers and MViT; windowed and temporal layers "
+              "have none.")
+patch = query != "cls"
+c2.slider("query t", 0, max(q_t - 1, 1), key="attention.qt", disabled=not patch or q_t == 1)
+c3.slider("query y", 0, max(q_h - 1, 1), key="attention.qy", disabled=not patch or q_h == 1)
+c4.slider("query x", 0, max(q_w - 1, 1), key="attention.qx", disabled=not patch or q_w == 1)
+qt, qy, qx = query if patch else (ss["attention.qt"], ss["attention.qy"], ss["attention.qx"])  # for the labels
+st.slider("frame", 0, max(len(frames) - 1, 1), key="attention.frame",
+          help="Steps through time; the strip below shows every frame.")
 
 grid_text = "×".join(map(str, layout.grid))
 facts = [f"kind **{layout.kind}**", f"token grid T×H×W = {grid_text}", f"{heads} heads",
@@ -217,6 +223,10 @@ elif show_rollout == "on":
 st.subheader("Explain: why this class")
 state.seed_page(view, {"attention.explain": ("explain", "off"), "attention.target": ("target", None),
                         "attention.camlayer": ("camlayer", None)})
+if changed and ss["attention.explain"] != "off":  # heavy: it runs again when asked for this model
+    st.info(f"The {ss['attention.explain']} explanation was turned off for the new model, {preset}: it costs a "
+            f"forward and a backward pass. Choose a method to run it again.")
+    ss["attention.explain"] = "off"
 e1, e2, e3 = st.columns(3)
 method = e1.radio("method", ("off", *explanations.METHODS), horizontal=True, key="attention.explain",
                   help="relevance: gradient-weighted attention through every layer (Chefer et al., ICCV 2021); "
@@ -226,17 +236,18 @@ if method != "off":
     probs = cache.view_probabilities(key, inputs.key, "single", loaded, clip)
     top = runtime.top_predictions(probs, loaded.labels, 5)
     options = [p["index"] for p in top]
-    if st.session_state["attention.target"] not in options:
-        if st.session_state["attention.target"] is not None:
-            st.caption(f"target={st.session_state['attention.target']} ignored: not among the top 5 classes")
-        st.session_state["attention.target"] = options[0]
+    if ss["attention.target"] not in options:
+        if ss["attention.target"] is not None:
+            st.caption(f"target={ss['attention.target']} ignored: not among the top 5 classes")
+        ss["attention.target"] = options[0]
     names = {p["index"]: f"{p['label']} (" + (f"score {p['probability']:.3f}" if loaded.scoring == "sigmoid" else
                                               f"{100 * p['probability']:.1f}%") + ")" for p in top}
+    state.relabel("attention.target", tuple(names.items()))
     target = e2.selectbox("class (top 5)", options, key="attention.target", format_func=names.get)
     if method == "gradcam":
         cam_layers = explanations.gradcam_layers(loaded.model)
-        if st.session_state["attention.camlayer"] not in cam_layers:
-            st.session_state["attention.camlayer"] = explanations.default_gradcam_layer(loaded.model)
+        if ss["attention.camlayer"] not in cam_layers:
+            ss["attention.camlayer"] = explanations.default_gradcam_layer(loaded.model)
         cam_layer = e3.selectbox("Grad-CAM layer", cam_layers, key="attention.camlayer")
     try:
         with st.spinner(f"explaining class {target} ({method})…"):
@@ -259,6 +270,10 @@ if method != "off":
 
 st.subheader("Head statistics")
 state.seed_page(view, {"attention.headstats": ("headstats", "off")})
+if changed and ss["attention.headstats"] == "on":
+    st.info(f"The head statistics were turned off for the new model, {preset}: they capture every layer's attention. "
+            f"Switch them on to run them again.")
+    ss["attention.headstats"] = "off"
 show_stats = st.radio("mean attention distance, entropy and attention to CLS of every head of every layer "
                       "(one forward capturing every layer)", ("off", "on"), horizontal=True, key="attention.headstats",
                       help="Distance after Dosovitskiy et al. (ViT, Fig. 7): each query's attention-weighted distance "
@@ -275,9 +290,10 @@ page_state.update({"explain": None if method == "off" else method, "target": tar
                    "camlayer": cam_layer if cam_layer and cam_layer != explanations.default_gradcam_layer(loaded.model)
                    else None})
 page_state.update({"layer": layer if layer != default_layer else None, "head": None if head == "mean" else head,
-                   "query": None if query == "cls" or (not has_cls and query == center) else ",".join(map(str, query)),
+                   "query": None if query == query_choice.default else ",".join(map(str, query)),
                    "frame": frame or None, "rollout": "on" if show_rollout == "on" and not reason else None,
                    "headstats": "on" if show_stats == "on" else None})
+state.model_shown(view, model)
 query_string = state.write_view(view, preset, config, page_state)
 state.share_box("attention", query_string)
 note = widgets.uploaded_note(inputs)

@@ -6,6 +6,7 @@ from pages import _cache as cache
 from pages import _state as state
 
 state.ensure_router()
+state.enter_page("presets")
 st.title("videoattn")
 st.write("Build, inspect and compare video transformers.")
 

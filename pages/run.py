@@ -115,18 +115,21 @@ if loaded.report:
 st.subheader("Predictions over time")
 stride = st.number_input("a window every … seconds", min_value=0.5, max_value=600.0, value=2.0, step=0.5,
                          key="run.stride", help="Each window is read with the same recipe and decoded by seeking.")
+timeline_inputs = (key, inputs.key, float(stride))
 if st.button("Predict over the whole clip", key="run.timeline"):
     try:
         with st.spinner("windows…"):
-            over_time = cache.timeline(key, inputs.key, float(stride), loaded, widgets.clip_bytes(inputs))
+            state.keep_result("run.timeline", timeline_inputs, cache.timeline(key, inputs.key, float(stride), loaded,
+                                                                              widgets.clip_bytes(inputs)))
     except vac.VideoAttnError as exc:
         st.error(str(exc))
-    else:
-        windows = over_time["windows"]
-        st.plotly_chart(figures.prediction_timeline(
-            [w["start_s"] for w in windows], timeline_series(over_time, loaded.labels),
-            title=f"{len(windows)} windows (labels: {loaded.labels_from})", scoring=loaded.scoring),
-            key="timeline_chart")
+over_time = state.kept_result("run.timeline", timeline_inputs)  # until its model, clip or step change
+if over_time is not None:
+    windows = over_time["windows"]
+    st.plotly_chart(figures.prediction_timeline(
+        [w["start_s"] for w in windows], timeline_series(over_time, loaded.labels),
+        title=f"{len(windows)} windows (labels: {loaded.labels_from})", scoring=loaded.scoring),
+        key="timeline_chart")
 
 st.subheader("Measured layers")
 cols = st.columns(4)
