@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 import videoattn_core as vac
+from pages._model_seed import seed_model_widgets
 from videoattn_core.links import LinkState, make_link, parse_link
 
 #: ``(("model", "timesformer_base"), ("num_frames", "16"))``: a config as hashable, canonical link text
@@ -119,7 +120,6 @@ def open_view(page: str, page_fields: Mapping[str, Callable[[str], Any]] | None 
     elif entering:
         ss.pop(_IGNORED, None)  # the warning belongs to the link's page
     if uses_model:
-        from pages._widgets import seed_model_widgets
         seed_model_widgets(view, link, overwrite=view.entered)
     return view
 

@@ -4,7 +4,6 @@ the run inputs (clip, weights, device, dtype) the Run and Attention pages share.
 from __future__ import annotations
 
 import hashlib
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +12,7 @@ import streamlit as st
 
 import videoattn_core as vac
 from pages import _hub
+from pages._model_seed import _is_tuple, _widget_key, seed_model_widgets
 from pages._clips import (ASSETS, CLIP_CREDITS, DEFAULT_CLIP, clip_file, clip_options, default_clip,  # noqa: F401
                           parse_clip, sample_clips)
 from pages._state import View, choice, integer, remembered, seed_page
@@ -20,7 +20,7 @@ from videoattn_core import devices, runtime
 from videoattn_core import weights as weights_catalog
 from videoattn_core.analysis import format_bytes
 from videoattn_core.config import FieldSpec, coerce_value
-from videoattn_core.links import LinkState, parse_link
+from videoattn_core.links import parse_link
 
 _MAX_SLIDER_SPAN = 512           # integer fields with a smaller range get a slider, others a number box
 #: largest clip a user may upload, in MB (Streamlit refuses bigger files before they reach the app)
@@ -30,41 +30,6 @@ CHECKPOINT_UPLOAD_MB = 1024
 #: forwards cheaper than this run as soon as a page opens; dearer ones wait for the Run button (CPU only)
 AUTO_RUN_MACS = 250e9
 DTYPES = tuple(runtime.DTYPES)
-
-
-def _widget_key(page: str, preset: str, name: str) -> str:
-    """Model widgets are per page (a key shared by two pages' widgets would not follow a page switch)."""
-    return f"{page}:hp.{preset}.{name}"
-
-
-def _is_tuple(spec: FieldSpec) -> bool:
-    return typing.get_origin(spec.type) is tuple
-
-
-def _widget_value(spec: FieldSpec, value: Any) -> Any:
-    """A config value as its widget holds it (tuples and free text as strings)."""
-    if _is_tuple(spec) or (spec.type not in (int, float, bool, str) and spec.choices is None):
-        if value is None:
-            return "none"
-        return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
-    if spec.type is float and value is not None:
-        return float(value)
-    return value
-
-
-def seed_model_widgets(view: View, link: LinkState, *, overwrite: bool) -> None:
-    ss = st.session_state
-    page = view.page
-    family = link.config.family
-    if overwrite or f"{page}:w.family" not in ss:
-        ss[f"{page}:w.family"] = family
-    if overwrite or f"{page}:w.preset" not in ss:
-        ss[f"{page}:w.preset"] = link.preset
-    _hub.seed_field(page, link.preset, overwrite=overwrite)
-    for spec in link.config.field_specs():
-        key = _widget_key(page, link.preset, spec.name)
-        if overwrite or key not in ss:
-            ss[key] = _widget_value(spec, getattr(link.config, spec.name))
 
 
 def _on_family_change(page: str) -> None:

@@ -1,4 +1,4 @@
-"""No import cycles in the library: every module imports only modules below it, whether at the top of the module
+"""No import cycles in the library and the app's pages: every module imports only modules below it, whether at the top of the module
 or inside a function (a lazy import hides a cycle; it does not remove it). Imports under ``if TYPE_CHECKING:``
 (annotations only) are not imports at run time and are left out."""
 
@@ -76,8 +76,8 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-def test_the_library_has_no_import_cycle():
-    modules = _modules("videoattn_core")
+def test_the_library_and_the_pages_have_no_import_cycle():
+    modules = {**_modules("videoattn_core"), **_modules("pages")}
     graph = {name: _imports(name, path, modules) for name, path in modules.items()}
     cycles = _cycles(graph)
     detail = [" ↔ ".join(c) + ": " + "; ".join(f"{a} → {b}" for a in c for b in sorted(graph[a]) if b in c)
