@@ -161,7 +161,7 @@ def test_typed_model_with_an_override_travels_in_the_link(hub, monkeypatch):
     expected = vac.summarize("hf:org/timesformer-small-finetuned", depth=1).params
     assert metric(again, "parameters") == f"{expected:,}" != f"{vac.summarize('hf:org/timesformer-small-finetuned').params:,}"
     # a local directory typed into the field: opened only where the server allows it, and its link is refused
-    folder = str(HUB / "repos" / "vivit-small-finetuned")
+    folder = str((HUB / "repos" / "vivit-small-finetuned").resolve())  # a directory model is named by its real path
     monkeypatch.setenv("VIDEOATTN_LOCAL_MODELS", "0")
     sidebar_widget(at, "model:w.hub").set_value(folder).run()
     assert_clean(at)
