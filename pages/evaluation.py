@@ -6,8 +6,8 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
-import videoattn_core as vac
 from videoattn_core import VideoAttnError, figures
+from videoattn_core.evaluation import evaluate_into
 from videoattn_core.evaluation import results
 from pages import _state as state
 from pages import _cache as cache
@@ -20,22 +20,6 @@ def _pct(value) -> str:
 
 
 MAX_CLIPS = 64
-
-
-def evaluate_here(model: str, weights: str | None, sets: str, data_path: str, root: str, limit: int, folder,
-                  progress) -> str:
-    """A small evaluation run from the page: paths checked against the data folders, the rows written to a new
-    results file in the results folder; returns its name there."""
-    from videoattn_core import registry
-    from videoattn_core.config import parse_assignments
-
-    data = results.server_clip(data_path, folder=True)
-    clips = results.server_clip(root, folder=True) if root.strip() else None
-    overrides = parse_assignments(type(registry.get_preset(model).config), sets.split(), flag="--set")
-    name = f"app-{data.stem}-{len(results.list_results(folder)) + 1}.jsonl"
-    vac.evaluate(model, data, clips, weights=weights, overrides=overrides, views="single", limit=limit,
-                 out=folder / name, workers=0, progress=progress)
-    return name
 
 
 st.title("Evaluation")
@@ -62,7 +46,7 @@ if folder is not None and results.clip_folders():
         if st.button("Evaluate", key="evaluation.run.go", disabled=not (model and data_path)):
             bar = st.progress(0.0, text="reading the dataset…")
             try:
-                outcome = evaluate_here(model.strip(), weights.strip() or None, sets, data_path, root, int(limit),
+                outcome = evaluate_into(model.strip(), weights.strip() or None, sets, data_path, root, int(limit),
                                         folder, lambda done, total: bar.progress(done / max(total, 1),
                                                                                  text=f"{done} of {total} clips"))
             except VideoAttnError as exc:

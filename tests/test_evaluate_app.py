@@ -14,7 +14,7 @@ import videoattn_core as vac
 from videoattn_core import figures
 from videoattn_core.evaluation import compute_metrics, results
 from evaluation_data import MODEL, overrides, write_clips, write_mmaction
-from test_app import APP, array
+from test_app import APP, array, open_app
 
 CLASSES = [3, 7, 3, 11, 7, 3, 20, 11]
 
@@ -104,23 +104,13 @@ def test_worst_clip_opens_on_the_run_page_under_the_clip_folder(monkeypatch, res
     params = {k: v[0] for k, v in parse_qs(link[5:]).items()}
     clip = at.dataframe[1].value["clip"].iloc[0]
     assert params["clip"] == "file:" + clip
-    run = AppTest.from_file(APP, default_timeout=240)
-    run.run()
-    run.switch_page("pages/run.py")
-    run.query_params.clear()
-    run.query_params.update(params)
-    run.run()
+    run = open_app("run", **params)
     assert not run.exception and not run.error, [e.value for e in run.error]
     assert run.selectbox(key="run.clip").value == "file:" + clip
     assert run.get("plotly_chart")  # the frames and the predictions of that clip
 
     monkeypatch.setenv(results.DATA_DIR_ENV, str(results_dir))  # the clip is no longer under the folder
-    run = AppTest.from_file(APP, default_timeout=240)
-    run.run()
-    run.switch_page("pages/run.py")
-    run.query_params.clear()
-    run.query_params.update(params)
-    run.run()
+    run = open_app("run", **params)
     assert not run.exception
     assert any("is outside the clip folders" in w.value for w in run.warning)
 

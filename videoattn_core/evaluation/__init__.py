@@ -153,6 +153,23 @@ def evaluate(model: str, data: str | Path, root: str | Path | None = None, *, we
     return Evaluation(header, rows, compute_metrics(rows, names), stats, skipped, ranks.rank, warnings)
 
 
+def evaluate_into(model: str, weights: str | None, sets: str, data_path: str, root: str, limit: int,
+                  folder: Path, progress: Callable[[int, int], None] | None = None) -> str:
+    """A small evaluation the app starts: ``data_path`` and ``root`` must lie under the data folders
+    (:func:`results.server_clip`), ``sets`` is ``--set``'s ``FIELD=VALUE`` text, one view per clip, the rows
+    written to a new results file in ``folder``; returns its name there."""
+    from ..config import parse_assignments
+    from ..registry import get_preset
+
+    data = results.server_clip(data_path, folder=True)
+    clips = results.server_clip(root, folder=True) if root.strip() else None
+    overrides = parse_assignments(type(get_preset(model).config), sets.split(), flag="--set")
+    name = f"app-{data.stem}-{len(results.list_results(folder)) + 1}.jsonl"
+    evaluate(model, data, clips, weights=weights, overrides=overrides, views="single", limit=limit,
+             out=folder / name, workers=0, progress=progress)
+    return name
+
+
 def finish() -> None:
     """Leave the torchrun job, if this process joined one."""
     import torch.distributed as dist
