@@ -13,14 +13,17 @@ Each clip is 10 s of 320×240 H.264 at 25 fps (250 frames, one keyframe a second
 from __future__ import annotations
 
 import argparse
+import sys
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 
 WIDTH, HEIGHT, FPS, FRAMES = 320, 240, 25, 250
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from videoattn_core.clips import writer  # noqa: E402
 
 
 def _background(level: int = 110) -> np.ndarray:
@@ -64,20 +67,10 @@ def flash(i: int) -> np.ndarray:
 SCENES = {"moving_square.mp4": moving_square, "rotating_bar.mp4": rotating_bar, "flash.mp4": flash}
 
 
-def write_clip(path: Path, draw, frames: int = FRAMES, fps: int | Fraction = FPS, *,
-               size: tuple[int, int] = (WIDTH, HEIGHT)) -> None:
-    """``frames`` frames of ``draw(i)`` (RGB, ``size`` = width × height) as H.264, one keyframe a second."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = size
-        stream.pix_fmt = "yuv420p"
-        stream.codec_context.gop_size = round(fps)
-        stream.options = {"crf": "26", "preset": "medium"}
-        for i in range(frames):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(draw(i), format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+def write_clip(path: Path, draw, frames: int = FRAMES, fps: int | Fraction = FPS) -> None:
+    """``frames`` frames of ``draw(i)`` (RGB, all of one size) as H.264, one keyframe a second."""
+    writer.write_video(path, (draw(i) for i in range(frames)), fps=fps, gop=round(fps),
+                       options={"crf": "26", "preset": "medium"})
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ def main() -> None:
         fps = stream.average_rate
         frames = [frame.to_ndarray(width=SIZE[0], height=SIZE[1], format="rgb24", interpolation="AREA")
                   for frame in container.decode(stream)]
-    write_clip(args.out, frames.__getitem__, len(frames), fps, size=SIZE)
+    write_clip(args.out, frames.__getitem__, len(frames), fps)
     print(f"{args.out}  {len(frames)} frames at {fps} fps, {args.out.stat().st_size / 1024:.0f} KiB")
 
 

@@ -25,27 +25,23 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from videoattn_core.video import read_clip  # noqa: E402
+from videoattn_core.clips.decode import read_clip  # noqa: E402
+from videoattn_core.clips.writer import write_video  # noqa: E402
 
 
 def write_long_clip(path: Path, frames: int, width: int, height: int, fps: int = 30, gop: int = 60) -> None:
     """A moving gradient with a frame counter bar: cheap to encode, not trivially compressible."""
     y, x = np.mgrid[0:height, 0:width]
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.codec_context.gop_size = gop
-        stream.options = {"preset": "ultrafast", "crf": "28"}
-        for i in range(frames):
-            img = np.empty((height, width, 3), np.uint8)
-            img[..., 0] = (x + 3 * i) % 256
-            img[..., 1] = (y + 2 * i) % 256
-            img[..., 2] = (x + y + i) % 256
-            img[: height // 10, : int(width * i / frames) + 1] = 255
-            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    def frame(i: int) -> np.ndarray:
+        img = np.empty((height, width, 3), np.uint8)
+        img[..., 0] = (x + 3 * i) % 256
+        img[..., 1] = (y + 2 * i) % 256
+        img[..., 2] = (x + y + i) % 256
+        img[: height // 10, : int(width * i / frames) + 1] = 255
+        return img
+
+    write_video(path, (frame(i) for i in range(frames)), fps=fps, gop=gop,
+                options={"preset": "ultrafast", "crf": "28"})
 
 
 def time_read(path: Path, rate: int | None, seek: bool, repeats: int) -> dict:

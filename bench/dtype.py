@@ -3,7 +3,7 @@ weights) and how far bfloat16's logits are from float32's.
 
     .venv/bin/python bench/dtype.py [--presets timesformer_base,swin3d_t] [--device cpu|cuda] [--threads 2]
 
-On a CPU with AMX or AVX-512 BF16 (``videoattn_core.runtime.native_bfloat16``) oneDNN computes bfloat16 matmuls in
+On a CPU with AMX or AVX-512 BF16 (``videoattn_core.run.runtime.native_bfloat16``) oneDNN computes bfloat16 matmuls in
 hardware; elsewhere they are emulated. Writes ``bench/results/dtype.json`` (``--out``).
 """
 
@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import videoattn_core as vac  # noqa: E402
 from run import synchronize  # noqa: E402
-from videoattn_core.runtime import native_bfloat16  # noqa: E402
+from videoattn_core.run.runtime import native_bfloat16  # noqa: E402
 
 PRESETS = ("timesformer_base", "mvit_v2_s", "swin3d_t", "videomae_base", "vivit_b", "vjepa2_vitl")
 
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     if device.type == "cpu":
-        from videoattn_core.memory import keep_allocator
+        from videoattn_core.cost.memory import keep_allocator
 
         keep_allocator()  # as the app and the command line run forwards far from the memory's limit
     native = native_bfloat16(device)

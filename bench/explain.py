@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import videoattn_core as vac  # noqa: E402
-from videoattn_core.explanations import METHODS, explain  # noqa: E402
+from videoattn_core.attention.explanations import METHODS, explain  # noqa: E402
 
 
 def rss_bytes() -> int:

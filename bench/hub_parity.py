@@ -30,7 +30,8 @@ def main() -> int:
         os.environ.pop(name, None)
 
     import videoattn_core as vac
-    from videoattn_core import hub, runtime
+    from videoattn_core.weights import hub
+    from videoattn_core.run import runtime
     from standin_hub import StandInHub
 
     expected = json.loads((HUB / "expected.json").read_text())["expected"]

@@ -1,13 +1,13 @@
 """Memory estimates against measured peaks: does the estimate that refuses runs bound what a forward takes?
 
 For each preset, a fresh interpreter pins glibc's mmap threshold as a planned CPU run near the memory's limit does
-(``videoattn_core.memory.pin_allocator``; ``--allocator default`` leaves glibc alone and checks the loose estimate that
+(``videoattn_core.cost.memory.pin_allocator``; ``--allocator default`` leaves glibc alone and checks the loose estimate that
 decides whether a run may keep it), builds the model (random weights) and its input, then runs two no-grad
 forwards. The first (as a user's first run is) is measured by the growth of the peak resident memory over what the
 process held before it: the kernel's high-water mark is reset first (``/proc/self/clear_refs`` ← 5, then
 ``VmHWM``), so that the transient peaks of building the model are not counted (``ru_maxrss`` where the reset is
 not allowed); the growth is split into anonymous memory and file-backed pages (the code of the kernels the forward
-pages in, from ``/proc/self/smaps_rollup``). It is compared with ``videoattn_core.memory.memory_plan``'s total less the
+pages in, from ``/proc/self/smaps_rollup``). It is compared with ``videoattn_core.cost.memory.memory_plan``'s total less the
 weights (activations = live-tensor peak × allocator slack, plus the CPU runtime's start-up reserve, each the
 allowance of that allocator). The second,
 once the runtime runs, by the peak of its anonymous resident memory (sampled every 0.2 ms) over what it held
@@ -49,10 +49,10 @@ preset, device, threads, warm = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.
 dtype = getattr(torch, sys.argv[6])
 torch.set_num_threads(threads)
 if device == "cpu" and sys.argv[5] == "pinned":
-    from videoattn_core.memory import pin_allocator
+    from videoattn_core.cost.memory import pin_allocator
     assert pin_allocator()  # as memory_plan does, before the model is built, for a run near the memory's limit
 if device == "cpu" and sys.argv[5] == "kept":
-    from videoattn_core.memory import keep_allocator
+    from videoattn_core.cost.memory import keep_allocator
     assert keep_allocator()  # as memory_plan does for a run far from the memory's limit
 config = vac.get_config(preset)
 model = vac.runtime.build_seeded(config, 0).to(device=device, dtype=dtype).eval()
@@ -130,7 +130,7 @@ def main() -> int:
     import torch
 
     import videoattn_core as vac
-    from videoattn_core import memory as analysis
+    from videoattn_core.cost import memory as analysis
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default=",".join(n for n in vac.list_models() if vac.get_preset(n).config.has_head))

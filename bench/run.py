@@ -183,12 +183,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="forwards through torch.compile (the warm-up forward compiles; inspections run eager)")
     parser.add_argument("--allocator", default="kept", choices=("kept", "default"),
                         help="CPU: kept, freed memory kept in glibc's heaps, as the app and the command line run "
-                             "forwards far from the memory's limit (videoattn_core.memory.keep_allocator); default: "
+                             "forwards far from the memory's limit (videoattn_core.cost.memory.keep_allocator); default: "
                              "glibc left alone")
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/bench-<time>.json)")
     args = parser.parse_args(argv)
     if args.allocator == "kept" and args.device == "cpu":
-        from videoattn_core.memory import keep_allocator
+        from videoattn_core.cost.memory import keep_allocator
 
         keep_allocator()
 

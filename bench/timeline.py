@@ -29,7 +29,7 @@ def main() -> int:
     import torch
 
     import videoattn_core as vac
-    from videoattn_core import video
+    from videoattn_core.clips import decode as video
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20)

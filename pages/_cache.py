@@ -14,9 +14,13 @@ import streamlit as st
 import videoattn_core as vac
 from pages._state import ConfigKey, config_of
 from pages._widgets import CLIP_UPLOAD_MB, REPOSITORY, RunInputs, clip_bytes, clip_file
-from videoattn_core import (analysis, attention_maps, cli_explain, explanations, head_stats,
-                            runtime)
-from videoattn_core.inspection import summary_cache
+from videoattn_core.attention import explanations, head_stats
+from videoattn_core.attention import maps as attention_maps
+from videoattn_core.cli import explain as cli_explain
+from videoattn_core.clips import writer
+from videoattn_core.cost import memory, zoo
+from videoattn_core.inspection import rows, summary_cache
+from videoattn_core.run import runtime, side_by_side, timing
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
@@ -26,11 +30,11 @@ def summary(key: ConfigKey, frames: int | None = None, size: int | None = None):
 
 
 def memory_plan(key: ConfigKey, device: str = "cpu", dtype: str = "float32") -> dict[str, Any]:
-    """What a one-view forward of the config takes at most (:func:`videoattn_core.analysis.memory_plan`); a
+    """What a one-view forward of the config takes at most (:func:`videoattn_core.cost.memory.memory_plan`); a
     newly counted peak is written back to the disk cache with the summary."""
     shared = summary(key)
     counted = len(shared._peak_bytes)
-    plan = analysis.memory_plan(shared, device, runtime.DTYPES[dtype].itemsize)
+    plan = memory.memory_plan(shared, device, runtime.DTYPES[dtype].itemsize)
     if len(shared._peak_bytes) != counted:
         summary_cache.save_summary(shared)
     return plan
@@ -38,7 +42,7 @@ def memory_plan(key: ConfigKey, device: str = "cpu", dtype: str = "float32") -> 
 
 def memory_check(run_summary, inputs: RunInputs, captured: tuple[str, ...] = ()) -> str | None:
     """A refusal message when the forward's estimated memory exceeds what the device has free, else None."""
-    return analysis.memory_plan(run_summary, inputs.device, runtime.DTYPES[inputs.dtype].itemsize,
+    return memory.memory_plan(run_summary, inputs.device, runtime.DTYPES[inputs.dtype].itemsize,
                                 captured=captured)["refusal"]
 
 
@@ -100,22 +104,20 @@ def view_probabilities(key: ConfigKey, inputs: tuple, views: str, _loaded: runti
     """Softmax probabilities (a multi-label model's independent sigmoid scores) averaged over the clip's views
     (the core's ``classify``, as ``vac.predict``)."""
     _, _, device, dtype, _ = inputs
-    with _loaded.lock:
-        return runtime.classify(_loaded.model, _clip.tensor, device=device, dtype=dtype, scoring=_loaded.scoring)
+    return runtime.classify(_loaded.model, _clip.tensor, device=device, dtype=dtype, scoring=_loaded.scoring)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
 def timeline(key: ConfigKey, inputs: tuple, stride_s: float, _loaded: runtime.RunModel,
              _data: bytes | None = None) -> dict[str, Any]:
     """Predictions over the whole clip, a window every ``stride_s`` seconds (the core's ``timeline_of``)."""
-    from videoattn_core.predict import timeline_of
+    from videoattn_core.run.predict import timeline_of
 
     clip, weights, device, dtype, rate = inputs
     source = _data if clip.startswith("upload:") else clip_file(clip)
     plan = run_plan(key, weights, device, dtype, b"" if weights.startswith("upload:") else None, sampling_rate=rate)
-    with _loaded.lock:
-        return timeline_of(plan, _loaded, source, stride_s=stride_s, probabilities=True,
-                           limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
+    return timeline_of(plan, _loaded, source, stride_s=stride_s, probabilities=True,
+                       limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
 
 
 def clip_plan(key: ConfigKey, inputs: "RunInputs", views: str) -> dict[str, Any]:
@@ -131,19 +133,17 @@ def rollout(key: ConfigKey, inputs: tuple, _loaded: runtime.RunModel,
     """Attention rollout (Abnar & Zuidema) of the CLS token over the token grid; ValueError with the reason when
     the architecture does not allow it."""
     _, _, device, dtype, _ = inputs
-    with _loaded.lock:
-        return attention_maps.rollout(_loaded.model, runtime.first_view(_clip.tensor, device, dtype))
+    return attention_maps.rollout(_loaded.model, runtime.first_view(_clip.tensor, device, dtype))
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def explanation(key: ConfigKey, inputs: tuple, method: str, target: int | None,
                 layer: str | None, _loaded: runtime.RunModel, _clip: LoadedClipView) -> explanations.Explanation:
-    """The class-specific map of the first view (:func:`videoattn_core.explanations.explain`), shared by all
+    """The class-specific map of the first view (:func:`videoattn_core.attention.explanations.explain`), shared by all
     sessions; ValueError with the reason where the method does not apply (not cached)."""
     _, _, device, dtype, _ = inputs
-    with _loaded.lock:
-        return explanations.explain(_loaded.model, runtime.first_view(_clip.tensor, device, dtype), target=target,
-                                    method=method, layer=layer)
+    return explanations.explain(_loaded.model, runtime.first_view(_clip.tensor, device, dtype), target=target,
+                                method=method, layer=layer)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
@@ -151,23 +151,22 @@ def explanation_video(key: ConfigKey, inputs: tuple, method: str, target: int | 
                       layer: str | None, kind: str, _frames: np.ndarray, _heat: np.ndarray) -> bytes:
     """The map laid over the frames, encoded as ``kind`` (mp4 or gif) as the ``explain`` command writes it;
     keyed like :func:`explanation` (``_frames`` and ``_heat`` are its clip's frames and map)."""
-    return cli_explain.encode_video(cli_explain.overlay_frames(_frames, _heat), kind=kind)
+    return writer.encode_video(cli_explain.overlay_frames(_frames, _heat), kind=kind)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def head_statistics(key: ConfigKey, inputs: tuple, _loaded: runtime.RunModel,
                     _clip: LoadedClipView) -> head_stats.HeadStats:
     """Mean attention distance (pixels, frames), entropy and attention to CLS of every head of every attention
-    call on the first view (:func:`videoattn_core.head_stats.head_statistics`), shared by all sessions."""
+    call on the first view (:func:`videoattn_core.attention.head_stats.head_statistics`), shared by all sessions."""
     _, _, device, dtype, _ = inputs
-    with _loaded.lock:
-        return head_stats.head_statistics(_loaded.model, runtime.first_view(_clip.tensor, device, dtype))
+    return head_stats.head_statistics(_loaded.model, runtime.first_view(_clip.tensor, device, dtype))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def measure_forward(key: ConfigKey, device: str, dtype: str) -> dict[str, float]:
-    """Wall time and peak tensor memory of one forward (:func:`videoattn_core.analysis.measure_forward`)."""
-    return analysis.measure_forward(config_of(key), device, dtype)
+    """Wall time and peak tensor memory of one forward (:func:`videoattn_core.run.timing.measure_forward`)."""
+    return timing.measure_forward(config_of(key), device, dtype)
 
 
 @st.cache_resource(max_entries=512, show_spinner=False)
@@ -178,34 +177,30 @@ def summary_of(config: vac.ModelConfig, frames: int | None = None, size: int | N
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def growth_curves(config: vac.ModelConfig, axis: str):
-    """MACs against frames or size (:func:`videoattn_core.analysis.growth_curves`), shared by all sessions."""
+    """MACs against frames or size (:func:`videoattn_core.cost.growth.growth_curves`), shared by all sessions."""
     return summary_cache.cached_growth_curves(config, axis, summarize=summary_of)
 
 
 @st.cache_data(show_spinner=False)
 def preset_rows() -> list[dict[str, Any]]:
-    """Every preset with its description and parameter count (:func:`videoattn_core.analysis.preset_rows`)."""
-    return analysis.preset_rows()
+    """Every preset with its description and parameter count (:func:`videoattn_core.inspection.rows.preset_rows`)."""
+    return rows.preset_rows()
 
 
 @st.cache_data(show_spinner=False)
 def zoo_points(dataset: str) -> list:
-    """The catalog entries on ``dataset`` as zoo points (:func:`videoattn_core.zoo.points`; summaries shared)."""
-    from videoattn_core import zoo
-
+    """The catalog entries on ``dataset`` as zoo points (:func:`videoattn_core.cost.zoo.points`; summaries shared)."""
     return zoo.points(dataset, summarize=summary_of)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
 def model_on_clip(key: ConfigKey, weights: str, clip: str, device: str, dtype: str, method: str,
                   _data: bytes | None = None):
-    """One model's top-k and explanation on a clip (:func:`videoattn_core.zoo.run_on_clip`), shared by all
+    """One model's top-k and explanation on a clip (:func:`videoattn_core.run.side_by_side.run_on_clip`), shared by all
     sessions; an upload is identified by its hash, its bytes never touch the disk."""
-    from videoattn_core import zoo
-
     source = _data if clip.startswith("upload:") else clip_file(clip)
-    return zoo.run_on_clip(run_plan(key, weights, device, dtype), source, method=method,
-                           limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
+    return side_by_side.run_on_clip(run_plan(key, weights, device, dtype), source, method=method,
+                                    limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

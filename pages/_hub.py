@@ -11,8 +11,8 @@ import re
 import streamlit as st
 
 import videoattn_core as vac
-from videoattn_core import hub_card
 from videoattn_core.links import HUB_FIELD_HELP, open_model_name
+from videoattn_core.weights import hub_card
 
 #: ``1``: local model directories may be typed into the field; ``0``: never; unset: only for a browser on this
 #: machine (a loopback address, no proxy in between)

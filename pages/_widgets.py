@@ -12,15 +12,23 @@ import streamlit as st
 
 import videoattn_core as vac
 from pages import _hub
+from pages._clips import (  # noqa: F401
+    ASSETS,
+    CLIP_CREDITS,
+    DEFAULT_CLIP,
+    clip_file,
+    clip_options,
+    default_clip,
+    parse_clip,
+    sample_clips,
+)
 from pages._model_seed import _is_tuple, _widget_key, seed_model_widgets
-from pages._clips import (ASSETS, CLIP_CREDITS, DEFAULT_CLIP, clip_file, clip_options, default_clip,  # noqa: F401
-                          parse_clip, sample_clips)
 from pages._state import View, choice, integer, remembered, seed_page
-from videoattn_core import devices, runtime
-from videoattn_core import weights as weights_catalog
-from videoattn_core.analysis import format_bytes
 from videoattn_core.config import FieldSpec, coerce_value
+from videoattn_core.cost.memory import format_bytes
 from videoattn_core.links import parse_link
+from videoattn_core.run import devices, runtime
+from videoattn_core.weights import lookup as weights_catalog
 
 _MAX_SLIDER_SPAN = 512           # integer fields with a smaller range get a slider, others a number box
 #: largest clip a user may upload, in MB (Streamlit refuses bigger files before they reach the app)

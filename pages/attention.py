@@ -9,15 +9,16 @@ rollout or Grad-CAM, animated over the frames, with MP4/GIF downloads) and every
 import streamlit as st
 
 import videoattn_core as vac
-from videoattn_core import analysis, attention_maps, explanations, figures, runtime
-from videoattn_core.units import human
+from pages import _cache as cache
+from pages import _hub, _query, _status
 from pages import _state as state
 from pages import _widgets as widgets
-from pages import _cache as cache
-from pages import _hub
-from pages import _status
-from pages import _query
-
+from videoattn_core import figures
+from videoattn_core.attention import explanations
+from videoattn_core.attention import maps as attention_maps
+from videoattn_core.inspection import categories
+from videoattn_core.run import runtime
+from videoattn_core.units import human
 
 PAGE_FIELDS = {
     **widgets.RUN_FIELDS,
@@ -71,7 +72,7 @@ except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()
 
-kinds = analysis.attention_layer_kinds(loaded.model)
+kinds = categories.attention_layer_kinds(loaded.model)
 layers = list(kinds)
 # the default: the last layer that is not purely temporal (it has the CLS token and a spatial map)
 default_layer = next((n for n in reversed(layers) if kinds[n] != "time"), layers[-1])

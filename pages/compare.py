@@ -4,12 +4,13 @@ request) measured forward time and peak memory on this device; each opens in the
 import streamlit as st
 
 import videoattn_core as vac
-from videoattn_core import analysis, figures, links, runtime
+from pages import _cache as cache
 from pages import _state as state
 from pages import _widgets as widgets
-from pages import _cache as cache
-
+from videoattn_core import figures, links
+from videoattn_core.cost import growth
 from videoattn_core.links import make_link
+from videoattn_core.run import runtime
 
 SLOTS = ("c1", "c2", "c3", "c4")
 DEFAULTS = {"c1": "timesformer_base", "c2": "timesformer_base;attention_type=joint_space_time",
@@ -67,8 +68,8 @@ for slot, preset, config in configs:
     memory = cache.memory_plan(key)
     rows.append({"configuration": label, "parameters": s.params, "GMACs per view": round(s.macs / 1e9, 2),
                  "GFLOPs per view": round(s.flops / 1e9, 2), "views": s.views,
-                 "input": "×".join(map(str, s.input_shape)), "token grids": analysis.stage_grids(s),
-                 "tokens per stage": " → ".join(f"{t:,}" for _, t in analysis.stage_tokens(s)),
+                 "input": "×".join(map(str, s.input_shape)), "token grids": growth.stage_grids(s),
+                 "tokens per stage": " → ".join(f"{t:,}" for _, t in growth.stage_tokens(s)),
                  "est. memory fp32 (MiB)": round(memory["total_bytes"] / 2**20, 1)})
 
 if rows:
@@ -83,7 +84,7 @@ if rows:
     right.plotly_chart(figures.grouped_bars(labels, {"MACs per view": [summaries[x][1].macs for x in labels]},
                                             y_title="MACs", title="MACs per view",
                                             colors=[colors[x] for x in labels]), key="compare_macs")
-    st.plotly_chart(figures.token_counts({x: analysis.stage_tokens(summaries[x][1]) for x in labels},
+    st.plotly_chart(figures.token_counts({x: growth.stage_tokens(summaries[x][1]) for x in labels},
                                          title="tokens per stage", colors=[colors[x] for x in labels]),
                     key="compare_tokens")
 

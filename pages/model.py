@@ -11,12 +11,13 @@ across sessions."""
 import streamlit as st
 
 import videoattn_core as vac
-from videoattn_core import analysis, figures, inspection
-from pages import _state as state
-from pages import _widgets as widgets
 from pages import _cache as cache
 from pages import _hub
-
+from pages import _state as state
+from pages import _widgets as widgets
+from videoattn_core import figures, inspection
+from videoattn_core.cost import growth
+from videoattn_core.inspection import rows
 from videoattn_core.registry import family_of
 from videoattn_core.units import human
 
@@ -84,7 +85,7 @@ search = view.link.page.get("search", "")
 breakdown = view.link.page.get("breakdown", "params")
 
 if section == "layers":
-    table = analysis.layer_rows(summary)
+    table = rows.layer_rows(summary)
     search = st.text_input("filter layers (name or type contains)", key="model.search").strip()
     shown = [r for r in table if search.lower() in r["name"].lower() or search.lower() in r["type"].lower()]
     st.dataframe(shown, hide_index=True, width="stretch", height=360, key="layer_table")
@@ -92,13 +93,13 @@ if section == "layers":
                f"(of whichever token grid the tensor is on), heads, d head width, nT nH nW windows, wt wh ww positions "
                f"in a window, (1+…) a leading CLS token. params and MACs include a module's children; own ones do "
                f"not.")
-    st.download_button(f"Download the {len(shown)} rows shown as CSV", analysis.rows_to_csv(shown),
+    st.download_button(f"Download the {len(shown)} rows shown as CSV", rows.rows_to_csv(shown),
                        file_name=f"{_hub.file_stem(preset)}_layers.csv",
                        mime="text/csv", key="model.download")
 elif section == "cost":
     breakdown = st.radio("split", BREAKDOWNS, horizontal=True, key="model.breakdown",
                          format_func=BREAKDOWN_LABELS.get)
-    leaves = analysis.leaf_rows(summary)
+    leaves = rows.leaf_rows(summary)
     left, right = st.columns([3, 2])
     left.plotly_chart(figures.cost_breakdown(leaves, breakdown, title=f"{BREAKDOWN_LABELS[breakdown]} by category "
                                                                        f"and module"), key="breakdown_chart")
@@ -122,7 +123,7 @@ if section == "growth":
         column.plotly_chart(figures.cost_curves(series, x_title=label, y_title="MACs per view", dashed=dashed,
                                                 marker_x=current, title=f"MACs against {label}"),
                             key=f"growth_{axis}")
-        column.caption(analysis.growth_note(series, axis))
+        column.caption(growth.growth_note(series, axis))
 
 query = state.write_view(view, preset, config, {"section": section if section != "layers" else None,
                                                  "search": search or None,

@@ -4,14 +4,14 @@ table (shapes, time, analytic against measured MACs)."""
 import streamlit as st
 
 import videoattn_core as vac
-from videoattn_core import analysis, figures, runtime
+from pages import _cache as cache
+from pages import _hub, _status
 from pages import _state as state
 from pages import _widgets as widgets
-from pages import _cache as cache
-from pages import _hub
-from pages import _status
-
-from videoattn_core.predict import timeline_series
+from videoattn_core import figures
+from videoattn_core.inspection import rows
+from videoattn_core.run import runtime
+from videoattn_core.run.predict import timeline_series
 from videoattn_core.units import human
 
 VIEWS = ("single", "protocol")
@@ -139,9 +139,9 @@ cols[2].metric("measured MACs", human(result.measured_macs),
                help="torch's FlopCounterMode (FLOPs / 2); it counts matmul, conv and attention kernels, not "
                     "normalization, so it sits a little below the analytic count.")
 cols[3].metric("device", f"{inputs.device} · {inputs.dtype}")
-table = analysis.measured_rows(result)
+table = rows.measured_rows(result)
 st.dataframe(table, hide_index=True, width="stretch", height=360, key="measured_table")
-st.download_button("Download the measured table as CSV", analysis.rows_to_csv(table),
+st.download_button("Download the measured table as CSV", rows.rows_to_csv(table),
                    file_name=f"{_hub.file_stem(preset)}_measured.csv", mime="text/csv", key="run.download")
 leaves = [r for r in result.layers if r.is_leaf and r.self_time_s is not None]
 left, right = st.columns(2)

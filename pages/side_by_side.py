@@ -1,23 +1,26 @@
 """Side by side: one clip through two to four models (presets with a catalog entry's weights or random
 initialisation, or a Hugging Face model with its repository's weights) — each one's top-k predictions and where its top class comes from (relevance, rollout or
-Grad-CAM, :func:`videoattn_core.explanations.explain`) at the same moments of the clip, one row per model.
+Grad-CAM, :func:`videoattn_core.attention.explanations.explain`) at the same moments of the clip, one row per model.
 
 Every model's memory is checked before any is built; the models then run one after the other, each row
 filled as its model finishes, under a status box that says which model failed. Each row shows its model's input
-frames at the same moments of the clip (:func:`videoattn_core.zoo.frames_at_moments`, with its notes). Results
+frames at the same moments of the clip (:func:`videoattn_core.run.side_by_side.frames_at_moments`, with its notes). Results
 stay in the session, by their inputs, until those change: coming back to the page shows them without running
 again."""
 
 import streamlit as st
 
 import videoattn_core as vac
-from videoattn_core import analysis, explanations, figures, links, runtime, zoo
-from videoattn_core import weights as weights_catalog
-from videoattn_core.units import human
-from pages import _state as state
-from pages import _widgets as widgets
 from pages import _cache as cache
+from pages import _state as state
 from pages import _status
+from pages import _widgets as widgets
+from videoattn_core import figures, links
+from videoattn_core.attention import explanations
+from videoattn_core.cost import memory
+from videoattn_core.run import runtime, side_by_side
+from videoattn_core.units import human
+from videoattn_core.weights import lookup as weights_catalog
 
 SLOTS = ("m1", "m2", "m3", "m4")
 RESULTS = "side.results"  # each model's result on the clip, by its inputs (config, weights, clip, device, dtype, map)
@@ -134,8 +137,8 @@ def run_all() -> None:
         except vac.VideoAttnError as exc:
             st.error(f"model {label}: {exc}")
             return
-        captured = zoo.explanation_layers(summary) if method != "gradcam" else ()
-        refusal = analysis.memory_plan(summary, device, runtime.DTYPES[dtype].itemsize, captured=captured)["refusal"]
+        captured = side_by_side.explanation_layers(summary) if method != "gradcam" else ()
+        refusal = memory.memory_plan(summary, device, runtime.DTYPES[dtype].itemsize, captured=captured)["refusal"]
         if refusal:
             st.error(f"Model {label} does not fit, so this selection is refused and no model was built. {refusal}")
             return
@@ -151,7 +154,7 @@ def run_all() -> None:
         st.info(f"These forwards cost {human(macs)} MACs on the CPU (and the map a backward each); "
                 f"press Run to start them.")
         return
-    moments = zoo.common_moments([p.frame_indices[0] for *_, p in runs], count)
+    moments = side_by_side.common_moments([p.frame_indices[0] for *_, p in runs], count)
     st.caption(f"On **{device}** ({dtype}); one view per model (its recipe's centre clip and crop, as `vac.predict` "
                f"reads it). Frames shown: each model's input frames nearest to source frames "
                f"{', '.join(map(str, moments))} of the clip.")
@@ -188,7 +191,7 @@ def run_all() -> None:
             status.done(f"done: {len(runs)} models")
 
 
-def show_row(i: int, label: str, result: zoo.ModelOnClip, moments: list[int], family: str) -> None:
+def show_row(i: int, label: str, result: side_by_side.ModelOnClip, moments: list[int], family: str) -> None:
     st.markdown(f"**{label}**")
     if result.random_init:
         st.caption("Random weights (seed 0): these predictions mean nothing.")
@@ -199,7 +202,7 @@ def show_row(i: int, label: str, result: zoo.ModelOnClip, moments: list[int], fa
                                        title=f"top-{k}{independent} (labels: {result.labels_from})",
                                        scoring=result.scoring, color=figures.family_color(family)),
                       key=f"side_topk_{i}")
-    shown = zoo.frames_at_moments(result.frame_indices, moments)
+    shown = side_by_side.frames_at_moments(result.frame_indices, moments)
     picks = list(shown.positions)
     right.caption(shown.caption(len(result.frames)))
     if shown.notes:

@@ -4,11 +4,13 @@ published test protocol, its parameters, or a forward measured on this machine â
 
 import streamlit as st
 
-from videoattn_core import figures, runtime, zoo
-from videoattn_core.links import make_link
+from pages import _cache as cache
 from pages import _state as state
 from pages import _widgets as widgets
-from pages import _cache as cache
+from videoattn_core import figures
+from videoattn_core.cost import zoo
+from videoattn_core.links import make_link
+from videoattn_core.run import runtime, timing
 
 DATASETS = zoo.datasets()
 PAGE_FIELDS = {
@@ -21,7 +23,7 @@ DTYPE = "float32"
 
 st.title("Zoo")
 st.caption("Every published checkpoint of the catalog: the top-1 its source reports, against what it costs. "
-           "Accuracies, views and sources come from the catalog (`videoattn_core.weights`); MACs and parameters "
+           "Accuracies, views and sources come from the catalog (`videoattn_core.weights.lookup`); MACs and parameters "
            "are counted on the network each entry builds.")
 view = state.open_view("zoo", PAGE_FIELDS, uses_model=False)
 state.show_ignored()
@@ -58,7 +60,7 @@ if cost == "time":
             return cache.measure_forward(state.config_key(config_preset[config], config), dev, dtype)
 
         config_preset = {zoo.entry_config(p.name): p.preset for p in points}
-        measured, refused = zoo.measured_seconds(
+        measured, refused = timing.measured_seconds(
             points, device, DTYPE, measure=measure, check=check,
             progress=lambda i, p: progress.progress(i / len(points), text=f"measuring {p.name}â€¦"))
         progress.progress(1.0, text=f"measured {len(measured)} of {len(points)} entries")

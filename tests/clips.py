@@ -11,6 +11,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from videoattn_core.clips import writer
+
 BITS = 12
 
 
@@ -37,18 +39,8 @@ def read_index(img: np.ndarray) -> int:
 def write_video(path: Path, frames: int, *, height: int = 48, width: int = 64, fps: int = 30,
                 codec: str = "libx264", gop: int = 30, pix_fmt: str = "yuv420p", options: dict | None = None,
                 container_options: dict | None = None, draw=index_frame) -> Path:
-    with av.open(str(path), "w", options=container_options or {}) as container:
-        stream = container.add_stream(codec, rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
-        stream.codec_context.gop_size = gop
-        if options:
-            stream.options = options
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(draw(i, height, width), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    writer.write_video(path, (draw(i, height, width) for i in range(frames)), fps=fps, codec=codec, pix_fmt=pix_fmt,
+                       gop=gop, options=options, container_options=container_options)
     return path
 
 

@@ -15,8 +15,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import videoattn_core as vac
-from videoattn_core import analysis, attention_maps, memory
-from videoattn_core.memory import _LiveBytes, forward_peak_bytes, memory_plan
+from videoattn_core.cost import growth, memory
+from videoattn_core.inspection import categories
+from videoattn_core.run import timing
+from videoattn_core.attention import maps as attention_maps
+from videoattn_core.cost.memory import _LiveBytes, forward_peak_bytes, memory_plan
 
 
 def test_live_bytes_follow_tensor_lifetimes_by_hand():
@@ -66,7 +69,7 @@ def test_memory_plan_refuses_before_allocating(monkeypatch):
     tight = (plan["weights_bytes"] + plan["attention_bytes"] + int(live * memory.ALLOCATOR_SLACK)
              + memory.CPU_RUNTIME_RESERVE)
     assert tight < plan["loose_total_bytes"]
-    margin = vac.memory.MEMORY_MARGIN
+    margin = memory.MEMORY_MARGIN
     # the loose bound does not fit, the tight one does: planning pins the allocator and the run goes ahead
     monkeypatch.setattr(memory, "available_memory", lambda device: int(tight * margin) + 1)
     pinned = memory_plan(summary, "cpu")
@@ -104,7 +107,7 @@ def test_kept_allocator_serves_freed_memory_again_without_page_faults():
     glibc's default maps and faults in every such tensor afresh (Swin's MLP activations are 77 MiB)."""
     code = (
         "import resource, sys, torch\n"
-        "from videoattn_core import memory\n"
+        "from videoattn_core.cost import memory\n"
         "if sys.argv[1] == 'kept':\n"
         "    assert memory.keep_allocator()\n"
         "for _ in range(3):  # the heap settles (glibc may place the second block afresh)\n"
@@ -128,7 +131,7 @@ def test_memory_plan_without_a_pinnable_allocator_keeps_the_loose_bound(monkeypa
     monkeypatch.setattr(memory, "_kept", False)
     monkeypatch.setattr(memory, "can_pin_allocator", lambda: False)
     loose = memory_plan(summary, "cpu")["loose_total_bytes"]
-    monkeypatch.setattr(memory, "available_memory", lambda device: int(loose * vac.memory.MEMORY_MARGIN) - 1)
+    monkeypatch.setattr(memory, "available_memory", lambda device: int(loose * memory.MEMORY_MARGIN) - 1)
     plan = memory_plan(summary, "cpu")
     assert plan["allocator"] == "default" and not plan["fits"] and plan["total_bytes"] == loose
 
@@ -136,15 +139,15 @@ def test_memory_plan_without_a_pinnable_allocator_keeps_the_loose_bound(monkeypa
 def test_stage_tokens_follow_the_papers_stage_resolutions():
     # MViTv2-S at 16×224: patches of 2×4×4 pooled to 56², 28², 14², 7² per stage over 8 token frames, + CLS
     mvit = vac.summarize("mvit_v2_s")
-    assert analysis.stage_tokens(mvit) == [("stage 1", 8 * 56 * 56 + 1), ("stage 2", 8 * 28 * 28 + 1),
+    assert growth.stage_tokens(mvit) == [("stage 1", 8 * 56 * 56 + 1), ("stage 2", 8 * 28 * 28 + 1),
                                            ("stage 3", 8 * 14 * 14 + 1), ("stage 4", 8 * 7 * 7 + 1)]
-    assert analysis.stage_grids(mvit) == "8×56×56 → 8×28×28 → 8×14×14 → 8×7×7"
-    assert analysis.stage_tokens(vac.summarize("timesformer_base")) == [("stage 1", 8 * 14 * 14 + 1)]
+    assert growth.stage_grids(mvit) == "8×56×56 → 8×28×28 → 8×14×14 → 8×7×7"
+    assert growth.stage_tokens(vac.summarize("timesformer_base")) == [("stage 1", 8 * 14 * 14 + 1)]
 
 
 def test_growth_curves_read_summaries_at_other_sizes():
     config = vac.get_config("timesformer_base", depth=1, img_size=64)
-    series, dashed, current = analysis.growth_curves(config, "frames")
+    series, dashed, current = growth.growth_curves(config, "frames")
     assert current == 8
     xs, totals = series["this config (divided_space_time): total"]
     assert xs == [2, 4, 8, 16, 32]
@@ -155,12 +158,12 @@ def test_growth_curves_read_summaries_at_other_sizes():
     joint = dict(zip(*series["joint_space_time: attention"]))
     divided = dict(zip(*series["this config (divided_space_time): attention"]))
     assert joint[16] / joint[8] > divided[16] / divided[8] > 1.9
-    assert "Doubling frames multiplies" in analysis.growth_note(series, "frames")
+    assert "Doubling frames multiplies" in growth.growth_note(series, "frames")
 
 
 def test_layer_kinds_and_window_tables():
     model = vac.build_model("swin3d_t", depths=(1, 1, 1, 1), num_frames=4, img_size=64)
-    kinds = analysis.attention_layer_kinds(model)
+    kinds = categories.attention_layer_kinds(model)
     assert kinds and set(kinds.values()) == {"window"}
     layer = next(iter(kinds))
     assert attention_maps.layer_window_frames(model, layer) == 8  # Swin-T's 8×7×7 window
@@ -170,7 +173,7 @@ def test_layer_kinds_and_window_tables():
 
 def test_measure_forward_counts_weights_input_and_live_tensors():
     config = vac.get_config("videomae_base", depth=1, img_size=32, num_frames=4, patch_size=8)
-    measured = analysis.measure_forward(config)
+    measured = timing.measure_forward(config)
     weights = vac.summarize(config).params * 4
     assert measured["time_s"] > 0 and measured["baseline_bytes"] >= weights
     assert measured["peak_bytes"] - measured["baseline_bytes"] == forward_peak_bytes(config, workspaces=False)
@@ -219,7 +222,7 @@ def test_meta_stand_in_for_fused_attention_returns_the_kernels_memory_layout(lay
 _KERNEL_WORKSPACES = r"""
 import ctypes, json, torch
 import torch.nn.functional as F
-from videoattn_core.memory import _LiveBytes
+from videoattn_core.cost.memory import _LiveBytes
 
 # every block of 128 KiB or more mapped on its own and unmapped when freed: the resident memory follows the live
 # tensors exactly, whatever the product's allocator settings

@@ -12,7 +12,8 @@ import numpy as np
 from streamlit.testing.v1 import AppTest
 
 import videoattn_core as vac
-from videoattn_core import analysis, figures
+from videoattn_core.cost import growth, memory
+from videoattn_core import figures
 from videoattn_core.inspection import summary_cache
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -48,8 +49,8 @@ def assert_shows_the_library(at: AppTest, config: vac.ModelConfig) -> None:
     truth = vac.summarize(config)
     assert metric(at, "parameters") == f"{truth.params:,}"
     assert metric(at, "MACs per view") == figures.human(truth.macs)
-    memory = analysis.memory_plan(truth, "cpu", 4)
-    assert metric(at, "memory (fp32, batch 1, CPU)") == analysis.format_bytes(memory["total_bytes"])
+    plan = memory.memory_plan(truth, "cpu", 4)
+    assert metric(at, "memory (fp32, batch 1, CPU)") == memory.format_bytes(plan["total_bytes"])
     assert len(at.dataframe[0].value) == len(truth.layers)
 
 
@@ -81,5 +82,5 @@ def test_model_page_from_a_warmed_cache_and_from_broken_files(tmp_path, monkeypa
     assert_shows_the_library(at, other_config)
     at.button_group(key="model.section").set_value("growth").run()
     assert not at.exception, [e.value for e in at.exception]
-    series, _, _ = analysis.growth_curves(other_config, "frames")
+    series, _, _ = growth.growth_curves(other_config, "frames")
     assert frames_curve(at) == {name: ys for name, (_, ys) in series.items()}

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import videoattn_core as vac
-from videoattn_core.attention_maps import attention_map, capture_all, rollout, rollout_unavailable_reason, temporal_matrix, upsample
+from videoattn_core.attention.maps import (attention_map, capture_all, rollout, rollout_unavailable_reason,
+    temporal_matrix, upsample)
 from videoattn_core.models.layers import AttentionCore, AttentionLayout, CapturedAttention
 
 T, H, W = 4, 3, 3
@@ -131,7 +132,7 @@ def test_cross_attention_map_lays_each_learned_query_over_the_key_grid():
 def _full_matrix(captured, size):
     """Independent rollout helper: one layer's head-averaged attention as a dense (size+1)² matrix with CLS
     last; tokens not attending in the layer keep an identity row; a CLS repeated across groups averages."""
-    from videoattn_core.attention_maps import token_coordinates
+    from videoattn_core.attention.maps import token_coordinates
     probs = captured.probs.double().mean(1)
     q = token_coordinates(captured.layout, 1)
     a = torch.zeros(size + 1, size + 1, dtype=torch.float64)
@@ -170,7 +171,7 @@ def test_rollout_reasons():
 
 
 def test_swin_bias_table_arranged_by_offset():
-    from videoattn_core.attention_maps import relative_position_tables
+    from videoattn_core.attention.maps import relative_position_tables
     from videoattn_core.models.windows import relative_position_index
 
     model = vac.build_model("swin3d_t", depths=(1, 1, 1, 1), window_size=(4, 3, 3), num_frames=8, img_size=32)
@@ -192,7 +193,7 @@ def test_swin_bias_table_arranged_by_offset():
 
 
 def test_temporal_and_decomposed_tables():
-    from videoattn_core.attention_maps import relative_position_tables
+    from videoattn_core.attention.maps import relative_position_tables
 
     model = vac.build_model("timesformer_base", embed_dim=32, depth=1, num_heads=2, num_frames=T, img_size=24,
                             patch_size=8, temporal_relative_bias=True)

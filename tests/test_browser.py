@@ -22,7 +22,9 @@ pytest.register_assert_rewrite("browser_support")  # before its import: its asse
 from browser_support import (ServedApp, TIMEOUT_MS, as_array, assert_no_exception, assert_same_map, find_chart,
                              wait_idle)
 from reference import Reference
-from videoattn_core import attention_maps, figures, runtime
+from videoattn_core.attention import maps as attention_maps
+from videoattn_core import figures
+from videoattn_core.run import runtime
 
 pytest_plugins = ["browser_support"]  # a failing test's report shows the server log's tail
 pytestmark = pytest.mark.browser

@@ -15,7 +15,7 @@ import videoattn_core as vac
 pytest.register_assert_rewrite("browser_support")
 from browser_support import as_array, assert_no_exception, assert_same_map, find_chart, wait_idle
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
-from videoattn_core import runtime
+from videoattn_core.run import runtime
 
 pytest_plugins = ["browser_support"]
 pytestmark = pytest.mark.browser

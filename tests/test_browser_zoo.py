@@ -19,7 +19,7 @@ import videoattn_core as vac
 
 pytest.register_assert_rewrite("browser_support")
 from browser_support import ServedApp, as_array, assert_no_exception, find_chart, read_charts, wait_idle
-from videoattn_core import weights as W
+from videoattn_core.weights import lookup as W
 
 pytest_plugins = ["browser_support"]
 pytestmark = pytest.mark.browser

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 import videoattn_core as vac
-from videoattn_core.cli import main
-from videoattn_core.compiled import CompileFallbackWarning, CompiledModel
+from videoattn_core.cli.main import main
+from videoattn_core.run.compiled import CompileFallbackWarning, CompiledModel
 from videoattn_core.models.layers import AttentionCore
-from videoattn_core.runtime import plan_run
+from videoattn_core.run.runtime import plan_run
 
 from test_inspection import SMALL, _small, _small_id
 

@@ -103,7 +103,7 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 def in_process(capsys, *args: str) -> tuple[int, str, str]:
     """The command run in this process (the tests of its messages; the others start a process as a user does)."""
-    from videoattn_core.cli import main
+    from videoattn_core.cli.main import main
 
     code = main(["evaluate", *args])
     out, err = capsys.readouterr()

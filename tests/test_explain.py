@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 import videoattn_core as vac
-from videoattn_core.explanations import explain, gradcam_layers
+from videoattn_core.attention.explanations import explain, gradcam_layers
 from videoattn_core.models.layers import AttentionCore, AttentionLayout
 
 T, S, P = 4, 24, 8  # frames, pixels, patch: a 4×3×3 token grid
@@ -284,7 +284,7 @@ def test_head_statistics_of_uniform_attention_by_hand():
     the mean distances of all ordered pairs of patch cells (the ViT paper's definition)."""
     from itertools import product
 
-    from videoattn_core.head_stats import head_statistics
+    from videoattn_core.attention.head_stats import head_statistics
 
     stats = head_statistics(TubeModel(depth=1, tube=(0, 0), uniform=True), _tube_clip())
     cells = list(product(range(2), range(3), range(3)))
@@ -298,7 +298,7 @@ def test_head_statistics_of_uniform_attention_by_hand():
 
 def test_head_statistics_of_divided_attention_and_the_figure():
     from videoattn_core import figures
-    from videoattn_core.head_stats import head_statistics
+    from videoattn_core.attention.head_stats import head_statistics
 
     stats = head_statistics(_timesformer(), _clip())
     assert stats.layers == ["blocks.0.temporal_attn", "blocks.0.attn", "blocks.1.temporal_attn", "blocks.1.attn"]
@@ -330,7 +330,7 @@ SMALL_SETS = ["--set", "num_frames=4", "--set", "img_size=32", "--set", "patch_s
 
 
 def _cli(*args):
-    from videoattn_core.cli import main
+    from videoattn_core.cli.main import main
 
     return main(["explain", "timesformer_base", "--clip", CLIP, *SMALL_SETS, *args])
 
@@ -365,7 +365,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_overlay_keeps_the_frames_where_the_map_is_zero():
-    from videoattn_core.cli_explain import overlay_frames
+    from videoattn_core.cli.explain import overlay_frames
 
     frames = np.full((2, 4, 4, 3), 200, dtype=np.uint8)
     heat = np.zeros((2, 4, 4))

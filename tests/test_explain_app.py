@@ -10,8 +10,10 @@ import numpy as np
 import streamlit as st
 
 from test_app import SMALL_TSF, array, assert_clean, charts, open_app
-from videoattn_core import explanations, figures, runtime
-from videoattn_core.head_stats import head_statistics
+from videoattn_core.attention import explanations
+from videoattn_core import figures
+from videoattn_core.run import runtime
+from videoattn_core.attention.head_stats import head_statistics
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_CLIP = ASSETS / "big_buck_bunny.mp4"  # the sample clip a link without clip= shows

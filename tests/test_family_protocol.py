@@ -19,7 +19,7 @@ from torch import nn
 
 import videoattn_core as vac
 from videoattn_core import registry
-from videoattn_core.checkpoints import CheckpointLayout, rename_keys
+from videoattn_core.weights.checkpoints import CheckpointLayout, rename_keys
 from videoattn_core.config import ModelConfig, hparam
 from videoattn_core.errors import CheckpointError
 from videoattn_core.models.layers import AttentionCore, AttentionLayout
@@ -109,7 +109,7 @@ def test_a_registered_family_gets_every_view_of_the_core(toy):
 
 
 def _captures(model, x):
-    from videoattn_core.capture import capturing
+    from videoattn_core.attention.capture import capturing
 
     with torch.no_grad(), capturing(model, eval_mode=True) as records:
         model(x)
@@ -137,8 +137,8 @@ def test_the_core_names_no_family():
     names = [f.name for f in vac.list_families() if f.name != "toy_protocol"]
     pattern = re.compile(r"""["'](%s)["']""" % "|".join(names))
     offenders = []
-    for module in ("explanations.py", "attention_maps.py", "checkpoints.py", "inspection/summary.py",
-                   "hf_reading.py", "hub.py", "runtime.py", "weights.py"):
+    for module in ("attention/explanations.py", "attention/maps.py", "weights/checkpoints.py", "inspection/summary.py",
+                   "weights/hf_reading.py", "weights/hub.py", "run/runtime.py", "weights/lookup.py"):
         text = (core / module).read_text()
         offenders += [f"{module}: {m.group(0)}" for m in pattern.finditer(text)]
     assert not offenders, offenders

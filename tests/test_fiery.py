@@ -10,7 +10,50 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import videoattn_core as vac
-from videoattn_core.models.fiery import BilinearResize, PyramidSpatioTemporalPooling, analytic_macs
+from videoattn_core.models.fiery import (SPATIAL_KERNEL, TEMPORAL_BLOCK_KERNELS, BilinearResize, FieryTemporalConfig,
+                                        PyramidSpatioTemporalPooling)
+
+
+def analytic_macs(config: FieryTemporalConfig, frames: int | None = None, height: int | None = None,
+                  width: int | None = None, batch: int = 1) -> dict[str, int]:
+    """Multiply-accumulates of one forward pass, from the layer definitions (no tensors involved).
+
+    ``conv``: every 3D convolution, ``out elements × in_channels × kernel volume`` (no groups here); the time
+    axis keeps T steps through every block (causal padding), except the pyramid pooling's 1×1×1 convolution,
+    which runs on the T + 1 pooled steps before the last one is dropped, over a grid of ⌊(H − h) / h⌋ + 1 ×
+    ⌊(W − w) / w⌋ + 1 windows. ``resize``: the bilinear upsampling, 4 per output value (fvcore's convention).
+    Average pooling counts zero (additions only, fvcore's convention), BatchNorm is left to the counter's norm
+    rule.
+    """
+    _, t, _, h, w = config.input_shape(frames, None, batch)
+    if height is not None:
+        h = height
+    if width is not None:
+        w = width
+    positions = batch * t * h * w
+    conv = resize = 0
+    for cin, cout in zip(config.block_in_channels, config.block_out_channels):
+        half = cin // 2
+        for kernel in TEMPORAL_BLOCK_KERNELS:
+            kt, kh, kw = kernel
+            conv += positions * cin * half + positions * half * half * kt * kh * kw
+        conv += positions * cin * half  # the 1×1×1 path
+        aggregation_in = 3 * half
+        if config.use_pyramid_pooling:
+            pool_h, pool_w = config.input_hw
+            reduction = cin // 3
+            pooled_positions = batch * (t + 1) * ((h - pool_h) // pool_h + 1) * ((w - pool_w) // pool_w + 1)
+            conv += pooled_positions * cin * reduction
+            resize += 4 * batch * reduction * t * h * w
+            aggregation_in += reduction
+        conv += positions * aggregation_in * cout
+        if cout != cin:
+            conv += positions * cin * cout  # the residual projection
+        bottleneck = cout // 2
+        kt, kh, kw = SPATIAL_KERNEL
+        per_bottleneck = positions * (cout * bottleneck + bottleneck * bottleneck * kt * kh * kw + bottleneck * cout)
+        conv += config.n_spatial_layers_between_temporal_layers * per_bottleneck
+    return {"conv": conv, "resize": resize}
 
 
 def _small(**overrides):

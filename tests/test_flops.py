@@ -16,7 +16,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import videoattn_core as vac
-from videoattn_core import flops
+from videoattn_core.cost import flops
 from videoattn_core.models.layers import AttentionCore, AttentionLayout
 
 

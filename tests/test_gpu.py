@@ -25,7 +25,7 @@ from safetensors.torch import save_file
 
 import videoattn_core as vac
 from reference import Reference, relative_error
-from videoattn_core.runtime import load_model, plan_run
+from videoattn_core.run.runtime import load_model, plan_run
 
 
 def _test_device() -> torch.device | None:
@@ -187,7 +187,7 @@ def test_compiled_forward_on_the_device_gives_the_eager_logits(preset, config):
 def test_memory_estimate_bounds_the_device_peak_of_a_forward(preset):
     """What a run plans for its activations on CUDA bounds the allocator's peak over a forward (the second: the
     first also allocates cuBLAS's and cuDNN's workspaces once per process), within 1.5×."""
-    from videoattn_core.memory import memory_plan
+    from videoattn_core.cost.memory import memory_plan
 
     summary = vac.summarize(preset)
     plan = memory_plan(summary, DEVICE)

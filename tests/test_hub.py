@@ -21,8 +21,10 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import videoattn_core as vac
-from videoattn_core import hub, runtime
+from videoattn_core.weights import hub
+from videoattn_core.run import runtime
 from videoattn_core.errors import CheckpointError, ConfigError, WeightsError
+from videoattn_core.weights.lookup import IMAGENET_MEAN
 
 from reference import REFERENCE_DIR, ROOT
 from standin_hub import StandInHub
@@ -325,7 +327,7 @@ def test_a_vjepa2_directory_reads_its_video_processor(tmp_path, cache):
         (96, 2, 64, 3)
     recipe = preset.origin.recipe
     assert (recipe.resize, recipe.crop, recipe.resampling, recipe.mean) == (73, 64, "huggingface_video",
-                                                                           vac.weights.IMAGENET_MEAN)
+                                                                           IMAGENET_MEAN)
     assert any("how many frames" in w for w in preset.origin.warnings)
     loaded = runtime.load_inputs(runtime.plan_run(str(folder), CLIP, estimate=False), CLIP)
     assert loaded.tensor.shape == (1, 3, 16, 64, 64) and torch.isfinite(loaded.tensor).all()

@@ -113,7 +113,7 @@ def test_sampling_rate_is_hidden_for_presets_and_not_written_into_their_links(hu
     ("org/videomae-small-finetuned", "only hf:ORG/NAME ids travel in links"),
 ])
 def test_link_to_a_model_that_cannot_be_opened_is_ignored_with_the_reason(hub, monkeypatch, model, reason):
-    from videoattn_core import hub as hub_module
+    from videoattn_core.weights import hub as hub_module
 
     opened = []
     real_open = hub_module.open_model

@@ -10,7 +10,7 @@ from einops import rearrange
 from torch import nn
 
 import videoattn_core as vac
-from videoattn_core.analysis import forward_peak_bytes
+from videoattn_core.cost.memory import forward_peak_bytes
 from videoattn_core.models.layers import AttentionCore
 from reference import relative_error
 
@@ -417,9 +417,9 @@ def test_captures_and_forwards_of_one_model_never_overlap():
     model (here ``classify``, the app's prediction path) waits for it, so the capture sees only its own calls."""
     import threading
 
-    from videoattn_core import runtime
-    from videoattn_core.attention_maps import capture_all
-    from videoattn_core.capture import capturing
+    from videoattn_core.run import runtime
+    from videoattn_core.attention.maps import capture_all
+    from videoattn_core.attention.capture import capturing
 
     model, x = _small(SMALL[0])
     per_forward = len(capture_all(model, x[:1]))

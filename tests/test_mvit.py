@@ -14,7 +14,7 @@ import official_keys
 import videoattn_core as vac
 from reference import Reference, assert_both_paths_match
 from videoattn_core.models.layers import AttentionCore
-from videoattn_core.cli import main
+from videoattn_core.cli.main import main
 from videoattn_core.models.mvit import DecomposedRelPos
 
 PUBLISHED_PARAMS = {"mvit_v1_b": 36_610_672, "mvit_v2_s": 34_537_744}

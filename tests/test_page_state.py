@@ -13,7 +13,7 @@ import numpy as np
 import streamlit as st
 
 from test_app import SMALL_TSF, array, assert_clean, charts, open_app, sidebar_widget
-from videoattn_core import explanations, head_stats
+from videoattn_core.attention import explanations, head_stats
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 CLIP = (ASSETS / "rotating_bar.mp4").read_bytes()

@@ -14,7 +14,7 @@ import torch
 
 import videoattn_core as vac
 from clips import write_audio
-from videoattn_core.cli import main
+from videoattn_core.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIP = ROOT / "assets" / "moving_square.mp4"
@@ -96,7 +96,7 @@ def test_random_initialisation_says_so():
 
 
 def test_bfloat16_runs_and_says_when_this_machine_only_emulates_it(capsys, monkeypatch):
-    from videoattn_core import devices
+    from videoattn_core.run import devices
 
     native = vac.predict("timesformer_base", CLIP, device="cpu", overrides=TINY, dtype="bfloat16")
     if devices.native_bfloat16("cpu"):  # AMX or AVX-512 BF16 here: nothing to warn about
@@ -249,7 +249,7 @@ def test_weights_without_network_end_in_one_error_line(capsys, tmp_path, monkeyp
     import socket
     from dataclasses import replace
 
-    from videoattn_core import weights as W
+    from videoattn_core.weights import lookup as W
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

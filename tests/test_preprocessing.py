@@ -24,8 +24,8 @@ import torch
 
 import videoattn_core as vac
 from reference import REFERENCE_DIR
-from videoattn_core.preprocessing import crop_offsets, preprocess, resized_size
-from videoattn_core.sampling import clip_indices
+from videoattn_core.clips.preprocessing import crop_offsets, preprocess, resized_size
+from videoattn_core.clips.sampling import clip_indices
 
 CASES = torch.load(REFERENCE_DIR / "preprocess" / "cases.pt", weights_only=True)
 HF_CASES = torch.load(REFERENCE_DIR / "preprocess" / "hf_cases.pt", weights_only=True)

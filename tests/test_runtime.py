@@ -19,9 +19,10 @@ from PIL import Image
 import videoattn_core as vac
 from test_app import charts, open_app
 from test_weights import _Server
-from videoattn_core import downloads as D
-from videoattn_core import weights as W
-from videoattn_core.cli import main
+from videoattn_core.weights import downloads as D
+from videoattn_core.weights import lookup as W
+from videoattn_core.cli.main import main
+from videoattn_core.cost.memory import MEMORY_MARGIN
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "assets" / "moving_square.mp4"  # 250 frames of 320×240 at 25 fps
@@ -167,7 +168,7 @@ def test_dry_run_plans_without_downloading_or_running(entry, capsys):
     summary = vac.summarize(vac.get_config("timesformer_base", **TINY))
     assert plan["macs_per_view"] == summary.macs and plan["macs_total"] == 3 * summary.macs
     assert plan["memory"]["live_tensor_peak_bytes"] == summary.memory_estimate()["activations"]
-    assert plan["memory"]["fits"] and plan["memory"]["margin"] == vac.memory.MEMORY_MARGIN
+    assert plan["memory"]["fits"] and plan["memory"]["margin"] == MEMORY_MARGIN
     assert plan["labels_from"].startswith("assets label list (ssv2)")
 
 
@@ -240,3 +241,21 @@ def test_run_page_protocol_views_timeline_and_plan(entry):
     top1 = {w["predictions"][0]["label"]: w["predictions"][0]["probability"] for w in over_time["windows"]}
     for trace in chart["data"]:
         assert trace["name"] in top1  # every line is some window's top-1 class
+
+
+def test_inputs_read_exactly_the_frames_the_plan_chose(tmp_path):
+    """``load_inputs`` decodes the plan's ``frame_indices`` (it does not sample again): frames the plan changed are
+    the frames read, and a plan of another clip is refused with the reason."""
+    from clips import read_index, write_video
+
+    clip = write_video(tmp_path / "indexed.mp4", 60, codec="libx264", gop=1)
+    plan = vac.runtime.plan_run("timesformer_base", clip, overrides=TINY, device="cpu", estimate=False)
+    assert plan.frame_indices == [vac.clip_indices(60, 4, plan.recipe.sampling_rate, fps=30.0,
+                                                   target_fps=plan.recipe.target_fps, rule=plan.recipe.clip_rule)]
+    plan.frame_indices = [[3, 17, 17, 41]]  # not what sampling would pick
+    loaded = vac.runtime.load_inputs(plan, clip)
+    assert list(loaded.clip.frame_indices) == [3, 17, 17, 41]
+    assert [read_index(f) for f in loaded.clip.frames] == [3, 17, 17, 41]
+    short = write_video(tmp_path / "short.mp4", 20, codec="libx264", gop=1)
+    with pytest.raises(vac.VideoError, match="planned frames 3–41 are not all in this clip, which has 20 frames"):
+        vac.runtime.load_inputs(plan, short)

@@ -1,5 +1,5 @@
 """Side by side at a glance: every row shows its model's input frames at the same moments of the clip (the core's
-:func:`videoattn_core.zoo.frames_at_moments` against hand-made frame indices, the page against the frames each model
+:func:`videoattn_core.run.side_by_side.frames_at_moments` against hand-made frame indices, the page against the frames each model
 read, as ``vac.predict`` reports them), its results stay while their inputs do, and a failing model leaves a
 failed status."""
 
@@ -13,7 +13,8 @@ import streamlit as st
 import pages._widgets
 import videoattn_core as vac
 from test_app import assert_clean, charts, open_app
-from videoattn_core import zoo
+from videoattn_core.cost import zoo
+from videoattn_core.run import side_by_side
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 TSF = "timesformer_base;depth=2;img_size=64"  # 8 frames every 32: on Big Buck Bunny (132 frames) it repeats 131
@@ -25,7 +26,7 @@ MAE = "videomae_base;depth=1;img_size=64"  # 16 frames from the middle of the cl
 
 def test_a_sparse_model_shows_distinct_frames_and_says_which_are_not_the_nearest():
     read = [0, 30, 60, 91, 121, 131, 131, 131]  # TimeSformer on Big Buck Bunny
-    shown = zoo.frames_at_moments(read, [32, 38, 44, 50])  # the span every model covers
+    shown = side_by_side.frames_at_moments(read, [32, 38, 44, 50])  # the span every model covers
     assert shown.moments == (32, 38, 44, 50)
     assert shown.positions == (0, 1, 2, 3) and shown.sources == (0, 30, 60, 91)  # not 30, 30, 30, 60
     assert shown.notes == ("frame 32: input frame 0 shown (the nearest, 30, is shown for frame 38)",
@@ -36,33 +37,33 @@ def test_a_sparse_model_shows_distinct_frames_and_says_which_are_not_the_nearest
 
 
 def test_moments_outside_a_models_window_are_named():
-    shown = zoo.frames_at_moments([0, 30, 60, 91], [0, 106, 212])
+    shown = side_by_side.frames_at_moments([0, 30, 60, 91], [0, 106, 212])
     assert shown.sources == (0, 60, 91)
     assert shown.notes == (
         "frame 106 is outside this model's window (frames 0–91); input frame 60 shown (the nearest, 91, is shown "
         "for frame 212)",
         "frame 212 is outside this model's window (frames 0–91); nearest input frame 91 shown")
-    late = zoo.frames_at_moments([92, 104, 152], [0, 106, 212])
+    late = side_by_side.frames_at_moments([92, 104, 152], [0, 106, 212])
     assert late.sources == (92, 104, 152)
     assert late.notes == ("frame 0 is outside this model's window (frames 92–152); nearest input frame 92 shown",
                           "frame 212 is outside this model's window (frames 92–152); nearest input frame 152 shown")
-    inside = zoo.frames_at_moments(list(range(0, 240, 30)), [0, 90, 210])
+    inside = side_by_side.frames_at_moments(list(range(0, 240, 30)), [0, 90, 210])
     assert inside.sources == (0, 90, 210) and inside.notes == ()
 
 
 def test_a_frame_is_shown_twice_only_when_the_model_read_it_twice_and_then_it_says_so():
     read = [0, 30, 60, 91, 121, 131, 131, 131]
     moments = [0, 19, 37, 56, 75, 94, 112, 131]
-    shown = zoo.frames_at_moments(read, moments)
+    shown = side_by_side.frames_at_moments(read, moments)
     assert shown.positions == tuple(range(8)) and shown.sources == tuple(read)
     assert "frame 131 is shown 3 times: the model read it 3 times (positions 5, 6, 7 of its input)" in shown.notes
     # with fewer moments it prefers frames it read once, even when farther
-    few = zoo.frames_at_moments(read, [131, 200, 250])
+    few = side_by_side.frames_at_moments(read, [131, 200, 250])
     assert few.sources == (91, 121, 131) and not any("times" in n for n in few.notes)
 
 
 def test_a_model_with_fewer_frames_than_moments_shows_each_once():
-    shown = zoo.frames_at_moments([0, 10, 20, 30], [0, 5, 10, 15, 20, 25, 30])
+    shown = side_by_side.frames_at_moments([0, 10, 20, 30], [0, 5, 10, 15, 20, 25, 30])
     assert shown.moments == (0, 10, 20, 30) and shown.positions == (0, 1, 2, 3)
     assert [n.split(":")[0] for n in shown.notes] == ["frame 5", "frame 15", "frame 25"]
     assert all("this model reads 4 frames, fewer than the 7 moments" in n for n in shown.notes)
@@ -96,7 +97,7 @@ def test_every_row_shows_the_same_moments_from_the_frames_its_model_read():
         prediction = vac.predict(preset, ASSETS / "big_buck_bunny.mp4", overrides=overrides, device="cpu", top_k=1)
         read.append(prediction.clip["sampled_indices"])
     assert read[0] == [0, 30, 60, 91, 121, 131, 131, 131]
-    moments = zoo.common_moments(read, 8)
+    moments = side_by_side.common_moments(read, 8)
     assert moments == [0, 19, 37, 56, 75, 94, 112, 131]  # the windows are disjoint: the whole span
     listed = ", ".join(map(str, moments))
     assert any(f"nearest to source frames {listed} of the clip" in c.value for c in at.caption)
@@ -126,8 +127,8 @@ def test_every_row_shows_the_same_moments_from_the_frames_its_model_read():
 def test_results_stay_when_leaving_and_coming_back_until_their_inputs_change(monkeypatch):
     monkeypatch.setattr(pages._widgets, "AUTO_RUN_MACS", 0)  # every forward waits for the Run button
     runs = []
-    run_on_clip = zoo.run_on_clip
-    monkeypatch.setattr(zoo, "run_on_clip", lambda *a, **k: runs.append(a[0].preset) or run_on_clip(*a, **k))
+    run_on_clip = side_by_side.run_on_clip
+    monkeypatch.setattr(side_by_side, "run_on_clip", lambda *a, **k: runs.append(a[0].preset) or run_on_clip(*a, **k))
     st.cache_resource.clear()
     at = open_app("side_by_side", m1=TSF, m2=MVIT, clip="rotating_bar", topk="3", frames="3")
     assert_clean(at)
@@ -157,8 +158,8 @@ def test_results_stay_when_leaving_and_coming_back_until_their_inputs_change(mon
 
 def test_an_uploaded_clip_and_its_results_stay_when_coming_back(monkeypatch):
     runs = []
-    run_on_clip = zoo.run_on_clip
-    monkeypatch.setattr(zoo, "run_on_clip", lambda *a, **k: runs.append(a[0].preset) or run_on_clip(*a, **k))
+    run_on_clip = side_by_side.run_on_clip
+    monkeypatch.setattr(side_by_side, "run_on_clip", lambda *a, **k: runs.append(a[0].preset) or run_on_clip(*a, **k))
     st.cache_resource.clear()
     at = open_app("side_by_side", m1=TSF, m2=MVIT, topk="3", frames="3")
     at.radio(key="side.source").set_value("upload").run()
@@ -181,14 +182,14 @@ def test_an_uploaded_clip_and_its_results_stay_when_coming_back(monkeypatch):
 
 
 def test_a_failing_model_leaves_the_status_failed_and_the_other_rows_shown(monkeypatch):
-    run_on_clip = zoo.run_on_clip
+    run_on_clip = side_by_side.run_on_clip
 
     def failing(plan, clip, **kwargs):
         if plan.preset == "mvit_v2_s":
             raise vac.VideoError("big_buck_bunny.mp4 is corrupt or truncated: decoding failed after 3 frames")
         return run_on_clip(plan, clip, **kwargs)
 
-    monkeypatch.setattr(zoo, "run_on_clip", failing)
+    monkeypatch.setattr(side_by_side, "run_on_clip", failing)
     st.cache_resource.clear()
     at = open_app("side_by_side", m1=TSF, m2=MVIT, topk="2", frames="2")
     assert_clean(at)

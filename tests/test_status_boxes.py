@@ -8,7 +8,7 @@ import streamlit as st
 
 import videoattn_core as vac
 from test_app import assert_clean, open_app
-from videoattn_core import runtime
+from videoattn_core.run import runtime
 
 SMALL = {"model": "timesformer_base", "depth": "1", "img_size": "32", "patch_size": "8"}
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 import videoattn_core as vac
-from videoattn_core import analysis
+from videoattn_core.cost import growth
 from videoattn_core.inspection import summary as summary_module
 from videoattn_core.inspection import summary_cache as sc
 
@@ -169,7 +169,7 @@ def test_growth_curves_through_the_cache_match_the_summaries(cache, counted):
         cfg = config if scheme.startswith("this config") else config.replace(attention_type=scheme)
         for x, y in zip(xs, ys):
             s = vac.summarize(cfg, frames=x)
-            assert y == (s.macs if name.endswith("total") else analysis.attention_macs(s)), (name, x)
+            assert y == (s.macs if name.endswith("total") else growth.attention_macs(s)), (name, x)
     path = cache.path("growth", config, {"axis": "frames"})
     _tamper(path, lambda e: (e["payload"]["series"][next(iter(series))][1].__setitem__(0, 1.0), _reseal(e)))
     assert sc.cached_growth_curves(config, "frames", cache=cache) != (series, dashed, current)  # a resealed forgery
@@ -190,7 +190,7 @@ def test_cost_points_equal_the_summaries_and_skip_impossible_points():
         except vac.VideoAttnError:
             assert cost is None, (frames, size)
             continue
-        assert cost == (s.macs, analysis.attention_macs(s)), (frames, size)
+        assert cost == (s.macs, growth.attention_macs(s)), (frames, size)
     assert costs[3] is None  # 0 frames is out of range
 
 

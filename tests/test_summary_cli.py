@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from videoattn_core.cli import main
+from videoattn_core.cli.main import main
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -95,3 +95,19 @@ def test_module_entry_point():
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: unknown hyperparameter 'x'") and bad.stderr.count("\n") == 1
+
+
+def test_one_memory_estimate_in_the_summary_the_plan_and_the_table(capsys):
+    """``summary --json`` reports the run plan's memory estimate (an upper bound of a forward on the CPU in float32,
+    the figure the Model page shows), not the weights and live tensors alone; the table says the same total."""
+    import videoattn_core as vac
+    from videoattn_core.units import human_bytes
+
+    assert main(["summary", "mvit_v2_s", "--json"]) == 0
+    memory = json.loads(capsys.readouterr().out)["memory"]
+    plan = vac.runtime.plan_run("mvit_v2_s", device="cpu").memory
+    assert memory["total_bytes"] == plan["total_bytes"] == plan["loose_total_bytes"]
+    assert memory["total_bytes"] > memory["weights_bytes"] + memory["live_tensor_peak_bytes"]
+    assert (memory["device"], memory["dtype_bytes"]) == ("cpu", 4)
+    assert main(["summary", "mvit_v2_s"]) == 0
+    assert f"memory        {human_bytes(plan['total_bytes'])} at most" in capsys.readouterr().out

@@ -17,7 +17,7 @@ from torch.overrides import TorchFunctionMode
 
 import official_keys
 import videoattn_core as vac
-from videoattn_core.attention_maps import capture_all
+from videoattn_core.attention.maps import capture_all
 from reference import Reference, assert_both_paths_match, relative_error
 from videoattn_core.models.layers import AttentionCore
 from videoattn_core.models.windows import (
@@ -313,7 +313,7 @@ def test_ssv2_recipe_reads_what_the_sthv2_config_reads():
     """configs/recognition/swin/swin_base_patch244_window1677_sthv2.py, test_pipeline: SampleFrames(clip_len=32,
     frame_interval=2, num_clips=1, frame_uniform=True, test_mode=True) (frame_uniform ignores frame_interval),
     Resize(-1, 224), ThreeCrop(224): one clip of 32 uniformly spread frames × 3 crops."""
-    from videoattn_core.sampling import clip_indices
+    from videoattn_core.clips.sampling import clip_indices
 
     entry = vac.get_entry("swin3d_b.official_ssv2")
     r = entry.recipe

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import videoattn_core as vac
-from videoattn_core.attention_maps import capture_all
+from videoattn_core.attention.maps import capture_all
 from videoattn_core.models.layers import AttentionCore
 from videoattn_core.models.swin3d import SwinTransformer3DConfig, WindowAttention3D
 from videoattn_core.models.swin_divided import DividedWindowAttention

@@ -14,10 +14,10 @@ import torch
 from PIL import Image
 import videoattn_core as vac
 from clips import index_frame, read_index, write_audio, write_video
-from videoattn_core.preprocessing import preprocess
-from videoattn_core.runtime import load_clip
-from videoattn_core.sampling import sample_indices
-from videoattn_core.video import Limits, read_clip
+from videoattn_core.clips.preprocessing import preprocess
+from videoattn_core.run.runtime import load_clip
+from videoattn_core.clips.sampling import sample_indices
+from videoattn_core.clips.decode import Limits, read_clip
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 

@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 import videoattn_core as vac
 from reference import Reference, assert_both_paths_match, relative_error
-from videoattn_core.attention_maps import capture_all, rollout, rollout_unavailable_reason
+from videoattn_core.attention.maps import capture_all, rollout, rollout_unavailable_reason
 from videoattn_core.models.videomae import hf_config_overrides
 
 # ------------------------------------------------------------------------------------------ checkpoint layouts

@@ -23,9 +23,9 @@ import pytest
 import torch
 
 import videoattn_core as vac
-from videoattn_core.preprocessing import crop_offsets, preprocess
-from videoattn_core.runtime import parse_views, plan_run
-from videoattn_core.sampling import clip_indices
+from videoattn_core.clips.preprocessing import crop_offsets, preprocess
+from videoattn_core.run.runtime import parse_views, plan_run
+from videoattn_core.clips.sampling import clip_indices
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

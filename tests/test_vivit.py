@@ -372,7 +372,7 @@ def test_layouts_lay_every_model_on_its_grid():
 
 
 def test_attention_maps_and_rollout_where_they_apply():
-    from videoattn_core import attention_maps
+    from videoattn_core.attention import maps as attention_maps
 
     x = torch.randn(1, 3, 8, 48, 48)
     joint = _small_model(attention_type="spacetime")

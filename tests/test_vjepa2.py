@@ -12,7 +12,8 @@ from safetensors.torch import save_file
 
 import videoattn_core as vac
 from reference import Reference, assert_both_paths_match, relative_error
-from videoattn_core import attention_maps, flops
+from videoattn_core.attention import maps as attention_maps
+from videoattn_core.cost import flops
 from videoattn_core.models import vjepa2
 
 SMALL = dict(embed_dim=48, depth=2, num_heads=3, num_frames=4, img_size=32, patch_size=8, num_classes=7,
@@ -148,7 +149,7 @@ def test_rope_rotates_t_y_x_parts_as_the_official_code():
     assert (vjepa2.rope_part(80), vjepa2.rope_part(1408 // 22)) == (26, 20)  # ViT-H, ViT-g
     x = torch.randn(2, 3, math.prod(grid), head_dim)
     cos, sin = vjepa2.rope_tables(grid, head_dim)
-    ours = vjepa2.rotate(x, cos, sin)
+    ours = vjepa2.turn(x, *vjepa2.full_width(cos, sin, head_dim))
     t, y, w = torch.meshgrid(*(torch.arange(n) for n in grid), indexing="ij")
     for i, pos in enumerate((t.flatten(), y.flatten(), w.flatten())):
         block = slice(i * part, (i + 1) * part)
@@ -298,8 +299,8 @@ def test_three_crop_reads_resize_the_short_side_to_the_crop():
     single-view VideoTransform's side only. The protocol's views read 256 px here, one view 292 px."""
     from pathlib import Path
 
-    from videoattn_core import zoo
-    from videoattn_core.preprocessing import preprocess
+    from videoattn_core.cost import zoo
+    from videoattn_core.clips.preprocessing import preprocess
 
     clip_file = Path(__file__).resolve().parent.parent / "assets" / "rotating_bar.mp4"  # 320×240
     entry = vac.get_entry("vjepa2_vitl.hf_ssv2")

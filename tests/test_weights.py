@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import videoattn_core as vac
-from videoattn_core import downloads as D
-from videoattn_core import weights as W
-from videoattn_core.catalog.records import hash_prefix
+from videoattn_core.weights import downloads as D
+from videoattn_core.weights import lookup as W
+from videoattn_core.weights.catalog.records import hash_prefix
 
 
 # ------------------------------------------------------------------------------------------------ local server

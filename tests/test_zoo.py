@@ -14,8 +14,11 @@ import streamlit as st
 import videoattn_core as vac
 from test_app import array, assert_clean, charts, open_app
 from test_runtime import ENTRY, TINY, checkpoint, entry  # noqa: F401  (fixtures: a tiny catalog entry served locally)
-from videoattn_core import analysis, explanations, memory, runtime, zoo
-from videoattn_core import weights as W
+from videoattn_core.cost import memory, zoo
+from videoattn_core.run import side_by_side, timing
+from videoattn_core.attention import explanations
+from videoattn_core.run import runtime
+from videoattn_core.weights import lookup as W
 from videoattn_core.figures import token_time_index
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +135,7 @@ def test_measured_seconds_refuses_before_building_and_scales_by_views():
         built.append(config)
         return {"time_s": 0.5}
 
-    seconds, refused = zoo.measured_seconds(pts, measure=measure,
+    seconds, refused = timing.measured_seconds(pts, measure=measure,
                                             check=lambda p: "too big" if "vitg" in p.name else None)
     assert list(refused) == ["vjepa2_vitg_384_diving48.hf_diving48"]
     assert built == [zoo.entry_config("vjepa2_vitl_diving48.hf_diving48")]
@@ -142,10 +145,10 @@ def test_measured_seconds_refuses_before_building_and_scales_by_views():
 def test_common_moments_and_nearest_frames():
     a = [0, 30, 60, 91, 121, 151, 182, 212]  # 8 frames every 30
     b = [31, 93, 155, 218]  # 4 uniform segments
-    moments = zoo.common_moments([a, b], 3)
+    moments = side_by_side.common_moments([a, b], 3)
     assert moments == [31, 122, 212]  # the span both cover
-    assert zoo.nearest_frames(a, moments) == [1, 4, 7] and zoo.nearest_frames(b, moments) == [0, 1, 3]
-    assert zoo.common_moments([[0, 10], [20, 30]], 2) == [0, 30]  # disjoint: the whole span
+    assert side_by_side.nearest_frames(a, moments) == [1, 4, 7] and side_by_side.nearest_frames(b, moments) == [0, 1, 3]
+    assert side_by_side.common_moments([[0, 10], [20, 30]], 2) == [0, 30]  # disjoint: the whole span
 
 
 # ------------------------------------------------------------------------------------------------ Zoo page
@@ -162,7 +165,7 @@ def zoo_traces(at):
 
 
 def library_point(e):
-    """An entry's point computed from the library's public API, not through videoattn_core.zoo."""
+    """An entry's point computed from the library's public API, not through videoattn_core.cost.zoo."""
     config = vac.get_config(e.preset, **e.overrides)
     return config.family, vac.summarize(config), e.recipe.clips * e.recipe.crops
 
@@ -216,7 +219,7 @@ def test_zoo_measured_time_on_request_refuses_what_does_not_fit(monkeypatch):
         built.append(config)
         return {"time_s": config.num_frames / 1000, "peak_bytes": 0.0, "baseline_bytes": 0.0}
 
-    monkeypatch.setattr(analysis, "measure_forward", fake_measure)
+    monkeypatch.setattr(timing, "measure_forward", fake_measure)
     monkeypatch.setattr(memory, "available_memory", lambda device: 3 * 2**30)  # 3 GiB free: ViT-L fits, ViT-g does not
     monkeypatch.setattr(memory, "pin_allocator", lambda: True)  # a plan near the limit pins it: not this process
     at = open_app("zoo", dataset="diving48", cost="time")
@@ -277,11 +280,11 @@ def test_side_by_side_predictions_equal_vac_predict_and_maps_equal_vac_explain()
                          [p["probability"] for p in prediction.predictions])
     # the same moments for both models (the span both cover), each model's distinct input frames nearest to them
     indices = [prediction.clip["sampled_indices"] for prediction, _ in library]
-    moments = zoo.common_moments(indices, 3)
+    moments = side_by_side.common_moments(indices, 3)
     assert len(moments) == 3
     for shown_maps, ix, (_, explained) in zip(maps, indices, library):
         tokens = explained.tokens
-        picks = zoo.frames_at_moments(ix, moments).positions
+        picks = side_by_side.frames_at_moments(ix, moments).positions
         assert len(set(picks)) == 3  # never one input frame for two moments
         expected = [tokens[token_time_index(f, len(ix), tokens.shape[0])] for f in picks]
         assert len(shown_maps) == 3
@@ -330,7 +333,7 @@ def test_side_by_side_with_a_catalog_entry_and_the_link_round_trip(entry):
 
 def test_side_by_side_refuses_a_selection_that_does_not_fit_before_building_anything(monkeypatch):
     built = []
-    monkeypatch.setattr(zoo, "run_on_clip", lambda *a, **k: built.append(a) or pytest.fail("a model was built"))
+    monkeypatch.setattr(side_by_side, "run_on_clip", lambda *a, **k: built.append(a) or pytest.fail("a model was built"))
     monkeypatch.setattr(runtime, "load_model", lambda *a, **k: built.append(a) or pytest.fail("a model was built"))
     at = open_app("side_by_side", m1="timesformer_base;depth=1;img_size=32;patch_size=8",
                   m2="timesformer_base;num_frames=512;img_size=4096")

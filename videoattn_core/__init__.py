@@ -7,26 +7,25 @@
 """
 
 from . import models  # noqa: F401  (registers the families)
-from . import hub  # noqa: F401  (opens models named by where they live: hf:ORG/NAME, a directory)
-from .checkpoints import LoadReport, load_checkpoint, read_checkpoint
+from .weights import hub  # noqa: F401  (opens models named by where they live: hf:ORG/NAME, a directory)
+from .weights.checkpoints import LoadReport, load_checkpoint, read_checkpoint
 from .config import ModelConfig, coerce_overrides
-from .explanations import Explanation, explain
+from .attention.explanations import Explanation, explain
 from .evaluation import Evaluation, evaluate
 from .errors import CheckpointError, ConfigError, VideoAttnError, VideoError, WeightsError
 from .inspection import Inspection, LayerRecord, Summary, attention_layers, inspect, summarize
 from .models.layers import set_fused_attention
-from . import runtime  # noqa: F401  (the run pipeline: plan_run, load_model, load_inputs, classify)
-from .predict import Prediction, predict, predict_many
-from .predict import timeline as predict_timeline
+from .run import runtime  # noqa: F401  (the run pipeline: plan_run, load_model, load_inputs, classify)
+from .run.predict import Prediction, predict, predict_many
+from .run.predict import timeline as predict_timeline
 from .registry import build_model, get_config, get_preset, list_families, list_models
-from .preprocessing import LoadedClip, preprocess
-from .runtime import load_clip
-from .sampling import clip_indices, sample_indices
-from .probe import ClipInfo, Limits, probe_clip
-from .video import Clip, read_clip
-from .downloads import get_weights
-from .weights import (CATALOG, Recipe, WeightsEntry, get_entry, list_weights, load_labels,
-                      recipe_for)
+from .clips.preprocessing import LoadedClip, preprocess
+from .run.runtime import load_clip
+from .clips.sampling import clip_indices, sample_indices
+from .clips.probe import ClipInfo, Limits, probe_clip
+from .clips.decode import Clip, read_clip
+from .weights.downloads import get_weights
+from .weights.lookup import CATALOG, Recipe, WeightsEntry, get_entry, list_weights, load_labels, recipe_for
 
 __all__ = [
     "build_model", "get_config", "get_preset", "list_families", "list_models", "load_checkpoint",

@@ -18,8 +18,8 @@ from typing import Any, Callable, Mapping
 
 from .config import ModelConfig, check_field, coerce_value, parse_assignments, show_value
 from .errors import ConfigError, VideoAttnError
-from .hub import HF_PREFIX, looks_like_ref
 from .registry import get_preset, list_models
+from .weights.hub import HF_PREFIX, looks_like_ref
 
 _BARE_REPO = re.compile(r"^[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*(@[\w.\-/]+)?$")
 #: the help of the app's model field and the reason a link's local path is refused

@@ -27,7 +27,7 @@ def _rollout_applies(config: ModelConfig) -> str | None:
 
 @dataclass(frozen=True)
 class HFMapping:
-    """How a family reads a Hugging Face repository (:mod:`videoattn_core.hf_reading`): the classifier classes and
+    """How a family reads a Hugging Face repository (:mod:`videoattn_core.weights.hf_reading`): the classifier classes and
     ``model_type`` it builds, the ``config.json`` fields it maps to its own (``fields``, for messages), the defaults
     of transformers' config class for fields a file leaves out, the function that maps a ``config.json`` to config
     fields (raising :class:`ConfigError` for a value the family cannot build), and the processor a repository of
@@ -46,7 +46,7 @@ class HFMapping:
 class Family:
     """Everything the core knows about a family, declared where the family is registered (its own file).
 
-    - ``checkpoint_layouts``: the foreign key layouts :func:`~videoattn_core.checkpoints.load_checkpoint` reads;
+    - ``checkpoint_layouts``: the foreign key layouts :func:`~videoattn_core.weights.checkpoints.load_checkpoint` reads;
       ``checkpoint_hint(state, wrong, config)``: which hyperparameters would make a mismatching checkpoint fit.
     - ``hf``: how a Hugging Face ``config.json`` and processor are read (:class:`HFMapping`), if at all.
     - ``paper_views``: the views of the paper's test protocol (spatial crops × temporal clips) a summary counts.
@@ -81,7 +81,7 @@ class Family:
 
 @dataclass(frozen=True)
 class Preset:
-    """A named config. ``origin`` is the :class:`~videoattn_core.hub.HubModel` of a model named by where it lives
+    """A named config. ``origin`` is the :class:`~videoattn_core.weights.hub.HubModel` of a model named by where it lives
     (``hf:ORG/NAME``, a directory), ``None`` for the presets registered here."""
 
     name: str
@@ -96,7 +96,7 @@ class Preset:
 
 _FAMILIES: dict[str, Family] = {}
 _PRESETS: dict[str, Preset] = {}
-#: how a name that is no preset may still name a model (videoattn_core.hub registers the Hugging Face one): each
+#: how a name that is no preset may still name a model (videoattn_core.weights.hub registers the Hugging Face one): each
 #: returns the :class:`Preset` it opens, or ``None`` when the name is not of its kind
 _RESOLVERS: list[Callable[[str], "Preset | None"]] = []
 
@@ -132,7 +132,7 @@ def list_families() -> list[Family]:
 
 def get_preset(name: str) -> Preset:
     """A registered preset, or the model a reference names: ``hf:ORG/NAME[@REVISION]`` or a directory holding a
-    Hugging Face ``config.json`` (:mod:`videoattn_core.hub`, a registered resolver; its config is read, no weights
+    Hugging Face ``config.json`` (:mod:`videoattn_core.weights.hub`, a registered resolver; its config is read, no weights
     are fetched)."""
     if isinstance(name, str) and name in _PRESETS:
         return _PRESETS[name]
@@ -169,7 +169,7 @@ def build_model(name_or_config: str | ModelConfig, *, device: torch.device | str
     The model is in eval mode; its input is ``(B, C, T, H, W)`` float and its output ``(B, num_classes)``
     logits. ``device="meta"`` builds it without allocating weights (for shape and cost analysis).
     ``compile=True`` returns it with its forward compiled by ``torch.compile``
-    (:class:`~videoattn_core.compiled.CompiledModel`; the eager model is its ``_orig_mod``, which captures and
+    (:class:`~videoattn_core.run.compiled.CompiledModel`; the eager model is its ``_orig_mod``, which captures and
     inspections use); on the CPU that needs a C++ compiler, else a :class:`ConfigError` is raised.
     """
     config = get_config(name_or_config, **overrides)
@@ -180,7 +180,7 @@ def build_model(name_or_config: str | ModelConfig, *, device: torch.device | str
         model = model.to(dtype)
     model = model.eval()
     if compile:
-        from .compiled import compile_model
+        from .run.compiled import compile_model
 
         model = compile_model(model, device)
     return model

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import runtime
+from ..run import runtime
 from ..errors import ConfigError
 from . import results
 from .annotations import FORMATS, MATCHES, Dataset, Sample, map_labels, normalise, read_dataset
@@ -59,7 +59,7 @@ def _model_labels(plan: runtime.RunPlan, labels: str | Path | None) -> list[str]
         return names
     entry = plan.weights.entry
     if entry is not None and entry.hf_repo:
-        from ..weights import load_labels
+        from ..weights.lookup import load_labels
 
         names = load_labels(entry.dataset)
         if len(names) == n:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, IO, Iterable
+from typing import IO, Any, Iterable
 
 from ..errors import ConfigError
 
@@ -194,7 +194,7 @@ def run_link(header: dict[str, Any], clip: str | None = None) -> dict[str, str] 
     from ..errors import VideoAttnError
     from ..links import make_link
     from ..registry import get_config, get_preset
-    from ..weights import CATALOG
+    from ..weights.lookup import CATALOG
 
     model = str(header.get("model", ""))
     if model.startswith(("/", ".", "~")) or Path(model).is_dir():  # a local directory never travels in a link

@@ -1,7 +1,7 @@
 """The evaluation loop: clips decoded in a DataLoader's workers, overlapped with the forward, one row per clip.
 
-Every clip goes through the run pipeline (:func:`videoattn_core.runtime.load_inputs` with the plan made once, then
-:func:`~videoattn_core.runtime.classify`, or the same scores for a batch of clips in one forward). A clip that
+Every clip goes through the run pipeline (:func:`videoattn_core.run.runtime.load_inputs` with the plan made once, then
+:func:`~videoattn_core.run.runtime.classify`, or the same scores for a batch of clips in one forward). A clip that
 cannot be read is a value (its error), never an exception: it becomes an error row and the loop goes on.
 
 Under torchrun (``RANK``/``WORLD_SIZE`` in the environment) each rank takes the clips at positions
@@ -21,9 +21,9 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from .. import runtime
-from ..capture import model_lock
+from ..attention.capture import model_lock
 from ..errors import ConfigError
+from ..run import runtime
 from . import results
 from .annotations import Sample
 
@@ -95,7 +95,7 @@ def _as_list(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def classify_batch(model: torch.nn.Module, clips: list[torch.Tensor], *, device: torch.device, dtype: str,
                    scoring: str) -> list[torch.Tensor]:
-    """:func:`~videoattn_core.runtime.classify` of several clips' views in one forward: each view's softmax (or
+    """:func:`~videoattn_core.run.runtime.classify` of several clips' views in one forward: each view's softmax (or
     sigmoid), averaged over the clip's views."""
     if len(clips) == 1:
         return [runtime.classify(model, clips[0], device=device, dtype=dtype, scoring=scoring)]

@@ -2,7 +2,7 @@
 frames, predictions).
 
 Nothing here computes model quantities: the callers hand in what :mod:`videoattn_core.inspection` and
-:mod:`videoattn_core.attention_maps` computed (per-layer costs, attention maps on the token grid, window
+:mod:`videoattn_core.attention.maps` computed (per-layer costs, attention maps on the token grid, window
 boxes), and these functions only lay them out. Frame images travel as PNG data URIs, attention maps at
 token resolution (each token drawn as a block over its pixels), so a figure stays small enough to redraw
 while a slider moves.

@@ -2,7 +2,7 @@
 
 Two entry points, both working for every registered family through the same mechanism (forward hooks on
 every module, the :class:`~videoattn_core.models.layers.AttentionCore` of each attention, and the per-module
-MAC formulas of :mod:`videoattn_core.flops`):
+MAC formulas of :mod:`videoattn_core.cost.flops`):
 
 - :func:`summarize` — static: the model is built on the meta device (no memory for weights, no arithmetic),
   one forward runs on a meta clip, and each module call is recorded with its shapes, their axis meaning, its
@@ -11,7 +11,7 @@ MAC formulas of :mod:`videoattn_core.flops`):
   measured wall time and measured MACs (``torch.utils.flop_counter.FlopCounterMode``), and the softmax
   probabilities of the attention layers asked for.
 
-Counting conventions (see :mod:`videoattn_core.flops`): ``macs`` are multiply-accumulates counted as fvcore
+Counting conventions (see :mod:`videoattn_core.cost.flops`): ``macs`` are multiply-accumulates counted as fvcore
 counts them (linear, matmul/einsum, conv, normalization; softmax, activations, additions and pooling count
 zero) — the number papers print as "FLOPs"; ``flops`` is 2 × ``macs``, the convention of
 ``FlopCounterMode``. Papers report per-view figures and multiply by the number of test views (clips × crops);
@@ -36,7 +36,7 @@ Axis meanings (``LayerRecord.input_layout`` / ``output_layout``) are derived, no
    MViT stages), ``nW`` counts windows and ``wt wh ww`` index positions inside a window.
 
 A module can state its own ``inspection_category`` (attribute) and its own MACs (``flop_count(inputs,
-output)``, see :func:`videoattn_core.flops.module_macs`); nothing else is special-cased.
+output)``, see :func:`videoattn_core.cost.flops.module_macs`); nothing else is special-cased.
 
 For the app::
 
@@ -54,7 +54,7 @@ For the app::
 from .categories import CATEGORIES, attention_layers
 from .measured import Inspection, _flop_counter, inspect
 from .records import LayerRecord
-from ..flops import FLOPS_CONVENTION, MACS_CONVENTION
+from ..cost.flops import FLOPS_CONVENTION, MACS_CONVENTION
 from .summary import Summary, summarize
 
 __all__ = ["LayerRecord", "Summary", "Inspection", "summarize", "inspect", "attention_layers",

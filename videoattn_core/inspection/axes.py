@@ -7,7 +7,7 @@ import math
 
 from torch import nn
 
-from ..flops import CONV_TRANSPOSE_TYPES, CONV_TYPES
+from ..cost.flops import CONV_TRANSPOSE_TYPES, CONV_TYPES
 from ..models.layers import AttentionCore
 from .recorder import _Call
 

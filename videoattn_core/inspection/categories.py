@@ -6,8 +6,8 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
-from ..capture import attention_owners, capture_names
-from ..flops import CONV_TRANSPOSE_TYPES, CONV_TYPES, NORM_TYPES
+from ..attention.capture import attention_owners, capture_names
+from ..cost.flops import CONV_TRANSPOSE_TYPES, CONV_TYPES, NORM_TYPES
 from ..models.layers import AttentionCore
 from .recorder import _Call
 
@@ -69,3 +69,10 @@ def attention_layers(model: nn.Module) -> list[str]:
     ``blocks.5.temporal_attn``), or the cores themselves where a module holds several
     (``layers.0.blocks.1.attn.spatial_core``, ``...attn.temporal_core``)."""
     return list(dict.fromkeys(capture_names(model).values()))
+
+
+def attention_layer_kinds(model: nn.Module) -> dict[str, str]:
+    """Each capturable attention layer with the kind(s) of attention it computes (space, time, joint, ...)."""
+    modules = dict(model.named_modules())
+    return {name: "+".join(sorted({m.kind for m in modules[name].modules() if isinstance(m, AttentionCore)}))
+            for name in attention_layers(model)}

@@ -22,8 +22,8 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..attention.capture import capturing, eager_module, model_lock
 from ..config import ModelConfig
-from ..capture import capturing, eager_module, model_lock
 from ..models.layers import AttentionCore, CapturedAttention
 from .axes import _AxisNamer
 from .recorder import _Call, _Clock, _Recorder
@@ -66,7 +66,7 @@ class Inspection:
 def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
     """FLOPs of the CPU flash-attention kernel, which FlopCounterMode has no formula for: the same two batched
     matmuls as its formula for the CUDA kernels (2 × (q·kᵀ + attn·v) multiply-adds)."""
-    from ..flops import attention_macs
+    from ..cost.flops import attention_macs
 
     return 2 * attention_macs(query_shape, key_shape, value_shape)
 
@@ -149,7 +149,7 @@ def inspect(model: nn.Module, x: Tensor, attention_layers: Sequence[str] = (), *
     when the forward raises. A compiled model (``build_model(..., compile=True)``) is inspected through its eager
     module (``model._orig_mod``): the hooks and the explicit softmax path need the eager forward.
     Unknown layer names raise :class:`ConfigError` listing the capturable ones. Runs under the model's lock
-    (:func:`videoattn_core.capture.model_lock`), so inspections, captures and :func:`~videoattn_core.runtime.classify`
+    (:func:`videoattn_core.attention.capture.model_lock`), so inspections, captures and :func:`~videoattn_core.run.runtime.classify`
     of one model never overlap.
     """
     model = eager_module(model)

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..flops import module_macs
+from ..cost.flops import module_macs
 from ..models.layers import AttentionCore, AttentionLayout
 
 

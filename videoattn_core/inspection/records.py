@@ -7,9 +7,9 @@ from typing import Any
 
 from torch import nn
 
+from ..attention.capture import attention_owners
 from ..models.layers import AttentionCore, AttentionLayout
 from .axes import _AxisNamer
-from ..capture import attention_owners
 from .categories import _categorise
 from .recorder import _Call, _Clock
 

@@ -10,9 +10,9 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 
-from ..capture import capture_names
-from ..flops import FLOPS_CONVENTION, MACS_CONVENTION, module_macs
+from ..attention.capture import capture_names
 from ..config import ModelConfig, jsonable
+from ..cost.flops import FLOPS_CONVENTION, MACS_CONVENTION, module_macs
 from ..errors import ConfigError
 from ..models.layers import AttentionCore
 from ..registry import build_model, family_of, get_config
@@ -90,11 +90,11 @@ class Summary:
         """Bytes an inference forward needs, for refusing configurations that cannot fit.
 
         ``weights``: parameters × ``dtype_bytes``. ``activations``: the peak bytes of the tensors the forward holds
-        at once, counted while it runs on the meta device (:func:`videoattn_core.memory.forward_peak_bytes`;
+        at once, counted while it runs on the meta device (:func:`videoattn_core.cost.memory.forward_peak_bytes`;
         with ``explicit_attention`` the softmax path's attention matrices included). ``attention``: probability
         tensors kept for ``captured`` layer names (see :func:`attention_layers`).
         """
-        from ..memory import forward_peak_bytes
+        from ..cost.memory import forward_peak_bytes
 
         attention = sum(self._attention_elems.get(n, 0) for n in captured)
         unknown = [n for n in captured if n not in self._attention_elems]
@@ -113,6 +113,13 @@ class Summary:
         return {"weights": weights, "activations": activations, "attention": attention_bytes,
                 "total": weights + activations + attention_bytes}
 
+    def forward_memory(self, device: str = "cpu", dtype_bytes: int = 4) -> dict[str, Any]:
+        """The memory estimate of a one-view forward on ``device`` (:func:`videoattn_core.cost.memory.forward_memory`:
+        the upper bound the run plan and the app report; by default on the CPU in float32)."""
+        from ..cost.memory import forward_memory
+
+        return forward_memory(self, device, dtype_bytes)
+
     def to_rows(self) -> list[dict[str, Any]]:
         """One flat dict per record (a table for ``st.dataframe`` or the figures)."""
         return [r.to_dict() for r in self.layers]
@@ -126,7 +133,7 @@ class Summary:
             "macs_all_views": self.macs_all_views, "flops_all_views": self.flops_all_views,
             "conventions": {"macs": MACS_CONVENTION, "flops": FLOPS_CONVENTION,
                             "views": "test clips × crops the paper averages over; *_all_views = per view × views"},
-            "breakdown": self.breakdown(), "memory_fp32_bytes": self.memory_estimate(),
+            "breakdown": self.breakdown(), "memory": self.forward_memory(),
             "layers": self.to_rows(),
         }
 

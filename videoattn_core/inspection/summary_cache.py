@@ -25,10 +25,9 @@ from typing import Any, Callable
 
 import torch
 
-from ..config import ModelConfig
+from ..config import ModelConfig, jsonable
 from ..models.layers import AttentionLayout
 from .records import LayerRecord
-from ..config import jsonable
 from .summary import Summary, _default_views
 
 FORMAT = 1
@@ -282,9 +281,9 @@ def save_summary(summary: Summary, frames: int | None = None, size: int | None =
 
 def cached_growth_curves(config: ModelConfig, axis: str, summarize: Callable[..., Summary] | None = None,
                          cache: DiskCache | None = None):
-    """:func:`~videoattn_core.analysis.growth_curves` through the disk cache; a miss computes (and stores) both
+    """:func:`~videoattn_core.cost.growth.growth_curves` through the disk cache; a miss computes (and stores) both
     axes at once (one model built per attention scheme), so the other axis is then a hit."""
-    from ..analysis import growth_curves_for
+    from ..cost.growth import growth_curves_for
 
     cache = cache or DiskCache()
     payload = cache.load("growth", config, {"axis": axis})

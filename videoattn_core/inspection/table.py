@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..units import human
-from ..flops import FLOPS_CONVENTION, MACS_CONVENTION
+from ..cost.flops import FLOPS_CONVENTION, MACS_CONVENTION
+from ..units import human, human_bytes
 
 if TYPE_CHECKING:
     from .summary import Summary
@@ -35,9 +35,10 @@ def summary_table(summary: "Summary", max_depth: int | None = None) -> str:
         f"views         {summary.views}: {summary.macs_all_views / 1e9:.2f} GMACs, "
         f"{summary.flops_all_views / 1e12:.3f} TFLOPs over all views",
     ]
-    mem = summary.memory_estimate()
-    lines.append(f"memory (fp32) {mem['weights'] / 2**20:.1f} MiB weights + "
-                 f"{mem['activations'] / 2**20:.1f} MiB peak activations (estimate)")
+    mem = summary.forward_memory()
+    lines.append(f"memory        {human_bytes(mem['total_bytes'])} at most for a forward on the CPU in float32 "
+                 f"(weights {human_bytes(mem['weights_bytes'])}, activations {human_bytes(mem['activations_bytes'])}, "
+                 f"runtime {human_bytes(mem['runtime_reserve_bytes'])})")
     return "\n".join(lines)
 
 

@@ -31,10 +31,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointLayout, rename_keys
 from ..config import ModelConfig, hparam, require
 from ..errors import ConfigError
 from ..registry import register_family, register_preset
+from ..weights.checkpoints import CheckpointLayout, rename_keys
 from .layers import AttentionCore, AttentionLayout, AvgPool3d, DropPath, Mlp, check_video_input, drop_path_rates
 
 POOL_MODES = ("conv", "conv_unshared", "avg", "max")

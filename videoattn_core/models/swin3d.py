@@ -38,9 +38,9 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointLayout, rename_keys
 from ..config import ModelConfig, hparam, require
 from ..registry import register_family, register_preset
+from ..weights.checkpoints import CheckpointLayout, rename_keys
 from .layers import AttentionCore, DropPath, Mlp, check_video_input, drop_path_rates
 from .windows import position_bias, relative_position_index, window_attention
 

@@ -36,9 +36,9 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..catalog.mvit_swin import SWIN_TV
 from ..config import hparam
 from ..registry import register_family, register_preset
+from ..weights.catalog.mvit_swin import SWIN_TV
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp
 from .swin3d import SwinTransformer3D, SwinTransformer3DConfig, checkpoint_hint
 from .windows import position_bias, relative_position_index, window_attention

@@ -26,11 +26,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import HFMapping, register_family, register_preset
-from .layers import (AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates,
-                     inference)
+from ..weights.checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
+from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates, inference
 
 ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 

@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from ..config import ModelConfig, hparam, require_multiple
 from ..errors import CheckpointError
 from ..registry import HFMapping, register_family, register_preset
+from ..weights.checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
 
 #: PyTorch's default LayerNorm epsilon, which Hugging Face's ``fc_norm`` keeps (it is built without an eps)

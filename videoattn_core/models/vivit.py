@@ -34,10 +34,10 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..catalog.vivit import VIVIT_RECIPE
-from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from ..config import ModelConfig, hparam, require
 from ..registry import HFMapping, register_family, register_preset
+from ..weights.catalog.vivit import VIVIT_RECIPE
+from ..weights.checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
 
 ATTENTION_TYPES = ("spacetime", "factorized_encoder", "factorized_self_attention_block",

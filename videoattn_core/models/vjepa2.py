@@ -41,9 +41,9 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from ..checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import HFMapping, register_family, register_preset
+from ..weights.checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
 from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
 
 ROPE_BASE = 10000.0  # the θ of the frequencies ω_j = θ^(−j/(s/2))
@@ -132,11 +132,6 @@ def rope_tables(grid: tuple[int, int, int], head_dim: int, device=None) -> tuple
     angles = positions[:, :, None] * omega  # (N, 3, s/2)
     angles = torch.cat((angles, angles), dim=-1).flatten(1)  # (N, 3·s): each axis' s/2 angles twice
     return angles.cos(), angles.sin()
-
-
-def rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate the first ``cos.shape[-1]`` channels of ``x (..., N, head_dim)`` pairwise; the rest pass."""
-    return turn(x, *full_width(cos, sin, x.shape[-1]))
 
 
 def full_width(cos: Tensor, sin: Tensor, head_dim: int) -> tuple[Tensor, Tensor]:
