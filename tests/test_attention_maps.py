@@ -10,7 +10,7 @@ import torch
 
 import videoattn_core as vac
 from videoattn_core.attention.maps import (attention_map, capture_all, rollout, rollout_unavailable_reason,
-    temporal_matrix, upsample)
+    temporal_matrix)
 from videoattn_core.models.layers import AttentionCore, AttentionLayout, CapturedAttention
 
 T, H, W = 4, 3, 3
@@ -113,7 +113,6 @@ def test_pooled_map_lands_on_the_kv_grid():
     assert amap.grid == (8, 2, 2)
     np.testing.assert_allclose(amap.values.reshape(-1), probs[0, 1, 1 + 3 * 16 + 1 * 4 + 2, 1:].numpy(), rtol=1e-6)
     assert "pooled to 8×2×2" in amap.note
-    assert upsample(amap.values, (8, 8, 8)).shape == (8, 8, 8)
 
 
 def test_cross_attention_map_lays_each_learned_query_over_the_key_grid():
