@@ -291,11 +291,10 @@ def weights_config(preset: str, config: vac.ModelConfig, inputs: RunInputs) -> t
     """The config a run builds: the user's, with the fields a catalog entry needs (e.g. its class count)."""
     if inputs.weights in ("random", REPOSITORY) or inputs.uploaded_weights:
         return config, []
-    entry = weights_catalog.get_entry(inputs.weights)
-    changed = {k: v for k, v in entry.overrides.items() if getattr(config, k) != v}
+    changed = weights_catalog.entry_overrides(inputs.weights, config)
     if not changed:
         return config, []
-    return config.replace(**changed), [f"{k}={v!r} (needed by {entry.name})" for k, v in changed.items()]
+    return config.replace(**changed), [f"{k}={v!r} (needed by {inputs.weights})" for k, v in changed.items()]
 
 
 def needs_button(run_summary, inputs: RunInputs) -> bool:

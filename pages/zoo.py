@@ -11,6 +11,7 @@ from videoattn_core import figures
 from videoattn_core.cost import zoo
 from videoattn_core.links import make_link
 from videoattn_core.run import runtime, timing
+from videoattn_core.weights import lookup as weights_lookup
 
 DATASETS = zoo.datasets()
 PAGE_FIELDS = {
@@ -53,13 +54,13 @@ if cost == "time":
         progress = st.progress(0.0, text="measuring…")
 
         def check(p):
-            return cache.memory_check(cache.summary_of(zoo.entry_config(p.name)),
+            return cache.memory_check(cache.summary_of(weights_lookup.entry_config(p.name)),
                                       widgets.RunInputs("", "random", device, DTYPE))
 
         def measure(config, dev, dtype):
             return cache.measure_forward(state.config_key(config_preset[config], config), dev, dtype)
 
-        config_preset = {zoo.entry_config(p.name): p.preset for p in points}
+        config_preset = {weights_lookup.entry_config(p.name): p.preset for p in points}
         measured, refused = timing.measured_seconds(
             points, device, DTYPE, measure=measure, check=check,
             progress=lambda i, p: progress.progress(i / len(points), text=f"measuring {p.name}…"))
@@ -131,7 +132,7 @@ p = by_name[entry]
 st.markdown(f"**{p.name}** ({p.family}, preset `{p.preset}`): top-1 **{p.top1:g}%** on "
             f"{zoo.DATASET_NAMES.get(p.dataset, p.dataset)}. Protocol: {p.protocol}. Published with: "
             f"{p.metrics_protocol}. Source: {p.page}")
-config = zoo.entry_config(p.name)
+config = weights_lookup.entry_config(p.name)
 l1, l2 = st.columns(2)
 l1.page_link("pages/model.py", label=f"open {p.preset} (as this entry builds it) in the Model page",
              icon=":material/view_in_ar:", query_params=make_link(p.preset, config))

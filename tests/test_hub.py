@@ -24,7 +24,7 @@ import videoattn_core as vac
 from videoattn_core.weights import hub
 from videoattn_core.run import runtime
 from videoattn_core.errors import CheckpointError, ConfigError, WeightsError
-from videoattn_core.weights.lookup import IMAGENET_MEAN
+from videoattn_core.weights.catalog.records import IMAGENET_MEAN
 
 from reference import REFERENCE_DIR, ROOT
 from standin_hub import StandInHub

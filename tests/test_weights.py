@@ -18,7 +18,7 @@ import torch
 import videoattn_core as vac
 from videoattn_core.weights import downloads as D
 from videoattn_core.weights import lookup as W
-from videoattn_core.weights.catalog.records import hash_prefix
+from videoattn_core.weights.catalog.records import DATASET_CLASSES, hash_prefix
 
 
 # ------------------------------------------------------------------------------------------------ local server
@@ -123,7 +123,7 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def _entry(url: str, data: bytes, *, prefix: bool = True) -> W.WeightsEntry:
+def _entry(url: str, data: bytes, *, prefix: bool = True) -> vac.WeightsEntry:
     digest = hashlib.sha256(data).hexdigest()
     name = f"tiny_timesformer-{digest[:8]}.pth" if prefix else "tiny_timesformer.pth"
     base = W.CATALOG["timesformer_base.official_k400"]
@@ -153,7 +153,7 @@ def test_catalog_covers_the_presets_with_published_facts():
         assert vac.get_preset(entry.preset)  # every entry belongs to a registered preset
         # acc@5 where the source publishes it (the Scenic model zoo and V-JEPA 2 give top-1 only)
         assert 0 < entry.metrics["acc@1"] < entry.metrics.get("acc@5", 100) <= 100 and entry.page and entry.layout
-        assert W.DATASET_CLASSES[entry.dataset] == entry.num_classes
+        assert DATASET_CLASSES[entry.dataset] == entry.num_classes
         if entry.dataset in W.LABEL_FILES:  # Diving48's names come with the checkpoint's config.json
             assert len(W.load_labels(entry.dataset)) == entry.num_classes
         assert entry.recipe.source and (entry.verification != "none" or "cannot be verified" in entry.notes)

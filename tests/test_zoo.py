@@ -87,7 +87,7 @@ def test_points_are_the_catalog_entries_with_their_published_top1_and_protocol()
 def test_each_entry_builds_the_network_its_recipe_reads():
     """The MACs are counted on the config the checkpoint fits: its input must be the recipe's frames and crop."""
     for e in W.CATALOG.values():
-        shape = zoo.entry_config(e).input_shape()
+        shape = W.entry_config(e).input_shape()
         assert (shape[2], shape[-1]) == (e.recipe.num_frames, e.recipe.crop), e.name
 
 
@@ -107,7 +107,7 @@ def test_torchvision_swin_gflops_are_for_16_frames_not_the_32_it_evaluates():
         e, p = W.CATALOG[name], zoo.point_of(name)
         assert e.recipe.num_frames == 32
         assert p.macs_per_view / 1e9 == pytest.approx(2 * e.gflops, rel=0.01)
-        assert vac.summarize(zoo.entry_config(e), frames=16).macs / 1e9 == pytest.approx(e.gflops, rel=0.01)
+        assert vac.summarize(W.entry_config(e), frames=16).macs / 1e9 == pytest.approx(e.gflops, rel=0.01)
         assert "16-frame clip" in e.notes and "32 frames" in e.notes  # the entry says so where the figure is
 
 
@@ -138,7 +138,7 @@ def test_measured_seconds_refuses_before_building_and_scales_by_views():
     seconds, refused = timing.measured_seconds(pts, measure=measure,
                                             check=lambda p: "too big" if "vitg" in p.name else None)
     assert list(refused) == ["vjepa2_vitg_384_diving48.hf_diving48"]
-    assert built == [zoo.entry_config("vjepa2_vitl_diving48.hf_diving48")]
+    assert built == [W.entry_config("vjepa2_vitl_diving48.hf_diving48")]
     assert pts[0].cost("time", seconds) == 0.5 * pts[0].views and pts[1].cost("time", seconds) is None
 
 
@@ -228,7 +228,7 @@ def test_zoo_measured_time_on_request_refuses_what_does_not_fit(monkeypatch):
     at.button(key="zoo.measure").click()
     at.run()
     assert_clean(at)
-    assert built == [zoo.entry_config("vjepa2_vitl_diving48.hf_diving48")]
+    assert built == [W.entry_config("vjepa2_vitl_diving48.hf_diving48")]
     assert any(w.value.startswith("vjepa2_vitg_384_diving48.hf_diving48: Refused before allocating anything")
                for w in at.warning)
     _, points, front = zoo_traces(at)

@@ -25,7 +25,8 @@ from .clips.sampling import clip_indices, sample_indices
 from .clips.probe import ClipInfo, Limits, probe_clip
 from .clips.decode import Clip, read_clip
 from .weights.downloads import get_weights
-from .weights.lookup import CATALOG, Recipe, WeightsEntry, get_entry, list_weights, load_labels, recipe_for
+from .weights.catalog.records import Recipe, WeightsEntry
+from .weights.lookup import CATALOG, get_entry, list_weights, load_labels, recipe_for
 
 __all__ = [
     "build_model", "get_config", "get_preset", "list_families", "list_models", "load_checkpoint",

@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..weights.lookup import CATALOG, WeightsEntry
+from ..weights.catalog.records import WeightsEntry
+from ..weights.lookup import CATALOG, entry_config
 
 DATASET_NAMES = {"kinetics400": "Kinetics-400", "kinetics600": "Kinetics-600", "ssv2": "Something-Something v2",
                  "diving48": "Diving48"}
@@ -89,15 +90,6 @@ class ZooPoint:
                 "top1": self.top1, "top5": self.top5, "params": self.params, "macs_per_view": self.macs_per_view,
                 "views": self.views, "macs": self.macs, "protocol": self.protocol,
                 "metrics_protocol": self.metrics_protocol, "page": self.page}
-
-
-def entry_config(entry: str | WeightsEntry):
-    """The config the entry's checkpoint fits: its preset with the entry's overrides."""
-    from ..registry import get_config
-    from ..weights.lookup import get_entry
-
-    entry = get_entry(entry)
-    return get_config(entry.preset, **entry.overrides)
 
 
 def point_of(entry: str | WeightsEntry, summarize: Callable[[Any], Any] | None = None) -> ZooPoint:

@@ -33,11 +33,10 @@ from ..registry import build_model, get_config, get_preset
 from ..weights import hf_reading
 from ..weights.checkpoints import load_checkpoint, read_checkpoint
 from ..weights.downloads import cached_path, get_weights, target_path
+from ..weights.catalog.records import DATASET_CLASSES, Recipe, WeightsEntry
 from ..weights.lookup import (
-    DATASET_CLASSES,
-    Recipe,
-    WeightsEntry,
     default_entry,
+    entry_overrides,
     get_entry,
     labels_from_hf_config,
     load_labels,
@@ -220,7 +219,7 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
     if entry is not None and entry.preset != model:
         raise ConfigError(f"weights {entry.name} are for {entry.preset}, not {model}; run predict {entry.preset} "
                           f"--weights {entry.name}", field="weights")
-    implied: dict[str, Any] = dict(entry.overrides) if entry is not None else {}
+    implied: dict[str, Any] = entry_overrides(entry, preset.config) if entry is not None else {}
     hf_config = read_hf_config(source.path) if source.path is not None else None
     implied.update(hf_reading.config_overrides(preset.config, hf_config))
     implied.update(overrides or {})
@@ -228,13 +227,7 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
     if origin is not None and hf_config is None:
         hf_config = origin.hf_config
 
-    if entry is not None:
-        shape = config.input_shape()
-        recipe = entry.recipe.adapted(num_frames=int(shape[2]), crop=int(shape[-1]))
-    else:
-        recipe = recipe_for(preset, config=config)
-    if sampling_rate is not None:
-        recipe = hf_reading.with_sampling_rate(recipe, sampling_rate)
+    recipe = recipe_for(preset, config=config, entry=entry, sampling_rate=sampling_rate)
     if compile and dev.type == "cpu":
         from .compiled import cpp_compiler
 

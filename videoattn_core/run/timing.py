@@ -10,7 +10,8 @@ from typing import Any
 import torch
 
 from ..cost.memory import _LiveBytes
-from ..cost.zoo import ZooPoint, entry_config
+from ..cost.zoo import ZooPoint
+from ..weights.lookup import entry_config
 from .devices import DTYPES
 from .runtime import build_seeded
 

@@ -16,17 +16,7 @@ from typing import Any
 from ..errors import ConfigError, WeightsError
 from .catalog import build_catalog
 from .catalog.mvit_swin import SWIN_OFFICIAL
-from .catalog.records import (  # noqa: F401
-    DATASET_CLASSES,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    KINETICS_MEAN,
-    KINETICS_STD,
-    SLOWFAST_MEAN,
-    SLOWFAST_STD,
-    Recipe,
-    WeightsEntry,
-)
+from .catalog.records import Recipe, WeightsEntry
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 LABEL_FILES = {
@@ -68,15 +58,35 @@ def default_entry(preset: str) -> WeightsEntry | None:
     return entries[0] if entries else None
 
 
-def recipe_for(preset: Any, *, config: Any = None) -> Recipe:
-    """The evaluation recipe of a preset (a name, or a :class:`~videoattn_core.registry.Preset`), adapted to
-    ``config``'s input size when given. A model named by where it lives (``hf:ORG/NAME``, a directory) reads clips
-    as its own processor config says.
+def entry_overrides(entry: str | WeightsEntry, config: Any) -> dict[str, Any]:
+    """The fields ``config`` must change for ``entry``'s checkpoint to fit it (the entry's overrides it does not
+    already have, e.g. the class count of a fine-tuned head): the one place a run's config takes its weights'
+    needs, for the run plan, the app's model picker and the zoo."""
+    return {k: v for k, v in get_entry(entry).overrides.items() if getattr(config, k) != v}
+
+
+def entry_config(entry: str | WeightsEntry, config: Any = None) -> Any:
+    """``config`` (default: the entry's preset's) with what ``entry``'s checkpoint needs (:func:`entry_overrides`)."""
+    from ..registry import get_config
+
+    entry = get_entry(entry)
+    config = config if config is not None else get_config(entry.preset)
+    changed = entry_overrides(entry, config)
+    return config.replace(**changed) if changed else config
+
+
+def recipe_for(preset: Any, *, config: Any = None, entry: str | WeightsEntry | None = None,
+               sampling_rate: int | None = None) -> Recipe:
+    """The evaluation recipe of a preset (a name, or a :class:`~videoattn_core.registry.Preset`) or of a catalog
+    ``entry`` of it, adapted to ``config``'s input size when given — the one place a recipe is adapted. A model named
+    by where it lives (``hf:ORG/NAME``, a directory) reads clips as its own processor config says, its frames
+    ``sampling_rate`` apart (default 1).
 
     Raises :class:`ConfigError` for an unknown preset, a model without a classification head, or a preset
     without a known recipe.
     """
     from ..registry import Preset, family_of, get_preset
+    from .hf_reading import with_sampling_rate
 
     p = preset if isinstance(preset, Preset) else get_preset(preset)  # ConfigError for an unknown name
     cfg = config if config is not None else p.config
@@ -84,14 +94,18 @@ def recipe_for(preset: Any, *, config: Any = None) -> Recipe:
         raise ConfigError(f"{p.name} has no classification head (input layout {type(cfg).input_layout}); clips are "
                           f"prepared with the evaluation recipe of a classifier, which it does not have",
                           field="model")
-    # presets without published weights borrow their family's fallback (the recipe of its closest relative)
-    recipe = p.origin.recipe if p.origin is not None else RECIPES.get(p.name) or family_of(cfg).fallback_recipe
+    if entry is not None:
+        recipe = get_entry(entry).recipe
+    else:  # presets without published weights borrow their family's fallback (the recipe of its closest relative)
+        recipe = p.origin.recipe if p.origin is not None else RECIPES.get(p.name) or family_of(cfg).fallback_recipe
     if recipe is None:
         raise ConfigError(f"no evaluation recipe is known for {p.name}; presets with one: "
                           f"{', '.join(sorted(RECIPES))}", field="model")
     if config is not None:
         shape = config.input_shape()
         recipe = recipe.adapted(num_frames=int(shape[2]), crop=int(shape[-1]))
+    if sampling_rate is not None:
+        recipe = with_sampling_rate(recipe, sampling_rate)
     return recipe
 
 
