@@ -13,7 +13,8 @@ import streamlit as st
 
 import videoattn_core as vac
 from pages._state import ConfigKey, config_of
-from pages._widgets import CLIP_UPLOAD_MB, REPOSITORY, RunInputs, clip_bytes, clip_file
+from pages._clips import clip_file
+from pages._widgets import CLIP_UPLOAD_MB, REPOSITORY, RunInputs, clip_bytes
 from videoattn_core.attention import explanations, head_stats
 from videoattn_core.attention import maps as attention_maps
 from videoattn_core.cli import explain as cli_explain

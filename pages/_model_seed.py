@@ -14,18 +14,18 @@ from videoattn_core.config import FieldSpec
 from videoattn_core.links import LinkState
 
 
-def _widget_key(page: str, preset: str, name: str) -> str:
+def widget_key(page: str, preset: str, name: str) -> str:
     """Model widgets are per page (a key shared by two pages' widgets would not follow a page switch)."""
     return f"{page}:hp.{preset}.{name}"
 
 
-def _is_tuple(spec: FieldSpec) -> bool:
+def is_tuple_field(spec: FieldSpec) -> bool:
     return typing.get_origin(spec.type) is tuple
 
 
 def _widget_value(spec: FieldSpec, value: Any) -> Any:
     """A config value as its widget holds it (tuples and free text as strings)."""
-    if _is_tuple(spec) or (spec.type not in (int, float, bool, str) and spec.choices is None):
+    if is_tuple_field(spec) or (spec.type not in (int, float, bool, str) and spec.choices is None):
         if value is None:
             return "none"
         return ",".join(str(v) for v in value) if isinstance(value, tuple) else str(value)
@@ -46,6 +46,6 @@ def seed_model_widgets(view: Any, link: LinkState, *, overwrite: bool) -> None:
         ss[f"{page}:w.preset"] = link.preset
     _hub.seed_field(page, link.preset, overwrite=overwrite)
     for spec in link.config.field_specs():
-        key = _widget_key(page, link.preset, spec.name)
+        key = widget_key(page, link.preset, spec.name)
         if overwrite or key not in ss:
             ss[key] = _widget_value(spec, getattr(link.config, spec.name))

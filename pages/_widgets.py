@@ -12,20 +12,11 @@ import streamlit as st
 
 import videoattn_core as vac
 from pages import _hub
-from pages._clips import (  # noqa: F401
-    ASSETS,
-    CLIP_CREDITS,
-    DEFAULT_CLIP,
-    clip_file,
-    clip_options,
-    default_clip,
-    parse_clip,
-    sample_clips,
-)
-from pages._model_seed import _is_tuple, _widget_key, seed_model_widgets
+from pages._clips import CLIP_CREDITS, clip_file, clip_options, default_clip, parse_clip
+from pages._model_seed import is_tuple_field, widget_key, seed_model_widgets
 from pages._state import View, choice, integer, remembered, seed_page
 from videoattn_core.config import FieldSpec, coerce_value
-from videoattn_core.cost.memory import format_bytes
+from videoattn_core.units import human_bytes
 from videoattn_core.links import parse_link
 from videoattn_core.run import devices, runtime
 from videoattn_core.weights import lookup as weights_catalog
@@ -70,7 +61,7 @@ def _field_widget(spec: FieldSpec, key: str, container) -> None:
                                max_value=high, step=step, format=None if is_int else "%g", key=key,
                                help=help_text)
     else:
-        hint = " (comma-separated)" if _is_tuple(spec) else ""
+        hint = " (comma-separated)" if is_tuple_field(spec) else ""
         container.text_input(label + hint, key=key, help=help_text + (" Write none for none." if spec.optional
                                                                        else ""))
 
@@ -119,7 +110,7 @@ def model_picker(view: View, container=None) -> tuple[str, vac.ModelConfig | Non
     problems: list[tuple[str | None, str]] = []
     box = container.expander("hyperparameters", expanded=True)
     for spec in base.field_specs():
-        key = _widget_key(page, preset, spec.name)
+        key = widget_key(page, preset, spec.name)
         _field_widget(spec, key, box)
         slots[spec.name] = box.empty()
         try:
@@ -324,7 +315,7 @@ def _clip_widgets(page: str, sample_column=None) -> tuple[str, str, str]:
         st.info(f"Upload a clip, or the sample clip {sample} is used.")
         return source, sample, sample
     digest, _, size = ss[_UPLOAD]
-    st.caption(f"uploaded clip: {format_bytes(size)} (sha256 {digest}…)")
+    st.caption(f"uploaded clip: {human_bytes(size)} (sha256 {digest}…)")
     return source, sample, f"upload:{digest}"
 
 

@@ -19,7 +19,7 @@ from videoattn_core import figures, inspection
 from videoattn_core.cost import growth
 from videoattn_core.inspection import rows
 from videoattn_core.registry import family_of
-from videoattn_core.units import human
+from videoattn_core.units import human, human_bytes
 
 BREAKDOWNS = ("params", "macs")
 BREAKDOWN_LABELS = {"params": "parameters", "macs": "MACs"}
@@ -109,11 +109,11 @@ elif section == "cost":
 ALLOCATORS = {"pinned": "the allocator pinned, as near the memory's limit", "default": "glibc's default allocator",
               "kept": "glibc's allocator keeping freed memory for the next forward"}
 memory = cache.memory_plan(key)
-memory_slot.metric("memory (fp32, batch 1, CPU)", widgets.format_bytes(memory["total_bytes"]),
+memory_slot.metric("memory (fp32, batch 1, CPU)", human_bytes(memory["total_bytes"]),
                    help=f"What one inference forward takes at most, as the Run page's refusal counts it: weights "
-                        f"{widgets.format_bytes(memory['weights_bytes'])} + live tensors "
-                        f"{widgets.format_bytes(memory['live_tensor_peak_bytes'])} × the allocator's slack + the CPU "
-                        f"runtime's start-up {widgets.format_bytes(memory['runtime_reserve_bytes'])}, with "
+                        f"{human_bytes(memory['weights_bytes'])} + live tensors "
+                        f"{human_bytes(memory['live_tensor_peak_bytes'])} × the allocator's slack + the CPU "
+                        f"runtime's start-up {human_bytes(memory['runtime_reserve_bytes'])}, with "
                         f"{ALLOCATORS.get(memory.get('allocator'), 'its allocator')}.")
 
 if section == "growth":

@@ -14,6 +14,7 @@ import videoattn_core as vac
 from pages import _cache as cache
 from pages import _state as state
 from pages import _status
+from pages import _clips as clips
 from pages import _widgets as widgets
 from videoattn_core import figures, links
 from videoattn_core.attention import explanations
@@ -39,7 +40,7 @@ PAGE_FIELDS = {
     **{slot: _spec for slot in SLOTS},
     **{f"w{slot[1]}": widgets.parse_weights for slot in SLOTS},
     "n": lambda text: state.integer(text, "n", 2, 4),
-    "clip": widgets.parse_clip,
+    "clip": clips.parse_clip,
     "method": lambda text: state.choice(text, explanations.METHODS, "method"),
     "topk": lambda text: state.integer(text, "topk", 1, 20),
     "frames": lambda text: state.integer(text, "frames", 1, 8),
@@ -108,7 +109,7 @@ for slot, column in zip(SLOTS[:n], st.columns(n)):
             continue
         chosen.append((slot, preset, config, weights))
 
-page_state = {"n": n if n != 2 else None, "clip": clip_link if clip_link != widgets.default_clip() else None,
+page_state = {"n": n if n != 2 else None, "clip": clip_link if clip_link != clips.default_clip() else None,
               "method": method if method != "relevance" else None, "topk": k if k != 5 else None,
               "frames": count if count != 4 else None, "dtype": dtype if dtype != "float32" else None}
 for slot, preset, config, weights in chosen:
@@ -123,7 +124,7 @@ def run_all() -> None:
         st.info("Fix the highlighted settings to run the models.")
         return
     device = runtime.default_device()
-    source = widgets.uploaded_clip_bytes(clip) if clip.startswith("upload:") else widgets.clip_file(clip)
+    source = widgets.uploaded_clip_bytes(clip) if clip.startswith("upload:") else clips.clip_file(clip)
     # 1. every plan and memory estimate before anything is built: one model that does not fit refuses them all
     runs, families = [], []
     for slot, preset, config, weights in chosen:
@@ -222,4 +223,4 @@ run_all()
 state.share_box("side-by-side", query)
 if clip.startswith("upload:"):
     st.caption(f"Note: the uploaded clip cannot travel in a link: whoever opens it sees the sample clip "
-               f"{widgets.default_clip()}.")
+               f"{clips.default_clip()}.")

@@ -15,6 +15,7 @@ import videoattn_core as vac
 from videoattn_core.cost import growth, memory
 from videoattn_core import figures
 from videoattn_core.inspection import summary_cache
+from videoattn_core.units import human_bytes
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 
@@ -50,7 +51,7 @@ def assert_shows_the_library(at: AppTest, config: vac.ModelConfig) -> None:
     assert metric(at, "parameters") == f"{truth.params:,}"
     assert metric(at, "MACs per view") == figures.human(truth.macs)
     plan = memory.memory_plan(truth, "cpu", 4)
-    assert metric(at, "memory (fp32, batch 1, CPU)") == memory.format_bytes(plan["total_bytes"])
+    assert metric(at, "memory (fp32, batch 1, CPU)") == human_bytes(plan["total_bytes"])
     assert len(at.dataframe[0].value) == len(truth.layers)
 
 

@@ -22,6 +22,7 @@ import torch
 from ..clips.writer import encode_video
 from ..errors import ConfigError, VideoAttnError, one_line_failures
 from .args import add_device_arguments, add_model_arguments, add_set_argument, parse_sets
+from ..units import class_name
 
 OUTPUTS = (".mp4", ".gif", ".json")
 # a perceptually ordered dark-to-bright ramp (matplotlib's "inferno" at five stops), for the overlay colours
@@ -86,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
             raise
         raise ConfigError(str(exc), field="method") from None
     labels = loaded_model.labels
-    label = labels[result.target] if result.target < len(labels) else f"class {result.target}"
+    label = class_name(labels, result.target)
     logits = torch.from_numpy(result.logits).float()
     scores = logits.sigmoid() if loaded_model.scoring == "sigmoid" else logits.softmax(-1)
     probability = float(scores[result.target])

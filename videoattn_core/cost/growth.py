@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import ConfigError
 from ..inspection import summarize as default_summarize
 from ..inspection.summary import cost_points
+from ..units import shape_text
 
 
 def attention_macs(summary: Any) -> int:
@@ -126,4 +127,4 @@ def stage_tokens(summary: Any) -> list[tuple[str, int]]:
 
 def stage_grids(summary: Any) -> str:
     """``"8×14×14 → 8×7×7"``: the stages' query grids."""
-    return " → ".join("×".join(map(str, grid)) for grid, _ in _attention_grids(summary))
+    return " → ".join(shape_text(grid) for grid, _ in _attention_grids(summary))

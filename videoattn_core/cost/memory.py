@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..units import human_bytes as format_bytes
+from ..units import human_bytes
 
 #: a run is refused when its estimated memory × this margin exceeds the free memory (a tenth left for the rest of
 #: the process). Near that limit the CPU allocator is pinned and the estimate bounds the forward within 1.5×
@@ -336,8 +336,8 @@ def memory_plan(summary: Any, device: torch.device | str, dtype_bytes: int = 4, 
                            "refusal": None}
     if not fits:
         out["refusal"] = (
-            f"Refused before allocating anything: this run needs an estimated {format_bytes(total)} (weights "
-            f"{format_bytes(estimate['weights_bytes'])}, activations {format_bytes(activations)}, kept attention "
-            f"{format_bytes(estimate['attention_bytes'])}, runtime {format_bytes(reserve)}; × {margin:g} margin) but "
-            f"{device} has {format_bytes(free)} free. Choose fewer frames, a smaller size or a smaller model.")
+            f"Refused before allocating anything: this run needs an estimated {human_bytes(total)} (weights "
+            f"{human_bytes(estimate['weights_bytes'])}, activations {human_bytes(activations)}, kept attention "
+            f"{human_bytes(estimate['attention_bytes'])}, runtime {human_bytes(reserve)}; × {margin:g} margin) but "
+            f"{device} has {human_bytes(free)} free. Choose fewer frames, a smaller size or a smaller model.")
     return out

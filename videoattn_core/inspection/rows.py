@@ -8,10 +8,7 @@ import io
 from typing import Any, Sequence
 
 from ..registry import build_model, get_preset, list_models
-
-
-def _shape_text(shape: Sequence[int] | None) -> str:
-    return "×".join(str(s) for s in shape) if shape else ""
+from ..units import shape_text
 
 
 def leaf_rows(summary: Any) -> list[dict[str, Any]]:
@@ -22,16 +19,16 @@ def leaf_rows(summary: Any) -> list[dict[str, Any]]:
 
 def layer_rows(summary: Any) -> list[dict[str, Any]]:
     """The per-layer table: one row per module, shapes with their axis meaning, own and total counts."""
-    return [{"name": r.name or "(model)", "type": r.type, "depth": r.depth, "input shape": _shape_text(r.input_shape),
-             "output shape": _shape_text(r.output_shape), "axes": r.layout, "params": r.params_total,
+    return [{"name": r.name or "(model)", "type": r.type, "depth": r.depth, "input shape": shape_text(r.input_shape),
+             "output shape": shape_text(r.output_shape), "axes": r.layout, "params": r.params_total,
              "MACs": r.macs_total, "own params": r.params, "own MACs": r.macs, "category": r.category}
             for r in summary.layers]
 
 
 def measured_rows(result: Any) -> list[dict[str, Any]]:
     """The measured per-layer table of an inspection: shapes, time, analytic against measured MACs."""
-    return [{"name": r.name or "(model)", "type": r.type, "input shape": _shape_text(r.input_shape),
-             "output shape": _shape_text(r.output_shape), "axes": r.layout,
+    return [{"name": r.name or "(model)", "type": r.type, "input shape": shape_text(r.input_shape),
+             "output shape": shape_text(r.output_shape), "axes": r.layout,
              "time (ms)": round(1e3 * r.time_s, 3) if r.time_s is not None else None,
              "own time (ms)": round(1e3 * r.self_time_s, 3) if r.self_time_s is not None else None,
              "analytic MACs": r.macs_total, "measured MACs": r.measured_macs_total}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..cost.flops import FLOPS_CONVENTION, MACS_CONVENTION
-from ..units import human, human_bytes
+from ..units import human, human_bytes, shape_text
 
 if TYPE_CHECKING:
     from .summary import Summary
@@ -19,7 +19,7 @@ def summary_table(summary: "Summary", max_depth: int | None = None) -> str:
         if max_depth is not None and r.depth > max_depth:
             continue
         label = ("  " * r.depth + (r.name.rsplit(".", 1)[-1] if r.name else f"({summary.model})"))
-        rows.append((label, r.type, _shape_str(r.input_shape), _shape_str(r.output_shape), r.layout,
+        rows.append((label, r.type, shape_text(r.input_shape), shape_text(r.output_shape), r.layout,
                      f"{r.params_total:,}", human(r.macs_total, digits=2)))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) if i < 5 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
@@ -42,5 +42,3 @@ def summary_table(summary: "Summary", max_depth: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def _shape_str(shape: tuple[int, ...] | None) -> str:
-    return "" if shape is None else "×".join(str(s) for s in shape)

@@ -20,6 +20,7 @@ from ..clips.probe import Limits
 from ..config import jsonable
 from ..errors import ConfigError, VideoAttnError
 from .runtime import RANDOM_WARNING, classify, load_inputs, load_model, plan_run, resolve_dtype, top_predictions
+from ..units import class_name
 
 __all__ = ["Prediction", "predict", "top_predictions", "RANDOM_WARNING"]
 
@@ -208,5 +209,5 @@ def timeline_series(result: dict[str, Any], labels: list[str], max_classes: int 
         best = w["predictions"][0]["index"]
         counts[best] = counts.get(best, 0) + 1
     chosen = sorted(counts, key=lambda i: -counts[i])[:max_classes]
-    return {labels[i] if i < len(labels) else f"class {i}": [w["probabilities"][i] for w in result["windows"]]
+    return {class_name(labels, i): [w["probabilities"][i] for w in result["windows"]]
             for i in chosen}

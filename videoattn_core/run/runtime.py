@@ -45,6 +45,7 @@ from ..weights.lookup import (
 )
 from . import devices
 from .devices import DTYPES, cuda_available, default_device, native_bfloat16, resolve_device, resolve_dtype  # noqa: F401 (the pages' names)
+from ..units import class_name
 
 RANDOM_WARNING = ("WARNING: no weights were given, so the model is randomly initialised: these predictions mean "
                   "nothing. Pass --weights ENTRY (see the catalog) or --checkpoint FILE.")
@@ -365,7 +366,7 @@ def top_predictions(probs: torch.Tensor, labels: list[str], k: int) -> list[dict
     """The ``k`` most probable classes of ``probs`` (classes,), best first, as ``{label, index, probability}``;
     a class without a label name shows its index."""
     top = torch.topk(probs, min(k, probs.numel()))
-    return [{"label": labels[i] if i < len(labels) else f"class {i}", "index": int(i), "probability": float(p)}
+    return [{"label": class_name(labels, i), "index": int(i), "probability": float(p)}
             for p, i in zip(top.values.tolist(), top.indices.tolist())]
 
 

@@ -16,6 +16,7 @@ import torch
 
 from ..attention import explanations
 from . import runtime
+from ..units import class_name
 
 
 @dataclass
@@ -38,7 +39,7 @@ class ModelOnClip:
     scoring: str = "softmax"  # "sigmoid": a multi-label model's independent scores, not a distribution
 
     def label(self, index: int) -> str:
-        return self.labels[index] if index < len(self.labels) else f"class {index}"
+        return class_name(self.labels, index)
 
     def top(self, k: int) -> list[dict[str, Any]]:
         """The ``k`` most probable classes, best first, as ``{label, index, probability}`` (as
