@@ -71,7 +71,7 @@ class Toy(nn.Module):
 
 
 def _hint(state, wrong, config):
-    return f"the checkpoint fits num_classes={state['head.weight'].shape[0]}" if "head.weight" in wrong else None
+    return [f"num_classes={state['head.weight'].shape[0]}"] if "head.weight" in wrong else []
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_a_registered_family_reads_its_checkpoint_layout_and_hints(toy):
     assert report.layout == "toy-foreign"
     assert all(torch.equal(a, b) for a, b in zip(source.state_dict().values(), target.state_dict().values()))
     other = vac.build_model("toy_protocol_base", num_classes=3)
-    with pytest.raises(CheckpointError, match=re.escape("the checkpoint fits num_classes=5")):
+    with pytest.raises(CheckpointError, match=re.escape("the checkpoint fits a model built with num_classes=5")):
         vac.load_checkpoint(other, foreign)
 
 

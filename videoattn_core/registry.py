@@ -47,7 +47,8 @@ class Family:
     """Everything the core knows about a family, declared where the family is registered (its own file).
 
     - ``checkpoint_layouts``: the foreign key layouts :func:`~videoattn_core.weights.checkpoints.load_checkpoint` reads;
-      ``checkpoint_hint(state, wrong, config)``: which hyperparameters would make a mismatching checkpoint fit.
+      ``checkpoint_hint(state, wrong, config)``: the settings (``"num_frames=16"``) that would make a mismatching
+        checkpoint fit; the loader words the sentence.
     - ``hf``: how a Hugging Face ``config.json`` and processor are read (:class:`HFMapping`), if at all.
     - ``paper_views``: the views of the paper's test protocol (spatial crops × temporal clips) a summary counts.
     - ``readout(config)``: the token(s) the classifier reads — ``"cls"`` (a CLS token, or V-JEPA 2's learned
@@ -68,7 +69,7 @@ class Family:
     paper: str
     repository: str
     checkpoint_layouts: tuple[Any, ...] = ()
-    checkpoint_hint: Callable[[dict, list, Any], str | None] | None = None
+    checkpoint_hint: Callable[[dict, list, Any], list[str]] | None = None
     hf: HFMapping | None = None
     paper_views: int = 1
     readout: Callable[[ModelConfig], str] = _reads_cls

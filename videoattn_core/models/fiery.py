@@ -323,7 +323,7 @@ class TemporalModel(nn.Module):
         return x[:, self.receptive_field - 1:]  # the steps that see a full receptive field
 
 
-def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: FieryTemporalConfig) -> str | None:
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: FieryTemporalConfig) -> list[str]:
     """Say which hyperparameters would make a mismatching checkpoint fit."""
     hints = []
     first_path = state.get("model.0.convolution_paths.0.0.conv.weight")
@@ -340,7 +340,7 @@ def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: FieryTem
     if state and "model.0.convolution_paths.0.0.conv.weight" in state:
         pooling = any(".pyramid_pooling." in k for k in state)
         hints.append(f"use_pyramid_pooling={pooling}")
-    return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
+    return hints
 
 
 # --- checkpoint layouts -------------------------------------------------------------------------------------

@@ -684,7 +684,7 @@ class MViT(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: MViTConfig) -> str | None:
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: MViTConfig) -> list[str]:
     """Say which hyperparameters would make a mismatching checkpoint fit."""
     cfg, hints = config, []
     if "head.projection.weight" in wrong:
@@ -695,7 +695,7 @@ def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: MViTConf
         hints.append(f"img_size={round(state['pos_embed_spatial'].shape[1] ** 0.5) * cfg.patch_stride[1]}")
     if any(k.endswith("rel_pos_h") for k in state) and not cfg.rel_pos_spatial:
         hints.append("use_abs_pos=False, rel_pos_spatial=True, rel_pos_temporal=True (an MViTv2 checkpoint)")
-    return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
+    return hints
 
 
 # --- checkpoint layouts -------------------------------------------------------------------------------------

@@ -263,7 +263,7 @@ class SwinTransformer3D(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: SwinTransformer3DConfig) -> str | None:
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: SwinTransformer3DConfig) -> list[str]:
     """Say which hyperparameters would make a mismatching (native-named) checkpoint fit."""
     found: dict[str, object] = {}
     if "head.weight" in state:
@@ -285,7 +285,7 @@ def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: SwinTran
         found["depths"] = tuple(blocks[s] for s in range(len(blocks)))
         found["num_heads"] = tuple(heads[s] for s in range(len(heads)))
     hints = [f"{k}={v}" for k, v in found.items() if getattr(config, k) != v]
-    return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
+    return hints
 
 
 # --- checkpoint layouts -------------------------------------------------------------------------------------

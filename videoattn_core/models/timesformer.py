@@ -295,7 +295,7 @@ class TimeSformer(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: TimeSformerConfig) -> str | None:
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: TimeSformerConfig) -> list[str]:
     """Say which hyperparameters would make a mismatching checkpoint fit."""
     hints = []
     if "head.weight" in wrong:
@@ -307,7 +307,7 @@ def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: TimeSfor
         hints.append(f"img_size={round(n ** 0.5) * patch}")
     if not any(k.startswith("blocks.0.temporal") for k in state) and "time_embed" not in state:
         hints.append("attention_type='space_only'")
-    return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
+    return hints
 
 
 # --- checkpoint layouts -------------------------------------------------------------------------------------

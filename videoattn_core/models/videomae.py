@@ -232,7 +232,7 @@ class VideoMAE(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: VideoMAEConfig) -> str | None:
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: VideoMAEConfig) -> list[str]:
     """Say which hyperparameters would make a mismatching checkpoint fit."""
     found: dict[str, Any] = {}
     if "head.weight" in state:
@@ -248,10 +248,9 @@ def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: VideoMAE
     if "blocks.0.attn.qkv.weight" in state:
         found["qkv_bias"] = "blocks.0.attn.q_bias" in state
     hints = [f"{k}={v}" for k, v in found.items() if getattr(config, k) != v]
-    if not hints:
-        return None
-    return ("the checkpoint fits a model built with " + ", ".join(hints) +
-            " (num_heads cannot be read from the weights: take it from the checkpoint's config)")
+    if hints:
+        hints[-1] += " (num_heads cannot be read from the weights: take it from the checkpoint's config)"
+    return hints
 
 
 # --- checkpoint layouts -------------------------------------------------------------------------------------

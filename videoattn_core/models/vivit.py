@@ -335,7 +335,7 @@ class ViViT(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
-def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: ViViTConfig) -> str | None:
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: ViViTConfig) -> list[str]:
     """Say which hyperparameters would make a mismatching checkpoint fit."""
     hints = []
     if "head.weight" in wrong:
@@ -351,7 +351,7 @@ def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: ViViTCon
         tokens = pos.shape[1] - ("encoder.cls_token" in state)
         hints.append(f"num_frames and img_size giving {tokens} tubelets (T'·H'·W'; 3136 = 16·14·14 for 32 "
                      f"frames of 224 px with 2×16×16 tubelets)")
-    return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
+    return hints
 
 
 # --- checkpoint layouts -------------------------------------------------------------------------------------

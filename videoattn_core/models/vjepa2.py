@@ -354,7 +354,7 @@ class VJEPA2(nn.Module):
         return self.forward_head(self.forward_features(x), grid)
 
 
-def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: VJEPA2Config) -> str | None:
+def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: VJEPA2Config) -> list[str]:
     """The structure a mismatching checkpoint was saved from, read off its tensors (the loader reports
     shape mismatches, not a different block count, so every derivable field is named)."""
     hints = []
@@ -370,7 +370,7 @@ def checkpoint_hint(state: dict[str, Tensor], wrong: list[str], config: VJEPA2Co
                           ("predictor_depth", "predictor.predictor_blocks.")):
         indices = {int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix)}
         hints.append(f"{field}={max(indices) + 1 if indices else 0}")
-    return "the checkpoint fits a model built with " + ", ".join(hints) if hints else None
+    return hints
 
 
 # --- checkpoint layouts -------------------------------------------------------------------------------------

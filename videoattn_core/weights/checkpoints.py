@@ -218,10 +218,9 @@ def load_checkpoint(model: nn.Module, source: str | Path | bytes | StateDict) ->
             shapes = [f"{k} checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}" for k in wrong]
             parts.append(f"wrong shape {len(wrong)}: {_short(shapes)}")
         hint = family.checkpoint_hint if family is not None else None
-        if hint is not None:
-            extra = hint(state, wrong, config)
-            if extra:
-                parts.append(extra)
+        settings = hint(state, wrong, config) if hint is not None else []
+        if settings:
+            parts.append("the checkpoint fits a model built with " + ", ".join(settings))
         raise CheckpointError("; ".join(parts))
 
     with torch.no_grad():
