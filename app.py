@@ -44,5 +44,5 @@ def _freeze_long_lived_objects() -> bool:
 
 st.set_page_config(page_title="videoattn", layout="wide")
 _warm_summaries()
-st.navigation(state.router_pages()).run()
+state.run_router()
 _freeze_long_lived_objects()

@@ -21,6 +21,8 @@ keeps each setting the new model has and replaces the others with a note saying 
 
 from __future__ import annotations
 
+import threading
+
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,19 +77,33 @@ def router_pages() -> list:
     ]
 
 
+_routing = threading.local()  # a script run is one thread: set while app.py's router runs this run's page
+
+
+def run_router() -> None:
+    """Run this script run's page through the app's navigation (app.py's body after the page config)."""
+    _routing.active = True
+    try:
+        st.navigation(router_pages()).run()
+    finally:
+        _routing.active = False
+
+
 def ensure_router() -> None:
-    """Make sure a session's first run went through the router in ``app.py``.
+    """Make sure a page runs through the router in ``app.py``.
 
-    Because the app keeps its pages in ``pages/``, Streamlit starts every server in its legacy
-    pages-directory mode and, if the server's first visitor opens a page's own URL (a share link such as
-    ``/attention?...``), runs that page file alone with the files of ``pages/`` as navigation, until ``app.py``
-    has called ``st.navigation`` once. Leave that mode and run again through the router: once per session, on
-    its first run, when nothing the visitor did can be lost."""
-    from streamlit.runtime.pages_manager import PagesManager
-
-    if PagesManager.uses_pages_directory and not st.session_state.get("_router_checked"):
-        st.session_state["_router_checked"] = True
-        PagesManager.uses_pages_directory = False
+    Because the app keeps its pages in ``pages/``, Streamlit starts every server in its pages-directory mode and,
+    if the server's first visitor opens a page's own URL (a share link such as ``/attention?...``), runs that page
+    file alone, with the files of ``pages/`` as navigation, until ``st.navigation`` has been called once (which
+    ends that mode for the whole server). A page run that :func:`run_router` did not start calls it and runs again,
+    now through the router, before it draws anything: once per session, when nothing the visitor did can be lost
+    (after that the server has left that mode)."""
+    if getattr(_routing, "active", False):
+        return
+    ss = st.session_state
+    if not ss.get("_router_checked"):
+        ss["_router_checked"] = True
+        st.navigation(router_pages(), position="hidden")
         st.rerun()
 
 

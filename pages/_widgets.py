@@ -12,7 +12,7 @@ import streamlit as st
 
 import videoattn_core as vac
 from pages import _hub
-from pages._clips import CLIP_CREDITS, clip_file, clip_options, default_clip, parse_clip
+from pages import _clips
 from pages._model_seed import is_tuple_field, widget_key, seed_model_widgets
 from pages._state import View, choice, integer, remembered, seed_page
 from videoattn_core.config import FieldSpec, coerce_value
@@ -153,7 +153,7 @@ def parse_device(text: str) -> str:
 
 
 RUN_FIELDS: dict[str, Callable[[str], Any]] = {
-    "clip": parse_clip,
+    "clip": _clips.parse_clip,
     "weights": parse_weights,
     "device": parse_device,
     "dtype": lambda text: choice(text, DTYPES, "dtype"),
@@ -204,7 +204,7 @@ def run_inputs(view: View, preset: str, config: vac.ModelConfig) -> tuple[RunInp
     ss = st.session_state
     page = view.page
     shared = ss.get(_RUN_SHARED, {})
-    defaults = {**_RUN_DEFAULTS, "clip": default_clip()}
+    defaults = {**_RUN_DEFAULTS, "clip": _clips.default_clip()}
     # an opened link says what to show; a page switch carries the other page's clip and weights over
     values = view.link.page if view.opened else {**view.link.page, **shared}
     seed_page(view, {f"{page}.{name}": (name, defaults[name]) for name in _RUN_DEFAULTS}, values)
@@ -262,7 +262,7 @@ def uploaded_note(inputs: RunInputs) -> str | None:
     notes = []
     if inputs.uploaded_clip:
         notes.append(f"the uploaded clip cannot travel in a link: whoever opens it sees the sample clip "
-                     f"{default_clip()}")
+                     f"{_clips.default_clip()}")
     if inputs.uploaded_weights:
         notes.append("the uploaded checkpoint cannot travel in a link: whoever opens it gets random weights")
     return "; ".join(notes) or None
@@ -298,11 +298,11 @@ def _clip_widgets(page: str, sample_column=None) -> tuple[str, str, str]:
     ss = st.session_state
     source = st.radio("clip", ("sample", "upload"), horizontal=True, key=f"{page}.source",
                       format_func=lambda s: {"sample": "sample clip", "upload": "upload a clip"}[s])
-    sample = (sample_column or st).selectbox("sample clip", clip_options(page), key=f"{page}.clip",
+    sample = (sample_column or st).selectbox("sample clip", _clips.clip_options(page), key=f"{page}.clip",
                                              disabled=source != "sample")
     if source == "sample":
-        if sample in CLIP_CREDITS:
-            (sample_column or st).caption(CLIP_CREDITS[sample])
+        if sample in _clips.CLIP_CREDITS:
+            (sample_column or st).caption(_clips.CLIP_CREDITS[sample])
         return source, sample, sample
     file = st.file_uploader(f"video file (at most {CLIP_UPLOAD_MB} MB; MP4, MOV, WebM, MKV, AVI or GIF)",
                             type=["mp4", "mov", "m4v", "webm", "mkv", "avi", "gif"], key=f"{page}.upload",
@@ -322,7 +322,7 @@ def _clip_widgets(page: str, sample_column=None) -> tuple[str, str, str]:
 def clip_input(view: View, page: str) -> tuple[str, str]:
     """A sample clip or an upload, for pages that run several models on one clip (no weights or device boxes);
     returns the clip id (sample name, or ``upload:<sha256 prefix>``) and its value in the link."""
-    seed_page(view, {f"{page}.clip": ("clip", default_clip())})
+    seed_page(view, {f"{page}.clip": ("clip", _clips.default_clip())})
     kept = "upload" if remembered(view, "clip") == "upload" else "sample"  # coming back keeps an uploaded clip
     seed_page(view, {f"{page}.source": ("source", kept)}, {})
     c1, c2 = st.columns([1, 2])

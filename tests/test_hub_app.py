@@ -47,8 +47,7 @@ def hub(monkeypatch, tmp_path):
             monkeypatch.delenv(name, raising=False)
         clips = {CLIP: HUB / "clip.mp4", **pages._clips.sample_clips()}
         monkeypatch.setattr(pages._clips, "sample_clips", lambda: dict(clips))  # what the pages' clips come from
-        monkeypatch.setattr(pages._widgets, "sample_clips", lambda: dict(clips))
-        monkeypatch.setattr(pages._widgets, "default_clip", lambda: CLIP)
+        monkeypatch.setattr(pages._clips, "default_clip", lambda: CLIP)
         yield server
 
 
