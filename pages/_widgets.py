@@ -32,6 +32,12 @@ AUTO_RUN_MACS = 250e9
 DTYPES = tuple(runtime.DTYPES)
 
 
+def count_columns(*columns: str) -> dict[str, Any]:
+    """The column configuration of a table's counts (parameters, MACs): numbers, so that they sort as numbers,
+    drawn with the browser's thousands separators (``21,142,672``)."""
+    return {column: st.column_config.NumberColumn(format="localized") for column in columns}
+
+
 def _on_family_change(page: str) -> None:
     ss = st.session_state
     presets = vac.list_models(ss[f"{page}:w.family"])
