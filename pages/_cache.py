@@ -149,9 +149,11 @@ def explanation(key: ConfigKey, inputs: tuple, method: str, target: int | None,
 @st.cache_data(max_entries=8, show_spinner=False)
 def explanation_video(key: ConfigKey, inputs: tuple, method: str, target: int | None,
                       layer: str | None, kind: str, _frames: np.ndarray, _heat: np.ndarray) -> bytes:
-    """The map laid over the frames, encoded as ``kind`` (mp4 or gif) as the ``explain`` command writes it;
-    keyed like :func:`explanation` (``_frames`` and ``_heat`` are its clip's frames and map)."""
-    return cli_explain.encode_video(cli_explain.overlay_frames(_frames, _heat), kind=kind)
+    """The map laid over the frames, enlarged, with its colour bar, encoded as ``kind`` (mp4 or gif) as the
+    ``explain`` command writes it; keyed like :func:`explanation` (``_frames`` and ``_heat`` are its clip's frames
+    and map)."""
+    exported, scale = cli_explain.export_frames(_frames, _heat, title=method)
+    return cli_explain.encode_video(exported, kind=kind, comment=scale)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
