@@ -17,8 +17,8 @@ from pages._clips import clip_file
 from pages._widgets import CLIP_UPLOAD_MB, REPOSITORY, RunInputs, clip_bytes
 from videoattn_core.attention import explanations, head_stats
 from videoattn_core.attention import maps as attention_maps
-from videoattn_core.cli import explain as cli_explain
 from videoattn_core.clips import writer
+from videoattn_core.figures import overlay
 from videoattn_core.cost import memory, zoo
 from videoattn_core.inspection import rows, summary_cache
 from videoattn_core.run import runtime, side_by_side, timing
@@ -150,9 +150,11 @@ def explanation(key: ConfigKey, inputs: tuple, method: str, target: int | None,
 @st.cache_data(max_entries=8, show_spinner=False)
 def explanation_video(key: ConfigKey, inputs: tuple, method: str, target: int | None,
                       layer: str | None, kind: str, _frames: np.ndarray, _heat: np.ndarray) -> bytes:
-    """The map laid over the frames, encoded as ``kind`` (mp4 or gif) as the ``explain`` command writes it;
-    keyed like :func:`explanation` (``_frames`` and ``_heat`` are its clip's frames and map)."""
-    return writer.encode_video(cli_explain.overlay_frames(_frames, _heat), kind=kind)
+    """The map laid over the frames, enlarged, with its colour bar, encoded as ``kind`` (mp4 or gif) as the
+    ``explain`` command writes it; keyed like :func:`explanation` (``_frames`` and ``_heat`` are its clip's frames
+    and map)."""
+    exported, scale = overlay.export_frames(_frames, _heat, title=method)
+    return writer.encode_video(exported, kind=kind, comment=scale)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)

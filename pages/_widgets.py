@@ -31,6 +31,12 @@ AUTO_RUN_MACS = 250e9
 DTYPES = tuple(runtime.DTYPES)
 
 
+def count_columns(*columns: str) -> dict[str, Any]:
+    """The column configuration of a table's counts (parameters, MACs): numbers, so that they sort as numbers,
+    drawn with the browser's thousands separators (``21,142,672``)."""
+    return {column: st.column_config.NumberColumn(format="localized") for column in columns}
+
+
 def _on_family_change(page: str) -> None:
     ss = st.session_state
     presets = vac.list_models(ss[f"{page}:w.family"])
@@ -247,7 +253,9 @@ def run_inputs(view: View, preset: str, config: vac.ModelConfig) -> tuple[RunInp
                                      help="auto: CUDA when this server has a GPU, else the CPU.")
         device = str(runtime.resolve_device("auto")) if device_choice == "auto" else device_choice
         dtype = st.selectbox("dtype", list(DTYPES), key=f"{page}.dtype", help=dtype_help(device))
-        st.caption(f"running on **{device}**" + (" in bfloat16" if dtype == "bfloat16" else ""))
+        st.caption(f"running on **{device}**" + (" in bfloat16" if dtype == "bfloat16" else
+                                                  " · bfloat16 would be faster: this device computes it in hardware"
+                                                  if runtime.native_bfloat16(device) else ""))
     ss[_RUN_SHARED] = {"clip": sample, "weights": weights if weights != "upload" or ss.get(_CHECKPOINT) else
                        options[0], "device": device_choice, "dtype": dtype, "sampling_rate": rate or 1,
                        "upload": source == "upload" and clip_id.startswith("upload:")}

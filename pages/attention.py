@@ -209,6 +209,10 @@ if attention_maps.layer_relative_tables(loaded.model, layer):
                         key=f"bias_chart_{i}")
 
 st.subheader("Attention rollout")
+if changed and ss["attention.rollout"] == "on":  # heavy: it captures every layer; it runs again when asked for
+    st.info(f"The rollout was turned off for the new model, {preset}: it captures every layer's attention. Switch "
+            f"it on to run it again.")
+    ss["attention.rollout"] = "off"
 show_rollout = st.radio("CLS attention rolled out across all layers (Abnar & Zuidema, 2020)", ("off", "on"),
                         horizontal=True, key="attention.rollout")
 reason = attention_maps.rollout_unavailable_reason(loaded.model)
@@ -248,7 +252,11 @@ if method != "off":
     if method == "gradcam":
         cam_layers = explanations.gradcam_layers(loaded.model)
         if ss["attention.camlayer"] not in cam_layers:
-            ss["attention.camlayer"] = explanations.default_gradcam_layer(loaded.model)
+            asked, used = ss["attention.camlayer"], explanations.default_gradcam_layer(loaded.model)
+            if asked is not None:  # say which layer Grad-CAM uses instead of the one asked for
+                st.warning(f"camlayer={asked!r} ignored: {preset} has no Grad-CAM layer {asked}; using {used}"
+                           if view.opened else f"Grad-CAM layer {asked} is not in {preset}; using {used}")
+            ss["attention.camlayer"] = used
         cam_layer = e3.selectbox("Grad-CAM layer", cam_layers, key="attention.camlayer")
     try:
         with st.spinner(f"explaining class {target} ({method})…"):

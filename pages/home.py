@@ -4,6 +4,7 @@ import streamlit as st
 
 from pages import _cache as cache
 from pages import _state as state
+from pages import _widgets as widgets
 
 state.ensure_router()
 state.enter_page("presets")
@@ -11,4 +12,4 @@ st.title("videoattn")
 st.write("Build, inspect and compare video transformers.")
 
 
-st.dataframe(cache.preset_rows(), hide_index=True)
+st.dataframe(cache.preset_rows(), hide_index=True, column_config=widgets.count_columns("parameters"))

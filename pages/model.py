@@ -88,7 +88,8 @@ if section == "layers":
     table = rows.layer_rows(summary)
     search = st.text_input("filter layers (name or type contains)", key="model.search").strip()
     shown = [r for r in table if search.lower() in r["name"].lower() or search.lower() in r["type"].lower()]
-    st.dataframe(shown, hide_index=True, width="stretch", height=360, key="layer_table")
+    st.dataframe(shown, hide_index=True, width="stretch", height=360, key="layer_table",
+                 column_config=widgets.count_columns("params", "MACs", "own params", "own MACs"))
     st.caption(f"{len(shown)} of {len(table)} modules. Axes: B batch, C channels, T frames, H W height and width "
                f"(of whichever token grid the tensor is on), heads, d head width, nT nH nW windows, wt wh ww positions "
                f"in a window, (1+…) a leading CLS token. params and MACs include a module's children; own ones do "

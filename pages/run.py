@@ -140,7 +140,8 @@ cols[2].metric("measured MACs", human(result.measured_macs),
                     "normalization, so it sits a little below the analytic count.")
 cols[3].metric("device", f"{inputs.device} · {inputs.dtype}")
 table = rows.measured_rows(result)
-st.dataframe(table, hide_index=True, width="stretch", height=360, key="measured_table")
+st.dataframe(table, hide_index=True, width="stretch", height=360, key="measured_table",
+             column_config=widgets.count_columns("analytic MACs", "measured MACs"))
 st.download_button("Download the measured table as CSV", rows.rows_to_csv(table),
                    file_name=f"{_hub.file_stem(preset)}_measured.csv", mime="text/csv", key="run.download")
 leaves = [r for r in result.layers if r.is_leaf and r.self_time_s is not None]

@@ -198,9 +198,9 @@ def show_row(i: int, label: str, result: side_by_side.ModelOnClip, moments: list
         st.caption("Random weights (seed 0): these predictions mean nothing.")
     top = result.top(k)
     left, right = st.columns([2, 5])
-    independent = " independent scores (multi-label)" if result.scoring == "sigmoid" else ""
+    independent = "independent scores (multi-label); " if result.scoring == "sigmoid" else ""
     left.plotly_chart(figures.topk_bar([p["label"] for p in top], [p["probability"] for p in top],
-                                       title=f"top-{k}{independent} (labels: {result.labels_from})",
+                                       title=f"top-{k}", note=f"{independent}labels: {result.labels_from}",
                                        scoring=result.scoring, color=figures.family_color(family)),
                       key=f"side_topk_{i}")
     shown = side_by_side.frames_at_moments(result.frame_indices, moments)

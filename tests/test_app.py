@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import videoattn_core as vac
 from videoattn_core import figures
+from videoattn_core.run import runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -284,6 +285,16 @@ def test_run_page_runs_in_bfloat16_on_the_cpu():
     assert len(probs) == 5 and np.all(np.isfinite(probs)) and not np.array_equal(probs, probs32)
     assert np.allclose(np.sort(probs), np.sort(probs32), rtol=0.05)  # the same network, 8 mantissa bits
     assert at.dataframe[0].value["time (ms)"].notna().all()
+
+
+def test_the_run_page_hints_at_bfloat16_where_the_device_computes_it_in_hardware():
+    """The default stays float32; where bfloat16 is native (AMX, AVX-512 BF16, a recent GPU: detected, not
+    assumed) the caption under the dtype box says it would be faster, elsewhere it says nothing of it."""
+    at = open_app("run", **SMALL_TSF)
+    assert_clean(at)
+    assert at.selectbox(key="run.dtype").value == "float32" and not at.selectbox(key="run.dtype").disabled
+    hinted = any("bfloat16 would be faster" in c.value for c in at.caption)
+    assert hinted == runtime.native_bfloat16("cpu")
 
 
 @pytest.mark.parametrize("params", [

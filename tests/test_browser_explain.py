@@ -1,6 +1,7 @@
 """The Attention page's Explain view in a real browser (``streamlit run`` + headless Chromium): the animation's
 frames hold ``vac.explain``'s map for the page's model (seed-0 weights), clip and class; a class picked in the
-class box changes the map to that class's; the "overlay (MP4)" download decodes to the clip's sampled frames."""
+class box changes the map to that class's; the "overlay (MP4)" download decodes to the clip's sampled frames,
+enlarged to a readable size, with a colour bar that states the map's range."""
 
 from __future__ import annotations
 
@@ -94,18 +95,6 @@ def test_explain_view_map_class_box_and_mp4(server, page, tmp_path):
     page.wait_for_url(re.compile(rf".*target={top[0]}\b.*"))
     assert_animation_is(page, expected, f"relevance of the top class {top[0]}")
 
-    # the MP4 download: one decoded frame per sampled frame of the clip, at the model's input size
-    with page.expect_download() as info:
-        page.get_by_role("button", name="overlay (MP4)").click()
-    path = tmp_path / "overlay.mp4"
-    info.value.save_as(path)
-    import av
-
-    with av.open(str(path)) as container:
-        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
-    assert len(decoded) == len(frame_indices) == x.shape[2] == 8
-    assert decoded[0].shape == (64, 64, 3)
-    wait_idle(page)
 
     # another class picked in the class box: the URL and the map follow it
     pick_option(page, "class (top 5)", 1)
@@ -115,3 +104,42 @@ def test_explain_view_map_class_box_and_mp4(server, page, tmp_path):
     second = vac.explain(model, x, target=top[1], method="relevance")
     assert not np.allclose(second.frames, expected.frames)  # the two classes' maps differ, so the check can fail
     assert_animation_is(page, second, f"relevance of the second class {top[1]}")
+
+
+def test_the_overlay_download_is_enlarged_with_a_colour_bar_stating_its_range(server, page, tmp_path):
+    """The exported overlay was the model's 64 px (224 px for real presets) frames with no colour bar."""
+    top, frame_indices, model, x = library()
+    expected = vac.explain(model, x, target=top[0], method="relevance")
+    page.goto(server + LINK)
+    wait_idle(page)
+    find_chart(page, "relevance animation", lambda c: c.title.startswith("relevance for"))
+    page.wait_for_url(re.compile(rf".*target={top[0]}\b.*"))
+    with page.expect_download() as info:
+        page.get_by_role("button", name="overlay (MP4)").click()
+    path = tmp_path / "overlay.mp4"
+    info.value.save_as(path)
+    import av
+
+    with av.open(str(path)) as container:
+        comment = container.metadata.get("comment", "")
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    # one decoded frame per sampled frame of the clip, the 64 px frames enlarged, the colour bar on their right
+    assert len(decoded) == len(frame_indices) == x.shape[2] == 8
+    height, width, _ = decoded[0].shape
+    assert height >= 448 and width > height, decoded[0].shape
+    # the range it states is the map's: its lowest and highest value
+    assert comment.startswith("relevance: "), comment
+    stated = [float(v) for v in re.findall(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", comment.split(":", 1)[1])]
+    assert stated == pytest.approx([float(expected.frames.min()), float(expected.frames.max())], rel=1e-3), comment
+    # the bar: right of the (square) frames, a column whose coloured run goes from the bright end down to the dark
+    panel = decoded[0][:, height:].astype(np.float64)
+    luminance = panel.mean(axis=2)
+    bars = []
+    for c in range(panel.shape[1]):
+        coloured = np.flatnonzero(np.abs(panel[:, c] - 255).max(axis=1) > 60)  # not the white background
+        if len(coloured) > height // 2:
+            run = luminance[coloured[3]:coloured[-3], c]
+            bars.append((run[0], run[-1], np.diff(np.convolve(run, np.ones(9) / 9, "valid")).max()))
+    assert bars, "no colour bar right of the frames"
+    assert any(top_l > 180 and bottom_l < 40 and rise < 2 for top_l, bottom_l, rise in bars), bars
+    assert_no_exception(page)

@@ -350,7 +350,13 @@ def test_cli_mp4_and_gif_decode_to_the_clips_sampled_frames(tmp_path, capsys):
     for suffix in ("mp4", "gif"):
         assert _cli("--target", "3", "--out", str(tmp_path / f"e.{suffix}")) == 0
         decoded = _decoded_frames(tmp_path / f"e.{suffix}")
-        assert len(decoded) == len(summary["frame_indices"]) and decoded[0].shape == (32, 32, 3)
+        # the 32 px frames enlarged 14 times to 448 px, the colour bar on their right
+        assert len(decoded) == len(summary["frame_indices"]) and decoded[0].shape == (448, 448 + 128, 3)
+    import av
+
+    with av.open(str(tmp_path / "e.mp4")) as container:  # the range the colour bar states, in the metadata
+        comment = container.metadata["comment"]
+    assert comment.startswith("relevance: ") and "(dark) to" in comment
     assert "randomly initialised" in capsys.readouterr().err
 
 
@@ -365,7 +371,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 
 
 def test_overlay_keeps_the_frames_where_the_map_is_zero():
-    from videoattn_core.cli.explain import overlay_frames
+    from videoattn_core.figures.overlay import overlay_frames
 
     frames = np.full((2, 4, 4, 3), 200, dtype=np.uint8)
     heat = np.zeros((2, 4, 4))

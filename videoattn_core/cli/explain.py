@@ -5,7 +5,7 @@
 
 The model and its input come from the run pipeline (:mod:`videoattn_core.run.runtime`), exactly as ``predict`` gets
 them; the explanation is of the first view. The overlay is encoded with PyAV: MP4 (H.264) or GIF, one video frame
-per frame the model sees.
+per frame the model sees, enlarged to a readable size, with a colour bar that states the map's range.
 """
 
 from __future__ import annotations
@@ -16,30 +16,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..clips.writer import encode_video
+from ..figures.overlay import export_frames
 from ..errors import ConfigError, VideoAttnError, one_line_failures
 from .args import add_device_arguments, add_model_arguments, add_set_argument, parse_sets
 from ..units import class_name
 
 OUTPUTS = (".mp4", ".gif", ".json")
-# a perceptually ordered dark-to-bright ramp (matplotlib's "inferno" at five stops), for the overlay colours
-_RAMP = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], dtype=np.float64)
-
-
-def overlay_frames(frames: np.ndarray, heat: np.ndarray, *, opacity: float = 0.5) -> np.ndarray:
-    """``frames`` ``(T, H, W, 3)`` uint8 blended with ``heat`` ``(T, H, W)`` (scaled to [0, 1] over the whole clip,
-    coloured dark to bright) → ``(T, H, W, 3)`` uint8."""
-    heat = np.nan_to_num(np.asarray(heat, dtype=np.float64))
-    span = heat.max() - heat.min()
-    scaled = (heat - heat.min()) / span if span > 0 else np.zeros_like(heat)
-    stops = np.linspace(0, 1, len(_RAMP))
-    colour = np.stack([np.interp(scaled, stops, _RAMP[:, c]) for c in range(3)], axis=-1)
-    return np.clip((1 - opacity) * frames + opacity * colour, 0, 255).round().astype(np.uint8)
-
-
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Register the ``explain`` subcommand on the CLI's subparsers."""
     from ..attention.explanations import METHODS
@@ -105,7 +90,8 @@ def _run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--out {args.out!r} cannot be written: {exc.strerror or exc}", field="out") from None
     else:
         shown = inputs.shown()
-        encode_video(overlay_frames(shown, result.frames), args.out, fps=args.fps, kind=suffix[1:])
+        exported, scale = export_frames(shown, result.frames, title=result.method)
+        encode_video(exported, args.out, fps=args.fps, kind=suffix[1:], comment=scale)
     print(f"{args.model} · {result.method} for {label!r} (class {result.target}, p = {100 * probability:.1f}%) "
           f"· token grid {'×'.join(map(str, result.tokens.shape))} → {args.out}")
     return 0
