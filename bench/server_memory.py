@@ -5,8 +5,8 @@
 Serves the app with ``streamlit run`` on 127.0.0.1 (its background warm-up of summaries off, a fresh disk cache of
 summaries) and walks it in headless Chromium (Playwright), as one visitor, through the walk of issue 27:
 
-- three Side-by-side runs of three full-size models each on the default clip, each with a different set
-  (:data:`SIDE_RUNS`), the Run button pressed where the page asks for it;
+- three Side-by-side runs of three full-size models each on the default clip (:data:`SIDE_RUNS`: the default trio
+  and another with relevance maps, a third set with Grad-CAM), the Run button pressed where the page asks for it;
 - four explanations on the Attention page, each on another model (:data:`EXPLANATIONS`: relevance, Grad-CAM,
   rollout, relevance).
 
@@ -41,11 +41,11 @@ GOAL_BYTES = 3 * 10**9
 PAGE_BYTES = resource.getpagesize()
 TIMEOUT_MS = 900_000
 
-#: three side-by-side runs: the page's default trio, then two other sets of full-size models
+#: three side-by-side runs of full-size models: the page's default trio, another trio, and a third with Grad-CAM
 SIDE_RUNS = [
     "n=3",
-    "n=3&m1=videomae_base&m2=swin3d_s&m3=mvit_v1_b",
-    "n=3&m1=videomae_s&m2=swin_divided_st_t&m3=swin3d_b",
+    "n=3&m1=mvit_v1_b&m2=videomae_s&m3=swin_divided_st_t",
+    "n=3&m1=swin3d_t&m2=videomae_s&m3=mvit_v1_b&method=gradcam",
 ]
 #: four explanations on the Attention page, each on another model
 EXPLANATIONS = [
@@ -127,7 +127,8 @@ def serve(cache_dir: str, log_path: Path) -> tuple[subprocess.Popen, str]:
         port = s.getsockname()[1]
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                 "--server.address", "127.0.0.1", "--server.headless", "true"],
+                                 "--server.address", "127.0.0.1", "--server.headless", "true",
+                                 "--server.fileWatcherType", "none"],
                                 cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "VIDEOATTN_CACHE_DIR": cache_dir, "VIDEOATTN_PREWARM": "0",
                                      "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})

@@ -105,6 +105,30 @@ def test_an_entry_larger_than_the_budget_stays_alone_until_the_next():
     assert cache.keys() == ["last"]
 
 
+def test_the_newest_entry_of_each_function_stays():
+    """A page's model, capture and explanation are used together: a new capture never evicts the model it was
+    computed from, even when the two exceed the budget (else each rerun would build both again)."""
+    cache = ByteBudgetCache(3 * MB, release=None, kind=resource_cache.function_of)
+
+    @cached(cache)
+    def load_model(name: str):
+        return blob(2)
+
+    @cached(cache)
+    def capture(name: str, layer: int):
+        return blob(1.5)
+
+    load_model("a")
+    capture("a", 0)  # 3.5 MiB: over the budget, but each is its function's newest
+    assert cache.nbytes == int(3.5 * MB) and len(cache) == 2
+    capture("a", 1)  # the older capture goes, the model stays
+    assert [k[1] for k in cache.keys()] == [(("name", "a"),), (("name", "a"), ("layer", 1))]
+    load_model("b")  # the older model goes
+    assert [k[1] for k in cache.keys()] == [(("name", "a"), ("layer", 1)), (("name", "b"),)]
+    load_model("a")  # a model built again: model "b" goes, the newest capture stays
+    assert [k[1] for k in cache.keys()] == [(("name", "a"), ("layer", 1)), (("name", "a"),)]
+
+
 def test_a_failed_computation_keeps_nothing_and_is_tried_again():
     cache = cache_of(10)
     with pytest.raises(ValueError, match="does not apply"):

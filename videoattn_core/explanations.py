@@ -260,9 +260,18 @@ def _relevance(model: nn.Module, x: Tensor, target: int | None):
     with capturing(model, keep_graph=True, eval_mode=True) as records, torch.enable_grad():
         out = model(x)
         target, score = _target_score(model, out, target)
-        probs = [c.probs for _, c in records]
-        grads = torch.autograd.grad(score, probs, allow_unused=True)
-    relevances = [_head_relevance(c, g) for (_, c), g in zip(records, grads)]
+        # each layer's Ā is taken from its gradient as the backward pass reaches it, and the gradient is freed
+        # there: never every layer's N×N gradient at once (half the memory of the backward for Swin and MViT)
+        calls = [captured for _, captured in records]
+        grads: list[Tensor | None] = [None] * len(calls)
+        hooks = [c.probs.register_hook(lambda g, i=i: grads.__setitem__(i, _head_relevance(calls[i], g)))
+                 for i, c in enumerate(calls)]
+        try:
+            torch.autograd.grad(score, x)
+        finally:
+            for hook in hooks:  # a hook refers to the probabilities it sits on: a cycle only gc would free
+                hook.remove()
+    relevances = [g if g is not None else _head_relevance(c, None) for c, g in zip(calls, grads)]
     readout = _readout(model, records)
     if readout == "encoder_cls":  # ViViT model 2: the spatial encoder's CLS per frame, then the temporal encoder
         tokens, _ = _propagate_factorized_encoder(model, records, relevances)

@@ -5,8 +5,9 @@ A server that keeps what its visitors computed by count (the two last models, th
 whatever those happen to weigh: a TimeSformer-B is 0.5 GB, a V-JEPA 2 ViT-L 1.5 GB, a capture of every layer a few
 hundred MB. :class:`ByteBudgetCache` counts what each entry holds instead (:func:`nbytes_of`: parameter and buffer
 bytes of a model, the bytes of every tensor and array of a result, each storage once) and evicts the least recently
-used entries while the total is over its budget. The newest entry always stays, even alone over the budget: the
-caller uses it at once, and its next call would otherwise build it again; everything older goes first.
+used entries while the total is over its budget. The newest entry of each kind (of each function, through
+:func:`cached`) always stays, even over the budget: a page uses its model, its capture and its explanation together,
+and evicting the model for the capture would build both again on every rerun; everything older goes first.
 
 Freed tensors do not leave the process by themselves: glibc's heaps keep freed blocks below the mmap threshold
 (:func:`videoattn_core.memory.keep_allocator` raises it to 1 GiB), so a server's resident set would stay at its
@@ -131,16 +132,19 @@ class _Entry:
 
 class ByteBudgetCache:
     """Values by key, kept while their bytes (:func:`nbytes_of`, or ``size``) fit in ``budget_bytes`` (None:
-    :func:`budget_from_env`), the least recently used evicted first; the newest entry always stays. ``release``
+    :func:`budget_from_env`), the least recently used evicted first; the newest entry of each kind (``kind(key)``,
+    one kind by default) always stays. ``release``
     is called after a new entry was computed (``release(False)``) and after evictions (``release(True)``), outside
     the lock; by default :func:`release_memory`."""
 
     def __init__(self, budget_bytes: int | None = None, *, size: Callable[[Any], int] = nbytes_of,
-                 release: Callable[[bool], None] | None = release_memory):
+                 release: Callable[[bool], None] | None = release_memory,
+                 kind: Callable[[Hashable], Hashable] = lambda key: None):
         self.budget_bytes = budget_from_env() if budget_bytes is None else int(budget_bytes)
         if self.budget_bytes < 0:
             raise ConfigError(f"budget_bytes={budget_bytes} is not allowed: 0 or more", field="budget_bytes")
         self._size = size
+        self._kind = kind
         self._release = release
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()  # least recently used first
         self._bytes = 0
@@ -181,8 +185,13 @@ class ByteBudgetCache:
 
     def _evict_over_budget(self) -> list[_Entry]:
         evicted = []
-        while self._bytes > self.budget_bytes and len(self._entries) > 1:
-            _, entry = self._entries.popitem(last=False)
+        if self._bytes <= self.budget_bytes:
+            return evicted
+        newest = {self._kind(key): key for key in self._entries}  # the last of each kind: most recently used
+        for key in [k for k in self._entries if k not in newest.values()]:  # least recently used first
+            if self._bytes <= self.budget_bytes:
+                break
+            entry = self._entries.pop(key)
             self._bytes -= entry.nbytes
             evicted.append(entry)
         self.evictions += len(evicted)
@@ -195,7 +204,7 @@ class ByteBudgetCache:
             self._release(collect)
 
     def set_budget(self, budget_bytes: int) -> None:
-        """A new budget, entries evicted at once to fit it (the newest stays)."""
+        """A new budget, entries evicted at once to fit it (the newest of each kind stays)."""
         with self._lock:
             self.budget_bytes = int(budget_bytes)
             evicted = self._evict_over_budget()
@@ -240,11 +249,16 @@ class ByteBudgetCache:
                     "hits": self.hits, "misses": self.misses, "evictions": self.evictions}
 
 
+def function_of(key: Hashable) -> Hashable:
+    """The kind of a key made by :func:`cached`: its function (module, qualified name)."""
+    return key[0] if isinstance(key, tuple) and key else None
+
+
 def cached(cache: ByteBudgetCache) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Decorate a function so that its results are kept in ``cache``, keyed by the function and its arguments as
     ``st.cache_resource`` keys them: arguments whose names start with ``_`` (a model, a clip passed along with
     the key that identifies it) are left out. The other arguments must be hashable. The wrapper's ``clear()``
-    drops this function's entries."""
+    drops this function's entries. Give ``cache`` ``kind=function_of`` to keep each function's newest entry."""
 
     def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         signature = inspect.signature(fn)
