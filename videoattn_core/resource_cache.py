@@ -238,6 +238,11 @@ class ByteBudgetCache:
         with self._lock:
             return self._bytes
 
+    def items(self) -> list[tuple[Hashable, Any]]:
+        """The entries kept, least recently used first (reading them does not count as a use)."""
+        with self._lock:
+            return [(key, entry.value) for key, entry in self._entries.items()]
+
     def keys(self) -> list[Hashable]:
         """The keys kept, least recently used first."""
         with self._lock:
