@@ -190,10 +190,11 @@ def explanation(page, base: str, model: str, method: str) -> None:
     page.wait_for_function(
         "(method) => [...document.querySelectorAll('.js-plotly-plot .gtitle')]"
         ".some(e => e.textContent.startsWith(method + ' for')) || "
-        "/not available|Traceback/.test(document.body.innerText)", arg=method, polling=200, timeout=TIMEOUT_MS)
+        "document.body.innerText.includes(method + ' is not available for this model') || "
+        "document.body.innerText.includes('Traceback')", arg=method, polling=200, timeout=TIMEOUT_MS)
     script_idle(page)
     fail_if_error(page, f"{method} on {model}")
-    if "not available" in page.inner_text("body"):
+    if f"{method} is not available for this model" in page.inner_text("body"):
         raise SystemExit(f"{method} on {model}: the page says it is not available")
 
 
