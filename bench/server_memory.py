@@ -10,9 +10,10 @@ summaries) and walks it in headless Chromium (Playwright), as one visitor, throu
 - four explanations on the Attention page, each on another model (:data:`EXPLANATIONS`: relevance, Grad-CAM,
   rollout, relevance).
 
-Every model's single map in this walk fits under the goal on its own; some do not: a relevance map of Swin3D-T, S
-or B, or of VideoMAE-B, takes a bare process past 3 GB by itself (their backward holds every window's N×N
-attention), so no cache budget brings a walk with those under 3 GB.
+The peak is set by the heaviest single map, which no cache budget lowers: a relevance map of Swin3D-T (in the
+default trio) takes a bare process to 3.4 GB by itself (measured here, one process, random weights), and those of
+Swin3D-S/B and VideoMAE-B further (4.5–6.4 GB before the leaner relevance of this branch). The cache decides what
+stays between maps: the final figure, and the RSS at the end of each step.
 
 All the while a thread samples the resident set (``/proc/PID/statm``) of the server and of every process below it
 every ``--interval`` seconds. Printed and written to ``bench/results/server_memory.json``: the peak and final RSS of

@@ -40,8 +40,9 @@ from .memory import can_pin_allocator
 
 #: the environment variable that sets the budget, in megabytes (2²⁰ bytes)
 BUDGET_ENV = "VIDEOATTN_CACHE_MB"
-#: the default budget: with it the walk of ``bench/server_memory.py`` (three side-by-side runs of three full-size
-#: models, four explanations) keeps the server under 3 GB; it holds two base-size models and their results
+#: the default budget: a base-size model (TimeSformer-B, 0.49 GB) with its capture and explanation, and what the
+#: pages computed before it. Through the walk of ``bench/server_memory.py`` the server ends at 1.9 GB with it (7.0
+#: GB with the caches bounded by entry counts); its peaks are those of single maps, which the budget does not set
 DEFAULT_BUDGET_MB = 1024
 _MAX_VISITS = 100_000  # objects walked by nbytes_of before it stops looking (containers of plain numbers)
 
