@@ -175,6 +175,11 @@ class ByteBudgetCache:
                 nbytes = int(self._size(value))
                 with self._lock:
                     self.misses += 1
+                    # evicted and asked for again while a caller still waited on this key's first computation:
+                    # two computations of one key can meet here, and the later replaces the earlier
+                    replaced = self._entries.pop(key, None)
+                    if replaced is not None:
+                        self._bytes -= replaced.nbytes
                     self._entries[key] = _Entry(value, nbytes)
                     self._bytes += nbytes
                     evicted = self._evict_over_budget()
