@@ -1,10 +1,13 @@
-"""Every cache of the app: data in ``st.cache_data`` (decoded clips, timelines, measurements, growth curves), shared
-objects in ``st.cache_resource`` (summaries, models, inspections). Each wraps one call of the core; nothing here
-computes. Summaries and growth curves also go through the core's disk cache
+"""Every cache of the app: data in ``st.cache_data`` (decoded clips, timelines, measurements, growth curves), summaries
+in ``st.cache_resource``, and what weighs — models, inspections, explanations, side-by-side results — in one cache of
+the core bounded by bytes (:class:`videoattn_core.resource_cache.ByteBudgetCache`, ``VIDEOATTN_CACHE_MB``; the least
+recently used go first, their memory given back to the system). ``st.cache_resource.clear()`` clears that one too.
+Each wraps one call of the core; nothing here computes. Summaries and growth curves also go through the core's disk cache
 (:mod:`videoattn_core.inspection.summary_cache`), so that a restarted server does not summarise again."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +21,35 @@ from pages._widgets import CLIP_UPLOAD_MB, REPOSITORY, RunInputs, clip_bytes
 from videoattn_core.attention import explanations, head_stats
 from videoattn_core.attention import maps as attention_maps
 from videoattn_core.clips import writer
-from videoattn_core.figures import overlay
 from videoattn_core.cost import memory, zoo
+from videoattn_core.figures import overlay
 from videoattn_core.inspection import rows, summary_cache
-from videoattn_core.run import runtime, side_by_side, timing
+from videoattn_core.run import resource_cache, runtime, side_by_side, timing
+
+#: models, captures and explanations of every session, within one budget of bytes
+SHARED = resource_cache.ByteBudgetCache(kind=resource_cache.function_of)  # each function's newest entry stays
+
+
+@st.cache_resource(show_spinner=False)
+def _cleared_with_streamlit() -> object:
+    """Computed again after every ``st.cache_resource.clear()`` (the app menu's "Clear caches", the tests), which
+    then clears :data:`SHARED` as well."""
+    SHARED.clear()
+    return object()
+
+
+def budgeted(fn):
+    """``st.cache_resource`` for objects that weigh: kept in :data:`SHARED` (arguments named ``_…`` are not part of
+    the key, as in Streamlit)."""
+    kept = resource_cache.cached(SHARED)(fn)
+
+    @functools.wraps(fn)
+    def call(*args, **kwargs):
+        _cleared_with_streamlit()
+        return kept(*args, **kwargs)
+
+    call.clear = kept.clear
+    return call
 
 
 @st.cache_resource(max_entries=256, show_spinner=False)
@@ -59,10 +87,10 @@ def run_plan(key: ConfigKey, weights: str, device: str, dtype: str, checkpoint: 
                             dtype=dtype, views=views, estimate=clip is not None, sampling_rate=sampling_rate)
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
+@budgeted
 def load_model(key: ConfigKey, weights: str, device: str, dtype: str, _checkpoint: bytes | None = None
                ) -> runtime.RunModel:
-    """A model ready to run, shared by every session (bounded: the two most recent). Random weights are
+    """A model ready to run, shared by every session (within the budget of :data:`SHARED`). Random weights are
     seeded (seed 0, as the CLI's default), so a shared link shows the same predictions to everyone."""
     return runtime.load_model(run_plan(key, weights, device, dtype, _checkpoint))
 
@@ -90,7 +118,7 @@ def load_clip(clip: str, key: ConfigKey, weights: str, views: str = "single", _d
                           list(loaded.clip.frame_indices))
 
 
-@st.cache_resource(max_entries=3, show_spinner=False)
+@budgeted
 def run_inspection(key: ConfigKey, inputs: tuple, capture: tuple[str, ...],
                    _loaded: runtime.RunModel, _clip: LoadedClipView, measure_macs: bool = True):
     """One measured forward of the first view (per-layer time, measured MACs, captured attention), shared by all
@@ -99,7 +127,7 @@ def run_inspection(key: ConfigKey, inputs: tuple, capture: tuple[str, ...],
     return runtime.inspect_run(_loaded, _clip.tensor, device, dtype, capture=capture, measure_macs=measure_macs)
 
 
-@st.cache_resource(max_entries=3, show_spinner=False)
+@budgeted
 def view_probabilities(key: ConfigKey, inputs: tuple, views: str, _loaded: runtime.RunModel,
                        _clip: LoadedClipView):
     """Softmax probabilities (a multi-label model's independent sigmoid scores) averaged over the clip's views
@@ -128,7 +156,7 @@ def clip_plan(key: ConfigKey, inputs: "RunInputs", views: str) -> dict[str, Any]
                     views, clip=source, sampling_rate=inputs.sampling_rate).to_dict()
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
+@budgeted
 def rollout(key: ConfigKey, inputs: tuple, _loaded: runtime.RunModel,
             _clip: LoadedClipView) -> np.ndarray:
     """Attention rollout (Abnar & Zuidema) of the CLS token over the token grid; ValueError with the reason when
@@ -137,7 +165,7 @@ def rollout(key: ConfigKey, inputs: tuple, _loaded: runtime.RunModel,
     return attention_maps.rollout(_loaded.model, runtime.first_view(_clip.tensor, device, dtype))
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
+@budgeted
 def explanation(key: ConfigKey, inputs: tuple, method: str, target: int | None,
                 layer: str | None, _loaded: runtime.RunModel, _clip: LoadedClipView) -> explanations.Explanation:
     """The class-specific map of the first view (:func:`videoattn_core.attention.explanations.explain`), shared by all
@@ -157,7 +185,7 @@ def explanation_video(key: ConfigKey, inputs: tuple, method: str, target: int | 
     return writer.encode_video(exported, kind=kind, comment=scale)
 
 
-@st.cache_resource(max_entries=2, show_spinner=False)
+@budgeted
 def head_statistics(key: ConfigKey, inputs: tuple, _loaded: runtime.RunModel,
                     _clip: LoadedClipView) -> head_stats.HeadStats:
     """Mean attention distance (pixels, frames), entropy and attention to CLS of every head of every attention
@@ -196,7 +224,7 @@ def zoo_points(dataset: str) -> list:
     return zoo.points(dataset, summarize=summary_of)
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
+@budgeted
 def model_on_clip(key: ConfigKey, weights: str, clip: str, device: str, dtype: str, method: str,
                   _data: bytes | None = None):
     """One model's top-k and explanation on a clip (:func:`videoattn_core.run.side_by_side.run_on_clip`), shared by all
