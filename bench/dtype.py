@@ -3,7 +3,7 @@ weights) and how far bfloat16's logits are from float32's.
 
     .venv/bin/python bench/dtype.py [--presets timesformer_base,swin3d_t] [--device cpu|cuda] [--threads 2]
 
-On a CPU with AMX or AVX-512 BF16 (``videoattn_core.run.runtime.native_bfloat16``) oneDNN computes bfloat16 matmuls in
+On a CPU with AMX or AVX-512 BF16 (``videoattn_core.run.devices.native_bfloat16``) oneDNN computes bfloat16 matmuls in
 hardware; elsewhere they are emulated. Writes ``bench/results/dtype.json`` (``--out``).
 """
 

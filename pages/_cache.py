@@ -15,17 +15,18 @@ import numpy as np
 import streamlit as st
 
 import videoattn_core as vac
-from pages._state import ConfigKey, config_of
 from pages._clips import clip_file
-from pages._widgets import CLIP_UPLOAD_MB, REPOSITORY, RunInputs, clip_bytes
+from pages._widgets import CLIP_UPLOAD_MB, REPOSITORY, RunInputs, uploaded_clip_bytes
 from videoattn_core.attention import explanations, head_stats
 from videoattn_core.attention import maps as attention_maps
 from videoattn_core.clips import writer
 from videoattn_core.cost import memory, zoo
 from videoattn_core.figures import overlay
 from videoattn_core.inspection import rows, summary_cache
-from videoattn_core.run import resource_cache, runtime, side_by_side, timing
+from videoattn_core.run import devices, resource_cache, runtime, side_by_side, timing
 
+#: what a page may read from a clip (an upload's size limit)
+CLIP_LIMITS = vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2)
 #: models, captures and explanations of every session, within one budget of bytes
 SHARED = resource_cache.ByteBudgetCache(kind=resource_cache.function_of)  # each function's newest entry stays
 
@@ -52,18 +53,19 @@ def budgeted(fn):
     return call
 
 
-@st.cache_resource(max_entries=256, show_spinner=False)
-def summary(key: ConfigKey, frames: int | None = None, size: int | None = None):
-    """The static summary (shapes, params, MACs per layer) of a config; shared read-only by all sessions."""
-    return summary_cache.cached_summary(config_of(key), frames, size)
+@st.cache_resource(max_entries=512, show_spinner=False)
+def summary(config: vac.ModelConfig, frames: int | None = None, size: int | None = None):
+    """The static summary (shapes, params, MACs per layer) of a config (configs are frozen and hashable); shared
+    read-only by all sessions."""
+    return summary_cache.cached_summary(config, frames, size)
 
 
-def memory_plan(key: ConfigKey, device: str = "cpu", dtype: str = "float32") -> dict[str, Any]:
+def memory_plan(config: vac.ModelConfig, device: str = "cpu", dtype: str = "float32") -> dict[str, Any]:
     """What a one-view forward of the config takes at most (:func:`videoattn_core.cost.memory.memory_plan`); a
     newly counted peak is written back to the disk cache with the summary."""
-    shared = summary(key)
+    shared = summary(config)
     counted = len(shared._peak_bytes)
-    plan = memory.memory_plan(shared, device, runtime.DTYPES[dtype].itemsize)
+    plan = memory.memory_plan(shared, device, devices.DTYPES[dtype].itemsize)
     if len(shared._peak_bytes) != counted:
         summary_cache.save_summary(shared)
     return plan
@@ -71,28 +73,48 @@ def memory_plan(key: ConfigKey, device: str = "cpu", dtype: str = "float32") -> 
 
 def memory_check(run_summary, inputs: RunInputs, captured: tuple[str, ...] = ()) -> str | None:
     """A refusal message when the forward's estimated memory exceeds what the device has free, else None."""
-    return memory.memory_plan(run_summary, inputs.device, runtime.DTYPES[inputs.dtype].itemsize,
-                                captured=captured)["refusal"]
+    return memory.memory_plan(run_summary, inputs.device, devices.DTYPES[inputs.dtype].itemsize,
+                              captured=captured)["refusal"]
 
 
-def run_plan(key: ConfigKey, weights: str, device: str, dtype: str, checkpoint: bytes | None = None,
-             views: str = "single", clip: Any = None, sampling_rate: int | None = None) -> runtime.RunPlan:
-    """The core's plan of a run from the page's inputs (the same pipeline as ``vac.predict`` and the CLI); the
+def clip_source(clip: str) -> Any:
+    """What a clip id reads: a sample's or server clip's file, or an upload's bytes (kept in the session)."""
+    return uploaded_clip_bytes(clip) if clip.startswith("upload:") else clip_file(clip)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def run_plan(preset: str, config: vac.ModelConfig, inputs: RunInputs, views: str = "single",
+             _checkpoint: bytes | None = None) -> runtime.RunPlan:
+    """The core's plan of a run (the same pipeline as ``vac.predict`` and the CLI), made once for the page's
+    inputs and then the key of everything computed from it: the clip probed and its frames chosen, the
+    weights' config fields merged into ``config``, MACs and memory estimated from the cached summary. The
     weights "repository" are those of a model named by where it lives (``hf:ORG/NAME``)."""
-    config = config_of(key)
-    preset = dict(key)["model"]
-    entry = None if weights in ("random", REPOSITORY) or weights.startswith("upload:") else weights
-    return runtime.plan_run(preset, clip, weights=entry, checkpoint=checkpoint if weights.startswith("upload:")
-                            else None, overrides=config.diff(vac.get_preset(preset).config), device=device,
-                            dtype=dtype, views=views, estimate=clip is not None, sampling_rate=sampling_rate)
+    weights = inputs.weights
+    entry = None if weights in ("random", REPOSITORY) or inputs.uploaded_weights else weights
+    return runtime.plan_run(preset, clip_source(inputs.clip), weights=entry, checkpoint=_checkpoint,
+                            overrides=config.diff(vac.get_preset(preset).config), device=inputs.device,
+                            dtype=inputs.dtype, views=views, sampling_rate=inputs.sampling_rate,
+                            limits=CLIP_LIMITS, summarize=summary)
+
+
+def load_model(plan: runtime.RunPlan) -> runtime.RunModel:
+    """The plan's model ready to run, shared by every session (within the budget of :data:`SHARED`) and by every
+    plan of the same model, weights, device and dtype. Random weights are seeded (seed 0, as the CLI's default),
+    so a shared link shows the same predictions to everyone."""
+    return _load_model(plan.model_key, plan)
 
 
 @budgeted
-def load_model(key: ConfigKey, weights: str, device: str, dtype: str, _checkpoint: bytes | None = None
-               ) -> runtime.RunModel:
-    """A model ready to run, shared by every session (within the budget of :data:`SHARED`). Random weights are
-    seeded (seed 0, as the CLI's default), so a shared link shows the same predictions to everyone."""
-    return runtime.load_model(run_plan(key, weights, device, dtype, _checkpoint))
+def _load_model(model_key: tuple, _plan: runtime.RunPlan) -> runtime.RunModel:
+    return runtime.load_model(_plan)
+
+
+def _plan_key(plan: runtime.RunPlan) -> tuple:
+    return plan.key
+
+
+#: how ``st.cache_data`` keys a plan: by what the run computes from
+BY_PLAN = {runtime.RunPlan: _plan_key}
 
 
 @dataclass
@@ -104,80 +126,60 @@ class LoadedClipView:
     frame_indices: list[int]
 
 
-@st.cache_data(max_entries=16, show_spinner=False)
-def load_clip(clip: str, key: ConfigKey, weights: str, views: str = "single", _data: bytes | None = None,
-              sampling_rate: int | None = None) -> LoadedClipView:
-    """Decode and preprocess a clip with the recipe of the chosen weights (or the preset's), cached by clip id
-    (an upload is identified by its hash; its bytes never touch the disk)."""
-    source = _data if clip.startswith("upload:") else clip_file(clip)
-    plan = run_plan(key, weights, "cpu", "float32", None if not weights.startswith("upload:") else b"", views,
-                    sampling_rate=sampling_rate)
-    loaded = runtime.load_inputs(plan, source, limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
+@st.cache_data(max_entries=16, show_spinner=False, hash_funcs=BY_PLAN)
+def load_clip(plan: runtime.RunPlan, _source: Any) -> LoadedClipView:
+    """The plan's frames of the clip decoded and preprocessed with its recipe (an upload's bytes never touch the
+    disk)."""
+    loaded = runtime.load_inputs(plan, _source, limits=CLIP_LIMITS)
     frames = loaded.shown()
     return LoadedClipView(loaded.tensor, frames, loaded.clip.summary(), list(loaded.clip.notes),
                           list(loaded.clip.frame_indices))
 
 
 @budgeted
-def run_inspection(key: ConfigKey, inputs: tuple, capture: tuple[str, ...],
-                   _loaded: runtime.RunModel, _clip: LoadedClipView, measure_macs: bool = True):
+def run_inspection(plan: runtime.RunPlan, capture: tuple[str, ...], _loaded: runtime.RunModel,
+                   _clip: LoadedClipView, measure_macs: bool = True):
     """One measured forward of the first view (per-layer time, measured MACs, captured attention), shared by all
     sessions."""
-    _, _, device, dtype, _ = inputs
-    return runtime.inspect_run(_loaded, _clip.tensor, device, dtype, capture=capture, measure_macs=measure_macs)
+    return runtime.inspect_run(_loaded, _clip.tensor, plan.device, plan.dtype, capture=capture,
+                               measure_macs=measure_macs)
 
 
 @budgeted
-def view_probabilities(key: ConfigKey, inputs: tuple, views: str, _loaded: runtime.RunModel,
-                       _clip: LoadedClipView):
-    """Softmax probabilities (a multi-label model's independent sigmoid scores) averaged over the clip's views
+def view_probabilities(plan: runtime.RunPlan, _loaded: runtime.RunModel, _clip: LoadedClipView):
+    """Softmax probabilities (a multi-label model's independent sigmoid scores) averaged over the plan's views
     (the core's ``classify``, as ``vac.predict``)."""
-    _, _, device, dtype, _ = inputs
-    return runtime.classify(_loaded.model, _clip.tensor, device=device, dtype=dtype, scoring=_loaded.scoring)
+    return runtime.classify(_loaded.model, _clip.tensor, device=plan.device, dtype=plan.dtype,
+                            scoring=_loaded.scoring)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def timeline(key: ConfigKey, inputs: tuple, stride_s: float, _loaded: runtime.RunModel,
-             _data: bytes | None = None) -> dict[str, Any]:
+@st.cache_data(max_entries=8, show_spinner=False, hash_funcs=BY_PLAN)
+def timeline(plan: runtime.RunPlan, stride_s: float, _loaded: runtime.RunModel, _source: Any) -> dict[str, Any]:
     """Predictions over the whole clip, a window every ``stride_s`` seconds (the core's ``timeline_of``)."""
     from videoattn_core.run.predict import timeline_of
 
-    clip, weights, device, dtype, rate = inputs
-    source = _data if clip.startswith("upload:") else clip_file(clip)
-    plan = run_plan(key, weights, device, dtype, b"" if weights.startswith("upload:") else None, sampling_rate=rate)
-    return timeline_of(plan, _loaded, source, stride_s=stride_s, probabilities=True,
-                       limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
-
-
-def clip_plan(key: ConfigKey, inputs: "RunInputs", views: str) -> dict[str, Any]:
-    """The run's plan with the clip probed (frame indices of every view), as ``predict --dry-run`` prints it."""
-    source = clip_bytes(inputs) if inputs.uploaded_clip else clip_file(inputs.clip)
-    return run_plan(key, inputs.weights, inputs.device, inputs.dtype, b"" if inputs.uploaded_weights else None,
-                    views, clip=source, sampling_rate=inputs.sampling_rate).to_dict()
+    return timeline_of(plan, _loaded, _source, stride_s=stride_s, probabilities=True, limits=CLIP_LIMITS)
 
 
 @budgeted
-def rollout(key: ConfigKey, inputs: tuple, _loaded: runtime.RunModel,
-            _clip: LoadedClipView) -> np.ndarray:
+def rollout(plan: runtime.RunPlan, _loaded: runtime.RunModel, _clip: LoadedClipView) -> np.ndarray:
     """Attention rollout (Abnar & Zuidema) of the CLS token over the token grid; ValueError with the reason when
     the architecture does not allow it."""
-    _, _, device, dtype, _ = inputs
-    return attention_maps.rollout(_loaded.model, runtime.first_view(_clip.tensor, device, dtype))
+    return attention_maps.rollout(_loaded.model, runtime.first_view(_clip.tensor, plan.device, plan.dtype))
 
 
 @budgeted
-def explanation(key: ConfigKey, inputs: tuple, method: str, target: int | None,
-                layer: str | None, _loaded: runtime.RunModel, _clip: LoadedClipView) -> explanations.Explanation:
+def explanation(plan: runtime.RunPlan, method: str, target: int | None, layer: str | None,
+                _loaded: runtime.RunModel, _clip: LoadedClipView) -> explanations.Explanation:
     """The class-specific map of the first view (:func:`videoattn_core.attention.explanations.explain`), shared by all
     sessions; ValueError with the reason where the method does not apply (not cached)."""
-    _, _, device, dtype, _ = inputs
-    return explanations.explain(_loaded.model, runtime.first_view(_clip.tensor, device, dtype), target=target,
-                                method=method, layer=layer)
+    return explanations.explain(_loaded.model, runtime.first_view(_clip.tensor, plan.device, plan.dtype),
+                                target=target, method=method, layer=layer)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def explanation_video(key: ConfigKey, inputs: tuple, method: str, target: int | None,
-                      layer: str | None, kind: str, _frames: np.ndarray, _heat: np.ndarray) -> bytes:
+@st.cache_data(max_entries=8, show_spinner=False, hash_funcs=BY_PLAN)
+def explanation_video(plan: runtime.RunPlan, method: str, target: int | None, layer: str | None, kind: str,
+                      _frames: np.ndarray, _heat: np.ndarray) -> bytes:
     """The map laid over the frames, enlarged, with its colour bar, encoded as ``kind`` (mp4 or gif) as the
     ``explain`` command writes it; keyed like :func:`explanation` (``_frames`` and ``_heat`` are its clip's frames
     and map)."""
@@ -186,30 +188,23 @@ def explanation_video(key: ConfigKey, inputs: tuple, method: str, target: int | 
 
 
 @budgeted
-def head_statistics(key: ConfigKey, inputs: tuple, _loaded: runtime.RunModel,
+def head_statistics(plan: runtime.RunPlan, _loaded: runtime.RunModel,
                     _clip: LoadedClipView) -> head_stats.HeadStats:
     """Mean attention distance (pixels, frames), entropy and attention to CLS of every head of every attention
     call on the first view (:func:`videoattn_core.attention.head_stats.head_statistics`), shared by all sessions."""
-    _, _, device, dtype, _ = inputs
-    return head_stats.head_statistics(_loaded.model, runtime.first_view(_clip.tensor, device, dtype))
+    return head_stats.head_statistics(_loaded.model, runtime.first_view(_clip.tensor, plan.device, plan.dtype))
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def measure_forward(key: ConfigKey, device: str, dtype: str) -> dict[str, float]:
+def measure_forward(config: vac.ModelConfig, device: str, dtype: str) -> dict[str, float]:
     """Wall time and peak tensor memory of one forward (:func:`videoattn_core.run.timing.measure_forward`)."""
-    return timing.measure_forward(config_of(key), device, dtype)
-
-
-@st.cache_resource(max_entries=512, show_spinner=False)
-def summary_of(config: vac.ModelConfig, frames: int | None = None, size: int | None = None):
-    """:func:`summary` by config (configs are frozen and hashable), for the core's growth curves and the zoo."""
-    return summary_cache.cached_summary(config, frames, size)
+    return timing.measure_forward(config, device, dtype)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
 def growth_curves(config: vac.ModelConfig, axis: str):
     """MACs against frames or size (:func:`videoattn_core.cost.growth.growth_curves`), shared by all sessions."""
-    return summary_cache.cached_growth_curves(config, axis, summarize=summary_of)
+    return summary_cache.cached_growth_curves(config, axis, summarize=summary)
 
 
 @st.cache_data(show_spinner=False)
@@ -221,17 +216,14 @@ def preset_rows() -> list[dict[str, Any]]:
 @st.cache_data(show_spinner=False)
 def zoo_points(dataset: str) -> list:
     """The catalog entries on ``dataset`` as zoo points (:func:`videoattn_core.cost.zoo.points`; summaries shared)."""
-    return zoo.points(dataset, summarize=summary_of)
+    return zoo.points(dataset, summarize=summary)
 
 
 @budgeted
-def model_on_clip(key: ConfigKey, weights: str, clip: str, device: str, dtype: str, method: str,
-                  _data: bytes | None = None):
-    """One model's top-k and explanation on a clip (:func:`videoattn_core.run.side_by_side.run_on_clip`), shared by all
-    sessions; an upload is identified by its hash, its bytes never touch the disk."""
-    source = _data if clip.startswith("upload:") else clip_file(clip)
-    return side_by_side.run_on_clip(run_plan(key, weights, device, dtype), source, method=method,
-                                    limits=vac.Limits(max_file_bytes=CLIP_UPLOAD_MB * 1024 ** 2))
+def model_on_clip(plan: runtime.RunPlan, method: str, _source: Any):
+    """One model's top-k and explanation on the plan's clip (:func:`videoattn_core.run.side_by_side.run_on_clip`),
+    shared by all sessions."""
+    return side_by_side.run_on_clip(plan, _source, method=method, limits=CLIP_LIMITS)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

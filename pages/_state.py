@@ -34,9 +34,6 @@ import videoattn_core as vac
 from pages._model_seed import seed_model_widgets
 from videoattn_core.links import LinkState, make_link, parse_link
 
-#: ``(("model", "timesformer_base"), ("num_frames", "16"))``: a config as hashable, canonical link text
-ConfigKey = tuple[tuple[str, str], ...]
-
 _WRITTEN = "_query_written"      # the query string this session last wrote
 _MODEL = "_model_params"         # model part of the view state, shared by the pages
 _IGNORED = "_ignored_messages"   # (page, messages): what the link that opened the page could not use, and why
@@ -290,17 +287,6 @@ def parse_head(text: str) -> str | int:
     if text == "mean":
         return "mean"
     return integer(text, "head", 0, 1023)
-
-
-def config_key(preset: str, config: vac.ModelConfig) -> ConfigKey:
-    return tuple(sorted(make_link(preset, config).items()))
-
-
-def config_of(key: ConfigKey) -> vac.ModelConfig:
-    link = parse_link(dict(key), allow_paths=True)  # keys are made by the app from a model it opened
-    if link.ignored:  # a key is always made from a valid config; anything else is a bug
-        raise RuntimeError("; ".join(link.ignored))
-    return link.config
 
 
 def approved(page: str, token: Any) -> bool:

@@ -18,7 +18,7 @@ from pages._state import View, choice, integer, remembered, seed_page
 from videoattn_core.config import FieldSpec, coerce_value
 from videoattn_core.units import human_bytes
 from videoattn_core.links import parse_link
-from videoattn_core.run import devices, runtime
+from videoattn_core.run import devices
 from videoattn_core.weights import lookup as weights_catalog
 
 _MAX_SLIDER_SPAN = 512           # integer fields with a smaller range get a slider, others a number box
@@ -28,7 +28,7 @@ CLIP_UPLOAD_MB = 50
 CHECKPOINT_UPLOAD_MB = 1024
 #: forwards cheaper than this run as soon as a page opens; dearer ones wait for the Run button (CPU only)
 AUTO_RUN_MACS = 250e9
-DTYPES = tuple(runtime.DTYPES)
+DTYPES = tuple(devices.DTYPES)
 
 
 def count_columns(*columns: str) -> dict[str, Any]:
@@ -153,7 +153,7 @@ def parse_device(text: str) -> str:
     allowed = ("auto", "cpu", "cuda")
     if text not in allowed:
         raise ValueError(f"device must be one of {', '.join(allowed)}")
-    if text == "cuda" and not runtime.cuda_available():
+    if text == "cuda" and not devices.cuda_available():
         raise ValueError("CUDA is not available on this server; using auto (the CPU)")
     return text
 
@@ -246,16 +246,16 @@ def run_inputs(view: View, preset: str, config: vac.ModelConfig) -> tuple[RunInp
                         + ("the repository's." if hub else "random."))
                 weights_id = REPOSITORY if hub else "random"
     with c3:
-        devices = ["auto", "cpu"] + (["cuda"] if runtime.cuda_available() else [])
-        if ss.get(f"{page}.device") not in devices:
+        choices = ["auto", "cpu"] + (["cuda"] if devices.cuda_available() else [])
+        if ss.get(f"{page}.device") not in choices:
             ss[f"{page}.device"] = "auto"
-        device_choice = st.selectbox("device", devices, key=f"{page}.device",
+        device_choice = st.selectbox("device", choices, key=f"{page}.device",
                                      help="auto: CUDA when this server has a GPU, else the CPU.")
-        device = str(runtime.resolve_device("auto")) if device_choice == "auto" else device_choice
+        device = str(devices.resolve_device("auto")) if device_choice == "auto" else device_choice
         dtype = st.selectbox("dtype", list(DTYPES), key=f"{page}.dtype", help=dtype_help(device))
         st.caption(f"running on **{device}**" + (" in bfloat16" if dtype == "bfloat16" else
                                                   " · bfloat16 would be faster: this device computes it in hardware"
-                                                  if runtime.native_bfloat16(device) else ""))
+                                                  if devices.native_bfloat16(device) else ""))
     ss[_RUN_SHARED] = {"clip": sample, "weights": weights if weights != "upload" or ss.get(_CHECKPOINT) else
                        options[0], "device": device_choice, "dtype": dtype, "sampling_rate": rate or 1,
                        "upload": source == "upload" and clip_id.startswith("upload:")}
@@ -286,14 +286,10 @@ def checkpoint_bytes(inputs: RunInputs) -> bytes | None:
     return upload[1] if inputs.uploaded_weights and upload else None
 
 
-def weights_config(preset: str, config: vac.ModelConfig, inputs: RunInputs) -> tuple[vac.ModelConfig, list[str]]:
-    """The config a run builds: the user's, with the fields a catalog entry needs (e.g. its class count)."""
-    if inputs.weights in ("random", REPOSITORY) or inputs.uploaded_weights:
-        return config, []
-    changed = weights_catalog.entry_overrides(inputs.weights, config)
-    if not changed:
-        return config, []
-    return config.replace(**changed), [f"{k}={v!r} (needed by {inputs.weights})" for k, v in changed.items()]
+def implied_fields(plan, config: vac.ModelConfig, inputs: RunInputs) -> list[str]:
+    """The fields the run's weights changed in the user's ``config`` (a catalog entry's class count, …), as the
+    page says them."""
+    return [f"{k}={v!r} (needed by {inputs.weights})" for k, v in plan.config.diff(config).items()]
 
 
 def needs_button(run_summary, inputs: RunInputs) -> bool:

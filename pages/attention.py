@@ -48,9 +48,8 @@ if not config.has_head:
 
 inputs, page_state = widgets.run_inputs(view, preset, config)
 try:
-    run_config, implied = widgets.weights_config(preset, config, inputs)
-    key = state.config_key(preset, run_config)
-    run_summary = cache.summary(key)
+    plan = cache.run_plan(preset, config, inputs, "single", widgets.checkpoint_bytes(inputs))
+    run_summary = cache.summary(plan.config)
 except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()
@@ -58,15 +57,14 @@ except vac.VideoAttnError as exc:
 try:
     with _status.steps("Preparing") as status:
         status.step("decoding the clip")
-        clip = cache.load_clip(inputs.clip, key, inputs.weights, _data=widgets.clip_bytes(inputs),
-                               sampling_rate=inputs.sampling_rate)
+        clip = cache.load_clip(plan, cache.clip_source(inputs.clip))
         status.step("building the model")
         refusal = cache.memory_check(run_summary, inputs)
         if refusal:
             status.fail("building the model: refused, it does not fit in memory")
             st.error(refusal)
             st.stop()
-        loaded = cache.load_model(key, inputs.weights, inputs.device, inputs.dtype, widgets.checkpoint_bytes(inputs))
+        loaded = cache.load_model(plan)
         status.done("ready")
 except vac.VideoAttnError as exc:
     st.error(str(exc))
@@ -76,7 +74,7 @@ kinds = categories.attention_layer_kinds(loaded.model)
 layers = list(kinds)
 # the default: the last layer that is not purely temporal (it has the CLS token and a spatial map)
 default_layer = next((n for n in reversed(layers) if kinds[n] != "time"), layers[-1])
-model = (key, inputs.weights)
+model = plan.model_key[:3]  # the network and its weights, whatever the device
 changed = state.model_changed(view, model)  # kept settings are checked against it, heavy views wait
 notes = st.container()  # what the link or the model change could not keep, and what replaced it
 ss = st.session_state
@@ -98,11 +96,11 @@ refusal = cache.memory_check(run_summary, inputs, captured=capture)
 if refusal:
     st.error(refusal)
     st.stop()
-if widgets.needs_button(run_summary, inputs) and not state.approved("attention", (key, inputs.key, layer)):
+if widgets.needs_button(run_summary, inputs) and not state.approved("attention", (plan, layer)):
     st.info(f"This forward costs {human(run_summary.macs)} MACs on the CPU; press Run to start it.")
     st.stop()
 with st.spinner("forwarding and capturing the layer's attention…"):
-    result = cache.run_inspection(key, inputs.key, capture, loaded, clip, measure_macs=False)
+    result = cache.run_inspection(plan, capture, loaded, clip, measure_macs=False)
 captured = result.attention[layer]
 layout = captured.layout
 heads = int(captured.probs.shape[1])
@@ -220,7 +218,7 @@ if reason:
     st.info(f"Rollout is not available for this architecture: {reason}.")
 elif show_rollout == "on":
     with st.spinner("rolling attention out across the layers…"):
-        rolled = cache.rollout(key, inputs.key, loaded, clip)
+        rolled = cache.rollout(plan, loaded, clip)
     st.plotly_chart(figures.attention_overlay(frames, rolled, columns=min(8, len(frames)),
                                               title="CLS attention rolled out across all layers",
                                               color_title="rollout"), key="rollout_chart")
@@ -238,7 +236,7 @@ method = e1.radio("method", ("off", *explanations.METHODS), horizontal=True, key
                        "rollout: attention rollout (not class-specific); gradcam: Grad-CAM on one layer")
 target = cam_layer = None
 if method != "off":
-    probs = cache.view_probabilities(key, inputs.key, "single", loaded, clip)
+    probs = cache.view_probabilities(plan, loaded, clip)
     top = runtime.top_predictions(probs, loaded.labels, 5)
     options = [p["index"] for p in top]
     if ss["attention.target"] not in options:
@@ -260,7 +258,7 @@ if method != "off":
         cam_layer = e3.selectbox("Grad-CAM layer", cam_layers, key="attention.camlayer")
     try:
         with st.spinner(f"explaining class {target} ({method})…"):
-            explained = cache.explanation(key, inputs.key, method, target, cam_layer, loaded, clip)
+            explained = cache.explanation(plan, method, target, cam_layer, loaded, clip)
     except ValueError as exc:
         st.info(f"{method} is not available for this model: {exc}")
     else:
@@ -268,7 +266,7 @@ if method != "off":
             st.caption(explained.note)
         st.plotly_chart(figures.explanation_animation(frames, explained.frames, color_title=method,
                                                       title=f"{method} for {names[target]}"), key="explain_chart")
-        videos = {kind: cache.explanation_video(key, inputs.key, method, target, cam_layer, kind, frames,
+        videos = {kind: cache.explanation_video(plan, method, target, cam_layer, kind, frames,
                                                 explained.frames) for kind in ("mp4", "gif")}
         d1, d2 = st.columns(2)
         stem = f"{_hub.file_stem(preset)}-{method}-{target}"
@@ -289,7 +287,7 @@ show_stats = st.radio("mean attention distance, entropy and attention to CLS of 
                            "to the patch keys, in pixels on the input and in frames, averaged over the patch queries.")
 if show_stats == "on":
     with st.spinner("capturing every layer's attention…"):
-        stats = cache.head_statistics(key, inputs.key, loaded, clip)
+        stats = cache.head_statistics(plan, loaded, clip)
     st.plotly_chart(figures.head_statistics(stats.layers, {k: getattr(stats, k) for k in figures.HEAD_STATISTICS},
                                             title="every head × layer"), key="head_statistics_chart")
     st.caption("Layers in execution order, one dot per head; a statistic that does not apply (no CLS key, a layer "

@@ -10,7 +10,7 @@ from pages import _widgets as widgets
 from videoattn_core import figures, links
 from videoattn_core.cost import growth
 from videoattn_core.links import make_link
-from videoattn_core.run import runtime
+from videoattn_core.run import devices
 
 SLOTS = ("c1", "c2", "c3", "c4")
 DEFAULTS = {"c1": "timesformer_base", "c2": "timesformer_base;attention_type=joint_space_time",
@@ -57,15 +57,14 @@ for slot, column in zip(SLOTS[:n], columns):
 
 rows, summaries = [], {}
 for slot, preset, config in configs:
-    key = state.config_key(preset, config)
     try:
-        s = cache.summary(key)
+        s = cache.summary(config)
     except vac.VideoAttnError as exc:
         st.error(f"configuration {slot[1]}: {exc}")
         continue
     label = f"{slot[1]}. {links.spec_text(preset, config)}"
-    summaries[label] = (key, s, config)
-    memory = cache.memory_plan(key)
+    summaries[label] = (s, config)
+    memory = cache.memory_plan(config)
     rows.append({"configuration": label, "parameters": s.params, "GMACs per view": round(s.macs / 1e9, 2),
                  "GFLOPs per view": round(s.flops / 1e9, 2), "views": s.views,
                  "input": "×".join(map(str, s.input_shape)), "token grids": growth.stage_grids(s),
@@ -76,39 +75,39 @@ if rows:
     st.dataframe(rows, hide_index=True, width="stretch", key="compare_table",
                  column_config={"parameters": st.column_config.NumberColumn(format="localized")})
     labels = list(summaries)
-    colors = {x: figures.family_color(summaries[x][2].family) for x in labels}  # one colour per model family
+    colors = {x: figures.family_color(summaries[x][1].family) for x in labels}  # one colour per model family
     left, right = st.columns(2)
-    left.plotly_chart(figures.grouped_bars(labels, {"parameters": [summaries[x][1].params for x in labels]},
+    left.plotly_chart(figures.grouped_bars(labels, {"parameters": [summaries[x][0].params for x in labels]},
                                            y_title="parameters", title="parameters",
                                            colors=[colors[x] for x in labels]), key="compare_params")
-    right.plotly_chart(figures.grouped_bars(labels, {"MACs per view": [summaries[x][1].macs for x in labels]},
+    right.plotly_chart(figures.grouped_bars(labels, {"MACs per view": [summaries[x][0].macs for x in labels]},
                                             y_title="MACs", title="MACs per view",
                                             colors=[colors[x] for x in labels]), key="compare_macs")
-    st.plotly_chart(figures.token_counts({x: growth.stage_tokens(summaries[x][1]) for x in labels},
+    st.plotly_chart(figures.token_counts({x: growth.stage_tokens(summaries[x][0]) for x in labels},
                                          title="tokens per stage", colors=[colors[x] for x in labels]),
                     key="compare_tokens")
 
     st.subheader("Measured on this device")
-    device = runtime.default_device()
+    device = devices.default_device()
     dtype = "float32"
     st.caption(f"One forward of each configuration with random weights on a random clip of its input shape, on "
                f"**{device}** ({dtype}), after a warm-up forward. Peak memory: "
                + ("CUDA's allocator peak." if device == "cuda" else
                   "weights, input and the tensors the forward holds at once, counted as it runs."))
-    token = (tuple(summaries[x][0] for x in labels), device)
+    token = (tuple(summaries[x][1] for x in labels), device)
     if st.button("Measure forward time and peak memory", key="compare.measure"):
         st.session_state["compare.measured"] = token
     if st.session_state.get("compare.measured") == token:
         measured = {}
         progress = st.progress(0.0, text="measuring…")
         for i, label in enumerate(labels):
-            key, s, _ = summaries[label]
+            s, config = summaries[label]
             refusal = cache.memory_check(s, widgets.RunInputs("", "random", device, dtype))
             if refusal:
                 st.error(f"{label}: {refusal}")
                 continue
             progress.progress(i / len(labels), text=f"measuring {label}…")
-            measured[label] = cache.measure_forward(key, device, dtype)
+            measured[label] = cache.measure_forward(config, device, dtype)
         progress.progress(1.0, text="done")
         if measured:
             names = list(measured)

@@ -40,9 +40,8 @@ if config is None:
     st.stop()
 
 family = family_of(config)
-key = state.config_key(preset, config)
 try:
-    summary = cache.summary(key)
+    summary = cache.summary(config)
 except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()
@@ -109,7 +108,7 @@ elif section == "cost":
 
 ALLOCATORS = {"pinned": "the allocator pinned, as near the memory's limit", "default": "glibc's default allocator",
               "kept": "glibc's allocator keeping freed memory for the next forward"}
-memory = cache.memory_plan(key)
+memory = cache.memory_plan(config)
 memory_slot.metric("memory (fp32, batch 1, CPU)", human_bytes(memory["total_bytes"]),
                    help=f"What one inference forward takes at most, as the Run page's refusal counts it: weights "
                         f"{human_bytes(memory['weights_bytes'])} + live tensors "

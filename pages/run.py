@@ -45,48 +45,38 @@ page_state["views"] = views if views != "single" else None
 query = state.write_view(view, preset, config, page_state)
 
 try:
-    run_config, implied = widgets.weights_config(preset, config, inputs)
-    if implied:
-        st.caption("The chosen weights need " + ", ".join(implied) + ".")
-    key = state.config_key(preset, run_config)
-    run_summary = cache.summary(key)
+    plan = cache.run_plan(preset, config, inputs, views, widgets.checkpoint_bytes(inputs))
+    run_summary = cache.summary(plan.config)
 except vac.VideoAttnError as exc:
     st.error(str(exc))
     st.stop()
-
+implied = widgets.implied_fields(plan, config, inputs)
+if implied:
+    st.caption("The chosen weights need " + ", ".join(implied) + ".")
 refusal = cache.memory_check(run_summary, inputs)
 if refusal:
     st.error(refusal)
     st.stop()
-try:
-    plan = cache.run_plan(key, inputs.weights, inputs.device, inputs.dtype, views=views)
-except vac.VideoAttnError as exc:
-    st.error(str(exc))
-    st.stop()
 clips, crops = plan.views
 with st.expander("What this run will do (the plan, as `predict --dry-run` prints it)"):
-    try:
-        st.json(cache.clip_plan(key, inputs, views), expanded=1)
-    except vac.VideoAttnError as exc:
-        st.error(str(exc))
+    st.json(plan.to_dict(), expanded=1)
 st.caption(f"Recipe: {plan.recipe.num_frames} frames ({plan.recipe.sampling}, {plan.recipe.clip_rule} clips), short "
            f"side {plan.recipe.short_side(crops)} px ({plan.recipe.resampling} resampling), crop {plan.recipe.crop}; "
            f"{clips} clip(s) × {crops} crop(s) = {clips * crops} forward(s). Source: {plan.recipe.source}.")
-if widgets.needs_button(run_summary, inputs) and not state.approved("run", (key, inputs.key)):
+if widgets.needs_button(run_summary, inputs) and not state.approved("run", plan):
     st.info(f"This forward costs {human(run_summary.macs)} MACs on the CPU; press Run to start it.")
     st.stop()
 
 try:
     with _status.steps("Running") as status:
         status.step("decoding the clip")
-        clip = cache.load_clip(inputs.clip, key, inputs.weights, views, _data=widgets.clip_bytes(inputs),
-                               sampling_rate=inputs.sampling_rate)
+        clip = cache.load_clip(plan, cache.clip_source(inputs.clip))
         status.step("building the model")
-        loaded = cache.load_model(key, inputs.weights, inputs.device, inputs.dtype, widgets.checkpoint_bytes(inputs))
+        loaded = cache.load_model(plan)
         status.step("forwarding")
-        result = cache.run_inspection(key, inputs.key, (), loaded, clip)
+        result = cache.run_inspection(plan, (), loaded, clip)
         status.step("the other views")
-        probs = cache.view_probabilities(key, inputs.key, views, loaded, clip)
+        probs = cache.view_probabilities(plan, loaded, clip)
         status.done(f"done: forward in {1e3 * result.time_s:.0f} ms on {inputs.device}"
                     + (" in bfloat16" if inputs.dtype == "bfloat16" else ""))
 except vac.VideoAttnError as exc:
@@ -115,12 +105,12 @@ if loaded.report:
 st.subheader("Predictions over time")
 stride = st.number_input("a window every … seconds", min_value=0.5, max_value=600.0, value=2.0, step=0.5,
                          key="run.stride", help="Each window is read with the same recipe and decoded by seeking.")
-timeline_inputs = (key, inputs.key, float(stride))
+timeline_inputs = (plan, float(stride))
 if st.button("Predict over the whole clip", key="run.timeline"):
     try:
         with st.spinner("windows…"):
-            state.keep_result("run.timeline", timeline_inputs, cache.timeline(key, inputs.key, float(stride), loaded,
-                                                                              widgets.clip_bytes(inputs)))
+            state.keep_result("run.timeline", timeline_inputs, cache.timeline(plan, float(stride), loaded,
+                                                                              cache.clip_source(inputs.clip)))
     except vac.VideoAttnError as exc:
         st.error(str(exc))
 over_time = state.kept_result("run.timeline", timeline_inputs)  # until its model, clip or step change

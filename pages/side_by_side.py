@@ -19,7 +19,7 @@ from pages import _widgets as widgets
 from videoattn_core import figures, links
 from videoattn_core.attention import explanations
 from videoattn_core.cost import memory
-from videoattn_core.run import runtime, side_by_side
+from videoattn_core.run import devices, side_by_side
 from videoattn_core.units import human
 from videoattn_core.weights import lookup as weights_catalog
 
@@ -82,7 +82,7 @@ method = c2.radio("map", explanations.METHODS, key="side.method", horizontal=Tru
                        "rollout: attention rollout (not class-specific); gradcam: Grad-CAM on the last stage")
 k = c3.slider("top-k", 1, 20, key="side.topk")
 count = c4.slider("moments of the clip", 1, 8, key="side.frames")
-dtype = c5.selectbox("dtype", widgets.DTYPES, key="side.dtype", help=widgets.dtype_help(runtime.default_device()))
+dtype = c5.selectbox("dtype", widgets.DTYPES, key="side.dtype", help=widgets.dtype_help(devices.default_device()))
 
 chosen: list[tuple[str, str, vac.ModelConfig, str]] = []  # slot, preset, config, weights
 for slot, column in zip(SLOTS[:n], st.columns(n)):
@@ -123,33 +123,30 @@ def run_all() -> None:
     if len(chosen) < n:
         st.info("Fix the highlighted settings to run the models.")
         return
-    device = runtime.default_device()
-    source = widgets.uploaded_clip_bytes(clip) if clip.startswith("upload:") else clips.clip_file(clip)
+    device = devices.default_device()
+    source = cache.clip_source(clip)
     # 1. every plan and memory estimate before anything is built: one model that does not fit refuses them all
     runs, families = [], []
     for slot, preset, config, weights in chosen:
         label = f"{slot[1]}. {links.spec_text(preset, config)} · {weights}"
         try:
-            inputs = widgets.RunInputs(clip, weights, device, dtype)
-            run_config, _ = widgets.weights_config(preset, config, inputs)
-            key = state.config_key(preset, run_config)
-            summary = cache.summary(key)
-            plan = cache.run_plan(key, weights, device, dtype, clip=source)
+            plan = cache.run_plan(preset, config, widgets.RunInputs(clip, weights, device, dtype))
+            summary = cache.summary(plan.config)
         except vac.VideoAttnError as exc:
             st.error(f"model {label}: {exc}")
             return
         captured = side_by_side.explanation_layers(summary) if method != "gradcam" else ()
-        refusal = memory.memory_plan(summary, device, runtime.DTYPES[dtype].itemsize, captured=captured)["refusal"]
+        refusal = memory.memory_plan(summary, device, devices.DTYPES[dtype].itemsize, captured=captured)["refusal"]
         if refusal:
             st.error(f"Model {label} does not fit, so this selection is refused and no model was built. {refusal}")
             return
-        runs.append((label, key, weights, summary, plan))
+        runs.append((label, summary, plan))
         families.append(config.family)
     # results stay in the session until their inputs change: leaving the page and coming back shows them again
     kept = st.session_state.get(RESULTS, {})
-    run_keys = [(key, weights, clip, device, dtype, method) for _, key, weights, _, _ in runs]
-    macs = sum(s.macs for _, _, _, s, _ in runs)
-    token = (tuple((key, w) for _, key, w, _, _ in runs), clip, method, dtype)
+    run_keys = [(plan, method) for _, _, plan in runs]
+    macs = sum(s.macs for _, s, _ in runs)
+    token = tuple(run_keys)
     if (device == "cpu" and macs > widgets.AUTO_RUN_MACS and not all(r in kept for r in run_keys)
             and not state.approved("side", token)):
         st.info(f"These forwards cost {human(macs)} MACs on the CPU (and the map a backward each); "
@@ -169,14 +166,13 @@ def run_all() -> None:
     results, failed = {r: kept[r] for r in run_keys if r in kept}, []
     st.session_state[RESULTS] = results
     with _status.steps(f"{len(runs)} models", where=top) as status:
-        for i, (row, (label, key, weights, summary, plan)) in enumerate(zip(rows, runs)):
+        for i, (row, (label, summary, plan)) in enumerate(zip(rows, runs)):
             result = kept.get(run_keys[i])
             if result is None:
                 status.step(f"model {i + 1} of {len(runs)}: {label}")
                 waiting[i].caption(f"model {label}: running…")
                 try:
-                    result = cache.model_on_clip(key, weights, clip, device, dtype, method,
-                                                 _data=widgets.uploaded_clip_bytes(clip))
+                    result = cache.model_on_clip(plan, method, source)
                 except vac.VideoAttnError as exc:
                     waiting[i].empty()
                     row.error(f"model {label}: {exc}")

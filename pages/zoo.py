@@ -10,7 +10,7 @@ from pages import _widgets as widgets
 from videoattn_core import figures
 from videoattn_core.cost import zoo
 from videoattn_core.links import make_link
-from videoattn_core.run import runtime, timing
+from videoattn_core.run import devices, timing
 from videoattn_core.weights import lookup as weights_lookup
 
 DATASETS = zoo.datasets()
@@ -43,7 +43,7 @@ measured: dict[str, float] = {}
 refused: dict[str, str] = {}
 ready = True
 if cost == "time":
-    device = runtime.default_device()
+    device = devices.default_device()
     st.caption(f"One forward per entry (random weights, a random clip of its input shape, {DTYPE}) on **{device}**, "
                f"after a warm-up forward, one entry after the other; cached. Entries whose estimated memory does "
                f"not fit are refused before anything is built. On a CPU the large models take minutes.")
@@ -54,15 +54,11 @@ if cost == "time":
         progress = st.progress(0.0, text="measuring…")
 
         def check(p):
-            return cache.memory_check(cache.summary_of(weights_lookup.entry_config(p.name)),
+            return cache.memory_check(cache.summary(weights_lookup.entry_config(p.name)),
                                       widgets.RunInputs("", "random", device, DTYPE))
 
-        def measure(config, dev, dtype):
-            return cache.measure_forward(state.config_key(config_preset[config], config), dev, dtype)
-
-        config_preset = {weights_lookup.entry_config(p.name): p.preset for p in points}
         measured, refused = timing.measured_seconds(
-            points, device, DTYPE, measure=measure, check=check,
+            points, device, DTYPE, measure=cache.measure_forward, check=check,
             progress=lambda i, p: progress.progress(i / len(points), text=f"measuring {p.name}…"))
         progress.progress(1.0, text=f"measured {len(measured)} of {len(points)} entries")
         for name, message in refused.items():

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 
 import videoattn_core as vac
 from videoattn_core import figures
-from videoattn_core.run import runtime
+from videoattn_core.run import devices
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -294,7 +294,7 @@ def test_the_run_page_hints_at_bfloat16_where_the_device_computes_it_in_hardware
     assert_clean(at)
     assert at.selectbox(key="run.dtype").value == "float32" and not at.selectbox(key="run.dtype").disabled
     hinted = any("bfloat16 would be faster" in c.value for c in at.caption)
-    assert hinted == runtime.native_bfloat16("cpu")
+    assert hinted == devices.native_bfloat16("cpu")
 
 
 @pytest.mark.parametrize("params", [

@@ -28,7 +28,7 @@ def small_budget():
 
 
 def newest_model(cache):
-    models = [value for key, value in cache.items() if key[0][1] == "load_model"]
+    models = [value for key, value in cache.items() if key[0][1] == "_load_model"]
     return models[-1].model
 
 
@@ -50,7 +50,8 @@ def test_models_opened_one_after_another_are_evicted_within_the_budget(small_bud
     assert held[2][1]() is not None
     stats = cache.stats()
     assert stats["evictions"] > 0 and stats["bytes"] <= BUDGET, stats
-    assert all(key[0][1] != "load_model" or dict(dict(key[1])["key"])["depth"] == "1" for key in cache.keys())
+    models = [dict(key[1])["model_key"] for key in cache.keys() if key[0][1] == "_load_model"]
+    assert [config.depth for _, config, *_ in models] == [1]  # only the last model opened is kept
 
 
 def test_clearing_streamlits_caches_clears_the_budgeted_one(small_budget):

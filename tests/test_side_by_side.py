@@ -7,13 +7,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 import streamlit as st
 
 import pages._widgets
 import videoattn_core as vac
 from test_app import assert_clean, charts, open_app
-from videoattn_core.cost import zoo
 from videoattn_core.run import side_by_side
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 from ..attention.capture import model_lock
 from ..errors import ConfigError
-from ..run import runtime
+from ..run import devices, runtime
 from . import results
 from .annotations import Sample
 
@@ -99,7 +99,7 @@ def classify_batch(model: torch.nn.Module, clips: list[torch.Tensor], *, device:
     sigmoid), averaged over the clip's views."""
     if len(clips) == 1:
         return [runtime.classify(model, clips[0], device=device, dtype=dtype, scoring=scoring)]
-    x = torch.cat(clips).to(device=device, dtype=runtime.resolve_dtype(dtype))  # (ΣV, 3, T, S, S)
+    x = torch.cat(clips).to(device=device, dtype=devices.resolve_dtype(dtype))  # (ΣV, 3, T, S, S)
     with model_lock(model), torch.no_grad():
         logits = model(x).float()
     scores = (logits.sigmoid() if scoring == "sigmoid" else logits.softmax(dim=-1)).cpu()

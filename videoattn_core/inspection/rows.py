@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any, Sequence
+from typing import Any
 
 from ..registry import build_model, get_preset, list_models
 from ..units import shape_text

@@ -16,7 +16,10 @@ with the same weights (random initialisation included, same seed) gives the same
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,7 @@ from ..weights.lookup import (
     recipe_for,
 )
 from . import devices
-from .devices import DTYPES, cuda_available, default_device, native_bfloat16, resolve_device, resolve_dtype  # noqa: F401 (the pages' names)
+from .devices import DTYPES, resolve_device, resolve_dtype
 from ..units import class_name
 
 RANDOM_WARNING = ("WARNING: no weights were given, so the model is randomly initialised: these predictions mean "
@@ -71,6 +74,14 @@ class WeightsSource:
     @property
     def random(self) -> bool:
         return self.kind == "random"
+
+    @functools.cached_property
+    def identity(self) -> tuple[Any, ...]:
+        """What tells these weights apart from any others (hashable): the entry, the file, the digest of uploaded
+        bytes (computed once), the repository's commit, or the seed."""
+        data = hashlib.sha256(self.data).hexdigest() if self.data is not None else None
+        origin = (str(self.origin.directory), self.origin.commit) if self.origin is not None else None
+        return (self.kind, self.name, str(self.path) if self.path is not None else None, data, self.seed, origin)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "name": self.name}
@@ -148,9 +159,10 @@ def resolve_labels(config: ModelConfig, preset: str, source: WeightsSource,
 # ----------------------------------------------------------------------------------------------- plan
 
 
-@dataclass
+@dataclass(eq=False)
 class RunPlan:
-    """Everything a run will do, decided before anything is downloaded, built or decoded."""
+    """Everything a run will do, decided before anything is downloaded, built or decoded. A plan is made once and
+    then only read; it is hashable (by :attr:`key`), so that it can key the caches of everything computed from it."""
 
     preset: str
     config: ModelConfig
@@ -170,10 +182,28 @@ class RunPlan:
     compile: bool = False
     scoring: str = "softmax"
     origin: Any = None  # hub.HubModel of a model named by where it lives
+    clip_id: str | None = None  # the clip's file, or the digest of its bytes
 
     @property
     def num_views(self) -> int:
         return self.views[0] * self.views[1]
+
+    @property
+    def model_key(self) -> tuple[Any, ...]:
+        """What the loaded model depends on: plans with equal model keys load the same model."""
+        return (self.preset, self.config, self.weights.identity, str(self.device), self.dtype, self.compile)
+
+    @property
+    def key(self) -> tuple[Any, ...]:
+        """What the run computes from: the model, its recipe and views, the clip and the frames read from it."""
+        return (*self.model_key, self.recipe, self.views, self.clip_id,
+                tuple(tuple(frames) for frames in self.frame_indices))
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RunPlan) and self.key == other.key
 
     def to_dict(self) -> dict[str, Any]:
         clips, crops = self.views
@@ -198,7 +228,7 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
              checkpoint: str | Path | bytes | None = None, seed: int = 0, overrides: dict[str, Any] | None = None,
              device: str | None = "auto", dtype: str = "float32", views: str | tuple[int, int] | None = None,
              limits: Limits | None = None, estimate: bool = True, compile: bool = False,
-             sampling_rate: int | None = None) -> RunPlan:
+             sampling_rate: int | None = None, summarize: Callable[[ModelConfig], Any] | None = None) -> RunPlan:
     """Decide a run (see the module's docstring); raises a :class:`~videoattn_core.errors.VideoAttnError` for
     anything a user got wrong (unknown preset or entry, weights of another preset, bad clip, bad device, compile
     without a C++ compiler on the CPU). ``compile`` has :func:`load_model` compile the model's forward
@@ -206,7 +236,10 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
 
     ``model`` is a preset, or a model named by where it lives (``hf:ORG/NAME[@REVISION]``, a directory with a
     Hugging Face ``config.json``): then its own weights, labels, scoring and processor are used, and its frames are
-    picked as transformers' video-classification pipeline picks them, ``sampling_rate`` (default 1) apart."""
+    picked as transformers' video-classification pipeline picks them, ``sampling_rate`` (default 1) apart.
+
+    With ``estimate``, the plan carries the forward's MACs and memory, from ``summarize(config)`` (default:
+    :func:`videoattn_core.inspection.summarize`; the app passes its cached summaries)."""
     preset = get_preset(model)
     model = preset.name
     if not type(preset.config).has_head:
@@ -255,17 +288,28 @@ def plan_run(model: str, clip: str | Path | bytes | None = None, *, weights: str
         plan.warnings.append(RANDOM_WARNING)
     if clip is not None:
         plan.clip = probe_clip(clip, limits)
+        plan.clip_id = clip_identity(clip)
         plan.frame_indices = [clip_indices(plan.clip.num_frames, recipe.num_frames, recipe.sampling_rate,
                                            fps=plan.clip.fps, target_fps=recipe.target_fps, rule=recipe.clip_rule,
                                            clip=c, clips=plan.views[0]) for c in range(plan.views[0])]
     if estimate:
         from ..cost.memory import memory_plan
-        from ..inspection import summarize
 
+        if summarize is None:
+            from ..inspection import summarize
         summary = summarize(config)
         plan.macs = summary.macs
         plan.memory = memory_plan(summary, dev, DTYPES[dtype].itemsize)
     return plan
+
+
+def clip_identity(clip: str | Path | bytes) -> str:
+    """What tells a clip apart: its resolved path, size and modification time, or the digest of its bytes."""
+    if isinstance(clip, (bytes, bytearray, memoryview)):
+        return "sha256:" + hashlib.sha256(clip).hexdigest()
+    path = Path(clip).resolve()
+    stat = path.stat()
+    return f"{path}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
 # ----------------------------------------------------------------------------------------------- model and inputs

@@ -97,7 +97,7 @@ def _timesformer_hr(recipes: dict[bool, tuple[Recipe, Recipe]]) -> list[WeightsE
 
 
 def _timesformer_l(recipes: dict[bool, tuple[Recipe, Recipe]]) -> list[WeightsEntry]:
-    (hf_kin, hf_ssr), (kin, ssr) = recipes[True], recipes[False]  # Hugging Face ports, official files
+    (hf_kin, _), (kin, ssr) = recipes[True], recipes[False]  # Hugging Face ports, official files
     p = "timesformer_l"
     port = "converted and published by the author of the Hugging Face port (not under the facebook organisation); "
     return [
