@@ -42,13 +42,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,33 +54,13 @@ sys.path.insert(0, str(ROOT))
 
 import videoattn_core as vac  # noqa: E402
 from videoattn_core import figures  # noqa: E402
+from served_app import serve  # noqa: E402  (bench/, the script's folder)
 
 CHROMIUM = os.environ.get("VIDEOATTN_CHROMIUM", "/usr/bin/chromium")
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 #: issue 13's goals, seconds: first render of ``/?model=PRESET``, numbers and whole page after a change
 GOALS = {"first_page_s": 3.0, "numbers_s": 0.5, "page_s": 1.5}
 CHANGES_FOR = ["timesformer_base", "timesformer_hr", "mvit_v2_b", "swin3d_l", "vjepa2_vitl"]
-
-
-def serve(cache_dir: str) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.address", "127.0.0.1", "--server.headless", "true"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, "VIDEOATTN_CACHE_DIR": cache_dir, "VIDEOATTN_PREWARM": "0"})
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return proc, base
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit("streamlit did not start")
 
 
 def macs_text(preset: str, **overrides) -> str:
@@ -276,7 +254,7 @@ def main() -> None:
                                    "warm_up_s": warm_up_s, "results": results}, indent=1))
         print(f"written {out}")
         return
-    proc, base = serve(cache_dir)
+    proc, base = serve(cache_dir, Path(tempfile.gettempdir()) / "videoattn_app_response.log")
     results = []
     try:
         with sync_playwright() as p:

@@ -130,7 +130,7 @@ def main() -> int:
     import torch
 
     import videoattn_core as vac
-    from videoattn_core.cost import memory as analysis
+    from videoattn_core.cost import memory
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--presets", default=",".join(n for n in vac.list_models() if vac.get_preset(n).config.has_head))
@@ -156,7 +156,7 @@ def main() -> int:
             print(f"{preset:26s} skipped: {summary.macs / 1e9:.0f} GMACs > --max-gmacs {args.max_gmacs:g}")
             continue
         estimate = summary.memory_estimate(getattr(torch, args.dtype).itemsize, 1)
-        slack, reserve = analysis.ALLOWANCES[None if args.device != "cpu" else args.allocator]
+        slack, reserve = memory.ALLOWANCES[None if args.device != "cpu" else args.allocator]
         activations = int(estimate["activations"] * slack) + estimate["attention"]
         total = activations + reserve
         plan = {"live_tensor_peak_bytes": estimate["activations"]}

@@ -31,14 +31,14 @@ import argparse
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
+
+from served_app import serve  # bench/, the script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("VIDEOATTN_CHROMIUM", "/usr/bin/chromium")
@@ -125,29 +125,6 @@ class Sampler(threading.Thread):
 
 
 # ------------------------------------------------------------------------------------------------ server, walk
-
-def serve(cache_dir: str, log_path: Path) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                                 "--server.address", "127.0.0.1", "--server.headless", "true",
-                                 "--server.fileWatcherType", "none"],
-                                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                env={**os.environ, "VIDEOATTN_CACHE_DIR": cache_dir, "VIDEOATTN_PREWARM": "0",
-                                     "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"})
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/_stcore/health", timeout=2) as response:
-                if response.read().strip() == b"ok":
-                    return proc, base
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    raise SystemExit(f"streamlit did not start; see {log_path}")
 
 
 def script_idle(page) -> None:
