@@ -142,3 +142,21 @@ def test_the_core_names_no_family():
         text = (core / module).read_text()
         offenders += [f"{module}: {m.group(0)}" for m in pattern.finditer(text)]
     assert not offenders, offenders
+
+
+def test_a_family_catalog_file_is_found_without_editing_the_catalog(tmp_path, monkeypatch):
+    """The catalog lists the entries of every module of its package: a new family's catalog file is one more file
+    (here in a folder added to the package's path), named nowhere else."""
+    from videoattn_core.weights import catalog
+    from videoattn_core.weights.catalog.records import IMAGENET_MEAN, IMAGENET_STD
+
+    (tmp_path / "toy_protocol.py").write_text(
+        "from videoattn_core.weights.catalog.records import Recipe, WeightsEntry\n\n"
+        "def entries():\n"
+        f"    recipe = Recipe(8, 4, 256, 224, {IMAGENET_MEAN!r}, {IMAGENET_STD!r}, source='a toy')\n"
+        "    return [WeightsEntry('toy_protocol_base.k400', 'toy_protocol_base', 'official', 'kinetics400', recipe,\n"
+        "                         'toy', url='http://127.0.0.1/toy.pth')]\n")
+    before = [e.name for e in catalog.build_catalog()]
+    monkeypatch.setattr(catalog, "__path__", [*catalog.__path__, str(tmp_path)])
+    after = [e.name for e in catalog.build_catalog()]
+    assert after == [*before, "toy_protocol_base.k400"]

@@ -15,11 +15,21 @@ Sources, each entry naming the page its numbers come from:
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+
 from .records import WeightsEntry
+
+#: the families' modules in the order the catalog lists them; a module added later (its ``entries()``) follows
+#: without being named here
+_ORDER = ["timesformer", "mvit_swin", "vivit", "videomae", "vjepa2"]
 
 
 def build_catalog() -> list[WeightsEntry]:
-    """Every entry, family by family (each preset's first entry is its default)."""
-    from . import mvit_swin, timesformer, videomae, vivit, vjepa2
-
-    return [*timesformer.entries(), *mvit_swin.entries(), *vivit.entries(), *videomae.entries(), *vjepa2.entries()]
+    """Every entry, family by family (each preset's first entry is its default): every module of this package but
+    ``records`` gives its ``entries()``."""
+    names = [m.name for m in pkgutil.iter_modules(__path__) if m.name != "records" and not m.name.startswith("_")]
+    out: list[WeightsEntry] = []
+    for name in sorted(names, key=lambda n: (_ORDER.index(n) if n in _ORDER else len(_ORDER), n)):
+        out.extend(importlib.import_module(f"{__name__}.{name}").entries())
+    return out
