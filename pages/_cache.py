@@ -64,9 +64,9 @@ def memory_plan(config: vac.ModelConfig, device: str = "cpu", dtype: str = "floa
     """What a one-view forward of the config takes at most (:func:`videoattn_core.cost.memory.memory_plan`); a
     newly counted peak is written back to the disk cache with the summary."""
     shared = summary(config)
-    counted = len(shared._peak_bytes)
+    counted = len(shared.peak_bytes)
     plan = memory.memory_plan(shared, device, devices.DTYPES[dtype].itemsize)
-    if len(shared._peak_bytes) != counted:
+    if len(shared.peak_bytes) != counted:
         summary_cache.save_summary(shared)
     return plan
 

@@ -19,7 +19,7 @@ from videoattn_core.cost import growth, memory
 from videoattn_core.inspection import categories
 from videoattn_core.run import timing
 from videoattn_core.attention import maps as attention_maps
-from videoattn_core.cost.memory import _LiveBytes, forward_peak_bytes, memory_plan
+from videoattn_core.cost.memory import LiveBytes, forward_peak_bytes, memory_plan
 
 
 def test_live_bytes_follow_tensor_lifetimes_by_hand():
@@ -27,7 +27,7 @@ def test_live_bytes_follow_tensor_lifetimes_by_hand():
     # (512 B), then freed before fc2 makes 128 B: the peak is 1024 B; weights and the input are not counted
     model = nn.Sequential(nn.Linear(8, 32), nn.GELU(), nn.Linear(32, 8)).to("meta")
     x = torch.empty(4, 8, device="meta")
-    tracker = _LiveBytes([*model.parameters(), x])
+    tracker = LiveBytes([*model.parameters(), x])
     with torch.no_grad(), tracker:
         out = model(x)
         del out
@@ -194,7 +194,7 @@ def test_meta_estimate_equals_the_live_tensors_of_a_real_forward(preset, overrid
     config = vac.get_config(preset, **overrides)
     model = vac.runtime.build_seeded(config).eval()
     x = torch.randn(config.input_shape())
-    tracker = _LiveBytes([*model.parameters(), *model.buffers(), x], workspaces=True)
+    tracker = LiveBytes([*model.parameters(), *model.buffers(), x], workspaces=True)
     with torch.no_grad(), tracker:
         out = model(x)
         del out
@@ -222,7 +222,7 @@ def test_meta_stand_in_for_fused_attention_returns_the_kernels_memory_layout(lay
 _KERNEL_WORKSPACES = r"""
 import ctypes, json, torch
 import torch.nn.functional as F
-from videoattn_core.cost.memory import _LiveBytes
+from videoattn_core.cost.memory import LiveBytes
 
 # every block of 128 KiB or more mapped on its own and unmapped when freed: the resident memory follows the live
 # tensors exactly, whatever the product's allocator settings
@@ -261,7 +261,7 @@ for name, (op, shape, weight_shape) in cases.items():
     meta_w = torch.empty(weight_shape, device="meta")
     counts = []
     for workspaces in (False, True):
-        tracker = _LiveBytes([meta_x, meta_w], workspaces=workspaces)
+        tracker = LiveBytes([meta_x, meta_w], workspaces=workspaces)
         with torch.no_grad(), tracker:
             result = op(meta_x, meta_w)
             del result

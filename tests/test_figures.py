@@ -143,7 +143,7 @@ def test_heat_maps_start_at_the_dark_end_in_colours_streamlits_theme_leaves_alon
 def test_every_layout_rewrites_a_colour_scale_streamlits_theme_would_repaint():
     fig = figures.temporal_matrix(np.eye(3))
     fig.data[0].colorscale = "Inferno"  # a builder that names Plotly's scale
-    fig = figures.frames._layout(fig)
+    fig = figures.frames.base_layout(fig)
     assert "#000004" not in fig.to_json() and _rgb(fig.data[0].colorscale[0][1]) == INFERNO_DARK_END
 
 

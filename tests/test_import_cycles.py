@@ -88,3 +88,23 @@ def test_the_library_and_the_pages_have_no_import_cycle():
 def test_the_cycle_finder_finds_a_lazy_cycle():
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert _cycles(graph) == [["a", "b", "c"]]
+
+
+def test_no_private_name_is_imported_from_another_module():
+    """A name with a leading underscore is its module's own: a helper another module needs is public (a private
+    module of a package, such as ``figures/_base.py`` or ``pages/_cache.py``, may be imported; its private names
+    may not). Private names of other libraries are their business (``torch.utils._python_dispatch``)."""
+    offenders = []
+    for package in ("videoattn_core", "pages"):
+        modules = _modules(package)
+        for name, path in modules.items():
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.ImportFrom):
+                    continue
+                base = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+                base = base[:len(base) - node.level + 1] if node.level else []
+                target = ".".join(base + ([node.module] if node.module else []))
+                offenders += [f"{name}: from {target} import {a.name}" for a in node.names
+                              if target.split(".")[0] == package and a.name.startswith("_")
+                              and not a.name.startswith("__") and f"{target}.{a.name}" not in modules]
+    assert not offenders, offenders

@@ -9,7 +9,8 @@ from torch import nn
 
 import videoattn_core as vac
 from test_inspection import SMALL, _small, _small_id
-from videoattn_core.inspection import _flop_counter, measured
+from videoattn_core.inspection import measured
+from videoattn_core.inspection.measured import _flop_counter
 
 
 def _per_module(result) -> dict[str, tuple[int | None, int | None]]:

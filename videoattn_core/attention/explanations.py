@@ -78,7 +78,7 @@ def _classless(model: nn.Module) -> bool:
     return not getattr(model, "config", ModelConfig()).has_head
 
 
-def _input_thw(model: nn.Module, x: Tensor) -> Grid:
+def input_thw(model: nn.Module, x: Tensor) -> Grid:
     """The input's (T, H, W), by the config's ``input_layout``: ``B C T H W`` (every classifier) or
     ``B T C H W`` (FIERY's features)."""
     layout = getattr(model, "config", ModelConfig()).input_layout
@@ -382,6 +382,6 @@ def explain(model: nn.Module, x: Tensor, *, target: int | None = None, method: s
         note = "rollout is not class-specific: the map is the same for every target"
     logits = None if _classless(model) else out[0].detach().float().cpu().numpy()
     tokens = np.asarray(tokens, dtype=np.float32)
-    return Explanation(tokens=tokens, frames=to_frames(tokens, _input_thw(model, x)), method=method,
+    return Explanation(tokens=tokens, frames=to_frames(tokens, input_thw(model, x)), method=method,
                        target=target, score=float(score.detach()), logits=logits,
                        layer=layer if method == "gradcam" else None, note=note)

@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..models.layers import AttentionLayout, CapturedAttention
 from .capture import capturing
-from .explanations import _input_thw
+from .explanations import input_thw
 from .maps import CLS, token_coordinates
 
 
@@ -81,7 +81,7 @@ def head_statistics(model: nn.Module, x: Tensor) -> HeadStats:
     """Run ``model`` once on the first clip of ``x`` and return every attention call's head statistics.
 
     Each call is reduced as it is captured, so no attention map outlives its layer."""
-    size = _input_thw(model, x)
+    size = input_thw(model, x)
     reduce = lambda c: (c.layout.kind, layer_statistics(c, size))  # noqa: E731
     with capturing(model, reduce=reduce, eval_mode=True) as records, torch.no_grad():
         model(x[:1])

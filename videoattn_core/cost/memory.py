@@ -104,7 +104,7 @@ def _channels_last(x: torch.Tensor) -> bool:
     return layout is not None and not x.is_contiguous() and x.is_contiguous(memory_format=layout)
 
 
-class _LiveBytes(TorchDispatchMode):
+class LiveBytes(TorchDispatchMode):
     """Counts the bytes of the storages that are alive while a forward runs, and their peak: every op's output
     storage is added when it first appears and subtracted when the last tensor on it is freed. Storages that
     existed before (``existing``: weights, buffers, the input) are not counted, views of them included. With
@@ -159,7 +159,7 @@ def forward_peak_bytes(config: Any, *, dtype: torch.dtype = torch.float32, batch
     shape = list(input_shape) if input_shape is not None else list(config.input_shape())
     shape[0] = batch
     x = torch.empty(shape, device="meta", dtype=dtype)
-    tracker = _LiveBytes([*model.parameters(), *model.buffers(), x], workspaces=workspaces)
+    tracker = LiveBytes([*model.parameters(), *model.buffers(), x], workspaces=workspaces)
     with torch.no_grad(), _FusedAttentionOnMeta(), tracker:
         out = model(x)
         del out

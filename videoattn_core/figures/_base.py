@@ -119,10 +119,10 @@ def heat_range(values: np.ndarray, title: str) -> HeatRange:
     return HeatRange(mean - half, mean + half, f"{title}<br>{note}", True)
 
 
-_BOTTOM_LEGEND = dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0)
+BOTTOM_LEGEND = dict(orientation="h", yanchor="top", y=-0.22, xanchor="left", x=0)
 
 
-def _layout(fig: go.Figure, title: str | None = None, height: int | None = None,
+def base_layout(fig: go.Figure, title: str | None = None, height: int | None = None,
             subplot_titles: bool = False) -> go.Figure:
     top = (40 if title else 10) + (30 if subplot_titles else 0)
     fig.update_layout(title=title, margin=dict(l=10, r=10, t=top, b=10), template="plotly_white")
@@ -144,6 +144,6 @@ def png_data_uri(image: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _grid(n: int, columns: int) -> tuple[int, int]:
+def grid_layout(n: int, columns: int) -> tuple[int, int]:
     columns = max(1, min(columns, n))
     return math.ceil(n / columns), columns

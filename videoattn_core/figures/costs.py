@@ -9,7 +9,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from ..units import human
-from ._base import _BOTTOM_LEGEND, CATEGORY_COLORS, _layout, family_color
+from ._base import BOTTOM_LEGEND, CATEGORY_COLORS, base_layout, family_color
 
 
 def cost_breakdown(rows: Iterable[Mapping[str, Any]], value: str = "params", title: str | None = None,
@@ -43,7 +43,7 @@ def cost_breakdown(rows: Iterable[Mapping[str, Any]], value: str = "params", tit
         ids=ids, labels=labels, parents=parents, values=values, branchvalues="total",
         marker=dict(colors=colors), maxdepth=2,
         hovertemplate="%{id}<br>%{value:,.0f} " + value + "<br>%{percentRoot:.1%} of the model<extra></extra>"))
-    return _layout(fig, title, height=420)
+    return base_layout(fig, title, height=420)
 
 
 def category_bars(totals: Mapping[str, Mapping[str, float]], title: str | None = None) -> go.Figure:
@@ -65,7 +65,7 @@ def category_bars(totals: Mapping[str, Mapping[str, float]], title: str | None =
     # the legend at the figure's bottom edge, below the axis title (placed under the plot, it sat on the title)
     fig.update_layout(barmode="stack", xaxis_title="share (%)",
                       legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", xanchor="left", x=0))
-    fig = _layout(fig, title, height=260)
+    fig = base_layout(fig, title, height=260)
     fig.update_layout(margin_b=90)
     return fig
 
@@ -86,10 +86,10 @@ def cost_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], *
                         hovertemplate=name + "<br>" + x_title + " %{x}<br>%{y:.3s}<extra></extra>")
     if marker_x is not None:
         fig.add_vline(x=marker_x, line_dash="dot", line_color="grey")
-    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, legend=_BOTTOM_LEGEND)
+    fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, legend=BOTTOM_LEGEND)
     if log_y:
         fig.update_yaxes(type="log", dtick=1, tickformat=".2s", minor=dict(showgrid=True))
-    fig = _layout(fig, title, height=360 + 22 * len(series))
+    fig = base_layout(fig, title, height=360 + 22 * len(series))
     fig.update_layout(margin_b=40 + 22 * len(series))
     return fig
 
@@ -136,7 +136,7 @@ def grouped_bars(groups: Sequence[str], series: Mapping[str, Sequence[float | No
     fig.update_yaxes(exponentformat="SI")  # the prefixes of the bar labels (G, not B)
     if log_y:
         fig.update_yaxes(type="log")
-    fig = _layout(fig, title, height=340 + 14 * max((lab.count("<br>") for lab in labels), default=0))
+    fig = base_layout(fig, title, height=340 + 14 * max((lab.count("<br>") for lab in labels), default=0))
     fig.update_layout(margin_t=60 if title else 30)  # room for the labels above the tallest bar
     return fig
 
@@ -153,9 +153,9 @@ def token_counts(series: Mapping[str, Sequence[tuple[str, int]]], title: str | N
         seen[color] = seen.get(color, 0) + 1
         fig.add_scatter(x=[s for s, _ in stages], y=[n for _, n in stages], mode="lines+markers", name=name,
                         line=dict(color=color, dash=dash))
-    fig.update_layout(xaxis_title="stage", yaxis_title="tokens", legend=_BOTTOM_LEGEND)
+    fig.update_layout(xaxis_title="stage", yaxis_title="tokens", legend=BOTTOM_LEGEND)
     fig.update_yaxes(type="log", dtick=1, tickformat=".2s")
-    return _layout(fig, title, height=340)
+    return base_layout(fig, title, height=340)
 
 
 def layer_times(names: Sequence[str], milliseconds: Sequence[float], categories: Sequence[str] | None = None,
@@ -174,13 +174,13 @@ def layer_times(names: Sequence[str], milliseconds: Sequence[float], categories:
                     marker_color=CATEGORY_COLORS.get(category, CATEGORY_COLORS["other"]),
                     hovertemplate="layer %{x}: %{customdata}<br>%{y:.3f} ms<extra>" + category + "</extra>")
     few = len(names) <= NAMED_LAYERS
-    fig.update_layout(yaxis_title="ms", barmode="overlay", legend=_BOTTOM_LEGEND, showlegend=True,
+    fig.update_layout(yaxis_title="ms", barmode="overlay", legend=BOTTOM_LEGEND, showlegend=True,
                       xaxis_title="layer in execution order" + ("" if few else " (hover a bar for its name)"))
     if few:
         fig.update_xaxes(tickmode="array", tickvals=list(range(len(names))), ticktext=names, tickangle=-45)
     else:
         fig.update_xaxes(tickformat="d", range=[-0.5, len(names) - 0.5])
-    fig = _layout(fig, title, height=380 if few else 320)
+    fig = base_layout(fig, title, height=380 if few else 320)
     fig.update_layout(margin_b=90)
     return fig
 
@@ -201,7 +201,7 @@ def macs_agreement(names: Sequence[str], analytic: Sequence[float], measured: Se
     fig.update_layout(xaxis_title="analytic MACs", yaxis_title="measured MACs", showlegend=False)
     fig.update_xaxes(type="log", dtick=1, tickformat=".2s")
     fig.update_yaxes(type="log", dtick=1, tickformat=".2s")
-    return _layout(fig, title, height=340)
+    return base_layout(fig, title, height=340)
 
 
 def zoo_scatter(groups: Mapping[str, Sequence[Mapping[str, Any]]], frontier: Sequence[Mapping[str, Any]], *,
@@ -222,4 +222,4 @@ def zoo_scatter(groups: Mapping[str, Sequence[Mapping[str, Any]]], frontier: Seq
             hoverinfo="skip"))
     fig.update_layout(xaxis_title=x_title, yaxis_title=y_title, xaxis_type="log" if log_x else "linear",
                       clickmode="event+select")
-    return _layout(fig, title, height=560)
+    return base_layout(fig, title, height=560)

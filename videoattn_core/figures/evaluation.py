@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from ._base import HEAT_SCALE, _layout, heat_range
+from ._base import HEAT_SCALE, base_layout, heat_range
 
 
 def per_class_accuracy(labels: Sequence[str], accuracy: Sequence[float], clips: Sequence[int],
@@ -22,7 +22,7 @@ def per_class_accuracy(labels: Sequence[str], accuracy: Sequence[float], clips: 
         fig.add_vline(x=mean, line_dash="dash", line_color="#D55E00",
                       annotation_text=f"mean class accuracy {mean:.1%}", annotation_position="top")
     fig.update_xaxes(title="top-1", range=[0, 1.02], tickformat=".0%")
-    return _layout(fig, title, height=max(240, 22 * len(labels) + 100))
+    return base_layout(fig, title, height=max(240, 22 * len(labels) + 100))
 
 
 def confusion_heatmap(labels: Sequence[str], matrix: Sequence[Sequence[int]], title: str | None = None,
@@ -43,4 +43,4 @@ def confusion_heatmap(labels: Sequence[str], matrix: Sequence[Sequence[int]], ti
     side = max(360, min(900, 18 * len(names) + 200))
     fig.update_xaxes(title="predicted class", showticklabels=len(names) <= 60, tickangle=-45)
     fig.update_yaxes(title="true class", autorange="reversed", showticklabels=len(names) <= 60)
-    return _layout(fig, title, height=side)
+    return base_layout(fig, title, height=side)

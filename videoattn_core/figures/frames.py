@@ -9,13 +9,13 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ._base import HEAD_SYMBOLS, HEAT_SCALE, _grid, _layout, head_color, heat_range, png_data_uri
+from ._base import HEAD_SYMBOLS, HEAT_SCALE, grid_layout, base_layout, head_color, heat_range, png_data_uri
 
 
 def _grid_rows(rows: int, row_px: float, titled: bool, title: str | None) -> tuple[float, int]:
     """``(vertical_spacing, height)`` of a grid of ``rows`` image rows ``row_px`` high: a gap between rows wide
     enough for the next row's subplot titles (they sit above their images, so a gap given as a fraction of a
-    short figure let them cover the row above), and the margins :func:`_layout` sets."""
+    short figure let them cover the row above), and the margins :func:`base_layout` sets."""
     gap = 26 if titled else 6
     plot = rows * row_px + (rows - 1) * gap
     top = (40 if title else 10) + (30 if titled else 0)
@@ -26,7 +26,7 @@ def frames_strip(frames: np.ndarray, titles: Sequence[str] | None = None, column
                  title: str | None = None) -> go.Figure:
     """The sampled frames as a grid of small images."""
     n = len(frames)
-    rows, cols = _grid(n, columns)
+    rows, cols = grid_layout(n, columns)
     titles = list(titles) if titles is not None else [f"frame {i}" for i in range(n)]
     row_px = min(max((900 / cols) * frames.shape[1] / max(1, frames.shape[2]), 60), 840 / rows)
     spacing, height = _grid_rows(rows, row_px, True, title)
@@ -36,7 +36,7 @@ def frames_strip(frames: np.ndarray, titles: Sequence[str] | None = None, column
         fig.add_trace(go.Image(source=png_data_uri(frame), hoverinfo="skip"), row=i // cols + 1, col=i % cols + 1)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    return _layout(fig, title, height=height, subplot_titles=True)
+    return base_layout(fig, title, height=height, subplot_titles=True)
 
 
 def token_time_index(frame: int, frames: int, token_times: int) -> int:
@@ -63,7 +63,7 @@ def attention_overlay(frames: np.ndarray, heat: np.ndarray, *, show: Sequence[in
     t_frames, height, width = frames.shape[:3]
     t_tok, h_tok, w_tok = heat.shape
     show = list(range(t_frames)) if show is None else [f for f in show if 0 <= f < t_frames]
-    rows, cols = _grid(len(show), columns)
+    rows, cols = grid_layout(len(show), columns)
     dx, dy = width / w_tok, height / h_tok
     scale = heat_range(heat, color_title)
     boxes = [tuple(int(v) for v in b) for b in boxes]
@@ -97,7 +97,7 @@ def attention_overlay(frames: np.ndarray, heat: np.ndarray, *, show: Sequence[in
     fig.update_yaxes(visible=False, range=[height, 0], scaleanchor="x")
     for i in range(1, len(show)):
         fig.update_yaxes(scaleanchor=f"x{i + 1}", row=i // cols + 1, col=i % cols + 1)
-    return _layout(fig, title, height=fig_height, subplot_titles=not single)
+    return base_layout(fig, title, height=fig_height, subplot_titles=not single)
 
 
 def _token_coords(t: int, h: int, w: int) -> np.ndarray:
@@ -119,7 +119,7 @@ def temporal_matrix(matrix: np.ndarray, *, title: str | None = None, highlight: 
     fig.update_xaxes(title="key frame", dtick=1 if n <= 32 else None, range=[-0.5, n - 0.5], constrain="domain")
     fig.update_yaxes(title="query frame", range=[n - 0.5, -0.5], scaleanchor="x", constrain="domain",
                      dtick=1 if n <= 32 else None)
-    return _layout(fig, title, height=420)
+    return base_layout(fig, title, height=420)
 
 
 def bias_tables(tables: Mapping[str, np.ndarray], *, x_title: str = "head", y_title: str = "relative offset",
@@ -128,7 +128,7 @@ def bias_tables(tables: Mapping[str, np.ndarray], *, x_title: str = "head", y_ti
     """Relative position tables (each 2-D, rows × columns) as heatmaps side by side, sharing one colour scale
     centred on 0. ``x_offsets``/``y_offsets`` label the columns/rows with their offsets (query − key)."""
     names = list(tables)
-    rows, cols = _grid(max(1, len(names)), columns)
+    rows, cols = grid_layout(max(1, len(names)), columns)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=names or ["(none)"], horizontal_spacing=0.08,
                         vertical_spacing=0.12)
     arrays = [np.asarray(tables[n], dtype=np.float64) for n in names]
@@ -143,7 +143,7 @@ def bias_tables(tables: Mapping[str, np.ndarray], *, x_title: str = "head", y_ti
                       row=i // cols + 1, col=i % cols + 1)
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title=y_title)
-    return _layout(fig, title, height=max(320, 300 * rows))
+    return base_layout(fig, title, height=max(320, 300 * rows))
 
 
 HEAD_STATISTICS = {"space_px": "mean attention distance in space (pixels)",
@@ -170,7 +170,7 @@ def head_statistics(layers: Sequence[str], stats: Mapping[str, np.ndarray], *, t
                             line=dict(width=0.5, color="#444")), customdata=list(layers),
                 hovertemplate="%{customdata}, head " + str(h) + "<br>%{y:.3f}<extra></extra>"), row=row, col=1)
     fig.update_xaxes(tickmode="array", tickvals=x, ticktext=list(layers), tickangle=-45, row=len(keys), col=1)
-    return _layout(fig, title, height=max(360, 230 * len(keys)), subplot_titles=True)
+    return base_layout(fig, title, height=max(360, 230 * len(keys)), subplot_titles=True)
 
 
 def explanation_animation(frames: np.ndarray, heat: np.ndarray, *, title: str | None = None,
@@ -199,4 +199,4 @@ def explanation_animation(frames: np.ndarray, heat: np.ndarray, *, title: str | 
     height, width = frames.shape[1:3]
     fig.update_xaxes(visible=False, range=[-0.5, width - 0.5])
     fig.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor="x")
-    return _layout(fig, title, height=int(min(900, max(320, 560 * height / max(1, width) + 120))))
+    return base_layout(fig, title, height=int(min(900, max(320, 560 * height / max(1, width) + 120))))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
-from ._base import _layout
+from ._base import base_layout
 
 
 #: a title's note is broken into lines of at most this many characters: at its 11 px they fit a chart in a
@@ -36,7 +36,7 @@ def topk_bar(labels: Sequence[str], probabilities: Sequence[float], title: str |
     if lines:
         small = "<br>".join(f"<span style='font-size:11px'>{html.escape(line)}</span>" for line in lines)
         title = f"{title}<br>{small}" if title else small
-    fig = _layout(fig, title, height=max(200, 40 * len(labels) + 80) + 14 * len(lines))
+    fig = base_layout(fig, title, height=max(200, 40 * len(labels) + 80) + 14 * len(lines))
     if lines:
         fig.update_layout(margin_t=fig.layout.margin.t + 14 * len(lines))
     return fig
@@ -50,4 +50,4 @@ def prediction_timeline(starts: Sequence[float], series: dict[str, Sequence[floa
                      for label, values in series.items()])
     y_title = "independent score (sigmoid)" if scoring == "sigmoid" else "probability"
     fig.update_layout(xaxis_title="window start (s)", yaxis_title=y_title, yaxis_range=[0, 1])
-    return _layout(fig, title, height=320)
+    return base_layout(fig, title, height=320)

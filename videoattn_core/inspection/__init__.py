@@ -52,7 +52,7 @@ For the app::
 
 
 from .categories import CATEGORIES, attention_layers
-from .measured import Inspection, _flop_counter, inspect
+from .measured import Inspection, inspect
 from .records import LayerRecord
 from ..cost.flops import FLOPS_CONVENTION, MACS_CONVENTION
 from .summary import Summary, summarize

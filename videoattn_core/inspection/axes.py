@@ -9,7 +9,7 @@ from torch import nn
 
 from ..cost.flops import CONV_TRANSPOSE_TYPES, CONV_TYPES
 from ..models.layers import AttentionCore
-from .recorder import _Call
+from .recorder import Call
 
 _AXIS_NAMES = {"b": "B", "t": "T", "h": "H", "w": "W", "nt": "nT", "nh": "nH", "nw": "nW"}
 
@@ -26,14 +26,14 @@ def _pattern_label(pattern: str, cls: bool = False) -> str:
     return f"({body})" if len(axes) > 1 else body
 
 
-class _AxisNamer:
+class AxisNamer:
     """Names the axes of the tensors of one forward (see the module docstring for the rules).
 
     The group and token counts of each attention call are read off its actual ``q`` and ``k`` shapes, and the
     names off its :class:`AttentionLayout` patterns, so nothing depends on how a family names its einops axes.
     """
 
-    def __init__(self, calls: list[_Call], batch: int, input_shape: tuple[int, ...], input_layout: str,
+    def __init__(self, calls: list[Call], batch: int, input_shape: tuple[int, ...], input_layout: str,
                  has_head: bool = True):
         self.batch = batch
         self.has_head = has_head
@@ -56,13 +56,13 @@ class _AxisNamer:
         self.frames = {g[0] for g in grids}
         self.planes = {(g[1], g[2]) for g in grids}
 
-    def _context(self, call: _Call) -> list[_Call]:
+    def _context(self, call: Call) -> list[Call]:
         """Attention calls to try first: those inside ``call``, then the last one before it, then the rest."""
         inside = [c for c in self.core_calls if call.order <= c.order < call.end_order]
         before = [c for c in self.core_calls if c.order < call.order][-1:]
         return list({id(c): c for c in inside + before + self.core_calls}.values())
 
-    def _core_siblings(self, call: _Call) -> list[_Call]:
+    def _core_siblings(self, call: Call) -> list[Call]:
         """Attention calls made by the module that made ``call`` (its parent's other children)."""
         parent = call.parent
         if parent is None:
@@ -70,7 +70,7 @@ class _AxisNamer:
         return [c for c in self.core_calls if c.parent is parent]
 
     @staticmethod
-    def _core_candidates(c: _Call) -> list[tuple[str, str, int, int]]:
+    def _core_candidates(c: Call) -> list[tuple[str, str, int, int]]:
         """(groups label, tokens label, groups, tokens) one attention call explains, queries and keys."""
         lay = c.layout
         q, k = c.input_shapes[0], c.input_shapes[1]
@@ -83,7 +83,7 @@ class _AxisNamer:
                 out.append((glabel, without, q[0], n - 1))
         return out
 
-    def name(self, shape: tuple[int, ...] | None, call: _Call, *, is_input: bool) -> str:
+    def name(self, shape: tuple[int, ...] | None, call: Call, *, is_input: bool) -> str:
         if shape is None:
             return ""
         shape = tuple(shape)

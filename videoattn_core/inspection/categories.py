@@ -9,7 +9,7 @@ from torch import nn
 from ..attention.capture import attention_owners, capture_names
 from ..cost.flops import CONV_TRANSPOSE_TYPES, CONV_TYPES, NORM_TYPES
 from ..models.layers import AttentionCore
-from .recorder import _Call
+from .recorder import Call
 
 if TYPE_CHECKING:
     from .records import LayerRecord
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 CATEGORIES = ("attention", "mlp", "embedding", "norm", "head", "conv", "pooling", "other")
 
 
-def _categorise(records: list[LayerRecord], model: nn.Module, calls_by_name: dict[str, list[_Call]]) -> None:
+def categorise(records: list[LayerRecord], model: nn.Module, calls_by_name: dict[str, list[Call]]) -> None:
     """Fill ``category``: a module's own ``inspection_category`` if it states one, else by what it is and where
     it sits — inside an attention layer, an MLP (``mlp``/``ffn`` in its path), a normalization, an embedding
     (``embed`` in its path, or a convolution before the first attention), the head (``head``/``classifier`` in

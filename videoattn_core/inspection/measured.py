@@ -25,9 +25,9 @@ from torch import Tensor, nn
 from ..attention.capture import capturing, eager_module, model_lock
 from ..config import ModelConfig
 from ..models.layers import AttentionCore, CapturedAttention
-from .axes import _AxisNamer
-from .recorder import _Call, _Clock, _Recorder
-from .records import LayerRecord, _build_records
+from .axes import AxisNamer
+from .recorder import Call, Clock, Recorder
+from .records import LayerRecord, build_records
 
 
 @dataclass
@@ -114,7 +114,7 @@ def _counted_on_meta(model: nn.Module, x: Tensor) -> tuple[list[tuple[str, int, 
         try:
             replica = _meta_replica(model)
             counter = _flop_counter()
-            recorder = _Recorder(replica, flop_counter=counter)
+            recorder = Recorder(replica, flop_counter=counter)
             try:
                 with torch.no_grad(), counter:
                     replica(torch.empty(x.shape, dtype=x.dtype, device="meta"))
@@ -127,7 +127,7 @@ def _counted_on_meta(model: nn.Module, x: Tensor) -> tuple[list[tuple[str, int, 
     return per_model[key]
 
 
-def _apply_counts(calls: list[_Call], counts: list[tuple[str, int, int]]) -> bool:
+def _apply_counts(calls: list[Call], counts: list[tuple[str, int, int]]) -> bool:
     """Put the replica's counts on the real forward's calls; False when the two forwards differ."""
     if [c.name for c in calls] != [name for name, _, _ in counts]:
         return False
@@ -154,12 +154,12 @@ def inspect(model: nn.Module, x: Tensor, attention_layers: Sequence[str] = (), *
     """
     model = eager_module(model)
     device = x.device if isinstance(x, Tensor) else torch.device("cpu")
-    clock = _Clock(device)
+    clock = Clock(device)
     with model_lock(model):
         counts = _counted_on_meta(model, x) if measure_macs and isinstance(x, Tensor) else None
         counter = _flop_counter() if measure_macs and counts is None else None
         with capturing(model, list(attention_layers)) as captured:
-            recorder = _Recorder(model, clock=clock, flop_counter=counter)
+            recorder = Recorder(model, clock=clock, flop_counter=counter)
             try:
                 with torch.no_grad(), (counter if counter is not None else nullcontext()):
                     start = time.perf_counter()
@@ -183,8 +183,8 @@ def inspect(model: nn.Module, x: Tensor, attention_layers: Sequence[str] = (), *
     input_layout = config.input_layout if isinstance(config, ModelConfig) else "B C T H W"
     has_head = config.has_head if isinstance(config, ModelConfig) else True
     batch = x.shape[0] if isinstance(x, Tensor) else 1
-    namer = _AxisNamer(calls, batch, tuple(x.shape) if isinstance(x, Tensor) else (), input_layout, has_head)
-    records = _build_records(model, calls, namer, clock=clock, measured=measured)
+    namer = AxisNamer(calls, batch, tuple(x.shape) if isinstance(x, Tensor) else (), input_layout, has_head)
+    records = build_records(model, calls, namer, clock=clock, measured=measured)
     return Inspection(
         logits=logits, layers=records, attention={n: c[0] for n, c in captured.by_layer.items() if c},
         attention_calls=captured.by_layer, input_shape=tuple(x.shape) if isinstance(x, Tensor) else (),

@@ -21,7 +21,7 @@ _SAME_SHAPE_TYPES = (nn.LayerNorm, nn.GroupNorm, nn.BatchNorm1d, nn.BatchNorm2d,
                      nn.Identity, nn.GELU, nn.ReLU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Softmax)
 
 
-def _shape_only_forwards(model: nn.Module) -> None:
+def shape_only_forwards(model: nn.Module) -> None:
     """Give the standard leaves of a freshly built meta model forwards that only produce the output shape.
 
     PyTorch computes meta outputs of layer norm, linear and attention through Python decompositions (a few
@@ -68,7 +68,7 @@ def _attention_shape(q: Tensor, k: Tensor, v: Tensor, *args: Any, **kwargs: Any)
     return q.new_empty((*torch.broadcast_shapes(q.shape[:-1], k.shape[:-2] + q.shape[-2:-1]), v.shape[-1]))
 
 
-#: the binary elementwise functions :class:`_MetaElementwise` answers, and how their result dtype is found
+#: the binary elementwise functions :class:`MetaElementwise` answers, and how their result dtype is found
 _BINARY = {f: "div" if "div" in f.__name__ else "arith" for f in (
     torch.add, torch.sub, torch.mul, torch.div, torch.true_divide, Tensor.add, Tensor.sub, Tensor.mul, Tensor.div,
     Tensor.__add__, Tensor.__radd__, Tensor.__sub__, Tensor.__rsub__, Tensor.__mul__, Tensor.__rmul__,
@@ -76,7 +76,7 @@ _BINARY = {f: "div" if "div" in f.__name__ else "arith" for f in (
 _INTEGRAL = (torch.bool, torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
-class _MetaElementwise(TorchFunctionMode):
+class MetaElementwise(TorchFunctionMode):
     """Shapes of ``+ - * /``, ``torch.cat`` and integer ``torch.arange`` on the meta device without PyTorch's
     Python reference kernels.
 

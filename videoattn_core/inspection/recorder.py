@@ -16,13 +16,13 @@ from ..models.layers import AttentionCore, AttentionLayout
 
 
 @dataclass
-class _Call:
+class Call:
     """One module call as the hooks saw it."""
 
     name: str
     module: nn.Module
     order: int
-    parent: "_Call | None"
+    parent: "Call | None"
     input_shapes: tuple[tuple[int, ...], ...] = ()
     input_elems: int = 0
     output_shape: tuple[int, ...] | None = None
@@ -64,8 +64,8 @@ def _find_layout(args: tuple, kwargs: dict) -> AttentionLayout | None:
     return None
 
 
-class _Recorder:
-    """Forward hooks on every module of a model: one :class:`_Call` per module call, in execution order.
+class Recorder:
+    """Forward hooks on every module of a model: one :class:`Call` per module call, in execution order.
 
     Hooks are registered on the model's own modules (never globally, so other models and threads are not
     affected) and removed by :meth:`remove`, which callers run in a ``finally``.
@@ -77,11 +77,11 @@ class _Recorder:
     session of the app — is booked into, or taken out of, this model's modules.
     """
 
-    def __init__(self, model: nn.Module, clock: "_Clock | None" = None, flop_counter: Any = None):
+    def __init__(self, model: nn.Module, clock: "Clock | None" = None, flop_counter: Any = None):
         self.model = model
         self.names = {m: n for n, m in model.named_modules(remove_duplicate=False)}
-        self.calls: list[_Call] = []
-        self.stack: list[_Call] = []
+        self.calls: list[Call] = []
+        self.stack: list[Call] = []
         self.clock = clock
         self.flop_counter = flop_counter
         self.handles = []
@@ -98,7 +98,7 @@ class _Recorder:
         return self.flop_counter.get_total_flops()
 
     def _pre(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        call = _Call(self.names[module], module, len(self.calls), self.stack[-1] if self.stack else None)
+        call = Call(self.names[module], module, len(self.calls), self.stack[-1] if self.stack else None)
         tensors = [v for v in (*args, *kwargs.values()) if isinstance(v, Tensor)]
         call.input_shapes = tuple(tuple(t.shape) for t in tensors)
         call.input_elems = sum(t.numel() for t in tensors)
@@ -134,7 +134,7 @@ class _Recorder:
         call.end_order = len(self.calls)
 
 
-class _Clock:
+class Clock:
     """Wall time on the CPU; CUDA events on a GPU (recorded asynchronously, read after one synchronise)."""
 
     def __init__(self, device: torch.device):

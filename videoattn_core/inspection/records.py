@@ -9,9 +9,9 @@ from torch import nn
 
 from ..attention.capture import attention_owners
 from ..models.layers import AttentionCore, AttentionLayout
-from .axes import _AxisNamer
-from .categories import _categorise
-from .recorder import _Call, _Clock
+from .axes import AxisNamer
+from .categories import categorise
+from .recorder import Call, Clock
 
 
 @dataclass
@@ -80,10 +80,10 @@ class LayerRecord:
         return out
 
 
-def _build_records(model: nn.Module, calls: list[_Call], namer: _AxisNamer | None,
-                   clock: _Clock | None = None, measured: bool = False) -> list[LayerRecord]:
+def build_records(model: nn.Module, calls: list[Call], namer: AxisNamer | None,
+                   clock: Clock | None = None, measured: bool = False) -> list[LayerRecord]:
     modules = dict(model.named_modules())
-    by_name: dict[str, list[_Call]] = {}
+    by_name: dict[str, list[Call]] = {}
     for c in calls:
         by_name.setdefault(c.name, []).append(c)
     own_params = {n: sum(p.numel() for p in m.parameters(recurse=False)) for n, m in modules.items()}
@@ -163,7 +163,7 @@ def _build_records(model: nn.Module, calls: list[_Call], namer: _AxisNamer | Non
                 child_time = sum(by_rec[_join(rec.name, c)].time_s or 0.0 for c in children.get(rec.name, [])
                                  if _join(rec.name, c) in by_rec)
                 rec.self_time_s = max(0.0, rec.time_s - child_time)
-    _categorise(records, model, by_name)
+    categorise(records, model, by_name)
     return records
 
 

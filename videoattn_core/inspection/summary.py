@@ -16,10 +16,10 @@ from ..cost.flops import FLOPS_CONVENTION, MACS_CONVENTION, module_macs
 from ..errors import ConfigError
 from ..models.layers import AttentionCore
 from ..registry import build_model, family_of, get_config
-from .axes import _AxisNamer
-from .meta_shortcuts import _MetaElementwise, _shape_only_forwards
-from .recorder import _Recorder
-from .records import LayerRecord, _build_records
+from .axes import AxisNamer
+from .meta_shortcuts import MetaElementwise, shape_only_forwards
+from .recorder import Recorder
+from .records import LayerRecord, build_records
 
 #: what ``macs`` and ``flops`` count (shown next to the numbers by the table, the JSON and the app)
 
@@ -51,8 +51,8 @@ class Summary:
     macs: int
     views: int
     batch: int
-    _attention_elems: dict[str, int] = field(default_factory=dict, repr=False)
-    _peak_bytes: dict[tuple, int] = field(default_factory=dict, repr=False)  # forward_peak_bytes by dtype, batch
+    attention_elems: dict[str, int] = field(default_factory=dict, repr=False)
+    peak_bytes: dict[tuple, int] = field(default_factory=dict, repr=False)  # forward_peak_bytes by dtype, batch
 
     @property
     def flops(self) -> int:
@@ -96,19 +96,19 @@ class Summary:
         """
         from ..cost.memory import forward_peak_bytes
 
-        attention = sum(self._attention_elems.get(n, 0) for n in captured)
-        unknown = [n for n in captured if n not in self._attention_elems]
+        attention = sum(self.attention_elems.get(n, 0) for n in captured)
+        unknown = [n for n in captured if n not in self.attention_elems]
         if unknown:
             raise ConfigError(f"no attention layer named {unknown[0]!r}; capturable: "
-                              f"{', '.join(self._attention_elems)}", field="attention_layers")
+                              f"{', '.join(self.attention_elems)}", field="attention_layers")
         dtype = {2: torch.bfloat16, 4: torch.float32, 8: torch.float64}.get(dtype_bytes, torch.float32)
         key = (dtype_bytes, batch, explicit_attention)
-        if key not in self._peak_bytes:
-            self._peak_bytes[key] = forward_peak_bytes(self.config, dtype=dtype, batch=batch,
+        if key not in self.peak_bytes:
+            self.peak_bytes[key] = forward_peak_bytes(self.config, dtype=dtype, batch=batch,
                                                        explicit_attention=explicit_attention,
                                                        input_shape=self.input_shape)
         weights = self.params * dtype_bytes
-        activations = self._peak_bytes[key]
+        activations = self.peak_bytes[key]
         attention_bytes = int(attention * batch / self.batch) * dtype_bytes
         return {"weights": weights, "activations": activations, "attention": attention_bytes,
                 "total": weights + activations + attention_bytes}
@@ -148,7 +148,7 @@ class Summary:
         return summary_table(self, max_depth)
 
 
-def _default_views(config: ModelConfig) -> int:
+def default_views(config: ModelConfig) -> int:
     """The test views (temporal clips × spatial crops) the family's paper multiplies its per-view cost by (the
     family's ``paper_views``)."""
     return family_of(config).paper_views
@@ -198,12 +198,12 @@ def summarize(name_or_model: str | ModelConfig | nn.Module, frames: int | None =
         config = get_config(name_or_model, **overrides)
         label = name_or_model if isinstance(name_or_model, str) else config.family
     model = build_model(config, device="meta")
-    _shape_only_forwards(model)
+    shape_only_forwards(model)
     x = _example_input(model, config, frames, size, batch, "meta")
 
-    recorder = _Recorder(model)
+    recorder = Recorder(model)
     try:
-        with torch.no_grad(), _MetaElementwise():
+        with torch.no_grad(), MetaElementwise():
             try:
                 model(x)
             except ValueError as exc:  # the model's own input checks
@@ -213,8 +213,8 @@ def summarize(name_or_model: str | ModelConfig | nn.Module, frames: int | None =
         recorder.remove()
 
     calls = recorder.calls
-    namer = _AxisNamer(calls, batch, tuple(x.shape), config.input_layout, config.has_head)
-    records = _build_records(model, calls, namer)
+    namer = AxisNamer(calls, batch, tuple(x.shape), config.input_layout, config.has_head)
+    records = build_records(model, calls, namer)
     params = sum(p.numel() for p in model.parameters())
     macs = sum(r.macs for r in records)
     names = capture_names(model)
@@ -226,8 +226,8 @@ def summarize(name_or_model: str | ModelConfig | nn.Module, frames: int | None =
     return Summary(model=label, family=config.family, config=config, input_shape=tuple(x.shape),
                    input_layout=config.input_layout, output_shape=calls[0].output_shape if calls else None,
                    layers=records, params=params, macs=macs,
-                   views=views if views is not None else _default_views(config), batch=batch,
-                   _attention_elems=attention_elems)
+                   views=views if views is not None else default_views(config), batch=batch,
+                   attention_elems=attention_elems)
 
 
 def cost_points(config: ModelConfig, points: Sequence[tuple[int | None, int | None]],
@@ -240,7 +240,7 @@ def cost_points(config: ModelConfig, points: Sequence[tuple[int | None, int | No
     curves need. A point the model cannot take (or out of :data:`FRAMES_RANGE` / :data:`SIZE_RANGE`) is ``None``.
     """
     model = build_model(config, device="meta")
-    _shape_only_forwards(model)
+    shape_only_forwards(model)
     names = {m: n for n, m in model.named_modules(remove_duplicate=False)}
     totals = {"all": 0, "attention": 0}
     attention = {m for m, n in names.items() if categories.get(n) == "attention"}
@@ -260,7 +260,7 @@ def cost_points(config: ModelConfig, points: Sequence[tuple[int | None, int | No
             try:
                 _check_range("frames", frames, FRAMES_RANGE)
                 _check_range("size", size, SIZE_RANGE)
-                with torch.no_grad(), _MetaElementwise():
+                with torch.no_grad(), MetaElementwise():
                     model(torch.empty(config.input_shape(frames, size, 1), device="meta"))
             except (ConfigError, ValueError, RuntimeError):
                 out.append(None)

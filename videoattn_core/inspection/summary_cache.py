@@ -28,7 +28,7 @@ import torch
 from ..config import ModelConfig, jsonable
 from ..models.layers import AttentionLayout
 from .records import LayerRecord
-from .summary import Summary, _default_views
+from .summary import Summary, default_views
 
 FORMAT = 1
 #: a cache file larger than this is not read (the largest summary, ViT-g's, is a few hundred kB)
@@ -191,8 +191,8 @@ def summary_payload(summary: Summary) -> dict[str, Any]:
             "output_shape": list(summary.output_shape) if summary.output_shape is not None else None,
             "params": summary.params, "macs": summary.macs, "views": summary.views, "batch": summary.batch,
             "layers": [_record_payload(r) for r in summary.layers],
-            "attention_elems": dict(summary._attention_elems),
-            "peak_bytes": [[d, b, e, v] for (d, b, e), v in summary._peak_bytes.items()]}
+            "attention_elems": dict(summary.attention_elems),
+            "peak_bytes": [[d, b, e, v] for (d, b, e), v in summary.peak_bytes.items()]}
 
 
 def summary_from_payload(payload: Any, config: ModelConfig, frames: int | None = None,
@@ -212,7 +212,7 @@ def summary_from_payload(payload: Any, config: ModelConfig, frames: int | None =
     input_layout = _str(payload["input_layout"])
     if input_layout != config.input_layout or _shape(payload["input_shape"]) != config.input_shape(frames, size, 1):
         raise ValueError("input shape or layout")
-    if payload["views"] != _default_views(config) or payload["batch"] != 1:
+    if payload["views"] != default_views(config) or payload["batch"] != 1:
         raise ValueError("views or batch")
     elems = payload["attention_elems"]
     if not isinstance(elems, dict):
@@ -226,7 +226,7 @@ def summary_from_payload(payload: Any, config: ModelConfig, frames: int | None =
                    input_shape=_shape(payload["input_shape"]), input_layout=input_layout,
                    output_shape=_optional(_shape)(payload["output_shape"]), layers=layers, params=params, macs=macs,
                    views=_int(payload["views"], 1), batch=_int(payload["batch"], 1),
-                   _attention_elems={_str(k): _int(v) for k, v in elems.items()}, _peak_bytes=peaks)
+                   attention_elems={_str(k): _int(v) for k, v in elems.items()}, peak_bytes=peaks)
 
 
 def growth_payload(curves: tuple[dict[str, tuple[list[int], list[float]]], list[str], int]) -> dict[str, Any]:
@@ -313,7 +313,7 @@ def warm(presets: list[str] | None = None, cache: DiskCache | None = None) -> No
         config = get_preset(name).config
         try:
             summary = cached_summary(config, cache=cache)
-            if (4, 1, False) not in summary._peak_bytes:
+            if (4, 1, False) not in summary.peak_bytes:
                 summary.memory_estimate(4, 1)
                 save_summary(summary, cache=cache)
             for axis in ("frames", "size"):

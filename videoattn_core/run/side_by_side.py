@@ -51,7 +51,7 @@ class ModelOnClip:
 
 def explanation_layers(summary: Any) -> list[str]:
     """The attention layers an explanation keeps (all of them): for the memory check of :func:`run_on_clip`."""
-    return list(getattr(summary, "_attention_elems", {}))
+    return list(getattr(summary, "attention_elems", {}))
 
 
 def run_on_clip(plan: Any, clip: Any, *, method: str = "relevance", limits: Any = None) -> ModelOnClip:

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..cost.memory import _LiveBytes
+from ..cost.memory import LiveBytes
 from ..cost.zoo import ZooPoint
 from ..weights.lookup import entry_config
 from .devices import DTYPES
@@ -35,7 +35,7 @@ def measure_forward(config: Any, device: str = "cpu", dtype: str = "float32") ->
             torch.cuda.synchronize(dev)
             return {"time_s": time.perf_counter() - start, "peak_bytes": float(torch.cuda.max_memory_allocated(dev)),
                     "baseline_bytes": float(base)}
-        tracker = _LiveBytes([*model.parameters(), *model.buffers(), x])
+        tracker = LiveBytes([*model.parameters(), *model.buffers(), x])
         with tracker:
             out = model(x)
             del out
