@@ -152,7 +152,7 @@ def _head_relevance(captured: CapturedAttention, grad: Tensor | None) -> Tensor:
     probs = captured.probs.detach().float()
     if grad is None:  # the target does not depend on this attention
         return torch.zeros(probs.shape[0], *probs.shape[2:])
-    return (grad.float() * probs).clamp(min=0).mean(dim=1).cpu()
+    return (grad.float() * probs).clamp_(min=0).mean(dim=1).cpu()
 
 
 def _steps(records: list[tuple[str, CapturedAttention]], relevances: list[Tensor]):
