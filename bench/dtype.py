@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import videoattn_core as vac  # noqa: E402
 from run import synchronize  # noqa: E402
-from videoattn_core.run.runtime import native_bfloat16  # noqa: E402
+from videoattn_core.run.devices import native_bfloat16  # noqa: E402
 
 PRESETS = ("timesformer_base", "mvit_v2_s", "swin3d_t", "videomae_base", "vivit_b", "vjepa2_vitl")
 

@@ -24,7 +24,8 @@ import torch
 
 import videoattn_core as vac
 from videoattn_core.clips.preprocessing import crop_offsets, preprocess
-from videoattn_core.run.runtime import parse_views, plan_run
+from videoattn_core.clips.sampling import parse_views
+from videoattn_core.run.runtime import plan_run
 from videoattn_core.clips.sampling import clip_indices
 
 ASSETS = Path(__file__).resolve().parent.parent / "assets"

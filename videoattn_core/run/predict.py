@@ -19,7 +19,8 @@ import torch
 from ..clips.probe import Limits
 from ..config import jsonable
 from ..errors import ConfigError, VideoAttnError
-from .runtime import RANDOM_WARNING, classify, load_inputs, load_model, plan_run, resolve_dtype, top_predictions
+from .devices import resolve_dtype
+from .runtime import RANDOM_WARNING, classify, load_inputs, load_model, plan_run, top_predictions
 from ..units import class_name
 
 __all__ = ["Prediction", "predict", "top_predictions", "RANDOM_WARNING"]
