@@ -234,7 +234,7 @@ def test_layout_formula_handles_each_kind():
 def test_sdpa_kernel_formula_counts_like_explicit_attention():
     q = torch.randn(2, 3, 11, 8)
     analytic = flops.attention_macs(q.shape, q.shape, q.shape)
-    from videoattn_core.inspection import _flop_counter
+    from videoattn_core.inspection.measured import _flop_counter
 
     counter = _flop_counter()
     with counter:
