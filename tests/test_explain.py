@@ -379,3 +379,28 @@ def test_overlay_keeps_the_frames_where_the_map_is_zero():
     out = overlay_frames(frames, heat, opacity=0.5)
     np.testing.assert_array_equal(out[0, 0, 0], [100, 100, 102])  # half frame, half the ramp's darkest colour
     np.testing.assert_array_equal(out[1, 2, 3], [226, 228, 182])  # half frame, half the brightest
+
+
+def test_relevance_does_not_hold_every_layers_attention_until_the_backward():
+    """The attention blocks run under activation checkpointing: what autograd keeps from the forward for the
+    backward (seen by saved-tensor hooks around the explanation; a checkpointed block keeps only its input) stays
+    well below all layers' attention probabilities together, which a plain backward keeps — the backward computes
+    a block's probabilities again when it reaches the block. The map is the dense product's (test above)."""
+    from videoattn_core.attention.capture import capturing
+
+    torch.manual_seed(0)
+    model = vac.build_model("timesformer_base", depth=8, img_size=64, patch_size=8, num_frames=8, embed_dim=48,
+                            num_heads=4, num_classes=5, attention_type="joint_space_time").eval()
+    x = torch.randn(1, 3, 8, 64, 64, generator=torch.Generator().manual_seed(1))
+    with capturing(model) as records, torch.no_grad():
+        model(x)
+    all_probs = sum(c.probs.numel() * c.probs.element_size() for _, c in records)
+    saved = []
+
+    def pack(t):
+        saved.append(t.numel() * t.element_size())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        explain(model, x, target=1)
+    assert 0 < sum(saved) < 0.25 * all_probs, (sum(saved), all_probs)

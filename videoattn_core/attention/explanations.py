@@ -28,20 +28,25 @@ Three methods, one entry point (:func:`explain`):
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..models.layers import AttentionCore, AttentionLayout, CapturedAttention
 from ..registry import Family, family_of_model
-from .capture import activation_gradients_only, capturing
+from .capture import activation_gradients_only, capturing, eager_module, model_lock
 from .maps import CLS, PAD, rollout, token_coordinates
 
 METHODS = ("relevance", "rollout", "gradcam")
@@ -251,25 +256,80 @@ def _propagate_factorized_encoder(model: nn.Module, records, relevances) -> tupl
     return v_patch.reshape(grid).numpy(), grid
 
 
+@contextmanager
+def _recomputed_blocks(model: nn.Module, state: dict[str, Any]) -> Iterator[None]:
+    """Run the model's attention blocks (:func:`gradcam_layers`) under activation checkpointing
+    (``torch.utils.checkpoint``, non-reentrant): the autograd graph keeps each block's input only, and the backward
+    pass runs a block's forward again when it reaches it. While a block runs, ``state["block"]`` names it and
+    ``state["call"]`` counts its attention calls."""
+    model = eager_module(model)
+    modules = dict(model.named_modules())
+    names = [n for n in gradcam_layers(model) if isinstance(modules.get(n), nn.Module)]
+
+    def run(name: str, forward, *args, **kwargs):
+        state["block"], state["call"] = name, 0
+        try:
+            return forward(*args, **kwargs)
+        finally:
+            state["block"] = None
+
+    with model_lock(model):  # no other forward meets the patched blocks
+        for name in names:
+            block = functools.partial(run, name, modules[name].forward)
+            modules[name].forward = functools.partial(checkpoint, block, use_reentrant=False)
+        try:
+            yield
+        finally:
+            for name in names:
+                del modules[name].forward  # the class's forward again
+
+
 def _relevance(model: nn.Module, x: Tensor, target: int | None):
+    """The relevance row of the readout token. Each layer's Ā is taken from its gradient as the backward pass
+    reaches it, and the gradient is freed there: never every layer's N×N gradient at once. The attention blocks
+    run under activation checkpointing (:func:`_recomputed_blocks`): a block's attention probabilities are not
+    kept from the forward to the backward but computed again, by the same operations on the same input (the same
+    numbers), when the backward reaches the block — one block's graph in memory at a time, for one more forward's
+    time."""
     reason = relevance_unavailable_reason(model)
     if reason:
         raise ValueError(f"relevance is not available: {reason}")
-    with capturing(model, keep_graph=True, eval_mode=True) as records, torch.enable_grad():
+    state: dict[str, Any] = {"block": None, "call": 0, "forward_done": False}
+    grads: dict[int, Tensor] = {}
+    recomputed: dict[int, Tensor] = {}
+    originals: list[CapturedAttention] = []  # forward order; inside a block the probabilities as a meta tensor
+    in_block: dict[tuple[str, int], int] = {}  # (block, its k-th call) -> index in the forward
+
+    def take(i: int, grad: Tensor) -> None:
+        probs = recomputed.pop(i, None)
+        grads[i] = _head_relevance(originals[i] if probs is None else CapturedAttention(probs, originals[i].layout),
+                                   grad)
+
+    def keep(captured: CapturedAttention) -> CapturedAttention | None:
+        block, k = state["block"], state["call"]
+        state["call"] = k + 1
+        if state["forward_done"]:  # a block computed again by the backward pass
+            recomputed[in_block[block, k]] = captured.probs
+            return None
+        i = len(originals)
+        captured.probs.register_hook(functools.partial(take, i))
+        if block is None:  # outside the blocks (V-JEPA 2's pooler): kept from the forward
+            originals.append(captured)
+            return captured
+        in_block[block, k] = i
+        light = torch.empty(captured.probs.shape, dtype=captured.probs.dtype, device="meta")
+        originals.append(CapturedAttention(light, captured.layout))
+        return originals[-1]
+
+    with _recomputed_blocks(model, state), capturing(model, keep_graph=True, eval_mode=True, reduce=keep) as records, \
+            torch.enable_grad():
         out = model(x)
+        state["forward_done"] = True
+        records = list(records.calls[:len(originals)])
         target, score = _target_score(model, out, target)
-        # each layer's Ā is taken from its gradient as the backward pass reaches it, and the gradient is freed
-        # there: never every layer's N×N gradient at once (half the memory of the backward for Swin and MViT)
-        calls = [captured for _, captured in records]
-        grads: list[Tensor | None] = [None] * len(calls)
-        hooks = [c.probs.register_hook(lambda g, i=i: grads.__setitem__(i, _head_relevance(calls[i], g)))
-                 for i, c in enumerate(calls)]
-        try:
-            torch.autograd.grad(score, x)
-        finally:
-            for hook in hooks:  # a hook refers to the probabilities it sits on: a cycle only gc would free
-                hook.remove()
-    relevances = [g if g is not None else _head_relevance(c, None) for c, g in zip(calls, grads)]
+        torch.autograd.grad(score, x)
+    calls = originals
+    relevances = [grads[i] if i in grads else _head_relevance(c, None) for i, c in enumerate(calls)]
     readout = _readout(model, records)
     if readout == "encoder_cls":  # ViViT model 2: the spatial encoder's CLS per frame, then the temporal encoder
         tokens, _ = _propagate_factorized_encoder(model, records, relevances)
