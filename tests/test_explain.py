@@ -404,3 +404,9 @@ def test_relevance_does_not_hold_every_layers_attention_until_the_backward():
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         explain(model, x, target=1)
     assert 0 < sum(saved) < 0.25 * all_probs, (sum(saved), all_probs)
+
+
+def test_relevance_without_recomputing_gives_the_same_map():
+    model, x = _timesformer(), _clip()
+    np.testing.assert_array_equal(explain(model, x, target=3).tokens,
+                                  explain(model, x, target=3, recompute=False).tokens)
