@@ -381,11 +381,13 @@ def test_overlay_keeps_the_frames_where_the_map_is_zero():
     np.testing.assert_array_equal(out[1, 2, 3], [226, 228, 182])  # half frame, half the brightest
 
 
-def test_relevance_does_not_hold_every_layers_attention_until_the_backward():
+@pytest.mark.parametrize("method", ["relevance", "gradcam"])
+def test_explanations_do_not_hold_every_layers_attention_until_the_backward(method):
     """The attention blocks run under activation checkpointing: what autograd keeps from the forward for the
     backward (seen by saved-tensor hooks around the explanation; a checkpointed block keeps only its input) stays
     well below all layers' attention probabilities together, which a plain backward keeps — the backward computes
-    a block's probabilities again when it reaches the block. The map is the dense product's (test above)."""
+    a block's probabilities again when it reaches the block (the map is the dense product's, test above). Grad-CAM
+    starts the graph at its layer's output and captures only that layer's attention."""
     from videoattn_core.attention.capture import capturing
 
     torch.manual_seed(0)
@@ -402,7 +404,7 @@ def test_relevance_does_not_hold_every_layers_attention_until_the_backward():
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        explain(model, x, target=1)
+        explain(model, x, target=1, method=method)
     assert 0 < sum(saved) < 0.25 * all_probs, (sum(saved), all_probs)
 
 
@@ -410,3 +412,25 @@ def test_relevance_without_recomputing_gives_the_same_map():
     model, x = _timesformer(), _clip()
     np.testing.assert_array_equal(explain(model, x, target=3).tokens,
                                   explain(model, x, target=3, recompute=False).tokens)
+
+
+def test_gradcam_equals_the_published_rule_on_a_plain_forward():
+    """Grad-CAM (Selvaraju et al.) computed here from a plain forward and backward of the model (fused attention,
+    the layer's output kept with ``retain_grad``): weights = the gradient averaged over the token positions,
+    map = ReLU(Σ_c weights_c · activations_c) on the (T, H, W) patch grid, the CLS token left out. The core runs
+    the same backward from the score to the layer only, with the layer's own attention captured."""
+    model, x = _timesformer("joint_space_time"), _clip()
+    layer = "blocks.0"
+    kept = []
+    handle = dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: kept.append(o))
+    with torch.enable_grad():
+        out = model(x)
+        kept[0].retain_grad()
+        out[0, 2].backward()
+    handle.remove()
+    acts, grads = kept[0][0, 1:].detach(), kept[0].grad[0, 1:]  # (T·H·W, C)
+    weights = grads.mean(dim=0)
+    # TimeSformer's token order is (h w t): the official code's rearrange "(b t) n m -> b (n t) m"
+    expected = torch.relu(acts @ weights).reshape(S // P, S // P, T).permute(2, 0, 1).numpy()
+    result = explain(model, x, method="gradcam", target=2, layer=layer)
+    np.testing.assert_allclose(result.tokens, expected, rtol=1e-5, atol=1e-7)

@@ -46,7 +46,7 @@ from ..config import ModelConfig
 from ..errors import ConfigError
 from ..models.layers import AttentionCore, AttentionLayout, CapturedAttention
 from ..registry import Family, family_of_model
-from .capture import activation_gradients_only, capturing, eager_module, model_lock
+from .capture import activation_gradients_only, capture_names, capturing, eager_module, model_lock
 from .maps import CLS, PAD, rollout, token_coordinates
 
 METHODS = ("relevance", "rollout", "gradcam")
@@ -385,16 +385,26 @@ def _gradcam(model: nn.Module, x: Tensor, target: int | None, layer: str | None)
         raise ConfigError(f"layer={layer!r} is not a layer Grad-CAM can use; choose one of "
                           f"{', '.join(gradcam_layers(model))}", field="layer")
     saved: list[Tensor] = []
-    with capturing(model, eval_mode=True) as records, torch.enable_grad():
-        handle = modules[layer].register_forward_hook(lambda m, i, o: saved.append(o))
+
+    def start_graph(module: nn.Module, inputs: Any, output: Tensor) -> Tensor:
+        """The layer's output as the graph's leaf: the backward runs from the score to here, no further."""
+        saved.append(output.detach().requires_grad_(True))
+        return saved[-1]
+
+    # the layouts of the layer's own attention calls (the token grid it hands on); every other layer keeps its
+    # fused kernel, and nothing before the layer enters the autograd graph
+    inside = [n for n in capture_names(model).values() if n == layer or n.startswith(layer + ".")]
+    with capturing(model, list(dict.fromkeys(inside)), reduce=lambda c: c.layout, eval_mode=True) as records, \
+            torch.enable_grad():
+        handle = modules[layer].register_forward_hook(start_graph)
         try:
             out = model(x)
             target, score = _target_score(model, out, target)
             (grad,) = torch.autograd.grad(score, saved[0])
         finally:
             handle.remove()
-    inside = [c.layout for name, c in records if name.startswith(layer + ".")]
-    grid = (inside[-1].q_grid or inside[-1].grid) if inside else None
+    layouts = [c for _, c in records]
+    grid = (layouts[-1].q_grid or layouts[-1].grid) if layouts else None
     acts, grads = _feature_map(model, saved[0].detach(), grid), _feature_map(model, grad, grid)
     weights = grads.float().mean(dim=(1, 2, 3))  # (C,)
     cam = torch.relu(torch.einsum("c,cthw->thw", weights, acts.float()))
@@ -436,7 +446,7 @@ def explain(model: nn.Module, x: Tensor, *, target: int | None = None, method: s
             tokens, target, score, out = _relevance(model, x.detach().requires_grad_(True), target, recompute)
     elif method == "gradcam":
         with activation_gradients_only(model):
-            tokens, target, score, out, layer = _gradcam(model, x.detach().requires_grad_(True), target, layer)
+            tokens, target, score, out, layer = _gradcam(model, x.detach(), target, layer)
     else:
         try:
             tokens = rollout(model, x)
