@@ -14,7 +14,7 @@ from pages import _hub, _query, _status
 from pages import _state as state
 from pages import _widgets as widgets
 from videoattn_core import figures
-from videoattn_core.attention import explanations
+from videoattn_core.attention import explanations, gradcam
 from videoattn_core.attention import maps as attention_maps
 from videoattn_core.inspection import categories
 from videoattn_core.run import runtime
@@ -248,9 +248,9 @@ if method != "off":
     state.relabel("attention.target", tuple(names.items()))
     target = e2.selectbox("class (top 5)", options, key="attention.target", format_func=names.get)
     if method == "gradcam":
-        cam_layers = explanations.gradcam_layers(loaded.model)
+        cam_layers = gradcam.gradcam_layers(loaded.model)
         if ss["attention.camlayer"] not in cam_layers:
-            asked, used = ss["attention.camlayer"], explanations.default_gradcam_layer(loaded.model)
+            asked, used = ss["attention.camlayer"], gradcam.default_gradcam_layer(loaded.model)
             if asked is not None:  # say which layer Grad-CAM uses instead of the one asked for
                 st.warning(f"camlayer={asked!r} ignored: {preset} has no Grad-CAM layer {asked}; using {used}"
                            if view.opened else f"Grad-CAM layer {asked} is not in {preset}; using {used}")
@@ -294,7 +294,7 @@ if show_stats == "on":
                "with fewer heads) is left out.")
 
 page_state.update({"explain": None if method == "off" else method, "target": target,
-                   "camlayer": cam_layer if cam_layer and cam_layer != explanations.default_gradcam_layer(loaded.model)
+                   "camlayer": cam_layer if cam_layer and cam_layer != gradcam.default_gradcam_layer(loaded.model)
                    else None})
 page_state.update({"layer": layer if layer != default_layer else None, "head": None if head == "mean" else head,
                    "query": None if query == query_choice.default else ",".join(map(str, query)),

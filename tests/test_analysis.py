@@ -125,6 +125,38 @@ def test_kept_allocator_serves_freed_memory_again_without_page_faults():
     assert faults["kept"] < pages // 20, faults
 
 
+@pytest.mark.skipif(not memory.can_pin_allocator(), reason="glibc's allocator only")
+def test_an_unkept_window_gives_large_freed_blocks_back_where_the_heaps_keep_them():
+    """With the kept allocator a freed 256 MiB tensor stays resident; inside ``allocator_unkept`` (an explanation's
+    backward pass) such a block is unmapped when freed, and on leaving the window what the heaps kept is given back
+    and the kept allocator is in force again (measured as the process's resident set, in a process of its own)."""
+    code = (
+        "import sys, torch\n"
+        "from videoattn_core.cost import memory\n"
+        "def rss():\n"
+        "    return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
+        "assert memory.keep_allocator()\n"
+        "def grow():\n"
+        "    before = rss()\n"
+        "    torch.empty(64 * 2**20).fill_(1)\n"
+        "    return rss() - before\n"
+        "kept = grow()\n"
+        "high = rss()\n"
+        "with memory.allocator_unkept():\n"
+        "    inside = grow()\n"
+        "    given_back = high - rss()\n"
+        "after = grow()\n"
+        "print(kept, inside, given_back, after)\n")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(root)}).stdout
+    kept, inside, given_back, after = (int(v) for v in out.split())
+    block = 256 * 2**20
+    assert kept > block // 2, out  # the kept heap holds the freed block
+    assert given_back > block // 2 and inside < block // 8, out  # given back on entry; unmapped when freed
+    assert after > block // 2, out  # kept again after the window
+
+
 def test_memory_plan_without_a_pinnable_allocator_keeps_the_loose_bound(monkeypatch):
     summary = vac.summarize("timesformer_base")
     monkeypatch.setattr(memory, "_pinned", None)

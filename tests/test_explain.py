@@ -12,7 +12,8 @@ import torch
 from torch import nn
 
 import videoattn_core as vac
-from videoattn_core.attention.explanations import explain, gradcam_layers
+from videoattn_core.attention.explanations import explain
+from videoattn_core.attention.gradcam import gradcam_layers
 from videoattn_core.models.layers import AttentionCore, AttentionLayout
 
 T, S, P = 4, 24, 8  # frames, pixels, patch: a 4×3×3 token grid

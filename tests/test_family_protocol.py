@@ -137,7 +137,8 @@ def test_the_core_names_no_family():
     names = [f.name for f in vac.list_families() if f.name != "toy_protocol"]
     pattern = re.compile(r"""["'](%s)["']""" % "|".join(names))
     offenders = []
-    for module in ("attention/explanations.py", "attention/maps.py", "weights/checkpoints.py", "inspection/summary.py",
+    for module in ("attention/explanations.py", "attention/relevance.py", "attention/gradcam.py",
+                   "attention/targets.py", "attention/maps.py", "weights/checkpoints.py", "inspection/summary.py",
                    "weights/hf_reading.py", "weights/hub.py", "run/runtime.py", "weights/lookup.py"):
         text = (core / module).read_text()
         offenders += [f"{module}: {m.group(0)}" for m in pattern.finditer(text)]

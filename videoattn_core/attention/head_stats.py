@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from ..models.layers import AttentionLayout, CapturedAttention
 from .capture import capturing
-from .explanations import input_thw
+from .targets import input_thw
 from .maps import CLS, token_coordinates
 
 
