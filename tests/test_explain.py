@@ -435,3 +435,23 @@ def test_gradcam_equals_the_published_rule_on_a_plain_forward():
     expected = torch.relu(acts @ weights).reshape(S // P, S // P, T).permute(2, 0, 1).numpy()
     result = explain(model, x, method="gradcam", target=2, layer=layer)
     np.testing.assert_allclose(result.tokens, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_rollout_keeps_head_means_not_every_layers_probabilities():
+    """Rollout reduces each layer's attention to its mean over heads as it arrives, and the forward that gives the
+    logits captures nothing (fused attention): the tensors alive at once stay below half of all layers'
+    probabilities together (counted by the dispatcher, as the memory estimate counts them)."""
+    from videoattn_core.attention.capture import capturing
+    from videoattn_core.cost.memory import LiveBytes
+
+    torch.manual_seed(0)
+    model = vac.build_model("timesformer_base", depth=8, img_size=64, patch_size=8, num_frames=8, embed_dim=48,
+                            num_heads=4, num_classes=5, attention_type="joint_space_time").eval()
+    x = torch.randn(1, 3, 8, 64, 64, generator=torch.Generator().manual_seed(1))
+    with capturing(model) as records, torch.no_grad():
+        model(x)
+    all_probs = sum(c.probs.numel() * c.probs.element_size() for _, c in records)
+    tracker = LiveBytes([*model.parameters(), *model.buffers(), x])
+    with tracker:
+        explain(model, x, method="rollout")
+    assert tracker.peak < 0.5 * all_probs, (tracker.peak, all_probs)

@@ -102,7 +102,7 @@ def explain(model: nn.Module, x: Tensor, *, target: int | None = None, method: s
             tokens = rollout(model, x)
         except ValueError as exc:
             raise ValueError(str(exc)) from None
-        with torch.no_grad(), capturing(model, eval_mode=True):
+        with torch.no_grad(), capturing(model, [], eval_mode=True):  # eval mode, nothing captured: fused attention
             out = model(x)
         target, score = target_score(model, out, target)
         note = "rollout is not class-specific: the map is the same for every target"
