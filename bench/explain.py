@@ -3,6 +3,10 @@
     python bench/explain.py                                    # timesformer_base, CPU float32
     python bench/explain.py --preset mvit_v2_s --method gradcam --threads 1
 
+``--allocator kept`` (the default) holds freed memory in glibc's heaps as the app and the command line do far from the
+memory's limit; the explanation runs in its unkept window (``videoattn_core.cost.memory.allocator_unkept``).
+``--no-recompute``: relevance without recomputing the blocks in its backward pass.
+
 Measured once each, after one warm-up forward: the plain forward (no gradient, fused attention), then the
 explanation (explicit attention kept in the autograd graph, one backward to the attention probabilities, the
 relevance carried back through the layers). Memory is the process's peak resident set (``ru_maxrss``) after the
@@ -44,9 +48,19 @@ def main() -> int:
     parser.add_argument("--preset", default="timesformer_base")
     parser.add_argument("--method", default="relevance", choices=METHODS)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--no-recompute", action="store_true",
+                        help="relevance keeps every block's graph from the forward (explain(recompute=False))")
+    parser.add_argument("--allocator", default="kept", choices=("kept", "default"),
+                        help="kept: glibc's heaps keep freed memory, as the app and the command line run far from "
+                             "the memory's limit (the explanation itself runs in an unkept window); default: glibc "
+                             "left alone")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.allocator == "kept":
+        from videoattn_core.cost.memory import keep_allocator
+
+        keep_allocator()
     torch.manual_seed(0)
     model = vac.build_model(args.preset).eval()
     x = torch.randn(model.config.input_shape(), generator=torch.Generator().manual_seed(1))
@@ -61,17 +75,18 @@ def main() -> int:
     forward_peak = rss_bytes() - base
 
     start = time.perf_counter()
-    result = explain(model, x, method=args.method)
+    result = explain(model, x, method=args.method, recompute=not args.no_recompute)
     explain_s = time.perf_counter() - start
     explain_peak = rss_bytes() - base
 
     shape = "×".join(map(str, x.shape[2:]))
     row = {"preset": args.preset, "method": args.method, "input": shape, "threads": torch.get_num_threads(),
-           "forward_s": forward_s, "explain_s": explain_s, "ratio": explain_s / forward_s,
+           "recompute": not args.no_recompute, "allocator": args.allocator, "forward_s": forward_s, "explain_s": explain_s, "ratio": explain_s / forward_s,
            "forward_peak_bytes": forward_peak, "explain_peak_bytes": explain_peak, "baseline_rss_bytes": base,
            "token_grid": list(result.tokens.shape), "torch": torch.__version__,
            "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    print(f"{args.method} on {args.preset} {shape}, CPU ({row['threads']} threads): forward {forward_s:.2f} s, "
+    print(f"{args.method} on {args.preset} {shape}, CPU ({row['threads']} threads, allocator {args.allocator}"
+          f"{', no recompute' if args.no_recompute else ''}): forward {forward_s:.2f} s, "
           f"{args.method} {explain_s:.2f} s = {row['ratio']:.2f}× the forward; peak memory above the "
           f"{base / 2**30:.2f} GiB baseline: forward {forward_peak / 2**30:.2f} GiB, {args.method} "
           f"{explain_peak / 2**30:.2f} GiB")
