@@ -81,8 +81,8 @@ def explain(model: nn.Module, x: Tensor, *, target: int | None = None, method: s
     ``target``, ``method`` or ``layer``) where a method does not apply, saying why.
 
     Relevance computes each attention block's probabilities again in its backward pass (``recompute``, the
-    default): the same map with 0.3–0.6× the memory, for 1.3–1.5× the time (``bench/explain.py``:
-    swin3d_t 2.48 → 1.41 GiB, 5.0 → 6.9 s; timesformer_base 1.24 → 0.52 GiB, 3.0 → 4.4 s; 2 CPU threads).
+    default): the same map with 0.3–0.5× the memory, for 1.3–1.5× the time (``bench/explain.py --threads 2``:
+    swin3d_t 2.32 → 1.15 GiB, 5.1 → 7.5 s; timesformer_base 1.16 → 0.44 GiB, 3.1 → 4.5 s).
     ``recompute=False`` keeps them from the forward instead."""
     if method not in METHODS:
         raise ConfigError(f"method={method!r} is not allowed: choose one of {', '.join(METHODS)}", field="method")
