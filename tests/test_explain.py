@@ -455,3 +455,12 @@ def test_rollout_keeps_head_means_not_every_layers_probabilities():
     with tracker:
         explain(model, x, method="rollout")
     assert tracker.peak < 0.5 * all_probs, (tracker.peak, all_probs)
+
+
+def test_cli_no_recompute_writes_the_same_map(tmp_path):
+    import json
+
+    assert _cli("--target", "3", "--out", str(tmp_path / "a.json")) == 0
+    assert _cli("--target", "3", "--no-recompute", "--out", str(tmp_path / "b.json")) == 0
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
+    assert a["tokens"] == b["tokens"]
