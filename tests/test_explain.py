@@ -384,11 +384,11 @@ def test_overlay_keeps_the_frames_where_the_map_is_zero():
 
 @pytest.mark.parametrize("method", ["relevance", "gradcam"])
 def test_explanations_do_not_hold_every_layers_attention_until_the_backward(method):
-    """The attention blocks run under activation checkpointing: what autograd keeps from the forward for the
-    backward (seen by saved-tensor hooks around the explanation; a checkpointed block keeps only its input) stays
-    well below all layers' attention probabilities together, which a plain backward keeps — the backward computes
-    a block's probabilities again when it reaches the block (the map is the dense product's, test above). Grad-CAM
-    starts the graph at its layer's output and captures only that layer's attention."""
+    """The attention blocks run under activation checkpointing: what autograd holds for the backward at any one time
+    (seen by saved-tensor hooks around the explanation, counted until released; a checkpointed block keeps only its
+    input, and its own graph lives while the backward goes through it) stays well below all layers' attention
+    probabilities together, which a plain backward holds at once (the map is the dense product's, test above).
+    Grad-CAM starts the graph at its layer's output and captures only that layer's attention."""
     from videoattn_core.attention.capture import capturing
 
     torch.manual_seed(0)
@@ -398,21 +398,36 @@ def test_explanations_do_not_hold_every_layers_attention_until_the_backward(meth
     with capturing(model) as records, torch.no_grad():
         model(x)
     all_probs = sum(c.probs.numel() * c.probs.element_size() for _, c in records)
-    saved = []
+    import weakref
+
+    class Saved:  # what autograd holds for the backward, counted while it holds it
+        __slots__ = ("tensor", "__weakref__")
+
+    held = {"now": 0, "peak": 0}
+
+    def release(n):
+        held["now"] -= n
 
     def pack(t):
-        saved.append(t.numel() * t.element_size())
-        return t
+        box, n = Saved(), t.numel() * t.element_size()
+        box.tensor = t
+        held["now"] += n
+        held["peak"] = max(held["peak"], held["now"])
+        weakref.finalize(box, release, n)
+        return box
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda box: box.tensor):
         explain(model, x, target=1, method=method)
-    assert 0 < sum(saved) < 0.25 * all_probs, (sum(saved), all_probs)
+    # a tensor saved twice (softmax output, matrix product operand) counts twice: one block holds ~2.5 maps
+    assert 0 < held["peak"] < 0.5 * all_probs, (held, all_probs)
 
 
 def test_relevance_without_recomputing_gives_the_same_map():
+    """The same map to float rounding: recomputing, the forward's blocks run the fused attention kernel, whose sums
+    round differently from the explicit path's."""
     model, x = _timesformer(), _clip()
-    np.testing.assert_array_equal(explain(model, x, target=3).tokens,
-                                  explain(model, x, target=3, recompute=False).tokens)
+    np.testing.assert_allclose(explain(model, x, target=3).tokens,
+                               explain(model, x, target=3, recompute=False).tokens, rtol=1e-5, atol=1e-9)
 
 
 def test_gradcam_equals_the_published_rule_on_a_plain_forward():
@@ -463,4 +478,4 @@ def test_cli_no_recompute_writes_the_same_map(tmp_path):
     assert _cli("--target", "3", "--out", str(tmp_path / "a.json")) == 0
     assert _cli("--target", "3", "--no-recompute", "--out", str(tmp_path / "b.json")) == 0
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
-    assert a["tokens"] == b["tokens"]
+    np.testing.assert_allclose(a["tokens"], b["tokens"], rtol=1e-5, atol=1e-9)

@@ -76,14 +76,15 @@ def explain(model: nn.Module, x: Tensor, *, target: int | None = None, method: s
             layer: str | None = None, recompute: bool = True) -> Explanation:
     """Explain the model's score for ``target`` (default: the top class) on the first clip of ``x``.
 
-    ``method`` is ``"relevance"``, ``"rollout"`` or ``"gradcam"`` (``layer``: see :func:`~videoattn_core.attention.gradcam.gradcam_layers`;
-    default :func:`~videoattn_core.attention.gradcam.default_gradcam_layer`). Raises ``ValueError`` (a :class:`ConfigError` for a bad
-    ``target``, ``method`` or ``layer``) where a method does not apply, saying why.
+    ``method`` is ``"relevance"``, ``"rollout"`` or ``"gradcam"`` (``layer``: see
+    :func:`~videoattn_core.attention.gradcam.gradcam_layers`; default
+    :func:`~videoattn_core.attention.gradcam.default_gradcam_layer`). Raises ``ValueError`` (a
+    :class:`ConfigError` for a bad ``target``, ``method`` or ``layer``) where a method does not apply, saying why.
 
-    Relevance computes each attention block's probabilities again in its backward pass (``recompute``, the
-    default): the same map with 0.3–0.5× the memory, for 1.3–1.5× the time (``bench/explain.py --threads 2``:
-    swin3d_t 2.32 → 1.15 GiB, 5.1 → 7.5 s; timesformer_base 1.16 → 0.44 GiB, 3.1 → 4.5 s).
-    ``recompute=False`` keeps them from the forward instead."""
+    Relevance runs each attention block again in its backward pass (``recompute``, the default; the forward runs the
+    blocks on the fused kernel without a graph): the same map to float rounding with 0.25–0.6× the memory, for
+    1.2–1.3× the time (``bench/explain.py --threads 2``: swin3d_t 2.04 → 1.17 GiB, 5.2 → 6.7 s; timesformer_base
+    1.16 → 0.29 GiB, 3.3 → 4.4 s). ``recompute=False`` keeps every block's graph from an explicit forward instead."""
     if method not in METHODS:
         raise ConfigError(f"method={method!r} is not allowed: choose one of {', '.join(METHODS)}", field="method")
     if method != "gradcam" and not any(isinstance(m, AttentionCore) for m in model.modules()):

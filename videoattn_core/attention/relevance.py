@@ -175,26 +175,40 @@ def _propagate_factorized_encoder(model: nn.Module, records, relevances) -> tupl
 
 @contextmanager
 def _recomputed_blocks(model: nn.Module, state: dict[str, Any], enabled: bool = True) -> Iterator[None]:
-    """Run the model's innermost attention blocks (:func:`gradcam_layers`) under activation checkpointing
-    (``torch.utils.checkpoint``, non-reentrant): the autograd graph keeps each block's input only, and the backward
-    pass runs a block's forward again when it reaches it. While a block runs, ``state["block"]`` names it and
-    ``state["call"]`` counts its attention calls."""
+    """Run the model's innermost attention blocks (:func:`gradcam_layers`) under reentrant activation checkpointing
+    (``torch.utils.checkpoint``): the forward runs each block without a graph, on the fused attention kernel (its
+    cores' sinks set aside), and keeps the block's input only; the backward pass runs the block again, explicitly
+    and with its graph, when it reaches it, and goes back through it. While a block runs, ``state["block"]`` names
+    it; ``state["slots"]`` lists the blocks' forward runs in order."""
     model = eager_module(model)
     modules = dict(model.named_modules())
     layers = [n for n in gradcam_layers(model) if isinstance(modules.get(n), nn.Module)]
     names = [n for n in layers if enabled and not any(o.startswith(n + ".") for o in layers)]  # innermost only
+    cores = {n: [m for m in modules[n].modules() if isinstance(m, AttentionCore)] for n in names}
 
-    def run(name: str, forward, *args, **kwargs):
-        state["block"], state["call"] = name, 0
+    def run(name: str, forward, args: tuple, kwargs: dict):
+        graph = torch.is_grad_enabled()  # False: the forward's run; True: the backward's
+        set_aside = [] if graph else [(core, core.sink) for core in cores[name]]
+        if not graph:
+            state["slots"].append(name)
+        state["block"] = name
+        for core, _ in set_aside:
+            core.sink = None
         try:
             return forward(*args, **kwargs)
         finally:
+            for core, sink in set_aside:
+                core.sink = sink
             state["block"] = None
+
+    def checkpointed(name: str, forward):
+        def call(*args, **kwargs):
+            return checkpoint(lambda *a: run(name, forward, a, kwargs), *args, use_reentrant=True)
+        return call
 
     with model_lock(model):  # no other forward meets the patched blocks
         for name in names:
-            block = functools.partial(run, name, modules[name].forward)
-            modules[name].forward = functools.partial(checkpoint, block, use_reentrant=False)
+            modules[name].forward = checkpointed(name, modules[name].forward)
         try:
             yield
         finally:
@@ -204,49 +218,48 @@ def _recomputed_blocks(model: nn.Module, state: dict[str, Any], enabled: bool = 
 
 def relevance(model: nn.Module, x: Tensor, target: int | None, recompute: bool = True):
     """The relevance row of the readout token. Each layer's Ā is taken from its gradient as the backward pass
-    reaches it, and the gradient is freed there: never every layer's N×N gradient at once. The attention blocks
-    run under activation checkpointing (:func:`_recomputed_blocks`): a block's attention probabilities are not
-    kept from the forward to the backward but computed again, by the same operations on the same input (the same
-    numbers), when the backward reaches the block — one block's graph in memory at a time, for one more forward's
-    time. Without ``recompute`` every block keeps its graph from the forward."""
+    reaches it, and the gradient is freed there: never every layer's N×N gradient at once. With ``recompute`` the
+    attention blocks run under activation checkpointing (:func:`_recomputed_blocks`): the forward runs them on the
+    fused kernel without a graph (the logits are the model's own), and the backward pass runs each block again,
+    explicitly, when it reaches it — one block's graph in memory at a time. Without ``recompute`` every block keeps
+    its graph from an explicit forward."""
     reason = relevance_unavailable_reason(model)
     if reason:
         raise ValueError(f"relevance is not available: {reason}")
-    state: dict[str, Any] = {"block": None, "call": 0, "forward_done": False}
+    state: dict[str, Any] = {"block": None, "slots": []}
+    calls: list[CapturedAttention] = []  # every call as it came (a block's in the backward), probabilities on meta
+    by_block: dict[str, list[int]] = {}
+    live: dict[int, Tensor] = {}  # probabilities waiting for their gradient (no hook holds them: no cycle)
     grads: dict[int, Tensor] = {}
-    recomputed: dict[int, Tensor] = {}
-    originals: list[CapturedAttention] = []  # forward order; inside a block the probabilities as a meta tensor
-    in_block: dict[tuple[str, int], int] = {}  # (block, its k-th call) -> index in the forward
 
     def take(i: int, grad: Tensor) -> None:
-        probs = recomputed.pop(i, None)
-        grads[i] = _head_relevance(originals[i] if probs is None else CapturedAttention(probs, originals[i].layout),
-                                   grad)
+        grads[i] = _head_relevance(CapturedAttention(live.pop(i), calls[i].layout), grad)
 
-    def keep(captured: CapturedAttention) -> CapturedAttention | None:
-        block, k = state["block"], state["call"]
-        state["call"] = k + 1
-        if state["forward_done"]:  # a block computed again by the backward pass
-            recomputed[in_block[block, k]] = captured.probs
-            return None
-        i = len(originals)
-        captured.probs.register_hook(functools.partial(take, i))
-        if block is None:  # outside the blocks (V-JEPA 2's pooler): kept from the forward
-            originals.append(captured)
-            return captured
-        in_block[block, k] = i
-        light = torch.empty(captured.probs.shape, dtype=captured.probs.dtype, device="meta")
-        originals.append(CapturedAttention(light, captured.layout))
-        return originals[-1]
+    def keep(captured: CapturedAttention) -> CapturedAttention:
+        i = len(calls)
+        shape = captured.probs.shape
+        calls.append(CapturedAttention(torch.empty(shape, dtype=captured.probs.dtype, device="meta"),
+                                       captured.layout))
+        if state["block"] is None:
+            state["slots"].append(i)  # its place in the forward
+        else:
+            by_block.setdefault(state["block"], []).append(i)  # the backward's run of the block
+        if captured.probs.requires_grad:
+            live[i] = captured.probs
+            captured.probs.register_hook(functools.partial(take, i))
+        return calls[i]
 
-    with _recomputed_blocks(model, state, recompute), capturing(model, keep_graph=True, eval_mode=True, reduce=keep) as records, \
-            torch.enable_grad():
+    with _recomputed_blocks(model, state, recompute), \
+            capturing(model, keep_graph=True, eval_mode=True, reduce=keep) as captures, torch.enable_grad():
         out = model(x)
-        state["forward_done"] = True
-        records = list(records.calls[:len(originals)])
         target, score = target_score(model, out, target)
-        torch.autograd.grad(score, x)
-    calls = originals
+        score.backward()  # reentrant checkpoints take no autograd.grad
+    live.clear()
+    order = [j for slot in state["slots"] for j in (by_block.get(slot, []) if isinstance(slot, str) else [slot])]
+    name_of = {id(c): name for name, c in captures.calls}
+    records = [(name_of[id(calls[i])], calls[i]) for i in order]
+    calls = [calls[i] for i in order]
+    grads = {k: grads[i] for k, i in enumerate(order) if i in grads}
     relevances = [grads[i] if i in grads else _head_relevance(c, None) for i, c in enumerate(calls)]
     readout = _readout(model, records)
     if readout == "encoder_cls":  # ViViT model 2: the spatial encoder's CLS per frame, then the temporal encoder

@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=4.0, help="frames per second of the MP4/GIF (default 4)")
     p.add_argument("--no-recompute", action="store_true",
                    help="relevance: keep every attention block's graph from the forward instead of computing it "
-                        "again in the backward pass (1.3-1.5x faster, 2-3x the memory)")
+                        "again in the backward pass (1.2-1.3x faster, 2-4x the memory)")
     add_device_arguments(p, dtype=False)
     p.add_argument("--sampling-rate", type=int, metavar="R",
                    help="Hugging Face models: frames R apart from the first (the pipeline's frame_sampling_rate; "
