@@ -382,13 +382,8 @@ def test_overlay_keeps_the_frames_where_the_map_is_zero():
     np.testing.assert_array_equal(out[1, 2, 3], [226, 228, 182])  # half frame, half the brightest
 
 
-@pytest.mark.parametrize("method", ["relevance", "gradcam"])
-def test_explanations_do_not_hold_every_layers_attention_until_the_backward(method):
-    """The attention blocks run under activation checkpointing: what autograd holds for the backward at any one time
-    (seen by saved-tensor hooks around the explanation, counted until released; a checkpointed block keeps only its
-    input, and its own graph lives while the backward goes through it) stays well below all layers' attention
-    probabilities together, which a plain backward holds at once (the map is the dense product's, test above).
-    Grad-CAM starts the graph at its layer's output and captures only that layer's attention."""
+def _eight_joint_layers():
+    """A deep enough model for memory tests, its clip, and the bytes of all its layers' attention probabilities."""
     from videoattn_core.attention.capture import capturing
 
     torch.manual_seed(0)
@@ -398,6 +393,17 @@ def test_explanations_do_not_hold_every_layers_attention_until_the_backward(meth
     with capturing(model) as records, torch.no_grad():
         model(x)
     all_probs = sum(c.probs.numel() * c.probs.element_size() for _, c in records)
+    return model, x, all_probs
+
+
+@pytest.mark.parametrize("method", ["relevance", "gradcam"])
+def test_explanations_do_not_hold_every_layers_attention_until_the_backward(method):
+    """The attention blocks run under activation checkpointing: what autograd holds for the backward at any one time
+    (seen by saved-tensor hooks around the explanation, counted until released; a checkpointed block keeps only its
+    input, and its own graph lives while the backward goes through it) stays well below all layers' attention
+    probabilities together, which a plain backward holds at once (the map is the dense product's, test above).
+    Grad-CAM starts the graph at its layer's output and captures only that layer's attention."""
+    model, x, all_probs = _eight_joint_layers()
     import weakref
 
     class Saved:  # what autograd holds for the backward, counted while it holds it
@@ -456,16 +462,9 @@ def test_rollout_keeps_head_means_not_every_layers_probabilities():
     """Rollout reduces each layer's attention to its mean over heads as it arrives, and the forward that gives the
     logits captures nothing (fused attention): the tensors alive at once stay below half of all layers'
     probabilities together (counted by the dispatcher, as the memory estimate counts them)."""
-    from videoattn_core.attention.capture import capturing
     from videoattn_core.cost.memory import LiveBytes
 
-    torch.manual_seed(0)
-    model = vac.build_model("timesformer_base", depth=8, img_size=64, patch_size=8, num_frames=8, embed_dim=48,
-                            num_heads=4, num_classes=5, attention_type="joint_space_time").eval()
-    x = torch.randn(1, 3, 8, 64, 64, generator=torch.Generator().manual_seed(1))
-    with capturing(model) as records, torch.no_grad():
-        model(x)
-    all_probs = sum(c.probs.numel() * c.probs.element_size() for _, c in records)
+    model, x, all_probs = _eight_joint_layers()
     tracker = LiveBytes([*model.parameters(), *model.buffers(), x])
     with tracker:
         explain(model, x, method="rollout")
