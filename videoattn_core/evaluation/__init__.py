@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ..run import runtime
+from ..run import runtime, weights_source
 from ..errors import ConfigError
 from . import results
 from .annotations import FORMATS, MATCHES, Dataset, Sample, map_labels, normalise, read_dataset
@@ -64,7 +64,7 @@ def _model_labels(plan: runtime.RunPlan, labels: str | Path | None) -> list[str]
         names = load_labels(entry.dataset)
         if len(names) == n:
             return names
-    return runtime.resolve_labels(plan.config, plan.preset, plan.weights, plan.hf_config)[0]
+    return weights_source.resolve_labels(plan.config, plan.preset, plan.weights, plan.hf_config)[0]
 
 
 def _check_mapping(dataset: Dataset, labels: list[str], match: str, skip_unmapped: bool):
