@@ -258,9 +258,7 @@ def relevance(model: nn.Module, x: Tensor, target: int | None, recompute: bool =
     order = [j for slot in state["slots"] for j in (by_block.get(slot, []) if isinstance(slot, str) else [slot])]
     name_of = {id(c): name for name, c in captures.calls}
     records = [(name_of[id(calls[i])], calls[i]) for i in order]
-    calls = [calls[i] for i in order]
-    grads = {k: grads[i] for k, i in enumerate(order) if i in grads}
-    relevances = [grads[i] if i in grads else _head_relevance(c, None) for i, c in enumerate(calls)]
+    relevances = [grads[i] if i in grads else _head_relevance(calls[i], None) for i in order]
     readout = _readout(model, records)
     if readout == "encoder_cls":  # ViViT model 2: the spatial encoder's CLS per frame, then the temporal encoder
         tokens, _ = _propagate_factorized_encoder(model, records, relevances)
