@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 import videoattn_core as vac  # noqa: E402
 from videoattn_core.attention.explanations import METHODS, explain  # noqa: E402
+from run import add_allocator_argument, use_allocator  # noqa: E402  (bench/, the script's folder)
 
 
 def rss_bytes() -> int:
@@ -50,17 +51,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--no-recompute", action="store_true",
                         help="relevance keeps every block's graph from the forward (explain(recompute=False))")
-    parser.add_argument("--allocator", default="kept", choices=("kept", "default"),
-                        help="kept: glibc's heaps keep freed memory, as the app and the command line run far from "
-                             "the memory's limit (the explanation itself runs in an unkept window); default: glibc "
-                             "left alone")
+    add_allocator_argument(parser)  # the explanation itself runs in an unkept window
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.allocator == "kept":
-        from videoattn_core.cost.memory import keep_allocator
-
-        keep_allocator()
+    use_allocator(args.allocator)
     torch.manual_seed(0)
     model = vac.build_model(args.preset).eval()
     x = torch.randn(model.config.input_shape(), generator=torch.Generator().manual_seed(1))

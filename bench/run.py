@@ -167,6 +167,23 @@ def bench_preset(name: str, device: torch.device, dtype: torch.dtype, repeat: in
     }
 
 
+
+def add_allocator_argument(parser: argparse.ArgumentParser) -> None:
+    """``--allocator kept | default`` (the benchmarks that run forwards share it)."""
+    parser.add_argument("--allocator", default="kept", choices=("kept", "default"),
+                        help="CPU: kept, freed memory kept in glibc's heaps, as the app and the command line run "
+                             "forwards far from the memory's limit (videoattn_core.cost.memory.keep_allocator); "
+                             "default: glibc left alone")
+
+
+def use_allocator(allocator: str, device: str = "cpu") -> None:
+    """Put ``--allocator`` in force for this process."""
+    if allocator == "kept" and device == "cpu":
+        from videoattn_core.cost.memory import keep_allocator
+
+        keep_allocator()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", help="comma-separated preset names (default: all, or the quick set)")
@@ -181,16 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-warmup", dest="warmup", action="store_false", help="skip the warm-up forward")
     parser.add_argument("--compile", action="store_true",
                         help="forwards through torch.compile (the warm-up forward compiles; inspections run eager)")
-    parser.add_argument("--allocator", default="kept", choices=("kept", "default"),
-                        help="CPU: kept, freed memory kept in glibc's heaps, as the app and the command line run "
-                             "forwards far from the memory's limit (videoattn_core.cost.memory.keep_allocator); default: "
-                             "glibc left alone")
+    add_allocator_argument(parser)
     parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/bench-<time>.json)")
     args = parser.parse_args(argv)
-    if args.allocator == "kept" and args.device == "cpu":
-        from videoattn_core.cost.memory import keep_allocator
-
-        keep_allocator()
+    use_allocator(args.allocator, args.device)
 
     available = vac.list_models()
     if args.presets:
