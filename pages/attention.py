@@ -74,7 +74,7 @@ kinds = categories.attention_layer_kinds(loaded.model)
 layers = list(kinds)
 # the default: the last layer that is not purely temporal (it has the CLS token and a spatial map)
 default_layer = next((n for n in reversed(layers) if kinds[n] != "time"), layers[-1])
-model = plan.model_key[:3]  # the network and its weights, whatever the device
+model = (plan.preset, plan.config, plan.weights.identity)  # the network and its weights, whatever the device
 changed = state.model_changed(view, model)  # kept settings are checked against it, heavy views wait
 notes = st.container()  # what the link or the model change could not keep, and what replaced it
 ss = st.session_state
