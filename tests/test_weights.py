@@ -350,6 +350,25 @@ def test_concurrent_fetches_of_one_file_transfer_it_once(server, caches):
     assert [p.name for p in results[0].parent.iterdir()] == [entry.filename]
 
 
+def test_a_lock_file_removed_while_it_was_awaited_is_opened_again(server, caches, monkeypatch):
+    """The race that the concurrent fetches above can meet: the ``.partial`` file this fetch waited on was removed
+    (its holder found the checkpoint fetched) just as this one took the lock: it opens the file now there."""
+    data = _checkpoint_bytes()
+    entry = _entry(server.url, data)
+    server.routes[f"/models/{entry.filename}"] = (200, data, {}, None)
+    real, removed = D.os.path.samefile, []
+
+    def removed_first(a, b):
+        if not removed:
+            removed.append(a)
+            D.os.unlink(a)
+        return real(a, b)
+
+    monkeypatch.setattr(D.os.path, "samefile", removed_first)
+    path = D.get_weights(entry, progress=False)
+    assert removed and path.read_bytes() == data
+
+
 def test_404_names_the_url_and_where_to_place_the_file(server, caches):
     entry = _entry(server.url, b"whatever")
     with pytest.raises(vac.WeightsError) as info:

@@ -166,8 +166,11 @@ def _locked(path: Path):
     while True:
         file = open(path, "a+b")
         fcntl.flock(file.fileno(), fcntl.LOCK_EX)
-        if path.is_file() and os.path.samefile(path, file.fileno()):
-            return file
+        try:
+            if os.path.samefile(path, file.fileno()):
+                return file
+        except FileNotFoundError:  # removed meanwhile, by the holder of a newer file at ``path``
+            pass
         file.close()
 
 
