@@ -396,13 +396,14 @@ def _eight_joint_layers():
     return model, x, all_probs
 
 
-@pytest.mark.parametrize("method", ["relevance", "gradcam"])
-def test_explanations_do_not_hold_every_layers_attention_until_the_backward(method):
-    """The attention blocks run under activation checkpointing: what autograd holds for the backward at any one time
-    (seen by saved-tensor hooks around the explanation, counted until released; a checkpointed block keeps only its
-    input, and its own graph lives while the backward goes through it) stays well below all layers' attention
-    probabilities together, which a plain backward holds at once (the map is the dense product's, test above).
-    Grad-CAM starts the graph at its layer's output and captures only that layer's attention."""
+@pytest.mark.parametrize("method, recompute", [("relevance", False), ("relevance", True), ("gradcam", False)])
+def test_explanations_do_not_hold_every_layers_attention_until_the_backward(method, recompute):
+    """What autograd holds for the backward at any one time (seen by saved-tensor hooks around the explanation,
+    counted until released) stays well below all layers' attention probabilities together, which a plain backward
+    holds at once (the map is the dense product's, tests above). Relevance runs the fused kernel and recomputes the
+    probabilities in its backward pass a block of rows at a time; with ``recompute`` a checkpointed block keeps
+    only its input, and its own graph lives while the backward goes through it. Grad-CAM starts the graph at its
+    layer's output and captures only that layer's attention."""
     model, x, all_probs = _eight_joint_layers()
     import weakref
 
@@ -423,17 +424,15 @@ def test_explanations_do_not_hold_every_layers_attention_until_the_backward(meth
         return box
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda box: box.tensor):
-        explain(model, x, target=1, method=method)
+        explain(model, x, target=1, method=method, recompute=recompute)
     # a tensor saved twice (softmax output, matrix product operand) counts twice: one block holds ~2.5 maps
     assert 0 < held["peak"] < 0.5 * all_probs, (held, all_probs)
 
 
-def test_relevance_without_recomputing_gives_the_same_map():
-    """The same map to float rounding: recomputing, the forward's blocks run the fused attention kernel, whose sums
-    round differently from the explicit path's."""
+def test_relevance_recomputing_the_blocks_gives_the_same_map():
     model, x = _timesformer(), _clip()
     np.testing.assert_allclose(explain(model, x, target=3).tokens,
-                               explain(model, x, target=3, recompute=False).tokens, rtol=1e-5, atol=1e-9)
+                               explain(model, x, target=3, recompute=True).tokens, rtol=1e-5, atol=1e-9)
 
 
 def test_gradcam_equals_the_published_rule_on_a_plain_forward():
@@ -471,10 +470,10 @@ def test_rollout_keeps_head_means_not_every_layers_probabilities():
     assert tracker.peak < 0.5 * all_probs, (tracker.peak, all_probs)
 
 
-def test_cli_no_recompute_writes_the_same_map(tmp_path):
+def test_cli_recompute_writes_the_same_map(tmp_path):
     import json
 
     assert _cli("--target", "3", "--out", str(tmp_path / "a.json")) == 0
-    assert _cli("--target", "3", "--no-recompute", "--out", str(tmp_path / "b.json")) == 0
+    assert _cli("--target", "3", "--recompute", "--out", str(tmp_path / "b.json")) == 0
     a, b = (json.loads((tmp_path / f"{n}.json").read_text()) for n in "ab")
     np.testing.assert_allclose(a["tokens"], b["tokens"], rtol=1e-5, atol=1e-9)

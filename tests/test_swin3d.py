@@ -21,7 +21,7 @@ from videoattn_core.attention.maps import capture_all
 from reference import Reference, assert_both_paths_match, relative_error
 from videoattn_core.models.layers import AttentionCore
 from videoattn_core.models.windows import (
-    MASK_VALUE, batched_windows, grouped_windows, shift_attention_mask, shifted_window_order,
+    MASK_VALUE, batched_windows, grouped_windows, layout_groups, shift_attention_mask, shifted_window_order,
 )
 
 
@@ -248,13 +248,15 @@ def test_grouped_windows_hold_each_window_once_with_its_own_mask(size, window, s
     assert not grouped.masks[0].any() and all(m.any() for m in grouped.masks[1:])
     first_rows = order.view(-1, n)[:, 0].tolist()  # a window is known by its first token
     rows = gather.view(-1, n)
+    in_layout = layout_groups(grouped, batch)  # where a gradient sink is told each group sits: (b nw)
     start = 0
     for mask, size in zip(grouped.masks, sizes):
-        for group in rows[start:start + size]:
+        for j, group in enumerate(rows[start:start + size], start):
             clip, first = divmod(int(group[0]), tokens)
             index = first_rows.index(first)
             assert torch.equal(group - clip * tokens, order.view(-1, n)[index])
             torch.testing.assert_close(masks[index], mask, rtol=0, atol=0)
+            assert int(in_layout[j]) == clip * masks.shape[0] + index
         start += size
 
 

@@ -9,6 +9,7 @@ never sees another thread's sinks or hooks.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from typing import Any, Callable, Iterator, Sequence
 from torch import nn
 
 from ..errors import ConfigError
-from ..models.layers import AttentionCore, CapturedAttention
+from ..models.layers import AttentionCore, AttentionLayout, CapturedAttention, GradientBlocks
 
 
 def eager_module(model: nn.Module) -> nn.Module:
@@ -142,6 +143,29 @@ def capturing(model: nn.Module, layers: Sequence[str] | None = None, *,
                 core.sink, core.capture_graph = sink, graph
             if eval_mode:
                 model.train(was_training)
+
+
+@contextmanager
+def gradient_sinks(model: nn.Module, on_call: Callable[[str, AttentionLayout, tuple[int, int, int, int]],
+                                                       GradientBlocks]) -> Iterator[None]:
+    """A :attr:`~videoattn_core.models.layers.AttentionCore.gradient_sink` on every attention core of ``model``
+    (in eval mode, under :func:`model_lock`, all restored on exit): each call of a core while autograd records
+    calls ``on_call(core name, layout, (G, heads, N_q, N_k))``, which returns the function that receives the
+    call's ``∇A ⊙ A`` blocks in the backward pass. The cores keep the fused kernel in the forward."""
+    model = eager_module(model)
+    with model_lock(model):
+        cores = [(name, m) for name, m in model.named_modules() if isinstance(m, AttentionCore)]
+        saved = [core.gradient_sink for _, core in cores]
+        was_training = model.training
+        try:
+            model.eval()
+            for name, core in cores:
+                core.gradient_sink = functools.partial(on_call, name)
+            yield
+        finally:
+            for (_, core), sink in zip(cores, saved):
+                core.gradient_sink = sink
+            model.train(was_training)
 
 
 @contextmanager

@@ -73,7 +73,7 @@ def to_frames(tokens: np.ndarray, size: Grid) -> np.ndarray:
 
 
 def explain(model: nn.Module, x: Tensor, *, target: int | None = None, method: str = "relevance",
-            layer: str | None = None, recompute: bool = True) -> Explanation:
+            layer: str | None = None, recompute: bool = False) -> Explanation:
     """Explain the model's score for ``target`` (default: the top class) on the first clip of ``x``.
 
     ``method`` is ``"relevance"``, ``"rollout"`` or ``"gradcam"`` (``layer``: see
@@ -81,10 +81,10 @@ def explain(model: nn.Module, x: Tensor, *, target: int | None = None, method: s
     :func:`~videoattn_core.attention.gradcam.default_gradcam_layer`). Raises ``ValueError`` (a
     :class:`ConfigError` for a bad ``target``, ``method`` or ``layer``) where a method does not apply, saying why.
 
-    Relevance runs each attention block again in its backward pass (``recompute``, the default; the forward runs the
-    blocks on the fused kernel without a graph): the same map to float rounding with 0.25–0.6× the memory, for
-    1.2–1.3× the time (``bench/explain.py --threads 2``: swin3d_t 2.04 → 1.17 GiB, 5.2 → 6.7 s; timesformer_base
-    1.16 → 0.29 GiB, 3.3 → 4.4 s). ``recompute=False`` keeps every block's graph from an explicit forward instead."""
+    Relevance runs the attention on the fused kernel and recomputes each call's probabilities, a block of rows at a
+    time, in the backward pass (:func:`~videoattn_core.attention.relevance.relevance`). ``recompute`` also runs
+    each attention block again in the backward pass instead of keeping its activations: about half the memory for
+    one more forward of time (``bench/explain.py --threads 2 [--recompute]``)."""
     if method not in METHODS:
         raise ConfigError(f"method={method!r} is not allowed: choose one of {', '.join(METHODS)}", field="method")
     if method != "gradcam" and not any(isinstance(m, AttentionCore) for m in model.modules()):
@@ -94,7 +94,7 @@ def explain(model: nn.Module, x: Tensor, *, target: int | None = None, method: s
     note = ""
     if method == "relevance":
         with activation_gradients_only(model), allocator_unkept():
-            tokens, target, score, out = relevance(model, x.detach().requires_grad_(True), target, recompute)
+            tokens, target, score, out = relevance(model, x.detach(), target, recompute)
     elif method == "gradcam":
         with activation_gradients_only(model), allocator_unkept():
             tokens, target, score, out, layer = gradcam(model, x.detach(), target, layer)

@@ -4,7 +4,6 @@ through the layers on the token grid their layouts state."""
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,7 +15,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from ..models.layers import AttentionCore, AttentionLayout, CapturedAttention
-from .capture import capturing, eager_module, model_lock
+from .capture import eager_module, gradient_sinks, model_lock
 from .gradcam import gradcam_layers
 from .maps import CLS, PAD, token_coordinates
 from .targets import Grid, family_of, target_score
@@ -69,12 +68,10 @@ def _spread(v: Tensor, src: Grid, dst: Grid) -> Tensor:
     return v[coarse] / counts[coarse]
 
 
-def _head_relevance(captured: CapturedAttention, grad: Tensor | None) -> Tensor:
-    """Ā = mean over heads of (∇A ⊙ A)⁺: ``(G, N_q, N_k)``."""
-    probs = captured.probs.detach().float()
-    if grad is None:  # the target does not depend on this attention
-        return torch.zeros(probs.shape[0], *probs.shape[2:])
-    return (grad.float() * probs).clamp_(min=0).mean(dim=1).cpu()
+def _head_mean(summed: Tensor | None, shape: torch.Size) -> Tensor:
+    """Ā = mean over heads of (∇A ⊙ A)⁺ from its sum over the ``shape[1]`` heads: ``(G, N_q, N_k)``, zero where the
+    target does not depend on the call (no gradient reached it)."""
+    return summed.div_(shape[1]).cpu() if summed is not None else torch.zeros(shape[0], *shape[2:])
 
 
 def _steps(records: list[tuple[str, CapturedAttention]], relevances: list[Tensor]):
@@ -176,29 +173,21 @@ def _propagate_factorized_encoder(model: nn.Module, records, relevances) -> tupl
 @contextmanager
 def _recomputed_blocks(model: nn.Module, state: dict[str, Any], enabled: bool = True) -> Iterator[None]:
     """Run the model's innermost attention blocks (:func:`gradcam_layers`) under reentrant activation checkpointing
-    (``torch.utils.checkpoint``): the forward runs each block without a graph, on the fused attention kernel (its
-    cores' sinks set aside), and keeps the block's input only; the backward pass runs the block again, explicitly
-    and with its graph, when it reaches it, and goes back through it. While a block runs, ``state["block"]`` names
-    it; ``state["slots"]`` lists the blocks' forward runs in order."""
+    (``torch.utils.checkpoint``): the forward runs each block without a graph and keeps the block's input only;
+    the backward pass runs the block again, with its graph, when it reaches it, and goes back through it. While a
+    block runs, ``state["block"]`` names it; ``state["slots"]`` lists the blocks' forward runs in order."""
     model = eager_module(model)
     modules = dict(model.named_modules())
     layers = [n for n in gradcam_layers(model) if isinstance(modules.get(n), nn.Module)]
     names = [n for n in layers if enabled and not any(o.startswith(n + ".") for o in layers)]  # innermost only
-    cores = {n: [m for m in modules[n].modules() if isinstance(m, AttentionCore)] for n in names}
 
     def run(name: str, forward, args: tuple, kwargs: dict):
-        graph = torch.is_grad_enabled()  # False: the forward's run; True: the backward's
-        set_aside = [] if graph else [(core, core.sink) for core in cores[name]]
-        if not graph:
+        if not torch.is_grad_enabled():  # the forward's run (the backward's runs with a graph)
             state["slots"].append(name)
         state["block"] = name
-        for core, _ in set_aside:
-            core.sink = None
         try:
             return forward(*args, **kwargs)
         finally:
-            for core, sink in set_aside:
-                core.sink = sink
             state["block"] = None
 
     def checkpointed(name: str, forward):
@@ -216,49 +205,47 @@ def _recomputed_blocks(model: nn.Module, state: dict[str, Any], enabled: bool = 
                 del modules[name].forward  # the class's forward again
 
 
-def relevance(model: nn.Module, x: Tensor, target: int | None, recompute: bool = True):
-    """The relevance row of the readout token. Each layer's Ā is taken from its gradient as the backward pass
-    reaches it, and the gradient is freed there: never every layer's N×N gradient at once. With ``recompute`` the
-    attention blocks run under activation checkpointing (:func:`_recomputed_blocks`): the forward runs them on the
-    fused kernel without a graph (the logits are the model's own), and the backward pass runs each block again,
-    explicitly, when it reaches it — one block's graph in memory at a time. Without ``recompute`` every block keeps
-    its graph from an explicit forward."""
+def relevance(model: nn.Module, x: Tensor, target: int | None, recompute: bool = False):
+    """The relevance row of the readout token.
+
+    The forward runs every attention on the fused kernel (the logits are the model's own) and keeps no
+    probabilities; the backward pass recomputes each call's probabilities a block of rows at a time
+    (:func:`~videoattn_core.models.layers.attention_backward`) and sums (∇A ⊙ A)⁺ over the heads block by block:
+    never one N×N matrix whole, nor every layer's. With ``recompute`` the attention blocks also run under
+    activation checkpointing (:func:`_recomputed_blocks`): only each block's input is kept from the forward, and
+    the backward pass runs each block again when it reaches it (less memory, one more forward of time)."""
     reason = relevance_unavailable_reason(model)
     if reason:
         raise ValueError(f"relevance is not available: {reason}")
     state: dict[str, Any] = {"block": None, "slots": []}
-    calls: list[CapturedAttention] = []  # every call as it came (a block's in the backward), probabilities on meta
+    calls: list[tuple[str, CapturedAttention]] = []  # every call as it came (a block's in the backward)
     by_block: dict[str, list[int]] = {}
-    live: dict[int, Tensor] = {}  # probabilities waiting for their gradient (no hook holds them: no cycle)
-    grads: dict[int, Tensor] = {}
+    sums: dict[int, Tensor] = {}  # Σ over heads of (∇A ⊙ A)⁺, per call: (G, N_q, N_k)
 
-    def take(i: int, grad: Tensor) -> None:
-        grads[i] = _head_relevance(CapturedAttention(live.pop(i), calls[i].layout), grad)
-
-    def keep(captured: CapturedAttention) -> CapturedAttention:
+    def on_call(name: str, layout: AttentionLayout, shape: tuple[int, int, int, int]):
         i = len(calls)
-        shape = captured.probs.shape
-        calls.append(CapturedAttention(torch.empty(shape, dtype=captured.probs.dtype, device="meta"),
-                                       captured.layout))
+        calls.append((name, CapturedAttention(torch.empty(shape, device="meta"), layout)))
         if state["block"] is None:
             state["slots"].append(i)  # its place in the forward
         else:
             by_block.setdefault(state["block"], []).append(i)  # the backward's run of the block
-        if captured.probs.requires_grad:
-            live[i] = captured.probs
-            captured.probs.register_hook(functools.partial(take, i))
-        return calls[i]
 
-    with _recomputed_blocks(model, state, recompute), \
-            capturing(model, keep_graph=True, eval_mode=True, reduce=keep) as captures, torch.enable_grad():
+        def blocks(groups: slice, rows: slice, grad_probs: Tensor) -> None:  # each block comes once
+            if i not in sums:
+                sums[i] = torch.empty(shape[0], shape[2], shape[3], device=grad_probs.device)
+            sums[i][groups, rows] = grad_probs.clamp_(min=0).sum(dim=1, dtype=torch.float32)
+        return blocks
+
+    # the attentions start the graph (no gradient with respect to the clip); a checkpointed block needs an input
+    # that needs a gradient, so with ``recompute`` the clip does
+    x = x.detach().requires_grad_(recompute)
+    with _recomputed_blocks(model, state, recompute), gradient_sinks(model, on_call), torch.enable_grad():
         out = model(x)
         target, score = target_score(model, out, target)
         score.backward()  # reentrant checkpoints take no autograd.grad
-    live.clear()
     order = [j for slot in state["slots"] for j in (by_block.get(slot, []) if isinstance(slot, str) else [slot])]
-    name_of = {id(c): name for name, c in captures.calls}
-    records = [(name_of[id(calls[i])], calls[i]) for i in order]
-    relevances = [grads[i] if i in grads else _head_relevance(calls[i], None) for i in order]
+    records = [calls[i] for i in order]
+    relevances = [_head_mean(sums.get(i), calls[i][1].probs.shape) for i in order]
     readout = _readout(model, records)
     if readout == "encoder_cls":  # ViViT model 2: the spatial encoder's CLS per frame, then the temporal encoder
         tokens, _ = _propagate_factorized_encoder(model, records, relevances)

@@ -39,9 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--layer", help="Grad-CAM layer, e.g. blocks.10 (default: the last block's input)")
     p.add_argument("--out", required=True, metavar="FILE", help="overlay.mp4, overlay.gif or explanation.json")
     p.add_argument("--fps", type=float, default=4.0, help="frames per second of the MP4/GIF (default 4)")
-    p.add_argument("--no-recompute", action="store_true",
-                   help="relevance: keep every attention block's graph from the forward instead of computing it "
-                        "again in the backward pass (1.2-1.3x faster, 2-4x the memory)")
+    p.add_argument("--recompute", action="store_true",
+                   help="relevance: run each attention block again in the backward pass instead of keeping its "
+                        "activations (about half the memory, one more forward of time)")
     add_device_arguments(p, dtype=False)
     p.add_argument("--sampling-rate", type=int, metavar="R",
                    help="Hugging Face models: frames R apart from the first (the pipeline's frame_sampling_rate; "
@@ -70,7 +70,7 @@ def _run(args: argparse.Namespace) -> int:
     x = inputs.tensor[:1].to(plan.device)
     try:
         result = explain(loaded_model.model, x, target=args.target, method=args.method, layer=args.layer,
-                         recompute=not args.no_recompute)
+                         recompute=args.recompute)
     except ValueError as exc:  # a method that does not apply to this model: say why, in one line
         if isinstance(exc, VideoAttnError):
             raise

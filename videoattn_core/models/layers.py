@@ -8,6 +8,7 @@ attention kind (joint, divided space/time, windows, pooled).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -54,6 +55,9 @@ class GroupedBias:
 
     parts: tuple[Tensor, ...]
     sizes: tuple[int, ...]
+    #: each group's index in the ``(b nw)`` order of the call's :class:`AttentionLayout` (the call orders its groups
+    #: by run); a gradient sink receives its blocks in the layout's order
+    groups: Tensor | None = None
 
     def dense(self) -> Tensor:
         """The whole ``(G, heads, N_q, N_k)`` bias."""
@@ -97,6 +101,15 @@ class AttentionCore(nn.Module):
     handed to it as a :class:`CapturedAttention`. Both paths compute the same function. With ``capture_graph``
     on, the captured probabilities stay in the autograd graph (not detached), so explanations can take the
     gradient of a logit with respect to them; the forward's numbers are the same either way.
+
+    A ``gradient_sink`` (relevance propagation) asks for ``∇A ⊙ A``, the gradient of the backward pass's output
+    with respect to the probabilities times the probabilities, without keeping the probabilities: while autograd
+    records, the core runs the fused kernel and its backward (:func:`attention_backward`) recomputes ``A`` a block
+    of rows at a time, hands each block's ``∇A ⊙ A`` to the sink and takes the gradients of ``q``, ``k``, ``v``
+    (and of a bias that needs one) from the same block. The sink is called at the forward with the call's layout
+    and ``(G, heads, N_q, N_k)``, and returns the function that receives ``(groups, rows, ∇A ⊙ A)`` blocks (each
+    block once, its tensor the function's to overwrite; ``groups`` a slice, or the groups' indices in the layout's
+    order where the call orders them otherwise, see :class:`GroupedBias`).
     """
 
     def __init__(self, kind: str, scale: float, attn_drop: float = 0.0):
@@ -109,6 +122,7 @@ class AttentionCore(nn.Module):
         self.fused = True
         self.sink: Callable[[CapturedAttention], None] | None = None
         self.capture_graph = False
+        self.gradient_sink: GradientSink | None = None
 
     def extra_repr(self) -> str:
         return f"kind={self.kind}, scale={self.scale:.4g}, fused={self.fused}"
@@ -116,12 +130,18 @@ class AttentionCore(nn.Module):
     def forward(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBias | None = None,
                 layout: AttentionLayout | None = None) -> Tensor:
         drop = self.attn_drop if self.training else 0.0
+        layout = layout or AttentionLayout(self.kind, (0, 0, 0), "", "")
+        if self.gradient_sink is not None and self.sink is None and torch.is_grad_enabled() and not drop:
+            blocks = self.gradient_sink(layout, (*q.shape[:3], k.shape[2]))
+            if isinstance(bias, GroupedBias) and bias.groups is not None:
+                blocks = functools.partial(_in_layout_order, blocks, bias.groups)
+            if isinstance(bias, GroupedBias) and any(p.requires_grad for p in bias.parts):
+                bias = bias.dense()  # its gradient flows through a tensor argument
+            grouped = bias if isinstance(bias, GroupedBias) else None
+            dense = None if grouped is not None else bias
+            return _AttentionWithGradients.apply(q, k, v, dense, grouped, self, blocks, _GRAPH_START)
         if self.fused and self.sink is None:
-            if isinstance(bias, GroupedBias):
-                return self._fused_grouped(q, k, v, bias, drop)
-            if bias is not None:
-                bias = bias.to(q.dtype)
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop, scale=self.scale)
+            return self.fused_attention(q, k, v, bias, drop)
         # the (N_q, d) queries scaled rather than the (N_q, N_k) logits: one pass over the big matrix less (the
         # same numbers when the scale is a power of two, as at head width 16, 64 or 256)
         attn = (q * self.scale) @ k.transpose(-2, -1)  # (G, heads, N_q, N_k)
@@ -134,10 +154,18 @@ class AttentionCore(nn.Module):
         else:
             attn = attn.softmax(dim=-1)
         if self.sink is not None:
-            captured = attn if self.capture_graph else attn.detach()
-            self.sink(CapturedAttention(captured, layout or AttentionLayout(self.kind, (0, 0, 0), "", "")))
+            self.sink(CapturedAttention(attn if self.capture_graph else attn.detach(), layout))
         attn = F.dropout(attn, drop) if drop else attn
         return attn @ v
+
+    def fused_attention(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBias | None,
+                        drop: float = 0.0) -> Tensor:
+        """The fused kernel (``F.scaled_dot_product_attention``), one call per run of a :class:`GroupedBias`."""
+        if isinstance(bias, GroupedBias):
+            return self._fused_grouped(q, k, v, bias, drop)
+        if bias is not None:
+            bias = bias.to(q.dtype)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop, scale=self.scale)
 
     def _fused_grouped(self, q: Tensor, k: Tensor, v: Tensor, bias: GroupedBias, drop: float) -> Tensor:
         """The fused kernel on each run of groups with its own bias; the results side by side."""
@@ -150,6 +178,119 @@ class AttentionCore(nn.Module):
             start = end
         # (G, N_q, heads, d) in memory, as the fused CPU kernel lays out its own output: heads merge as a view
         return torch.cat(parts).transpose(1, 2)
+
+
+GradientBlocks = Callable[[slice | Tensor, slice, Tensor], None]
+GradientSink = Callable[[AttentionLayout, tuple[int, int, int, int]], GradientBlocks]
+
+_BLOCK_BYTES = 4 << 20  # one block of probabilities in attention_backward: a few MiB, cache-sized
+
+
+def _in_layout_order(blocks: GradientBlocks, groups: Tensor, these: slice, rows: slice, grad_probs: Tensor) -> None:
+    blocks(groups[these], rows, grad_probs)
+
+
+def _bias_runs(bias: Tensor | GroupedBias | None, groups: int) -> list[tuple[int, int, Tensor | None]]:
+    """``(first group, groups, bias)`` runs: a bias tensor's first axis is 1 (the same for the run) or the run's
+    groups (one per group)."""
+    if isinstance(bias, GroupedBias):
+        starts = [sum(bias.sizes[:i]) for i in range(len(bias.sizes))]
+        return list(zip(starts, bias.sizes, bias.parts))
+    if bias is not None:
+        bias = bias[(None,) * (4 - bias.dim())]
+    return [(0, groups, bias)]
+
+
+def _bias_block(bias: Tensor, groups: slice, rows: slice) -> Tensor:
+    """The part of a ``(G or 1, heads or 1, N_q or 1, N_k or 1)`` bias that covers ``groups`` (relative to its
+    run) and query ``rows``."""
+    return bias[groups if bias.shape[0] > 1 else slice(None), :, rows if bias.shape[2] > 1 else slice(None)]
+
+
+def _add_product(out: Tensor, a: Tensor, b: Tensor) -> None:
+    """``out += a @ b`` over the leading axes, in place (``out`` contiguous)."""
+    out.view(-1, *out.shape[-2:]).baddbmm_(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]))
+
+
+def attention_backward(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBias | None, scale: float,
+                       d_out: Tensor, blocks: GradientBlocks | None = None,
+                       needed: tuple[bool, bool, bool, bool] = (True, True, True, False)
+                       ) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
+    """The gradients of ``softmax(q·kᵀ·scale + bias)·v`` with respect to ``q``, ``k``, ``v`` and the bias (those
+    ``needed`` says, else None) given ``d_out``, the output's gradient; ``blocks`` receives ``∇A ⊙ A`` on the way.
+
+    The probabilities are recomputed a block of query rows at a time (a few MiB, so every pass over them stays in
+    the cache) and never exist whole: ``A = softmax(q·kᵀ·scale + bias)``, ``∇A = d_out·vᵀ``, ``P = ∇A ⊙ A``;
+    ``∇v += Aᵀ·d_out``; the softmax's backward ``∇S = P − A ⊙ Σ_k P``; ``∇q = ∇S·k·scale``, ``∇k += ∇Sᵀ·q·scale``.
+    ``blocks(groups, rows, P)`` receives each ``(groups, heads, rows, N_k)`` block once, and may overwrite it."""
+    groups, heads, n_q, _ = q.shape
+    n_k = k.shape[2]
+    row_bytes = heads * n_k * q.element_size()
+    rows_per = max(1, min(n_q, _BLOCK_BYTES // row_bytes))
+    groups_per = max(1, _BLOCK_BYTES // (row_bytes * n_q)) if rows_per == n_q else 1
+    qs = q * scale
+    dq, dk, dv = (torch.zeros(t.shape, dtype=t.dtype, device=t.device) if need else None  # contiguous
+                  for t, need in zip((q, k, v), needed))
+    runs = _bias_runs(bias, groups)
+    d_bias = None
+    if needed[3]:  # written block by block where the bias has every axis, else summed into
+        whole = runs[0][2].shape == (groups, heads, n_q, n_k)
+        d_bias = (torch.empty if whole else torch.zeros)(runs[0][2].shape, dtype=q.dtype, device=q.device)
+    kt, vt = k.transpose(-2, -1), v.transpose(-2, -1)
+    for start, size, part in runs:
+        for g0 in range(start, start + size, groups_per):
+            gs = slice(g0, min(g0 + groups_per, start + size))
+            local = slice(gs.start - start, gs.stop - start)
+            for r0 in range(0, n_q, rows_per):
+                rs = slice(r0, min(r0 + rows_per, n_q))
+                probs = qs[gs, :, rs] @ kt[gs]
+                if part is not None:
+                    probs += _bias_block(part, local, rs)
+                torch.ops.aten._softmax.out(probs, -1, False, out=probs)
+                d_o = d_out[gs, :, rs]
+                if dv is not None:
+                    _add_product(dv[gs], probs.transpose(-2, -1), d_o)
+                p = (d_o @ vt[gs]).mul_(probs)  # ∇A ⊙ A
+                d_s = torch.addcmul(p, probs, p.sum(-1, keepdim=True), value=-1, out=probs)  # ∇S, in A's place
+                if blocks is not None:
+                    blocks(gs, rs, p)
+                if d_bias is not None:
+                    block = _bias_block(d_bias, local, rs)
+                    if whole:
+                        block.copy_(d_s)
+                    else:
+                        block += d_s.sum_to_size(block.shape)
+                if dq is not None:
+                    dq[gs, :, rs] = d_s @ k[gs]
+                if dk is not None:
+                    _add_product(dk[gs], d_s.transpose(-2, -1), qs[gs, :, rs])
+    if d_bias is not None:
+        d_bias = d_bias.view(bias.shape)
+    return None if dq is None else dq.mul_(scale), dk, dv, d_bias
+
+
+# A leaf that needs a gradient, made an input of every attention that reports ∇A ⊙ A: the attention's output then
+# needs one too, so autograd's graph starts at the first such attention, even where nothing before it needs a
+# gradient (relevance takes none with respect to the clip).
+_GRAPH_START = torch.zeros((), requires_grad=True)
+
+
+class _AttentionWithGradients(torch.autograd.Function):
+    """The fused kernel forward; :func:`attention_backward` (which reports ``∇A ⊙ A``) backward."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, grouped: GroupedBias | None,
+                core: AttentionCore, blocks: GradientBlocks, start: Tensor) -> Tensor:
+        ctx.save_for_backward(q, k, v, bias)
+        ctx.grouped, ctx.scale, ctx.blocks = grouped, core.scale, blocks
+        return core.fused_attention(q, k, v, grouped if grouped is not None else bias)
+
+    @staticmethod
+    def backward(ctx, d_out: Tensor):
+        q, k, v, bias = ctx.saved_tensors
+        grads = attention_backward(q, k, v, ctx.grouped if ctx.grouped is not None else bias, ctx.scale, d_out,
+                                   ctx.blocks, tuple(ctx.needs_input_grad[:4]))
+        return *grads, None, None, None, None
 
 
 def set_fused_attention(model: nn.Module, enabled: bool) -> nn.Module:

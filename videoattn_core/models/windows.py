@@ -210,6 +210,7 @@ class GroupedWindows:
     scatter: Tensor
     masks: Tensor
     counts: tuple[int, ...]
+    order: Tensor  # (nW,) each window's index in window_partition's order
 
 
 @_index_table
@@ -236,11 +237,14 @@ def grouped_windows(size: Grid, window: Grid, shift: Grid, device: torch.device,
     per_mask = tuple(int((key == k).sum()) for k in keys)
     empty = _token_tables(device, math.prod(grid), math.prod(size))
     if empty:
-        return GroupedWindows(empty[0].view(-1, n), empty[1], torch.stack(masks).to(device), per_mask)
+        return GroupedWindows(empty[0].view(-1, n), empty[1], torch.stack(masks).to(device), per_mask,
+                              torch.empty(len(key), dtype=torch.long, device=device))
     order, _ = shifted_window_order(grid, window, shift)
-    gather = order.view(-1, n)[torch.argsort(key, stable=True)]  # (nW, N)
+    windows = torch.argsort(key, stable=True)
+    gather = order.view(-1, n)[windows]  # (nW, N)
     scatter = torch.argsort(gather.reshape(-1)).view(grid)[:size[0], :size[1], :size[2]].reshape(-1)  # no padding
-    return GroupedWindows(gather.to(device), scatter.to(device), torch.stack(masks).to(device), per_mask)
+    return GroupedWindows(gather.to(device), scatter.to(device), torch.stack(masks).to(device), per_mask,
+                          windows.to(device))
 
 
 def batched_windows(grouped: GroupedWindows, batch: int) -> tuple[Tensor, Tensor, tuple[int, ...]]:
@@ -254,6 +258,12 @@ def batched_windows(grouped: GroupedWindows, batch: int) -> tuple[Tensor, Tensor
     window, token = grouped.scatter // n, grouped.scatter % n
     scatter = ((window[None, :] * batch + clip[:, None]) * n + token[None, :]).reshape(-1)  # (B, T·H·W)
     return gather, scatter, tuple(count * batch for count in grouped.counts)
+
+
+def layout_groups(grouped: GroupedWindows, batch: int) -> Tensor:
+    """The ``(b nw)`` index (the layout's order) of each group in :func:`batched_windows`' order."""
+    clip = torch.arange(batch, device=grouped.order.device)
+    return (grouped.order[:, None] + clip[None, :] * grouped.order.numel()).reshape(-1)
 
 
 def window_attention(attn: nn.Module, x: Tensor, *, core: AttentionCore, kind: str) -> Tensor:
@@ -288,7 +298,7 @@ def window_attention(attn: nn.Module, x: Tensor, *, core: AttentionCore, kind: s
         rows = pad_to_windows(x, window).reshape(-1, c)  # (B·Tp·Hp·Wp, C)
         q, k, v = heads(rows.index_select(0, gather).view(-1, math.prod(window), c))
         parts = (bias + grouped.masks.unsqueeze(1)).split(1)  # P × (1, heads, N, N)
-        out = project(core(q, k, v, GroupedBias(parts, sizes), layout))
+        out = project(core(q, k, v, GroupedBias(parts, sizes, layout_groups(grouped, b)), layout))
         return out.reshape(-1, c).index_select(0, scatter).view(b, t, h, w, c)
     if any(shift) and fits:  # roll and partition in one gather of token rows, undone by the inverse gather
         gather, scatter = shifted_window_order(grid, window, shift, x.device)
