@@ -60,6 +60,10 @@ def test_compiled_forward_gives_the_eager_logits_and_inspects_through_the_eager_
     assert result.attention[layer].probs.shape[-1] == result.attention[layer].probs.shape[-2]
     assert result.measured_macs and result.layers[0].name == ""
     assert all(m.sink is None for m in compiled.modules() if isinstance(m, AttentionCore))
+    # relevance's gradient sinks too: the same map as the eager model's, not the sinkless compiled graph's zeros
+    maps = [torch.from_numpy(vac.explain(m, x, target=1).tokens) for m in (compiled, eager)]
+    assert maps[0].sum() > 0
+    torch.testing.assert_close(maps[0], maps[1], rtol=1e-5, atol=1e-9)
     with torch.no_grad():  # and the compiled forward is back in use, with the same numbers
         torch.testing.assert_close(compiled(x), expected, rtol=1e-5, atol=1e-5)
     assert compiled.fallback_reason is None

@@ -72,13 +72,13 @@ class CompiledModel(nn.Module):
             return getattr(self._modules["_orig_mod"], name)
 
     def _instrumented(self) -> bool:
-        """A capture sink or a forward hook sits on the eager model: only the eager forward sees them."""
+        """A capture or gradient sink or a forward hook sits on the eager model: only the eager forward sees them."""
         from ..models.layers import AttentionCore
 
         for module in self._orig_mod.modules():
             if module._forward_hooks or module._forward_pre_hooks:
                 return True
-            if isinstance(module, AttentionCore) and module.sink is not None:
+            if isinstance(module, AttentionCore) and (module.sink is not None or module.gradient_sink is not None):
                 return True
         return bool(nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks)
 
