@@ -283,7 +283,9 @@ class _AttentionWithGradients(torch.autograd.Function):
                 core: AttentionCore, blocks: GradientBlocks, start: Tensor) -> Tensor:
         ctx.save_for_backward(q, k, v, bias)
         ctx.grouped, ctx.scale, ctx.blocks = grouped, core.scale, blocks
-        return core.fused_attention(q, k, v, grouped if grouped is not None else bias)
+        # detached: PyTorch picks its explicit (math) kernel for a mask that needs a gradient, grad mode or not
+        bias = grouped if grouped is not None else None if bias is None else bias.detach()
+        return core.fused_attention(q.detach(), k.detach(), v.detach(), bias)
 
     @staticmethod
     def backward(ctx, d_out: Tensor):
