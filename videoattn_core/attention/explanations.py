@@ -83,8 +83,8 @@ def explain(model: nn.Module, x: Tensor, *, target: int | None = None, method: s
 
     Relevance runs the attention on the fused kernel and recomputes each call's probabilities, a block of rows at a
     time, in the backward pass (:func:`~videoattn_core.attention.relevance.relevance`). ``recompute`` also runs
-    each attention block again in the backward pass instead of keeping its activations: about half the memory for
-    one more forward of time (``bench/explain.py --threads 2 [--recompute]``)."""
+    each attention block again in the backward pass instead of keeping its activations: 0.3–0.75× the memory for
+    1–1.6 forwards more of time (``bench/explain.py --threads 2 [--recompute]``)."""
     if method not in METHODS:
         raise ConfigError(f"method={method!r} is not allowed: choose one of {', '.join(METHODS)}", field="method")
     if method != "gradcam" and not any(isinstance(m, AttentionCore) for m in model.modules()):

@@ -41,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=4.0, help="frames per second of the MP4/GIF (default 4)")
     p.add_argument("--recompute", action="store_true",
                    help="relevance: run each attention block again in the backward pass instead of keeping its "
-                        "activations (about half the memory, one more forward of time)")
+                        "activations (0.3-0.75x the memory, 1-1.6 forwards more of time)")
     add_device_arguments(p, dtype=False)
     p.add_argument("--sampling-rate", type=int, metavar="R",
                    help="Hugging Face models: frames R apart from the first (the pipeline's frame_sampling_rate; "
