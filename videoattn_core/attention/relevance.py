@@ -230,7 +230,7 @@ def relevance(model: nn.Module, x: Tensor, target: int | None, recompute: bool =
         else:
             by_block.setdefault(state["block"], []).append(i)  # the backward's run of the block
 
-        def blocks(groups: slice, rows: slice, grad_probs: Tensor) -> None:  # each block comes once
+        def blocks(groups: slice | Tensor, rows: slice, grad_probs: Tensor) -> None:  # each block comes once
             if i not in sums:
                 sums[i] = torch.empty(shape[0], shape[2], shape[3], device=grad_probs.device)
             sums[i][groups, rows] = grad_probs.clamp_(min=0).sum(dim=1, dtype=torch.float32)
