@@ -270,19 +270,24 @@ def _pool_q(attn, q, grid):
     return torch.cat((cls, pooled.flatten(2).transpose(1, 2)), dim=1)
 
 
-def test_relative_position_bias_matches_its_definition():
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])  # bfloat16 builds it by a product on the CPU
+@pytest.mark.parametrize("has_cls", [True, False])
+def test_relative_position_bias_matches_its_definition(dtype, has_cls):
     torch.manual_seed(1)
-    rel = DecomposedRelPos(has_cls=True)
-    q = torch.randn(2, 3, 1 + 2 * 3 * 3, 4)
+    rel = DecomposedRelPos(has_cls=has_cls)
+    n_cls = int(has_cls)
+    q = torch.randn(2, 3, n_cls + 2 * 3 * 3, 4)
     tables = torch.randn(5, 4), torch.randn(5, 4), torch.randn(3, 4)  # 2·3 − 1 and 2·2 − 1 offsets
-    bias = rel(q, *tables, (2, 3, 3), (2, 3, 3))
-    assert bias.shape == (2, 3, 19, 19)
-    assert bias[:, :, 0].abs().max() == 0 and bias[:, :, :, 0].abs().max() == 0
+    bias = rel(q.to(dtype), *(t.to(dtype) for t in tables), (2, 3, 3), (2, 3, 3))
+    assert bias.shape == (2, 3, n_cls + 18, n_cls + 18) and bias.dtype == dtype
+    if has_cls:
+        assert bias[:, :, 0].abs().max() == 0 and bias[:, :, :, 0].abs().max() == 0
+    tol = {} if dtype == torch.float32 else {"rtol": 0.02, "atol": 0.05}  # bf16 inputs: 8-bit mantissas
     positions = list(itertools.product(range(2), range(3), range(3)))
     for i, (ti, hi, wi) in enumerate(positions):
         for j, (tj, hj, wj) in enumerate(positions):
             r = tables[0][hi - hj + 2] + tables[1][wi - wj + 2] + tables[2][ti - tj + 1]
-            torch.testing.assert_close(bias[:, :, 1 + i, 1 + j], q[:, :, 1 + i] @ r)
+            torch.testing.assert_close(bias[:, :, n_cls + i, n_cls + j].float(), q[:, :, n_cls + i] @ r, **tol)
     assert rel.flop_count((q, *tables, (2, 3, 3), (2, 3, 3)), bias) == 2 * 3 * 18 * 4 * (3 + 3 + 2)
     assert rel.flop_count((q, None, None, tables[2], (2, 3, 3), (2, 3, 3)), bias) == 2 * 3 * 18 * 4 * 2
 

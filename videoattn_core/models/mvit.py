@@ -359,6 +359,16 @@ def _relative_table(table: Tensor, q_size: int, k_size: int) -> Tensor:
     return table[(q_pos - k_pos).long()]
 
 
+def _key_selector(axes: list[int], k_grid: Grid, n_cls: int, dtype: torch.dtype,
+                  device: torch.device) -> Tensor:
+    """``(Σ k_a, n_cls + kt·kh·kw)`` 0/1 matrix: row block ``a`` (key axis ``axes[a]``, of length
+    ``k_grid[axes[a]]``) has a 1 in key column ``(t, h, w)`` at that key's index along the axis; the CLS columns
+    are zero."""
+    coords = torch.cartesian_prod(*(torch.arange(n, device=device) for n in k_grid)).reshape(-1, 3)
+    blocks = [F.one_hot(coords[:, axis], k_grid[axis]).t() for axis in axes]
+    return F.pad(torch.cat(blocks), (n_cls, 0)).to(dtype)
+
+
 class DecomposedRelPos(nn.Module):
     """MViTv2's decomposed relative position term, as an additive attention bias (Li et al. 2022, eq. 4).
 
@@ -377,18 +387,27 @@ class DecomposedRelPos(nn.Module):
         b, heads, _, d = q.shape
         r_q = q[:, :, 1:] if self.has_cls else q
         r_q = r_q.reshape(b, heads, qt, qh, qw, d)
-        # the present terms, each (B, heads, qt, qh, qw, k) for its key axis k, shaped to broadcast over the key
-        # grid (kt, kh, kw)
+        # the present terms, each (B, heads, qt, qh, qw, k) for its key axis (0: t, 1: h, 2: w)
         terms = []
         if rel_pos_h is not None:
-            rel_h = torch.einsum("bythwc,hkc->bythwk", r_q, _relative_table(rel_pos_h, qh, kh))
-            terms.append(rel_h[..., None, :, None])
+            terms.append((torch.einsum("bythwc,hkc->bythwk", r_q, _relative_table(rel_pos_h, qh, kh)), 1))
         if rel_pos_w is not None:
-            rel_w = torch.einsum("bythwc,wkc->bythwk", r_q, _relative_table(rel_pos_w, qw, kw))
-            terms.append(rel_w[..., None, None, :])
+            terms.append((torch.einsum("bythwc,wkc->bythwk", r_q, _relative_table(rel_pos_w, qw, kw)), 2))
         if rel_pos_t is not None:
-            rel_t = torch.einsum("bythwc,tkc->bythwk", r_q, _relative_table(rel_pos_t, qt, kt))
-            terms.append(rel_t[..., :, None, None])
+            terms.append((torch.einsum("bythwc,tkc->bythwk", r_q, _relative_table(rel_pos_t, qt, kt)), 0))
+        n_cls = int(self.has_cls)
+        if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16) and not torch.compiler.is_compiling():
+            # A half-precision broadcast sum over key axes of 7 to 28 entries runs far below the memory's speed
+            # on the CPU (5x slower than this at 56x56 queries): one matrix product writes the bias instead, each
+            # query's terms side by side times a 0/1 matrix whose column for key (t, h, w) picks that key's entries
+            # (accumulated in float32, rounded once). Float32 and the meta device (where FLOPs are counted) take
+            # the sum below.
+            rows = torch.cat([t.reshape(b, heads, qt * qh * qw, -1) for t, _ in terms], dim=-1)
+            selector = _key_selector([axis for _, axis in terms], k_grid, n_cls, rows.dtype, rows.device)
+            return F.pad(rows, (0, 0, n_cls, 0)) @ selector
+        # shaped to broadcast over the key grid (kt, kh, kw)
+        terms = [t.reshape(*t.shape[:-1], *[t.shape[-1] if axis == i else 1 for i in range(3)])
+                 for t, axis in terms]
         # The (N_q, N_k) bias is the largest tensor of the block: written once, in place, by the last broadcast
         # sum (the smaller sums before it), with the CLS row and column zeroed around it.
         shape = (b, heads, qt, qh, qw, kt, kh, kw)
@@ -397,7 +416,6 @@ class DecomposedRelPos(nn.Module):
             # the CLS token (which Inductor fuses into one kernel)
             bias = sum(terms[1:], terms[0]).expand(shape).reshape(b, heads, qt * qh * qw, kt * kh * kw)
             return F.pad(bias, (1, 0, 1, 0)) if self.has_cls else bias
-        n_cls = int(self.has_cls)
         bias = q.new_empty(b, heads, n_cls + qt * qh * qw, n_cls + kt * kh * kw)  # (B, heads, N_q, N_k)
         grid_bias = bias[:, :, n_cls:, n_cls:].view(shape)
         head = sum(terms[1:-1], terms[0]) if len(terms) > 1 else q.new_zeros(())
