@@ -10,7 +10,7 @@ import torch
 import videoattn_core as vac
 from videoattn_core.attention.capture import gradient_sinks
 from videoattn_core.models import layers
-from videoattn_core.models.layers import AttentionCore, GroupedBias
+from videoattn_core.models.layers import AttentionCore, FactoredBias, GroupedBias
 
 G, HEADS, NQ, NK, D = 5, 3, 7, 9, 4
 
@@ -18,7 +18,7 @@ G, HEADS, NQ, NK, D = 5, 3, 7, 9, 4
 def _explicit(q, k, v, bias, scale):
     logits = (q * scale) @ k.transpose(-2, -1)
     if bias is not None:
-        logits = logits + (bias.dense() if isinstance(bias, GroupedBias) else bias)
+        logits = logits + (bias.dense() if isinstance(bias, (GroupedBias, FactoredBias)) else bias)
     probs = logits.softmax(-1)
     return probs @ v, probs
 
@@ -34,13 +34,18 @@ def _bias(kind: str):
     if kind == "grouped runs (shifted windows)":
         return GroupedBias(tuple(torch.randn(1, HEADS, NQ, NK, dtype=torch.double, generator=gen) for _ in "ab"),
                            (2, 3))
+    if kind == "factored (MViTv2's relative positions), with a gradient":  # a zero column, as for a CLS key
+        rows = torch.randn(G, HEADS, NQ, 3, dtype=torch.double, generator=gen).requires_grad_()
+        cols = torch.nn.functional.pad(torch.randint(0, 2, (3, NK - 1), generator=gen).double(), (1, 0))
+        return FactoredBias(rows, cols)
     return None
 
 
 @pytest.mark.parametrize("block_bytes", [4 << 20, 100], ids=["one block", "a few rows per block"])
 @pytest.mark.parametrize("bias_kind", ["none", "dense, with a gradient", "broadcast over groups",
                                        "one per group and query row, with a gradient",
-                                       "grouped runs (shifted windows)"])
+                                       "grouped runs (shifted windows)",
+                                       "factored (MViTv2's relative positions), with a gradient"])
 @pytest.mark.parametrize("q_needs_grad", [True, False])
 def test_gradients_and_grad_times_probs_equal_autograds(bias_kind, block_bytes, q_needs_grad, monkeypatch):
     monkeypatch.setattr(layers, "_BLOCK_BYTES", block_bytes)
@@ -67,7 +72,8 @@ def test_gradients_and_grad_times_probs_equal_autograds(bias_kind, block_bytes, 
     expected, probs = _explicit(q, k, v, bias, 0.7)
     torch.testing.assert_close(out, expected)
     d_out = torch.randn(out.shape, dtype=torch.double, generator=gen)
-    inputs = [t for t in (q, k, v, bias) if isinstance(t, torch.Tensor) and t.requires_grad]
+    bias_tensor = bias.rows if isinstance(bias, FactoredBias) else bias
+    inputs = [t for t in (q, k, v, bias_tensor) if isinstance(t, torch.Tensor) and t.requires_grad]
     got = torch.autograd.grad(out, inputs, d_out)
     *want, d_probs = torch.autograd.grad(expected, inputs + [probs], d_out)
     for a, b in zip(got, want):

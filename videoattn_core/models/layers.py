@@ -64,6 +64,25 @@ class GroupedBias:
         return torch.cat([p.expand(n, *p.shape[1:]) for p, n in zip(self.parts, self.sizes)])
 
 
+@dataclass(frozen=True)
+class FactoredBias:
+    """An additive attention bias given as the product of two thin factors: ``rows (G, heads, N_q, r) @ cols
+    (r, N_k)``, with ``r`` far below ``N_k``.
+
+    MViTv2's decomposed relative positions are the case (each query's ``r`` terms, and a 0/1 matrix that hands
+    each key its terms). Where the bias needs a gradient (relevance propagates through it to the queries), the
+    backward pass (:func:`attention_backward`) takes the factors as ``r`` more columns of ``q·scale`` and of ``k``:
+    the logits and ``∇rows = ∇S·colsᵀ`` come out of the products it computes anyway, and the dense bias and its
+    gradient are never written."""
+
+    rows: Tensor
+    cols: Tensor
+
+    def dense(self) -> Tensor:
+        """The whole ``(G, heads, N_q, N_k)`` bias."""
+        return self.rows @ self.cols
+
+
 def _add_bias(attn: Tensor, bias: Tensor | GroupedBias) -> Tensor:
     """``attn + bias``. Where the sum keeps the logits' dtype it is added in place, a run of windows at a time for
     a :class:`GroupedBias`: no second ``(G, heads, N_q, N_k)`` matrix, nor a dense bias, is made (the logits are
@@ -96,8 +115,8 @@ class CapturedAttention:
 class AttentionCore(nn.Module):
     """``softmax(q·kᵀ·scale + bias)·v`` for ``q (G, heads, N_q, d)``, ``k (G, heads, N_k, d)``, ``v (G, heads, N_k, d_v)``.
 
-    ``bias`` is an additive term broadcastable to ``(G, heads, N_q, N_k)`` (relative positions, window masks).
-    Runs the fused kernel unless ``fused`` is off or a ``sink`` is set; with a sink, the probabilities are
+    ``bias`` is an additive term broadcastable to ``(G, heads, N_q, N_k)`` (relative positions, window masks), a
+    :class:`GroupedBias` or a :class:`FactoredBias`. Runs the fused kernel unless ``fused`` is off or a ``sink`` is set; with a sink, the probabilities are
     handed to it as a :class:`CapturedAttention`. Both paths compute the same function. With ``capture_graph``
     on, the captured probabilities stay in the autograd graph (not detached), so explanations can take the
     gradient of a logit with respect to them; the forward's numbers are the same either way.
@@ -137,9 +156,12 @@ class AttentionCore(nn.Module):
                 blocks = functools.partial(_in_layout_order, blocks, bias.groups)
             if isinstance(bias, GroupedBias) and any(p.requires_grad for p in bias.parts):
                 bias = bias.dense()  # its gradient flows through a tensor argument
-            grouped = bias if isinstance(bias, GroupedBias) else None
-            dense = None if grouped is not None else bias
-            return _AttentionWithGradients.apply(q, k, v, dense, grouped, self, blocks, _GRAPH_START)
+            # the bias's tensor argument (where its gradient flows): a dense bias, or a factored bias's rows
+            tensor = bias.rows if isinstance(bias, FactoredBias) else None if isinstance(bias, GroupedBias) else bias
+            structured = bias if isinstance(bias, (GroupedBias, FactoredBias)) else None
+            return _AttentionWithGradients.apply(q, k, v, tensor, structured, self, blocks, _GRAPH_START)
+        if isinstance(bias, FactoredBias):
+            bias = bias.dense()
         if self.fused and self.sink is None:
             return self.fused_attention(q, k, v, bias, drop)
         # the (N_q, d) queries scaled rather than the (N_q, N_k) logits: one pass over the big matrix less (the
@@ -212,7 +234,7 @@ def _add_product(out: Tensor, a: Tensor, b: Tensor) -> None:
     out.view(-1, *out.shape[-2:]).baddbmm_(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]))
 
 
-def attention_backward(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBias | None, scale: float,
+def attention_backward(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBias | FactoredBias | None, scale: float,
                        d_out: Tensor, blocks: GradientBlocks | None = None,
                        needed: tuple[bool, bool, bool, bool] = (True, True, True, False)
                        ) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
@@ -222,8 +244,9 @@ def attention_backward(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBi
     The probabilities are recomputed a block of query rows at a time (a few MiB, so every pass over them stays in
     the cache) and never exist whole: ``A = softmax(q·kᵀ·scale + bias)``, ``∇A = d_out·vᵀ``, ``P = ∇A ⊙ A``;
     ``∇v += Aᵀ·d_out``; the softmax's backward ``∇S = P − A ⊙ Σ_k P``; ``∇q = ∇S·k·scale``, ``∇k += ∇Sᵀ·q·scale``.
-    ``blocks(groups, rows, P)`` receives each ``(groups, heads, rows, N_k)`` block once, and may overwrite it."""
-    groups, heads, n_q, _ = q.shape
+    ``blocks(groups, rows, P)`` receives each ``(groups, heads, rows, N_k)`` block once, and may overwrite it.
+    A :class:`FactoredBias` rides along as more columns of ``q·scale`` and ``k`` (its gradient is the rows')."""
+    groups, heads, n_q, d = q.shape
     n_k = k.shape[2]
     row_bytes = heads * n_k * q.element_size()
     rows_per = max(1, min(n_q, _BLOCK_BYTES // row_bytes))
@@ -231,19 +254,28 @@ def attention_backward(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBi
     qs = q * scale
     dq, dk, dv = (torch.zeros(t.shape, dtype=t.dtype, device=t.device) if need else None  # contiguous
                   for t, need in zip((q, k, v), needed))
-    runs = _bias_runs(bias, groups)
     d_bias = None
-    if needed[3]:  # written block by block where the bias has every axis, else summed into
-        whole = runs[0][2].shape == (groups, heads, n_q, n_k)
-        d_bias = (torch.empty if whole else torch.zeros)(runs[0][2].shape, dtype=q.dtype, device=q.device)
-    kt, vt = k.transpose(-2, -1), v.transpose(-2, -1)
+    q_logits, k_logits = qs, k  # q_logits·k_logitsᵀ = q·kᵀ·scale (+ a factored bias)
+    if isinstance(bias, FactoredBias):
+        r = bias.cols.shape[0]
+        q_logits = torch.cat((qs, bias.rows.to(q.dtype).expand(groups, heads, n_q, r)), dim=-1)
+        k_logits = torch.cat((k, bias.cols.t().to(k.dtype).expand(groups, heads, n_k, r)), dim=-1)
+        if needed[3]:
+            d_bias = torch.empty(groups, heads, n_q, r, dtype=q.dtype, device=q.device)
+        runs, factored = _bias_runs(None, groups), True
+    else:
+        runs, factored = _bias_runs(bias, groups), False
+        if needed[3]:  # written block by block where the bias has every axis, else summed into
+            whole = runs[0][2].shape == (groups, heads, n_q, n_k)
+            d_bias = (torch.empty if whole else torch.zeros)(runs[0][2].shape, dtype=q.dtype, device=q.device)
+    kt, vt = k_logits.transpose(-2, -1), v.transpose(-2, -1)
     for start, size, part in runs:
         for g0 in range(start, start + size, groups_per):
             gs = slice(g0, min(g0 + groups_per, start + size))
             local = slice(gs.start - start, gs.stop - start)
             for r0 in range(0, n_q, rows_per):
                 rs = slice(r0, min(r0 + rows_per, n_q))
-                probs = qs[gs, :, rs] @ kt[gs]
+                probs = q_logits[gs, :, rs] @ kt[gs]
                 if part is not None:
                     probs += _bias_block(part, local, rs)
                 torch.ops.aten._softmax.out(probs, -1, False, out=probs)
@@ -254,18 +286,26 @@ def attention_backward(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBi
                 d_s = torch.addcmul(p, probs, p.sum(-1, keepdim=True), value=-1, out=probs)  # ∇S, in A's place
                 if blocks is not None:
                     blocks(gs, rs, p)
-                if d_bias is not None:
-                    block = _bias_block(d_bias, local, rs)
-                    if whole:
-                        block.copy_(d_s)
-                    else:
-                        block += d_s.sum_to_size(block.shape)
-                if dq is not None:
-                    dq[gs, :, rs] = d_s @ k[gs]
+                if factored:  # ∇q (unscaled) and ∇rows from one product
+                    if dq is not None or d_bias is not None:
+                        d_qr = d_s @ k_logits[gs]
+                        if dq is not None:
+                            dq[gs, :, rs] = d_qr[..., :d]
+                        if d_bias is not None:
+                            d_bias[gs, :, rs] = d_qr[..., d:]
+                else:
+                    if d_bias is not None:
+                        block = _bias_block(d_bias, local, rs)
+                        if whole:
+                            block.copy_(d_s)
+                        else:
+                            block += d_s.sum_to_size(block.shape)
+                    if dq is not None:
+                        dq[gs, :, rs] = d_s @ k[gs]
                 if dk is not None:
                     _add_product(dk[gs], d_s.transpose(-2, -1), qs[gs, :, rs])
     if d_bias is not None:
-        d_bias = d_bias.view(bias.shape)
+        d_bias = d_bias.view(bias.rows.shape if factored else bias.shape)
     return None if dq is None else dq.mul_(scale), dk, dv, d_bias
 
 
@@ -279,17 +319,25 @@ class _AttentionWithGradients(torch.autograd.Function):
     """The fused kernel forward; :func:`attention_backward` (which reports ``∇A ⊙ A``) backward."""
 
     @staticmethod
-    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, grouped: GroupedBias | None,
-                core: AttentionCore, blocks: GradientBlocks, start: Tensor) -> Tensor:
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None,
+                structured: GroupedBias | FactoredBias | None, core: AttentionCore, blocks: GradientBlocks,
+                start: Tensor) -> Tensor:
+        """``bias``: a dense bias, a :class:`FactoredBias`'s rows (``structured`` is the factored bias), or None."""
         ctx.save_for_backward(q, k, v, bias)
-        ctx.grouped, ctx.scale, ctx.blocks = grouped, core.scale, blocks
+        ctx.cols = structured.cols if isinstance(structured, FactoredBias) else None
+        ctx.grouped = structured if isinstance(structured, GroupedBias) else None
+        ctx.scale, ctx.blocks = core.scale, blocks
         # detached: PyTorch picks its explicit (math) kernel for a mask that needs a gradient, grad mode or not
-        bias = grouped if grouped is not None else None if bias is None else bias.detach()
-        return core.fused_attention(q.detach(), k.detach(), v.detach(), bias)
+        if ctx.grouped is None and bias is not None:
+            bias = FactoredBias(bias.detach(), ctx.cols).dense() if ctx.cols is not None else bias.detach()
+        return core.fused_attention(q.detach(), k.detach(), v.detach(),
+                                    ctx.grouped if ctx.grouped is not None else bias)
 
     @staticmethod
     def backward(ctx, d_out: Tensor):
         q, k, v, bias = ctx.saved_tensors
+        if ctx.cols is not None:
+            bias = FactoredBias(bias, ctx.cols)
         grads = attention_backward(q, k, v, ctx.grouped if ctx.grouped is not None else bias, ctx.scale, d_out,
                                    ctx.blocks, tuple(ctx.needs_input_grad[:4]))
         return *grads, None, None, None, None

@@ -35,7 +35,8 @@ from ..config import ModelConfig, hparam, require
 from ..errors import ConfigError
 from ..registry import register_family, register_preset
 from ..weights.checkpoints import CheckpointLayout, rename_keys
-from .layers import AttentionCore, AttentionLayout, AvgPool3d, DropPath, Mlp, check_video_input, drop_path_rates
+from .layers import (AttentionCore, AttentionLayout, AvgPool3d, DropPath, FactoredBias, Mlp, check_video_input,
+                     drop_path_rates)
 
 POOL_MODES = ("conv", "conv_unshared", "avg", "max")
 Grid = tuple[int, int, int]
@@ -374,7 +375,8 @@ class DecomposedRelPos(nn.Module):
 
     ``bias[i, j] = q_i · (R_h[h(i), h(j)] + R_w[w(i), w(j)] + R_t[t(i), t(j)])`` between the patch tokens of
     queries and keys; rows and columns of the CLS token get 0 (seed code ``cal_rel_pos_spatial`` and
-    ``cal_rel_pos_temporal``). Its products live here so that :meth:`flop_count` can count them.
+    ``cal_rel_pos_temporal``). Its products live here so that :meth:`flop_count` can count them. Where the bias
+    needs a gradient it is returned as a :class:`~videoattn_core.models.layers.FactoredBias`.
     """
 
     def __init__(self, has_cls: bool):
@@ -382,7 +384,7 @@ class DecomposedRelPos(nn.Module):
         self.has_cls = has_cls
 
     def forward(self, q: Tensor, rel_pos_h: Tensor | None, rel_pos_w: Tensor | None, rel_pos_t: Tensor | None,
-                q_grid: Grid, k_grid: Grid) -> Tensor:
+                q_grid: Grid, k_grid: Grid) -> Tensor | FactoredBias:
         (qt, qh, qw), (kt, kh, kw) = q_grid, k_grid
         b, heads, _, d = q.shape
         r_q = q[:, :, 1:] if self.has_cls else q
@@ -396,24 +398,30 @@ class DecomposedRelPos(nn.Module):
         if rel_pos_t is not None:
             terms.append((torch.einsum("bythwc,tkc->bythwk", r_q, _relative_table(rel_pos_t, qt, kt)), 0))
         n_cls = int(self.has_cls)
-        if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16) and not torch.compiler.is_compiling():
-            # A half-precision broadcast sum over key axes of 7 to 28 entries runs far below the memory's speed
-            # on the CPU (5x slower than this at 56x56 queries): one matrix product writes the bias instead, each
-            # query's terms side by side times a 0/1 matrix whose column for key (t, h, w) picks that key's entries
-            # (accumulated in float32, rounded once). Float32 and the meta device (where FLOPs are counted) take
-            # the sum below.
-            rows = torch.cat([t.reshape(b, heads, qt * qh * qw, -1) for t, _ in terms], dim=-1)
-            selector = _key_selector([axis for _, axis in terms], k_grid, n_cls, rows.dtype, rows.device)
-            return F.pad(rows, (0, 0, n_cls, 0)) @ selector
+        needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t, _ in terms)
+        half = q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16)
+        if (needs_grad or half) and not torch.compiler.is_compiling():
+            # The bias as a product: each query's terms side by side (a zero row for the CLS token) times a 0/1
+            # matrix whose column for key (t, h, w) picks that key's entries. With a gradient it stays factored
+            # (the attention's backward takes the factors as more columns of q and k: no N_q x N_k bias nor
+            # gradient is written). In half precision on the CPU the product writes it: a broadcast sum over key
+            # axes of 7 to 28 entries runs far below the memory's speed there (5x slower at 56x56 queries); the
+            # product accumulates in float32 and rounds once. Float32 and the meta device (where FLOPs are
+            # counted) take the sum below.
+            rows = F.pad(torch.cat([t.reshape(b, heads, qt * qh * qw, -1) for t, _ in terms], dim=-1),
+                         (0, 0, n_cls, 0))
+            bias = FactoredBias(rows, _key_selector([axis for _, axis in terms], k_grid, n_cls, rows.dtype,
+                                                    rows.device))
+            return bias if needs_grad else bias.dense()
         # shaped to broadcast over the key grid (kt, kh, kw)
         terms = [t.reshape(*t.shape[:-1], *[t.shape[-1] if axis == i else 1 for i in range(3)])
                  for t, axis in terms]
         # The (N_q, N_k) bias is the largest tensor of the block: written once, in place, by the last broadcast
         # sum (the smaller sums before it), with the CLS row and column zeroed around it.
         shape = (b, heads, qt, qh, qw, kt, kh, kw)
-        if torch.compiler.is_compiling() or (torch.is_grad_enabled() and any(t.requires_grad for t in terms)):
-            # out= takes no autograd, and torch.compile no view for out=: the plain sum, laid out and padded for
-            # the CLS token (which Inductor fuses into one kernel)
+        if torch.compiler.is_compiling():
+            # torch.compile takes no view for out=: the plain sum, laid out and padded for the CLS token (which
+            # Inductor fuses into one kernel)
             bias = sum(terms[1:], terms[0]).expand(shape).reshape(b, heads, qt * qh * qw, kt * kh * kw)
             return F.pad(bias, (1, 0, 1, 0)) if self.has_cls else bias
         bias = q.new_empty(b, heads, n_cls + qt * qh * qw, n_cls + kt * kh * kw)  # (B, heads, N_q, N_k)
