@@ -233,7 +233,11 @@ def relevance(model: nn.Module, x: Tensor, target: int | None, recompute: bool =
         def blocks(groups: slice | Tensor, rows: slice, grad_probs: Tensor) -> None:  # each block comes once
             if i not in sums:
                 sums[i] = torch.empty(shape[0], shape[2], shape[3], device=grad_probs.device)
-            sums[i][groups, rows] = grad_probs.clamp_(min=0).sum(dim=1, dtype=torch.float32)
+            positive = grad_probs.clamp_(min=0)
+            if isinstance(groups, slice):  # summed straight into its place
+                torch.sum(positive, dim=1, dtype=torch.float32, out=sums[i][groups, rows])
+            else:
+                sums[i][groups, rows] = positive.sum(dim=1, dtype=torch.float32)
         return blocks
 
     # the attentions start the graph (no gradient with respect to the clip); a checkpointed block needs an input

@@ -252,7 +252,8 @@ def attention_backward(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBi
     rows_per = max(1, min(n_q, _BLOCK_BYTES // row_bytes))
     groups_per = max(1, _BLOCK_BYTES // (row_bytes * n_q)) if rows_per == n_q else 1
     qs = q * scale
-    dq, dk, dv = (torch.zeros(t.shape, dtype=t.dtype, device=t.device) if need else None  # contiguous
+    # contiguous; ∇q is written a block at a time, ∇k and ∇v summed into
+    dq, dk, dv = ((torch.empty if t is q else torch.zeros)(t.shape, dtype=t.dtype, device=t.device) if need else None
                   for t, need in zip((q, k, v), needed))
     d_bias = None
     q_logits, k_logits = qs, k  # q_logits·k_logitsᵀ = q·kᵀ·scale (+ a factored bias)
