@@ -36,7 +36,7 @@ from ..errors import ConfigError
 from ..registry import register_family, register_preset
 from ..weights.checkpoints import CheckpointLayout, rename_keys
 from .layers import (AttentionCore, AttentionLayout, AvgPool3d, DropPath, FactoredBias, Mlp, check_video_input,
-                     drop_path_rates)
+                     drop_path_rates, split_qkv)
 
 POOL_MODES = ("conv", "conv_unshared", "avg", "max")
 Grid = tuple[int, int, int]
@@ -522,7 +522,7 @@ class MultiScaleAttention(nn.Module):
             q, k, v = self._split(self.q(q)), self._split(self.k(k)), self._split(self.v(v))
         else:
             if hasattr(self, "qkv"):
-                q, k, v = rearrange(self.qkv(x), "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+                q, k, v = split_qkv(self.qkv(x), self.num_heads)
             else:
                 q, k, v = self._split(self.q(x)), self._split(self.k(x)), self._split(self.v(x))
             # q, k, v: (B, heads, N, head_dim)

@@ -29,7 +29,8 @@ from torch import Tensor, nn
 from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import HFMapping, register_family, register_preset
 from ..weights.checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
-from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates, inference
+from .layers import (AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates, inference,
+                     split_qkv)
 
 ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 
@@ -107,7 +108,7 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, layout: AttentionLayout) -> Tensor:
         # x: (G, N, C) with G groups of N tokens
-        q, k, v = rearrange(self.qkv(x), "g n (three h d) -> three g h n d", three=3, h=self.num_heads)
+        q, k, v = split_qkv(self.qkv(x), self.num_heads)
         bias = self.relative_bias(x.shape[1]).unsqueeze(0) if self.relative_frames else None
         out = self.core(q, k, v, bias, layout)  # (G, heads, N, head_dim)
         return self.proj_drop(self.proj(rearrange(out, "g h n d -> g n (h d)")))

@@ -34,7 +34,7 @@ from ..config import ModelConfig, hparam, require_multiple
 from ..errors import CheckpointError
 from ..registry import HFMapping, register_family, register_preset
 from ..weights.checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
-from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
+from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates, split_qkv
 
 #: PyTorch's default LayerNorm epsilon, which Hugging Face's ``fc_norm`` keeps (it is built without an eps)
 TORCH_LAYER_NORM_EPS = 1e-5
@@ -132,7 +132,7 @@ class Attention(nn.Module):
         if self.q_bias is not None:
             bias = torch.cat((self.q_bias, torch.zeros_like(self.q_bias), self.v_bias))
         qkv = self.qkv(x, bias)  # (B, N, 3·C)
-        q, k, v = rearrange(qkv, "b n (three h d) -> three b h n d", three=3, h=self.num_heads)
+        q, k, v = split_qkv(qkv, self.num_heads)
         out = self.core(q, k, v, None, layout)  # (B, heads, N, head_dim)
         return self.proj_drop(self.proj(rearrange(out, "b h n d -> b n (h d)")))
 

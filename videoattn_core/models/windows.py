@@ -26,7 +26,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.utils._python_dispatch import _disable_current_modes
 
-from .layers import AttentionCore, AttentionLayout, GroupedBias
+from .layers import AttentionCore, AttentionLayout, GroupedBias, split_qkv
 
 Grid = tuple[int, int, int]
 
@@ -280,7 +280,7 @@ def window_attention(attn: nn.Module, x: Tensor, *, core: AttentionCore, kind: s
     ``(b nw)`` order of its :class:`AttentionLayout`."""
 
     def heads(tokens: Tensor) -> tuple[Tensor, Tensor, Tensor]:  # (G, N, C) → three (G, heads, N, d) views
-        return rearrange(attn.qkv(tokens), "g n (three h d) -> three g h n d", three=3, h=attn.num_heads)
+        return split_qkv(attn.qkv(tokens), attn.num_heads)
 
     def project(out: Tensor) -> Tensor:  # (G, heads, N, d) → (G, N, C)
         return attn.proj_drop(attn.proj(rearrange(out, "g h n d -> g n (h d)")))
