@@ -200,6 +200,22 @@ def test_relevance_on_windows_pooling_and_mean_readout(preset, overrides, shape,
     assert (result.tokens >= 0).all() and result.tokens.sum() > 0
 
 
+@pytest.mark.parametrize("preset, overrides, shape", [
+    ("mvit_v2_s", dict(depths=(1, 1, 1, 1), img_size=64, num_frames=4), (4, 64, 64)),  # a factored bias in bf16
+    ("swin3d_t", dict(depths=(1, 1, 1, 1), window_size=(4, 3, 3), num_frames=8, img_size=32), (8, 32, 32)),
+])
+def test_relevance_in_bfloat16_follows_float32s(preset, overrides, shape):
+    """The app offers bfloat16 on the CPU: relevance runs in it (MViTv2's relative positions factored in half
+    precision, Swin's grouped windows), and its map is float32's to bfloat16's rounding."""
+    torch.manual_seed(0)
+    model = vac.build_model(preset, **overrides).eval()
+    x = torch.randn(1, 3, *shape, generator=torch.Generator().manual_seed(2))
+    full = explain(model, x, target=1)
+    half = explain(model.to(torch.bfloat16), x.to(torch.bfloat16), target=1)
+    assert half.tokens.shape == full.tokens.shape and np.isfinite(half.tokens).all()
+    assert np.corrcoef(half.tokens.ravel(), full.tokens.ravel())[0, 1] > 0.99
+
+
 def test_gradcam_on_fiery_and_relevance_refused_there():
     torch.manual_seed(0)
     model = vac.build_model("fiery_temporal", in_channels=12, start_out_channels=16, input_hw=(6, 8))
