@@ -116,10 +116,11 @@ class AttentionCore(nn.Module):
     """``softmax(q·kᵀ·scale + bias)·v`` for ``q (G, heads, N_q, d)``, ``k (G, heads, N_k, d)``, ``v (G, heads, N_k, d_v)``.
 
     ``bias`` is an additive term broadcastable to ``(G, heads, N_q, N_k)`` (relative positions, window masks), a
-    :class:`GroupedBias` or a :class:`FactoredBias`. Runs the fused kernel unless ``fused`` is off or a ``sink`` is set; with a sink, the probabilities are
-    handed to it as a :class:`CapturedAttention`. Both paths compute the same function. With ``capture_graph``
-    on, the captured probabilities stay in the autograd graph (not detached), so explanations can take the
-    gradient of a logit with respect to them; the forward's numbers are the same either way.
+    :class:`GroupedBias` or a :class:`FactoredBias`. Runs the fused kernel unless ``fused`` is off or a ``sink`` is
+    set; with a sink, the probabilities are handed to it as a :class:`CapturedAttention`. Both paths compute the
+    same function. With ``capture_graph`` on, the captured probabilities stay in the autograd graph (not
+    detached), so explanations can take the gradient of a logit with respect to them; the forward's numbers are
+    the same either way.
 
     A ``gradient_sink`` (relevance propagation) asks for ``∇A ⊙ A``, the gradient of the backward pass's output
     with respect to the probabilities times the probabilities, without keeping the probabilities: while autograd
@@ -234,8 +235,8 @@ def _add_product(out: Tensor, a: Tensor, b: Tensor) -> None:
     out.view(-1, *out.shape[-2:]).baddbmm_(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:]))
 
 
-def attention_backward(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBias | FactoredBias | None, scale: float,
-                       d_out: Tensor, blocks: GradientBlocks | None = None,
+def attention_backward(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBias | FactoredBias | None,
+                       scale: float, d_out: Tensor, blocks: GradientBlocks | None = None,
                        needed: tuple[bool, bool, bool, bool] = (True, True, True, False)
                        ) -> tuple[Tensor | None, Tensor | None, Tensor | None, Tensor | None]:
     """The gradients of ``softmax(q·kᵀ·scale + bias)·v`` with respect to ``q``, ``k``, ``v`` and the bias (those
