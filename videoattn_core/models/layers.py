@@ -288,22 +288,18 @@ def attention_backward(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBi
                 d_s = torch.addcmul(p, probs, p.sum(-1, keepdim=True), value=-1, out=probs)  # ∇S, in A's place
                 if blocks is not None:
                     blocks(gs, rs, p)
-                if factored:  # ∇q (unscaled) and ∇rows from one product
-                    if dq is not None or d_bias is not None:
-                        d_qr = d_s @ k_logits[gs]
-                        if dq is not None:
-                            dq[gs, :, rs] = d_qr[..., :d]
-                        if d_bias is not None:
-                            d_bias[gs, :, rs] = d_qr[..., d:]
-                else:
-                    if d_bias is not None:
-                        block = _bias_block(d_bias, local, rs)
-                        if whole:
-                            block.copy_(d_s)
-                        else:
-                            block += d_s.sum_to_size(block.shape)
+                if d_bias is not None and not factored:
+                    block = _bias_block(d_bias, local, rs)
+                    if whole:
+                        block.copy_(d_s)
+                    else:
+                        block += d_s.sum_to_size(block.shape)
+                if dq is not None or (factored and d_bias is not None):
+                    d_qr = d_s @ k_logits[gs]  # ∇q (unscaled), then a factored bias's ∇rows
                     if dq is not None:
-                        dq[gs, :, rs] = d_s @ k[gs]
+                        dq[gs, :, rs] = d_qr[..., :d]
+                    if factored and d_bias is not None:
+                        d_bias[gs, :, rs] = d_qr[..., d:]
                 if dk is not None:
                     _add_product(dk[gs], d_s.transpose(-2, -1), qs[gs, :, rs])
     if d_bias is not None:
