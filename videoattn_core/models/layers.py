@@ -358,6 +358,85 @@ def split_qkv(qkv: Tensor, heads: int) -> tuple[Tensor, Tensor, Tensor]:
     return q.transpose(-3, -2), k.transpose(-3, -2), v.transpose(-3, -2)
 
 
+@functools.cache
+def onednn_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 matrix products natively (AMX or AVX-512 BF16, oneDNN's own test) and
+    this PyTorch reaches oneDNN's linear (``mkldnn._linear_pointwise``, the op Inductor emits on the CPU)."""
+    try:
+        return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+                and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
+    except (AttributeError, RuntimeError):  # a build without oneDNN
+        return False
+
+
+def _onednn_call(x: Tensor, weight: Tensor) -> bool:
+    """Whether a product of ``x`` and ``weight`` goes to oneDNN's linear: bfloat16 on such a CPU, outside
+    autograd (the op has no backward) and outside ``torch.compile`` (Inductor picks its own kernels)."""
+    return (x.dtype == weight.dtype == torch.bfloat16 and x.device.type == "cpu" and inference()
+            and onednn_bfloat16())
+
+
+def _onednn_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (the same parameters and state-dict keys) whose call may bring its own bias, and whose
+    bfloat16 inference on a CPU with native bfloat16 goes straight to oneDNN's linear.
+
+    ``bias``, when given, is added instead of the module's (VideoMAE's bias-free qkv projection takes its learned q
+    and v biases, around a zero k bias, there: the product adds them rather than another pass over the output).
+
+    ``F.linear`` in bfloat16 on the CPU copies the bias into the output and has oneDNN add the product onto it; the
+    oneDNN linear adds the bias as the product is written out: the same numbers (tests/test_layers.py), 0.7-0.9x the
+    time at ViT-B's shapes (``bench/vs_reference.py --dtype bfloat16`` measures whole models)."""
+
+    def forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
+        bias = self.bias if bias is None else bias
+        if _onednn_call(x, self.weight) and (bias is None or bias.dtype == torch.bfloat16):
+            return _onednn_linear(x, self.weight, bias)
+        return F.linear(x, self.weight, bias)
+
+
+class _PatchConv:
+    """A convolution that cuts its input into non-overlapping patches (kernel = stride, no padding), which in
+    bfloat16 inference on a CPU with native bfloat16 runs as one matrix product of the patches, laid out
+    token-major, with the kernel (oneDNN's convolution takes 5-6x as long for these shapes; the same sums). The
+    output has the convolution's shape; in memory it is channel-last, so flattening its grid into tokens is a view."""
+
+    def _patchified(self, x: Tensor) -> bool:
+        kernel = self.kernel_size
+        return (_onednn_call(x, self.weight) and self.stride == kernel and self.groups == 1
+                and self.padding_mode == "zeros" and not any(self._reversed_padding_repeated_twice)
+                and all(d == 1 for d in self.dilation) and x.dim() == len(kernel) + 2
+                and all(size % k == 0 for size, k in zip(x.shape[2:], kernel))
+                and (self.bias is None or self.bias.dtype == torch.bfloat16))
+
+    def _patch_product(self, x: Tensor) -> Tensor:
+        kernel, (b, c, *sizes) = self.kernel_size, x.shape
+        cells = [size // k for size, k in zip(sizes, kernel)]
+        n = len(kernel)
+        x = x.reshape(b, c, *(v for cell, k in zip(cells, kernel) for v in (cell, k)))
+        # (b, c, cell₁, k₁, cell₂, k₂, …) → (b, cell₁, cell₂, …, c, k₁, k₂, …): one row per patch, the kernel's order
+        patches = x.permute(0, *range(2, 2 + 2 * n, 2), 1, *range(3, 3 + 2 * n, 2)).reshape(b, *cells, -1)
+        out = _onednn_linear(patches, self.weight.reshape(self.out_channels, -1), self.bias)
+        return out.movedim(-1, 1)
+
+
+class Conv2d(_PatchConv, nn.Conv2d):
+    """``nn.Conv2d``; a patch-cutting one runs as a product in bfloat16 on the CPU (:class:`_PatchConv`)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._patch_product(x) if self._patchified(x) else super().forward(x)
+
+
+class Conv3d(_PatchConv, nn.Conv3d):
+    """``nn.Conv3d``; a patch-cutting one runs as a product in bfloat16 on the CPU (:class:`_PatchConv`)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._patch_product(x) if self._patchified(x) else super().forward(x)
+
+
 class AvgPool3d(nn.AvgPool3d):
     """``nn.AvgPool3d`` that also takes bfloat16 and float16 on the CPU, where PyTorch has no such kernel: the
     average is taken in float32 and rounded back to the input's dtype."""
@@ -381,9 +460,9 @@ class Mlp(nn.Module):
     def __init__(self, in_features: int, hidden_features: int, out_features: int | None = None,
                  drop: float = 0.0):
         super().__init__()
-        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.fc1 = Linear(in_features, hidden_features)
         self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_features, out_features or in_features)
+        self.fc2 = Linear(hidden_features, out_features or in_features)
         self.drop = nn.Dropout(drop)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -35,8 +35,8 @@ from ..config import ModelConfig, hparam, require
 from ..errors import ConfigError
 from ..registry import register_family, register_preset
 from ..weights.checkpoints import CheckpointLayout, rename_keys
-from .layers import (AttentionCore, AttentionLayout, AvgPool3d, DropPath, FactoredBias, Mlp, check_video_input,
-                     drop_path_rates, split_qkv)
+from .layers import (AttentionCore, AttentionLayout, AvgPool3d, DropPath, FactoredBias, Linear, Mlp,
+                     check_video_input, drop_path_rates, split_qkv)
 
 POOL_MODES = ("conv", "conv_unshared", "avg", "max")
 Grid = tuple[int, int, int]
@@ -459,12 +459,12 @@ class MultiScaleAttention(nn.Module):
         head_dim = dim_out // heads
 
         if config.pool_first or config.separate_qkv:
-            self.q = nn.Linear(dim, dim_out, bias=config.qkv_bias)
-            self.k = nn.Linear(dim, dim_out, bias=config.qkv_bias)
-            self.v = nn.Linear(dim, dim_out, bias=config.qkv_bias)
+            self.q = Linear(dim, dim_out, bias=config.qkv_bias)
+            self.k = Linear(dim, dim_out, bias=config.qkv_bias)
+            self.v = Linear(dim, dim_out, bias=config.qkv_bias)
         else:
-            self.qkv = nn.Linear(dim, dim_out * 3, bias=config.qkv_bias)
-        self.proj = nn.Linear(dim_out, dim_out)
+            self.qkv = Linear(dim, dim_out * 3, bias=config.qkv_bias)
+        self.proj = Linear(dim_out, dim_out)
         self.proj_drop = nn.Dropout(config.drop_rate)
         self.core = AttentionCore("pooled", head_dim ** -0.5)
 
@@ -563,7 +563,7 @@ class MultiScaleBlock(nn.Module):
         self.norm2 = nn.LayerNorm(spec.att_dim, eps=config.norm_eps)
         self.mlp = Mlp(spec.att_dim, int(spec.att_dim * config.mlp_ratio), spec.dim_out, drop=config.drop_rate)
         if spec.dim != spec.dim_out:
-            self.proj = nn.Linear(spec.dim, spec.dim_out)
+            self.proj = Linear(spec.dim, spec.dim_out)
         self.pool_skip = None
         if spec.pool_skip:
             kernel = default_kernel(spec.stride_q)
@@ -602,7 +602,7 @@ class TransformerBasicHead(nn.Module):
     def __init__(self, dim: int, num_classes: int, drop: float):
         super().__init__()
         self.dropout = nn.Dropout(drop)
-        self.projection = nn.Linear(dim, num_classes)
+        self.projection = Linear(dim, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.projection(self.dropout(x))

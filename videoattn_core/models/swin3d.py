@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from ..config import ModelConfig, hparam, require
 from ..registry import register_family, register_preset
 from ..weights.checkpoints import CheckpointLayout, rename_keys
-from .layers import AttentionCore, DropPath, Mlp, check_video_input, drop_path_rates
+from .layers import AttentionCore, Conv3d, DropPath, Linear, Mlp, check_video_input, drop_path_rates
 from .windows import position_bias, relative_position_index, window_attention
 
 
@@ -111,7 +111,7 @@ class PatchEmbed3D(nn.Module):
     def __init__(self, config: SwinTransformer3DConfig):
         super().__init__()
         self.patch_size = config.patch_size
-        self.proj = nn.Conv3d(config.in_chans, config.embed_dim, config.patch_size, stride=config.patch_size)
+        self.proj = Conv3d(config.in_chans, config.embed_dim, config.patch_size, stride=config.patch_size)
         self.norm = nn.LayerNorm(config.embed_dim, eps=config.norm_eps) if config.patch_norm else None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -137,9 +137,9 @@ class WindowAttention3D(nn.Module):
         self.window_size = tuple(config.window_size)
         self.shift_size = tuple(shift_size)
         head_dim = dim // num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=config.qkv_bias)
+        self.qkv = Linear(dim, dim * 3, bias=config.qkv_bias)
         self.core = AttentionCore("window", config.qk_scale or head_dim ** -0.5, config.attn_drop_rate)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(config.drop_rate)
         rows = math.prod(2 * w - 1 for w in self.window_size)
         self.relative_position_bias_table = nn.Parameter(torch.zeros(rows, num_heads))  # (2Wt−1)(2Wh−1)(2Ww−1), heads
@@ -182,7 +182,7 @@ class PatchMerging(nn.Module):
     def __init__(self, config: SwinTransformer3DConfig, dim: int):
         super().__init__()
         self.norm = nn.LayerNorm(4 * dim, eps=config.norm_eps)
-        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.reduction = Linear(4 * dim, 2 * dim, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         h, w = x.shape[2:4]
@@ -225,7 +225,7 @@ class SwinTransformer3D(nn.Module):
             layers.append(BasicLayer(blocks, None if last else PatchMerging(config, dim)))
         self.layers = nn.ModuleList(layers)
         self.norm = nn.LayerNorm(config.num_features, eps=config.norm_eps)
-        self.head = nn.Linear(config.num_features, config.num_classes)
+        self.head = Linear(config.num_features, config.num_classes)
         self._init_weights()
 
     def make_block(self, config: SwinTransformer3DConfig, dim: int, num_heads: int, shift_size: tuple[int, ...],

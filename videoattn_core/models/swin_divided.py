@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..config import hparam
 from ..registry import register_family, register_preset
 from ..weights.catalog.mvit_swin import SWIN_TV
-from .layers import AttentionCore, AttentionLayout, DropPath, Mlp
+from .layers import AttentionCore, AttentionLayout, DropPath, Linear, Mlp
 from .swin3d import SwinTransformer3D, SwinTransformer3DConfig, checkpoint_hint
 from .windows import position_bias, relative_position_index, window_attention
 
@@ -78,10 +78,10 @@ class DividedWindowAttention(nn.Module):
         self.shift_size = tuple(shift_size)
         self.temporal_tokens = config.temporal_tokens
         scale = config.qk_scale or (dim // num_heads) ** -0.5
-        self.qkv = nn.Linear(dim, dim * 3, bias=config.qkv_bias)
+        self.qkv = Linear(dim, dim * 3, bias=config.qkv_bias)
         self.spatial_core = AttentionCore("space", scale, config.attn_drop_rate)
         self.temporal_core = AttentionCore("time", scale, config.attn_drop_rate)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(config.drop_rate)
         wh, ww = config.window_size
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wh - 1) * (2 * ww - 1), num_heads))

@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import HFMapping, register_family, register_preset
 from ..weights.checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
-from .layers import (AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates, inference,
-                     split_qkv)
+from .layers import (AttentionCore, AttentionLayout, Conv2d, DropPath, Linear, Mlp, check_video_input,
+                     drop_path_rates, inference, split_qkv)
 
 ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 
@@ -92,9 +92,9 @@ class Attention(nn.Module):
     def __init__(self, config: TimeSformerConfig, kind: str, relative_frames: int | None = None):
         super().__init__()
         dim, self.num_heads = config.embed_dim, config.num_heads
-        self.qkv = nn.Linear(dim, dim * 3, bias=config.qkv_bias)
+        self.qkv = Linear(dim, dim * 3, bias=config.qkv_bias)
         self.core = AttentionCore(kind, config.qk_scale or config.head_dim ** -0.5, config.attn_drop_rate)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(config.drop_rate)
         self.relative_frames = relative_frames
         if relative_frames:
@@ -128,7 +128,7 @@ class Block(nn.Module):
             self.temporal_norm1 = nn.LayerNorm(dim, eps=config.norm_eps)
             self.temporal_attn = Attention(
                 config, "time", relative_frames=config.num_frames if config.temporal_relative_bias else None)
-            self.temporal_fc = nn.Linear(dim, dim)
+            self.temporal_fc = Linear(dim, dim)
             self.temporal_fc.inspection_category = "attention"  # projects the temporal attention's residual
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=config.norm_eps)
@@ -200,7 +200,7 @@ class PatchEmbed(nn.Module):
 
     def __init__(self, config: TimeSformerConfig):
         super().__init__()
-        self.proj = nn.Conv2d(config.in_chans, config.embed_dim, config.patch_size, stride=config.patch_size)
+        self.proj = Conv2d(config.in_chans, config.embed_dim, config.patch_size, stride=config.patch_size)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.proj(rearrange(x, "b c t h w -> (b t) c h w"))  # (B·T, C, H', W')
@@ -227,7 +227,7 @@ class TimeSformer(nn.Module):
             self.time_drop = nn.Dropout(config.drop_rate)
         self.blocks = nn.ModuleList(Block(config, p) for p in drop_path_rates(config.drop_path_rate, config.depth))
         self.norm = nn.LayerNorm(dim, eps=config.norm_eps)
-        self.head = nn.Linear(dim, config.num_classes)
+        self.head = Linear(dim, config.num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:

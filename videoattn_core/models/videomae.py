@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
@@ -34,7 +33,8 @@ from ..config import ModelConfig, hparam, require_multiple
 from ..errors import CheckpointError
 from ..registry import HFMapping, register_family, register_preset
 from ..weights.checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
-from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates, split_qkv
+from .layers import (AttentionCore, AttentionLayout, Conv3d, DropPath, Linear, Mlp, check_video_input,
+                     drop_path_rates, split_qkv)
 
 #: PyTorch's default LayerNorm epsilon, which Hugging Face's ``fc_norm`` keeps (it is built without an eps)
 TORCH_LAYER_NORM_EPS = 1e-5
@@ -100,14 +100,6 @@ def sinusoid_table(positions: int, dim: int) -> Tensor:
     return table.float()
 
 
-class Linear(nn.Linear):
-    """``nn.Linear`` whose call may bring the bias to add: the bias-free qkv projection takes the learned q and v
-    biases (around a zero k bias) there, so that the matrix product adds them rather than another pass."""
-
-    def forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
-        return F.linear(x, self.weight, self.bias if bias is None else bias)
-
-
 class Attention(nn.Module):
     """Multi-head self-attention; the qkv projection has no bias, learned ``q_bias`` and ``v_bias`` are added
     (official ``Attention``). A key bias would add ``q·b_k`` to a whole row of logits, which the softmax
@@ -123,7 +115,7 @@ class Attention(nn.Module):
         else:
             self.q_bias = self.v_bias = None
         self.core = AttentionCore("joint", config.qk_scale or config.head_dim ** -0.5, config.attn_drop_rate)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(config.drop_rate)
 
     def forward(self, x: Tensor, layout: AttentionLayout) -> Tensor:
@@ -160,7 +152,7 @@ class PatchEmbed(nn.Module):
     def __init__(self, config: VideoMAEConfig):
         super().__init__()
         kernel = (config.tubelet_size, config.patch_size, config.patch_size)
-        self.proj = nn.Conv3d(config.in_chans, config.embed_dim, kernel, stride=kernel)
+        self.proj = Conv3d(config.in_chans, config.embed_dim, kernel, stride=kernel)
 
     def forward(self, x: Tensor) -> Tensor:
         # token-major in memory: a channel-major view here would make every later residual sum channel-major
@@ -190,7 +182,7 @@ class VideoMAE(nn.Module):
         else:
             self.norm = nn.LayerNorm(dim, eps=config.norm_eps)
         self.fc_dropout = nn.Dropout(config.fc_drop_rate)
-        self.head = nn.Linear(dim, config.num_classes)
+        self.head = Linear(dim, config.num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -38,7 +38,8 @@ from ..config import ModelConfig, hparam, require
 from ..registry import HFMapping, register_family, register_preset
 from ..weights.catalog.vivit import VIVIT_RECIPE
 from ..weights.checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
-from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
+from .layers import (AttentionCore, AttentionLayout, Conv3d, DropPath, Linear, Mlp, check_video_input,
+                     drop_path_rates)
 
 ATTENTION_TYPES = ("spacetime", "factorized_encoder", "factorized_self_attention_block",
                    "factorized_dot_product_attention")
@@ -134,12 +135,12 @@ class Attention(nn.Module):
     def __init__(self, config: ViViTConfig, kind: str | None):
         super().__init__()
         dim, self.num_heads = config.embed_dim, config.num_heads
-        self.query = nn.Linear(dim, dim, bias=config.qkv_bias)
-        self.key = nn.Linear(dim, dim, bias=config.qkv_bias)
-        self.value = nn.Linear(dim, dim, bias=config.qkv_bias)
+        self.query = Linear(dim, dim, bias=config.qkv_bias)
+        self.key = Linear(dim, dim, bias=config.qkv_bias)
+        self.value = Linear(dim, dim, bias=config.qkv_bias)
         if kind is not None:  # subclasses with several cores make their own
             self.core = AttentionCore(kind, config.head_dim ** -0.5, config.attn_drop_rate)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
         self.proj_drop = nn.Dropout(config.drop_rate)
 
     def heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -278,15 +279,15 @@ class ViViT(nn.Module):
         super().__init__()
         self.config = config
         t, h, w = config.grid
-        self.patch_embed = nn.Conv3d(config.in_chans, config.embed_dim, config.tubelet_size,
-                                     stride=config.tubelet_size)
+        self.patch_embed = Conv3d(config.in_chans, config.embed_dim, config.tubelet_size,
+                                  stride=config.tubelet_size)
         self.patch_embed.inspection_category = "embedding"
         if config.attention_type == "factorized_encoder":
             self.spatial = Encoder(config, h * w, config.depth, kind="space")
             self.temporal = Encoder(config, t, config.temporal_depth, kind="time")
         else:
             self.encoder = Encoder(config, t * h * w, config.depth)
-        self.head = nn.Linear(config.embed_dim, config.num_classes)
+        self.head = Linear(config.embed_dim, config.num_classes)
         self._init_weights()
 
     def _init_weights(self) -> None:

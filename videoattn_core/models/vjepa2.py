@@ -44,7 +44,8 @@ from torch import Tensor, nn
 from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import HFMapping, register_family, register_preset
 from ..weights.checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
-from .layers import AttentionCore, AttentionLayout, DropPath, Mlp, check_video_input, drop_path_rates
+from .layers import (AttentionCore, AttentionLayout, Conv3d, DropPath, Linear, Mlp, check_video_input,
+                     drop_path_rates)
 
 ROPE_BASE = 10000.0  # the θ of the frequencies ω_j = θ^(−j/(s/2))
 
@@ -161,9 +162,9 @@ class Attention(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.rope = rope
-        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.qkv = Linear(dim, dim * 3, bias=qkv_bias)
         self.core = AttentionCore("joint", (dim // num_heads) ** -0.5)
-        self.proj = nn.Linear(dim, dim)
+        self.proj = Linear(dim, dim)
 
     def forward(self, x: Tensor, grid: tuple[int, int, int], rope: tuple[Tensor, Tensor] | None = None) -> Tensor:
         # x: (B, T'·H'·W', C), tokens ordered (t h w)
@@ -200,8 +201,8 @@ class CrossAttention(nn.Module):
     def __init__(self, dim: int, num_heads: int):
         super().__init__()
         self.num_heads = num_heads
-        self.q = nn.Linear(dim, dim)
-        self.kv = nn.Linear(dim, dim * 2)
+        self.q = Linear(dim, dim)
+        self.kv = Linear(dim, dim * 2)
         self.core = AttentionCore("cross", (dim // num_heads) ** -0.5)
 
     def forward(self, queries: Tensor, x: Tensor, grid: tuple[int, int, int]) -> Tensor:
@@ -256,8 +257,8 @@ class _CarriedBlock(nn.Module):
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=eps)
         self.attn = nn.Module()
-        self.attn.qkv = nn.Linear(dim, dim * 3)
-        self.attn.proj = nn.Linear(dim, dim)
+        self.attn.qkv = Linear(dim, dim * 3)
+        self.attn.proj = Linear(dim, dim)
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, dim * 4)
 
@@ -270,13 +271,13 @@ class Predictor(nn.Module):
     def __init__(self, config: VJEPA2Config):
         super().__init__()
         dim = config.predictor_embed_dim
-        self.predictor_embed = nn.Linear(config.embed_dim, dim)
+        self.predictor_embed = Linear(config.embed_dim, dim)
         self.mask_tokens = nn.ParameterList(nn.Parameter(torch.zeros(1, 1, dim))
                                             for _ in range(config.predictor_mask_tokens))
         self.predictor_blocks = nn.ModuleList(_CarriedBlock(dim, config.norm_eps)
                                               for _ in range(config.predictor_depth))
         self.predictor_norm = nn.LayerNorm(dim, eps=config.norm_eps)
-        self.predictor_proj = nn.Linear(dim, config.embed_dim)
+        self.predictor_proj = Linear(dim, config.embed_dim)
 
 
 class PatchEmbed3D(nn.Module):
@@ -285,7 +286,7 @@ class PatchEmbed3D(nn.Module):
     def __init__(self, config: VJEPA2Config):
         super().__init__()
         kernel = (config.tubelet_size, config.patch_size, config.patch_size)
-        self.proj = nn.Conv3d(config.in_chans, config.embed_dim, kernel, stride=kernel)
+        self.proj = Conv3d(config.in_chans, config.embed_dim, kernel, stride=kernel)
 
     def forward(self, x: Tensor) -> Tensor:
         # token-major in memory: a channel-major view here would make every later residual sum channel-major
@@ -311,7 +312,7 @@ class VJEPA2(nn.Module):
             for p in drop_path_rates(config.drop_path_rate, config.depth))
         self.norm = nn.LayerNorm(dim, eps=config.norm_eps)
         self.pooler = AttentivePooler(config)
-        self.linear = nn.Linear(dim, config.num_classes)
+        self.linear = Linear(dim, config.num_classes)
         self.linear.inspection_category = "head"
         if config.predictor_depth:
             self.predictor = Predictor(config)
