@@ -401,8 +401,12 @@ class Linear(nn.Linear):
 class _PatchConv:
     """A convolution that cuts its input into non-overlapping patches (kernel = stride, no padding), which in
     bfloat16 inference on a CPU with native bfloat16 runs as one matrix product of the patches, laid out
-    token-major, with the kernel (oneDNN's convolution takes 5-6x as long for these shapes; the same sums). The
-    output has the convolution's shape; in memory it is channel-last, so flattening its grid into tokens is a view."""
+    token-major, with the kernel: the convolution's sums, accumulated in float32 and rounded once (oneDNN's
+    convolution takes 5-6x as long for these shapes). The output has the convolution's shape; in memory it is
+    channel-last, so flattening its grid into tokens is a view."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self._patch_product(x) if self._patchified(x) else super().forward(x)
 
     def _patchified(self, x: Tensor) -> bool:
         kernel = self.kernel_size
@@ -426,15 +430,9 @@ class _PatchConv:
 class Conv2d(_PatchConv, nn.Conv2d):
     """``nn.Conv2d``; a patch-cutting one runs as a product in bfloat16 on the CPU (:class:`_PatchConv`)."""
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self._patch_product(x) if self._patchified(x) else super().forward(x)
-
 
 class Conv3d(_PatchConv, nn.Conv3d):
     """``nn.Conv3d``; a patch-cutting one runs as a product in bfloat16 on the CPU (:class:`_PatchConv`)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self._patch_product(x) if self._patchified(x) else super().forward(x)
 
 
 class AvgPool3d(nn.AvgPool3d):
