@@ -11,6 +11,7 @@ import videoattn_core as vac
 from test_inspection import SMALL, _small, _small_id
 from videoattn_core.inspection import measured
 from videoattn_core.inspection.measured import _flop_counter
+from videoattn_core.models import layers
 
 
 def _per_module(result) -> dict[str, tuple[int | None, int | None]]:
@@ -43,3 +44,16 @@ def test_measured_macs_follow_a_changed_model_and_input():
     assert second.measured_macs - first.measured_macs == x.shape[0] * model.head.in_features * (37 - 10)
     one = vac.inspect(model, x[:1])  # another input shape: counted for that shape
     assert {r.name: r for r in one.layers}["head"].measured_macs == model.head.in_features * 37
+
+
+@pytest.mark.skipif(not layers.onednn_bfloat16(), reason="this CPU has no native bfloat16 (AMX, AVX-512 BF16)")
+def test_a_bfloat16_forward_on_oneDNNs_linear_counts_what_its_meta_replica_counts(monkeypatch):
+    """bfloat16 inference on such a CPU takes oneDNN's linear (layers.Linear), which the real forward's counter must
+    count as the meta replica counts F.linear."""
+    model, x = _small(SMALL[0])
+    model, x = model.to(torch.bfloat16), x.to(torch.bfloat16)
+    replica = vac.inspect(model, x)
+    monkeypatch.setattr(measured, "_counted_on_meta", lambda model, x: None)
+    real = vac.inspect(model, x)
+    assert real.measured_macs == replica.measured_macs > 0
+    assert _per_module(real) == _per_module(replica)

@@ -71,13 +71,23 @@ def _sdpa_cpu_flop(query_shape, key_shape, value_shape, *args, out_shape=None, *
     return 2 * attention_macs(query_shape, key_shape, value_shape)
 
 
+def _onednn_linear_flop(input_shape, weight_shape, *args, out_shape=None, **kwargs) -> int:
+    """FLOPs of oneDNN's linear (``mkldnn._linear_pointwise``, which bfloat16 inference takes on the CPU:
+    :class:`~videoattn_core.models.layers.Linear`): ``F.linear``'s product, 2 × rows × in × out."""
+    from ..cost.flops import linear_macs
+
+    return 2 * linear_macs(input_shape, weight_shape[0])
+
+
 def _flop_counter() -> Any:
     from torch.utils.flop_counter import FlopCounterMode
 
     extra = {}
-    op = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
-    if op is not None:
-        extra[op] = _sdpa_cpu_flop
+    for namespace, name, formula in (("aten", "_scaled_dot_product_flash_attention_for_cpu", _sdpa_cpu_flop),
+                                     ("mkldnn", "_linear_pointwise", _onednn_linear_flop)):
+        op = getattr(getattr(torch.ops, namespace), name, None)
+        if op is not None:
+            extra[op] = formula
     return FlopCounterMode(display=False, custom_mapping=extra)
 
 
