@@ -88,25 +88,28 @@ def run_plan(preset: str, config: vac.ModelConfig, inputs: RunInputs, views: str
     """The core's plan of a run (the same pipeline as ``vac.predict`` and the CLI), made once for the page's
     inputs and then the key of everything computed from it: the clip probed and its frames chosen, the
     weights' config fields merged into ``config``, MACs and memory estimated from the cached summary. The
-    weights "repository" are those of a model named by where it lives (``hf:ORG/NAME``)."""
+    weights "repository" are those of a model named by where it lives (``hf:ORG/NAME``). An uploaded checkpoint's
+    bytes stay with the session that uploaded them, not with the plan (:meth:`~runtime.RunPlan.detached`): plans
+    of earlier uploads do not keep those alive."""
     weights = inputs.weights
     entry = None if weights in ("random", REPOSITORY) or inputs.uploaded_weights else weights
     return runtime.plan_run(preset, clip_source(inputs.clip), weights=entry, checkpoint=_checkpoint,
                             overrides=config.diff(vac.get_preset(preset).config), device=inputs.device,
                             dtype=inputs.dtype, views=views, sampling_rate=inputs.sampling_rate,
-                            limits=CLIP_LIMITS, summarize=summary)
+                            limits=CLIP_LIMITS, summarize=summary).detached()
 
 
-def load_model(plan: runtime.RunPlan) -> runtime.RunModel:
+def load_model(plan: runtime.RunPlan, checkpoint: bytes | None = None) -> runtime.RunModel:
     """The plan's model ready to run, shared by every session (within the budget of :data:`SHARED`) and by every
-    plan of the same model, weights, device and dtype. Random weights are seeded (seed 0, as the CLI's default),
-    so a shared link shows the same predictions to everyone."""
-    return _load_model(plan.model_key, plan)
+    plan of the same model, weights, device and dtype; ``checkpoint``: the session's uploaded bytes, when the
+    plan's weights are an upload. Random weights are seeded (seed 0, as the CLI's default), so a shared link shows
+    the same predictions to everyone."""
+    return _load_model(plan.model_key, plan, checkpoint)
 
 
 @budgeted
-def _load_model(model_key: tuple, _plan: runtime.RunPlan) -> runtime.RunModel:
-    return runtime.load_model(_plan)
+def _load_model(model_key: tuple, _plan: runtime.RunPlan, _checkpoint: bytes | None) -> runtime.RunModel:
+    return runtime.load_model(_plan, checkpoint=_checkpoint)
 
 
 def _plan_key(plan: runtime.RunPlan) -> tuple:

@@ -64,7 +64,7 @@ try:
             status.fail("building the model: refused, it does not fit in memory")
             st.error(refusal)
             st.stop()
-        loaded = cache.load_model(plan)
+        loaded = cache.load_model(plan, widgets.checkpoint_bytes(inputs))
         status.done("ready")
 except vac.VideoAttnError as exc:
     st.error(str(exc))

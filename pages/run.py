@@ -72,7 +72,7 @@ try:
         status.step("decoding the clip")
         clip = cache.load_clip(plan, cache.clip_source(inputs.clip))
         status.step("building the model")
-        loaded = cache.load_model(plan)
+        loaded = cache.load_model(plan, widgets.checkpoint_bytes(inputs))
         status.step("forwarding")
         result = cache.run_inspection(plan, (), loaded, clip)
         status.step("the other views")

@@ -10,6 +10,7 @@ import streamlit as st
 
 from test_app import assert_clean, open_app
 from test_runtime import TINY
+import videoattn_core as vac
 from videoattn_core.run import runtime
 
 SMALL = {"model": "timesformer_base", "depth": "1", "img_size": "32", "patch_size": "8"}
@@ -50,6 +51,51 @@ def test_uploaded_checkpoints_are_told_apart_by_their_bytes(tmp_path):
     assert one.weights.name == plan(checkpoint=second.read_bytes()).weights.name
     assert one.model_key != plan(checkpoint=second.read_bytes()).model_key
     assert one.model_key == plan(checkpoint=first.read_bytes()).model_key
+
+
+def _checkpoint_bytes(tmp_path, shift: float = 0.0) -> bytes:
+    import torch
+
+    model = runtime.build_seeded(plan().config, 0)
+    path = tmp_path / f"weights{shift}.pt"
+    torch.save({k: v + shift for k, v in model.state_dict().items()}, path)
+    return path.read_bytes()
+
+
+def test_a_detached_plan_lets_the_uploaded_bytes_go_and_loads_them_again_when_given(tmp_path):
+    import torch
+
+    data = _checkpoint_bytes(tmp_path, 0.5)
+    held = plan(checkpoint=data)
+    detached = held.detached()
+    assert detached.weights.data is None and held.weights.data is data
+    assert detached == held and detached.model_key == held.model_key  # the same keys: caches still match
+    expected = runtime.load_model(held).model.state_dict()
+    got = runtime.load_model(detached, checkpoint=data).model.state_dict()
+    assert all(torch.equal(got[k], v) for k, v in expected.items())
+    with pytest.raises(vac.ConfigError, match="no longer held"):
+        runtime.load_model(detached)
+    with pytest.raises(vac.ConfigError, match="not the uploaded checkpoint the run was planned with"):
+        runtime.load_model(detached, checkpoint=_checkpoint_bytes(tmp_path, 1.0))
+    assert plan().detached() == plan()  # nothing uploaded: nothing to let go
+
+
+def test_the_apps_plan_cache_does_not_keep_uploaded_checkpoints(tmp_path):
+    """A plan stays cached after its session moved on to another upload; the bytes stay with the session only."""
+    import pages._cache as page_cache
+    from pages._widgets import RunInputs
+    from videoattn_core.run.resource_cache import nbytes_of
+
+    st.cache_resource.clear()
+    data = _checkpoint_bytes(tmp_path, 0.5)
+    config = vac.get_config("timesformer_base", **TINY)
+    inputs = RunInputs(clip="rotating_bar", weights="upload:test", device="cpu", dtype="float32")
+    cached = page_cache.run_plan("timesformer_base", config, inputs, "single", data)
+    assert cached.weights.data is None and nbytes_of(cached) < len(data) // 10
+    assert cached.weights.identity == plan(checkpoint=data).weights.identity
+    loaded = page_cache.load_model(cached, data)
+    assert "the uploaded checkpoint" in loaded.report and not loaded.random_init
+    st.cache_resource.clear()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ with the same weights (random initialisation included, same seed) gives the same
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import threading
 from collections.abc import Callable
@@ -89,6 +90,12 @@ class RunPlan:
         """What the run computes from: the model, its recipe and views, the clip and the frames read from it."""
         return (*self.model_key, self.recipe, self.views, self.clip_id,
                 tuple(tuple(frames) for frames in self.frame_indices))
+
+    def detached(self) -> RunPlan:
+        """This plan without an uploaded checkpoint's bytes (their digest kept, so its keys are the same): what a
+        cache of plans holds, so that it does not keep uploads alive; :func:`load_model` then takes the bytes
+        again (``checkpoint=``)."""
+        return dataclasses.replace(self, weights=self.weights.without_data()) if self.weights.data else self
 
     def __hash__(self) -> int:
         return hash(self.key)
@@ -226,10 +233,16 @@ def build_seeded(config: ModelConfig, seed: int = 0) -> torch.nn.Module:
         return build_model(config)
 
 
-def load_model(plan: RunPlan, *, progress: bool = False) -> RunModel:
+def load_model(plan: RunPlan, *, progress: bool = False, checkpoint: bytes | None = None) -> RunModel:
     """Build the plan's model, load its weights (fetching a catalog entry into the caches) and move it to the
-    plan's device and dtype; with the plan's ``compile``, its forward compiled (the first forward compiles)."""
+    plan's device and dtype; with the plan's ``compile``, its forward compiled (the first forward compiles).
+    ``checkpoint``: the uploaded bytes of a :meth:`RunPlan.detached` plan (checked against its digest)."""
     source = plan.weights
+    if source.needs_data:
+        if checkpoint is None:
+            raise ConfigError("this plan's uploaded checkpoint is no longer held by the plan (RunPlan.detached): "
+                              "pass its bytes as checkpoint=", field="checkpoint")
+        source = source.with_data(checkpoint)
     state, report, hf_config = None, "", plan.hf_config
     if not source.random:
         location: Any = source.data if source.data is not None else source.path

@@ -4,6 +4,7 @@ random initialisation from a seed) and the names of its classes (:func:`resolve_
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from dataclasses import dataclass, field
@@ -28,6 +29,12 @@ class WeightsSource:
     data: bytes | None = field(default=None, repr=False)
     seed: int = 0
     origin: Any = None
+    #: SHA-256 of uploaded bytes (hex), kept when the bytes are let go (:meth:`without_data`)
+    digest: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.data is not None and self.digest is None:
+            object.__setattr__(self, "digest", hashlib.sha256(self.data).hexdigest())
 
     @property
     def random(self) -> bool:
@@ -36,10 +43,29 @@ class WeightsSource:
     @functools.cached_property
     def identity(self) -> tuple[Any, ...]:
         """What tells these weights apart from any others (hashable): the entry, the file, the digest of uploaded
-        bytes (computed once), the repository's commit, or the seed."""
-        data = hashlib.sha256(self.data).hexdigest() if self.data is not None else None
+        bytes, the repository's commit, or the seed."""
         origin = (str(self.origin.directory), self.origin.commit) if self.origin is not None else None
-        return (self.kind, self.name, str(self.path) if self.path is not None else None, data, self.seed, origin)
+        return (self.kind, self.name, str(self.path) if self.path is not None else None, self.digest, self.seed,
+                origin)
+
+    @property
+    def needs_data(self) -> bool:
+        """Uploaded bytes this source no longer holds (:meth:`without_data`): loading takes them again."""
+        return self.digest is not None and self.data is None
+
+    def without_data(self) -> WeightsSource:
+        """The same weights without the uploaded bytes (their digest kept): what a long-lived cache should hold."""
+        return dataclasses.replace(self, data=None) if self.data is not None else self
+
+    def with_data(self, data: bytes) -> WeightsSource:
+        """These weights with their uploaded bytes again; ``data`` must be the bytes they were made from."""
+        if self.digest is None:
+            raise ConfigError(f"{self.name} were not made from uploaded bytes: they take none", field="checkpoint")
+        given = WeightsSource(self.kind, self.name, data=bytes(data))
+        if given.digest != self.digest:
+            raise ConfigError(f"these bytes (SHA-256 {given.digest[:12]}…) are not the uploaded checkpoint the run "
+                              f"was planned with (SHA-256 {self.digest[:12]}…)", field="checkpoint")
+        return dataclasses.replace(self, data=given.data)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "name": self.name}
