@@ -234,8 +234,13 @@ def relevance(model: nn.Module, x: Tensor, target: int | None, recompute: bool =
             if i not in sums:
                 sums[i] = torch.empty(shape[0], shape[2], shape[3], device=grad_probs.device)
             positive = grad_probs.clamp_(min=0)
-            if isinstance(groups, slice):  # summed straight into its place
-                torch.sum(positive, dim=1, dtype=torch.float32, out=sums[i][groups, rows])
+            if isinstance(groups, slice) and positive.dtype == torch.float32:  # summed straight into its place
+                torch.sum(positive, dim=1, out=sums[i][groups, rows])
+            elif isinstance(groups, slice):  # half precision: head by head into float32 (no float32 copy of all)
+                into = sums[i][groups, rows]
+                into.copy_(positive[:, 0])
+                for head in range(1, positive.shape[1]):
+                    into.add_(positive[:, head])
             else:
                 sums[i][groups, rows] = positive.sum(dim=1, dtype=torch.float32)
         return blocks
