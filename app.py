@@ -16,6 +16,9 @@ import sys
 import streamlit as st
 
 from pages import _state as state
+from videoattn_core.run import devices
+
+devices.flush_denormals()  # first, so that this script thread's intra-op workers start with it
 
 
 @st.cache_resource(show_spinner=False)

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import videoattn_core as vac  # noqa: E402
-from run import synchronize  # noqa: E402
+from run import synchronize, use_allocator  # noqa: E402
 from videoattn_core.run.devices import native_bfloat16  # noqa: E402
 
 PRESETS = ("timesformer_base", "mvit_v2_s", "swin3d_t", "videomae_base", "vivit_b", "vjepa2_vitl")
@@ -39,10 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    if device.type == "cpu":
-        from videoattn_core.cost.memory import keep_allocator
-
-        keep_allocator()  # as the app and the command line run forwards far from the memory's limit
+    use_allocator("kept", device.type)  # as the app and the command line run forwards far from the memory's limit
     native = native_bfloat16(device)
     print(f"# {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; bfloat16 in hardware: {native}")
     print(f"{'preset':20s} {'float32':>9s} {'bfloat16':>9s} {'bf16/f32':>8s} {'logits rel. error':>17s}")

@@ -177,7 +177,11 @@ def add_allocator_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def use_allocator(allocator: str, device: str = "cpu") -> None:
-    """Put ``--allocator`` in force for this process."""
+    """Put ``--allocator`` in force for this process, with denormals flushed to zero as the app and the command line
+    run (``videoattn_core.run.devices.flush_denormals``; before the first parallel operation)."""
+    from videoattn_core.run.devices import flush_denormals
+
+    flush_denormals()
     if allocator == "kept" and device == "cpu":
         from videoattn_core.cost.memory import keep_allocator
 

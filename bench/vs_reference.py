@@ -31,6 +31,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import videoattn_core as vac  # noqa: E402
 from run import DTYPES, matmul_throughput, synchronize  # noqa: E402
+from videoattn_core.run.devices import flush_denormals  # noqa: E402
 
 
 def reference_pairs() -> dict:
@@ -94,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    flush_denormals()  # as the app and the command line run (both models here), before the first parallel operation
     pairs = reference_pairs()
     presets = [p.strip() for p in args.presets.split(",")] if args.presets else list(pairs)
     missing = [p for p in presets if p not in pairs]

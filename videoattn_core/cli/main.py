@@ -11,6 +11,7 @@ import sys
 import warnings
 
 from ..errors import VideoAttnError
+from ..run import devices
 from ..registry import get_preset, list_models
 from . import evaluate, explain, predict, summary
 
@@ -45,6 +46,7 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    devices.flush_denormals()  # before the first parallel operation, so that PyTorch's workers start with it
     try:
         with warnings.catch_warnings():  # warnings a user sees (a compile that fell back) as one line, no source
             warnings.showwarning = _one_line_warning
