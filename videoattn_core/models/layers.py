@@ -391,8 +391,9 @@ class Linear(nn.Linear):
     and v biases, around a zero k bias, there: the product adds them rather than another pass over the output).
 
     ``F.linear`` in bfloat16 on the CPU copies the bias into the output and has oneDNN add the product onto it; the
-    oneDNN linear adds the bias as the product is written out: the same numbers (tests/test_layers.py), 0.7-0.9x the
-    time at ViT-B's shapes (``bench/vs_reference.py --dtype bfloat16`` measures whole models)."""
+    oneDNN linear adds the bias as the product is written out: the same numbers on a contiguous input, one rounding
+    fewer on a strided one (tests/test_layers.py), 0.7-0.9x the time at ViT-B's shapes (``bench/vs_reference.py
+    --dtype bfloat16`` measures whole models)."""
 
     def forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
         bias = self.bias if bias is None else bias
