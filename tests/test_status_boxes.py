@@ -28,7 +28,7 @@ def failed_status(at):
 
 
 def test_run_page_status_says_the_model_failed_to_build(monkeypatch, fresh_caches):
-    def broken(plan):
+    def broken(plan, **kwargs):
         raise vac.CheckpointError("the checkpoint has no tensor named blocks.0.attn.qkv.weight")
 
     monkeypatch.setattr(runtime, "load_model", broken)
