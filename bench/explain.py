@@ -91,7 +91,8 @@ def main() -> int:
     shape = "×".join(map(str, x.shape[2:]))
     row = {"preset": args.preset, "method": args.method, "input": shape, "threads": torch.get_num_threads(),
            "recompute": args.recompute, "allocator": args.allocator, "forward_s": forward_s, "first_explain_s": first_s,
-           "explain_s": explain_s, "ratio": explain_s / forward_s, "forward_runs_s": forwards, "explain_runs_s": explains,
+           "explain_s": explain_s, "ratio": explain_s / forward_s, "forward_runs_s": forwards,
+           "explain_runs_s": explains,
            "forward_peak_bytes": forward_peak, "explain_peak_bytes": explain_peak, "baseline_rss_bytes": base,
            "token_grid": list(result.tokens.shape), "torch": torch.__version__,
            "time": datetime.now(timezone.utc).isoformat(timespec="seconds")}

@@ -103,7 +103,9 @@ def test_other_convolutions_keep_pytorchs_kernel():
     overlapping = layers.Conv3d(3, 8, (3, 7, 7), stride=(2, 4, 4), padding=(1, 3, 3)).to(torch.bfloat16)
     patches = layers.Conv3d(3, 8, (2, 4, 4), stride=(2, 4, 4)).to(torch.bfloat16)
     ragged = torch.randn(1, 3, 5, 18, 16).to(torch.bfloat16)  # not whole patches: the convolution drops the rest
+    empty = torch.randn(0, 3, 4, 16, 16).to(torch.bfloat16)
     with torch.no_grad():
-        for conv, x in ((overlapping, torch.randn(1, 3, 4, 16, 16).to(torch.bfloat16)), (patches, ragged)):
+        for conv, x in ((overlapping, torch.randn(1, 3, 4, 16, 16).to(torch.bfloat16)), (patches, ragged),
+                        (patches, empty)):
             assert "mkldnn::_linear_pointwise" not in _ops(lambda: conv(x))
             assert torch.equal(conv(x), F.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding))

@@ -415,7 +415,7 @@ class _PatchConv:
     def _patchified(self, x: Tensor) -> bool:
         kernel = self.kernel_size
         return (_onednn_call(x, self.weight) and self.stride == kernel and self.groups == 1
-                and self.padding_mode == "zeros" and not any(self._reversed_padding_repeated_twice)
+                and self.padding_mode == "zeros" and not any(self._reversed_padding_repeated_twice) and x.numel() > 0
                 and all(d == 1 for d in self.dilation) and x.dim() == len(kernel) + 2
                 and all(size % k == 0 for size, k in zip(x.shape[2:], kernel))
                 and (self.bias is None or self.bias.dtype == torch.bfloat16))
