@@ -361,15 +361,20 @@ def split_qkv(qkv: Tensor, heads: int) -> tuple[Tensor, Tensor, Tensor]:
     return q.transpose(-3, -2), k.transpose(-3, -2), v.transpose(-3, -2)
 
 
-@functools.cache
-def onednn_bfloat16() -> bool:
-    """Whether this CPU computes bfloat16 matrix products natively (AMX or AVX-512 BF16, oneDNN's own test) and
-    this PyTorch reaches oneDNN's linear (``mkldnn._linear_pointwise``, the op Inductor emits on the CPU)."""
+def cpu_bfloat16_native() -> bool:
+    """Whether this CPU computes bfloat16 matrix products natively (AMX or AVX-512 BF16: oneDNN's own test)."""
     try:
-        return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-                and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()))
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):  # a build without oneDNN
         return False
+
+
+@functools.cache
+def onednn_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (:func:`cpu_bfloat16_native`) and this PyTorch reaches oneDNN's
+    linear (``mkldnn._linear_pointwise``, the op Inductor emits on the CPU)."""
+    return (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+            and cpu_bfloat16_native())
 
 
 def _onednn_call(x: Tensor, weight: Tensor) -> bool:

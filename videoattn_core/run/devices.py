@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import ConfigError
+from ..models.layers import cpu_bfloat16_native
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
@@ -42,10 +43,7 @@ def native_bfloat16(device: str | torch.device) -> bool:
     dev = torch.device(device)
     if dev.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):  # a build without oneDNN
-        return False
+    return cpu_bfloat16_native()
 
 
 def flush_denormals() -> bool:

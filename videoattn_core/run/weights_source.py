@@ -61,11 +61,12 @@ class WeightsSource:
         """These weights with their uploaded bytes again; ``data`` must be the bytes they were made from."""
         if self.digest is None:
             raise ConfigError(f"{self.name} were not made from uploaded bytes: they take none", field="checkpoint")
-        given = WeightsSource(self.kind, self.name, data=bytes(data))
-        if given.digest != self.digest:
-            raise ConfigError(f"these bytes (SHA-256 {given.digest[:12]}…) are not the uploaded checkpoint the run "
-                              f"was planned with (SHA-256 {self.digest[:12]}…)", field="checkpoint")
-        return dataclasses.replace(self, data=given.data)
+        data = bytes(data)
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != self.digest:
+            raise ConfigError(f"these bytes (SHA-256 {digest[:12]}…) are not the uploaded checkpoint the run was "
+                              f"planned with (SHA-256 {self.digest[:12]}…)", field="checkpoint")
+        return dataclasses.replace(self, data=data)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "name": self.name}
