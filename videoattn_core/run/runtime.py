@@ -95,7 +95,9 @@ class RunPlan:
         """This plan without an uploaded checkpoint's bytes (their digest kept, so its keys are the same): what a
         cache of plans holds, so that it does not keep uploads alive; :func:`load_model` then takes the bytes
         again (``checkpoint=``)."""
-        return dataclasses.replace(self, weights=self.weights.without_data()) if self.weights.data else self
+        if self.weights.data is None:
+            return self
+        return dataclasses.replace(self, weights=self.weights.without_data())
 
     def __hash__(self) -> int:
         return hash(self.key)
