@@ -5,7 +5,8 @@
     python bench/explain.py --preset swin3d_t --recompute
 
 ``--allocator kept`` (the default) holds freed memory in glibc's heaps as the app and the command line do far from the
-memory's limit; the explanation runs in its unkept window (``videoattn_core.cost.memory.allocator_unkept``).
+memory's limit; an explanation leaves what it frees there too, for the next one (a second map faults in almost no
+new pages).
 ``--recompute``: relevance recomputing the attention blocks in its backward pass (less memory, one more forward).
 
 The plain forward (no gradient, fused attention) is timed ``--repeats`` times (3) after one warm-up forward, the
@@ -56,7 +57,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3,
                         help="timed forwards (the best is the figure) and explanations after the first (repeats − 1, "
                              "at least 1; the best is the figure)")
-    add_allocator_argument(parser)  # the explanation itself runs in an unkept window
+    add_allocator_argument(parser)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -126,35 +126,34 @@ def test_kept_allocator_serves_freed_memory_again_without_page_faults():
 
 
 @pytest.mark.skipif(not memory.can_pin_allocator(), reason="glibc's allocator only")
-def test_an_unkept_window_gives_large_freed_blocks_back_where_the_heaps_keep_them():
-    """With the kept allocator a freed 256 MiB tensor stays resident; inside ``allocator_unkept`` (an explanation's
-    backward pass) such a block is unmapped when freed, and on leaving the window what the heaps kept is given back
-    and the kept allocator is in force again (measured as the process's resident set, in a process of its own)."""
+def test_a_second_explanation_reuses_the_memory_the_first_left_in_the_heaps():
+    """With the kept allocator (the app's and the command line's far from the memory's limit) an explanation's
+    memory stays in the heaps for the next: a second relevance map faults in almost no new pages, where giving the
+    memory back after each map made every map fault its whole working set in again. Counted as the process's minor
+    page faults, in a process of its own."""
     code = (
-        "import sys, torch\n"
+        "import resource, torch\n"
+        "import videoattn_core as vac\n"
+        "from videoattn_core.attention.explanations import explain\n"
         "from videoattn_core.cost import memory\n"
-        "def rss():\n"
-        "    return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
         "assert memory.keep_allocator()\n"
-        "def grow():\n"
-        "    before = rss()\n"
-        "    torch.empty(64 * 2**20).fill_(1)\n"
-        "    return rss() - before\n"
-        "kept = grow()\n"
-        "high = rss()\n"
-        "with memory.allocator_unkept():\n"
-        "    inside = grow()\n"
-        "    given_back = high - rss()\n"
-        "after = grow()\n"
-        "print(kept, inside, given_back, after)\n")
+        "torch.manual_seed(0)\n"
+        "model = vac.build_model('timesformer_base', embed_dim=64, depth=2, num_heads=2, num_frames=8,\n"
+        "                        img_size=128, patch_size=8, num_classes=5).eval()\n"
+        "x = torch.randn(1, 3, 8, 128, 128)\n"
+        "def faults():\n"
+        "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+        "    explain(model, x, target=1)\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before\n"
+        "print(faults(), faults())\n")
     root = Path(__file__).resolve().parents[1]
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONPATH": str(root)}).stdout
-    kept, inside, given_back, after = (int(v) for v in out.split())
-    block = 256 * 2**20
-    assert kept > block // 2, out  # the kept heap holds the freed block
-    assert given_back > block // 2 and inside < block // 8, out  # given back on entry; unmapped when freed
-    assert after > block // 2, out  # kept again after the window
+    first, second = (int(v) for v in out.split())
+    # the first map grows the heaps by its working set (~40 MiB); the second finds most of it there (seen: 0.05–0.3
+    # of the first's faults; 0.8–1.0 when the memory was given back after each map)
+    assert first > 5000, out
+    assert second < first // 2, out
 
 
 def test_memory_plan_without_a_pinnable_allocator_keeps_the_loose_bound(monkeypatch):

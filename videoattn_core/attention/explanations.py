@@ -35,7 +35,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..cost.memory import allocator_unkept
 from ..errors import ConfigError
 from ..models.layers import AttentionCore
 from .capture import activation_gradients_only, capturing
@@ -93,10 +92,10 @@ def explain(model: nn.Module, x: Tensor, *, target: int | None = None, method: s
     x = x[:1]
     note = ""
     if method == "relevance":
-        with activation_gradients_only(model), allocator_unkept():
+        with activation_gradients_only(model):
             tokens, target, score, out = relevance(model, x.detach(), target, recompute)
     elif method == "gradcam":
-        with activation_gradients_only(model), allocator_unkept():
+        with activation_gradients_only(model):
             tokens, target, score, out, layer = gradcam(model, x.detach(), target, layer)
     else:
         try:

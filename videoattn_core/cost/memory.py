@@ -8,10 +8,7 @@ from __future__ import annotations
 import ctypes
 import os
 import platform
-import threading
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any, Sequence
 
 import torch
@@ -233,46 +230,6 @@ def keep_allocator() -> bool:
         except (OSError, AttributeError):
             pass
     return _kept
-
-
-#: the mmap threshold inside :func:`allocator_unkept`: the highest glibc's own dynamic threshold reaches
-UNKEPT_MMAP_THRESHOLD = 32 * 2**20
-_unkept_depth = 0
-_UNKEPT_LOCK = threading.Lock()
-
-
-@contextmanager
-def allocator_unkept() -> Iterator[None]:
-    """Inside the block, glibc maps blocks of 32 MiB or more afresh and unmaps them when freed (the most its default
-    allocator keeps in its heaps), even where :func:`keep_allocator` is in force; what the heaps keep is given back
-    on entry and on exit. For one-off work that holds much memory for a moment — an explanation's backward pass,
-    whose N×N attention matrices would otherwise stay resident once freed (swin3d_t's relevance: 3.43 GB peak RSS
-    with the heaps keeping, 2.14 GB with glibc's default; one process, 2 threads). Blocks in several threads share
-    one window: the kept thresholds come back when the last one leaves. Elsewhere nothing changes."""
-    global _unkept_depth
-    with _UNKEPT_LOCK:
-        _unkept_depth += 1
-        if _unkept_depth == 1 and _kept:
-            _mallopt(UNKEPT_MMAP_THRESHOLD, DEFAULT_TRIM_THRESHOLD)
-    try:
-        yield
-    finally:
-        with _UNKEPT_LOCK:
-            _unkept_depth -= 1
-            if _unkept_depth == 0 and _kept:
-                _mallopt(KEPT_MMAP_THRESHOLD, KEPT_TRIM_THRESHOLD)
-
-
-def _mallopt(mmap_threshold: int, trim_threshold: int) -> None:
-    """Set glibc's mmap and trim thresholds and give back what the heaps keep (glibc only: callers check)."""
-    try:
-        libc = ctypes.CDLL(None)
-        libc.malloc_trim(0)
-        libc.mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
-        libc.mallopt(_M_TRIM_THRESHOLD, trim_threshold)
-        libc.malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def release_kept_memory() -> None:
