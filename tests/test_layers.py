@@ -109,3 +109,57 @@ def test_other_convolutions_keep_pytorchs_kernel():
                         (patches, empty)):
             assert "mkldnn::_linear_pointwise" not in _ops(lambda: conv(x))
             assert torch.equal(conv(x), F.conv3d(x, conv.weight, conv.bias, conv.stride, conv.padding))
+
+
+# --- attention in bfloat16 ----------------------------------------------------------------------------------------
+
+def _exact_attention(q, k, v, bias, scale):
+    """The definition, in float64: softmax(q·kᵀ·scale + bias)·v."""
+    logits = (q.double() @ k.double().transpose(-2, -1)) * scale
+    if bias is not None:
+        logits = logits + bias.double()
+    return logits.softmax(-1) @ v.double()
+
+
+@native
+@pytest.mark.parametrize("block_bytes", [4 << 20, 6000], ids=["default-blocks", "row-blocks"])
+@pytest.mark.parametrize("shape,n_k,bias_shape", [
+    ((2, 3, 50, 32), 50, None),  # several whole (group, head) pairs a block
+    ((1, 4, 300, 16), 120, (1, 4, 300, 120)),  # pooled keys, a bias per head
+    ((6, 2, 24, 16), 24, (6, 1, 1, 24)),  # a bias per group, broadcast over heads and rows
+    ((3, 2, 40, 16), 40, (1, 2, 40, 40)),  # one bias for every group
+], ids=["plain", "pooled-bias", "group-bias", "shared-bias"])
+def test_blocked_attention_in_bfloat16_computes_the_definition(monkeypatch, block_bytes, shape, n_k, bias_shape):
+    """Within a few bfloat16 roundings of the float64 definition, and no further from it than ~4× the fused
+    kernel's bfloat16 result; ``row-blocks`` cuts one (group, head)'s rows into blocks of a few rows."""
+    monkeypatch.setattr(layers, "_LOGIT_BLOCK_BYTES", block_bytes)
+    g = torch.Generator().manual_seed(0)
+    groups, heads, n_q, d = shape
+    q, k, v = (torch.randn(groups, heads, n, d, generator=g) for n in (n_q, n_k, n_k))
+    bias = torch.randn(bias_shape, generator=g) if bias_shape else None
+    scale = d ** -0.5
+    exact = _exact_attention(q, k, v, bias, scale)
+    qb, kb, vb = (t.to(torch.bfloat16) for t in (q, k, v))
+    bb = bias.to(torch.bfloat16) if bias is not None else None
+    out = layers.blocked_attention(qb, kb, vb, bb, scale)
+    fused = F.scaled_dot_product_attention(qb, kb, vb, attn_mask=bb, scale=scale)
+    assert out.shape == exact.shape and out.dtype == torch.bfloat16
+    assert out.transpose(1, 2).is_contiguous()  # the fused kernel's layout: heads merge as a view
+    error, fused_error = ((t.double() - exact).abs().max().item() for t in (out, fused))
+    assert error < 0.02 * exact.abs().max().item()
+    assert error < 4 * fused_error + 1e-3
+
+
+@native
+def test_attention_core_takes_the_blocked_path_in_bfloat16_inference_only():
+    core = layers.AttentionCore("joint", scale=0.25)
+    q, k, v = (torch.randn(1, 2, 64, 16).to(torch.bfloat16) for _ in range(3))
+    with torch.no_grad():
+        ops = _ops(lambda: core(q, k, v))
+    assert "aten::_softmax" in ops and not any("flash_attention" in op for op in ops)
+    with torch.no_grad():  # float32 keeps the fused kernel (every exactness promise rests on it)
+        ops = _ops(lambda: core(q.float(), k.float(), v.float()))
+    assert any("flash_attention" in op for op in ops)
+    grad = [t.detach().requires_grad_() for t in (q, k, v)]  # autograd keeps the fused kernel (it has a backward)
+    ops = _ops(lambda: core(*grad))
+    assert any("flash_attention" in op for op in ops)

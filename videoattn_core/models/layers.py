@@ -1,9 +1,10 @@
 """Layers shared by every model family: the attention core with its capture point, MLP, drop path, input checks.
 
 Every attention of every family computes ``softmax(q·kᵀ·scale + bias)·v`` in :class:`AttentionCore`. That one
-module is where the fused kernel (``F.scaled_dot_product_attention``) or the explicit softmax path is chosen,
-where the inspection engine captures probabilities, and where attention MACs are counted, whatever the
-attention kind (joint, divided space/time, windows, pooled).
+module is where the fused kernel (``F.scaled_dot_product_attention``; in bfloat16 inference on a CPU with native
+bfloat16 products, :func:`blocked_attention`) or the explicit softmax path is chosen, where the inspection engine
+captures probabilities, and where attention MACs are counted, whatever the attention kind (joint, divided
+space/time, windows, pooled).
 """
 
 from __future__ import annotations
@@ -183,11 +184,15 @@ class AttentionCore(nn.Module):
 
     def fused_attention(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBias | None,
                         drop: float = 0.0) -> Tensor:
-        """The fused kernel (``F.scaled_dot_product_attention``), one call per run of a :class:`GroupedBias`."""
+        """The fused kernel (``F.scaled_dot_product_attention``), one call per run of a :class:`GroupedBias`; in
+        bfloat16 inference on a CPU with native bfloat16 products, :func:`blocked_attention` where the bias is a
+        tensor or None."""
         if isinstance(bias, GroupedBias):
             return self._fused_grouped(q, k, v, bias, drop)
         if bias is not None:
             bias = bias.to(q.dtype)
+        if not drop and _cpu_bfloat16_products(q, k, v):
+            return blocked_attention(q, k, v, bias, self.scale)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop, scale=self.scale)
 
     def _fused_grouped(self, q: Tensor, k: Tensor, v: Tensor, bias: GroupedBias, drop: float) -> Tensor:
@@ -201,6 +206,61 @@ class AttentionCore(nn.Module):
             start = end
         # (G, N_q, heads, d) in memory, as the fused CPU kernel lays out its own output: heads merge as a view
         return torch.cat(parts).transpose(1, 2)
+
+
+#: one block of logits in :func:`blocked_attention`: a few MiB (the fastest at ViT-B/L's and MViTv2's shapes)
+_LOGIT_BLOCK_BYTES = 4 << 20
+
+
+def _cpu_bfloat16_products(q: Tensor, k: Tensor, v: Tensor) -> bool:
+    """Whether :func:`blocked_attention` takes an attention: bfloat16 inference on a CPU with native bfloat16
+    products (where the fused kernel runs no faster in bfloat16 than in float32)."""
+    return (q.dtype == k.dtype == v.dtype == torch.bfloat16 and q.device.type == "cpu" and
+            (inference() or not (q.requires_grad or k.requires_grad or v.requires_grad)) and onednn_bfloat16())
+
+
+def blocked_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float) -> Tensor:
+    """``softmax(q·kᵀ·scale + bias)·v`` as bfloat16 matrix products, a few MiB of logits at a time: the query rows
+    of one (group, head) in blocks where its logits are larger, else several whole (group, head) pairs.
+
+    On a CPU with native bfloat16 products (AMX) PyTorch's fused kernel takes as long in bfloat16 as in float32
+    (ViT-B at 1568 tokens: 47 ms a layer either way, 2 threads); these products take half that. The logits are
+    rounded to bfloat16 before the softmax (the fused kernel keeps them in float32), which moves whole models'
+    logits by no more than their bfloat16 weights and activations already do (``bench/dtype.py``). The output has
+    the fused kernel's ``(G, N_q, heads, d_v)`` memory, so that the heads merge as a view."""
+    groups, heads, n_q, _ = q.shape
+    n_k = k.shape[2]
+    out = q.new_empty(groups, n_q, heads, v.shape[-1]).transpose(1, 2)
+    qs, kt = q * scale, k.transpose(-2, -1)
+    if bias is not None:
+        bias = bias[(None,) * (4 - bias.dim())]
+    unit = n_q * n_k * q.element_size()  # the logits of one (group, head)
+    if unit > _LOGIT_BLOCK_BYTES:
+        blocks = -(-unit // _LOGIT_BLOCK_BYTES)
+        rows = -(-n_q // blocks)
+        for g in range(groups):
+            for h in range(heads):
+                for r0 in range(0, n_q, rows):
+                    rs = slice(r0, r0 + rows)
+                    logits = qs[g, h, rs] @ kt[g, h]
+                    if bias is not None:
+                        logits += bias[g if bias.shape[0] > 1 else 0, h if bias.shape[1] > 1 else 0,
+                                       rs if bias.shape[2] > 1 else slice(None)]
+                    torch.ops.aten._softmax.out(logits, -1, False, out=logits)
+                    torch.mm(logits, v[g, h], out=out[g, h, rs])
+        return out
+    per_heads = min(heads, _LOGIT_BLOCK_BYTES // unit)
+    per_groups = max(1, _LOGIT_BLOCK_BYTES // (unit * heads)) if per_heads == heads else 1
+    for g0 in range(0, groups, per_groups):
+        gs = slice(g0, g0 + per_groups)
+        for h0 in range(0, heads, per_heads):
+            hs = slice(h0, h0 + per_heads)
+            logits = qs[gs, hs] @ kt[gs, hs]
+            if bias is not None:
+                logits += bias[gs if bias.shape[0] > 1 else slice(None), hs if bias.shape[1] > 1 else slice(None)]
+            torch.ops.aten._softmax.out(logits, -1, False, out=logits)
+            out[gs, hs] = logits @ v[gs, hs]
+    return out
 
 
 GradientBlocks = Callable[[slice | Tensor, slice, Tensor], None]
