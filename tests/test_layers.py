@@ -151,15 +151,34 @@ def test_blocked_attention_in_bfloat16_computes_the_definition(monkeypatch, bloc
 
 
 @native
-def test_attention_core_takes_the_blocked_path_in_bfloat16_inference_only():
+def test_attention_core_takes_the_blocked_path_in_bfloat16_inference_where_the_fused_kernel_is_slow(monkeypatch):
     core = layers.AttentionCore("joint", scale=0.25)
     q, k, v = (torch.randn(1, 2, 64, 16).to(torch.bfloat16) for _ in range(3))
+
+    def fused(*tensors) -> bool:
+        ops = _ops(lambda: core(*tensors))
+        assert any("flash_attention" in op for op in ops) != ("aten::_softmax" in ops)
+        return any("flash_attention" in op for op in ops)
+
+    monkeypatch.setattr(layers, "fused_attention_slow_in_bfloat16", lambda: True)  # AVX-512 BF16 without AMX
     with torch.no_grad():
-        ops = _ops(lambda: core(q, k, v))
-    assert "aten::_softmax" in ops and not any("flash_attention" in op for op in ops)
-    with torch.no_grad():  # float32 keeps the fused kernel (every exactness promise rests on it)
-        ops = _ops(lambda: core(q.float(), k.float(), v.float()))
-    assert any("flash_attention" in op for op in ops)
-    grad = [t.detach().requires_grad_() for t in (q, k, v)]  # autograd keeps the fused kernel (it has a backward)
-    ops = _ops(lambda: core(*grad))
-    assert any("flash_attention" in op for op in ops)
+        assert not fused(q, k, v)
+        assert fused(q.float(), k.float(), v.float())  # float32 keeps the fused kernel (the exactness promises)
+    assert fused(*(t.detach().requires_grad_() for t in (q, k, v)))  # autograd too (the kernel has a backward)
+    monkeypatch.setattr(layers, "fused_attention_slow_in_bfloat16", lambda: False)  # AMX: the kernel's own products
+    with torch.no_grad():
+        assert fused(q, k, v)
+
+
+def test_the_fused_kernel_counts_as_slow_in_bfloat16_only_without_amx(monkeypatch):
+    layers.fused_attention_slow_in_bfloat16.cache_clear()
+    monkeypatch.setattr(layers, "onednn_bfloat16", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert not layers.fused_attention_slow_in_bfloat16()
+    layers.fused_attention_slow_in_bfloat16.cache_clear()
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert layers.fused_attention_slow_in_bfloat16()
+    layers.fused_attention_slow_in_bfloat16.cache_clear()
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # a PyTorch that cannot tell: the fused kernel
+    assert not layers.fused_attention_slow_in_bfloat16()
+    layers.fused_attention_slow_in_bfloat16.cache_clear()

@@ -1,8 +1,8 @@
 """Layers shared by every model family: the attention core with its capture point, MLP, drop path, input checks.
 
 Every attention of every family computes ``softmax(q·kᵀ·scale + bias)·v`` in :class:`AttentionCore`. That one
-module is where the fused kernel (``F.scaled_dot_product_attention``; in bfloat16 inference on a CPU with native
-bfloat16 products, :func:`blocked_attention`) or the explicit softmax path is chosen, where the inspection engine
+module is where the fused kernel (``F.scaled_dot_product_attention``; in bfloat16 inference on a CPU whose native
+bfloat16 products it cannot use, :func:`blocked_attention`) or the explicit softmax path is chosen, where the inspection engine
 captures probabilities, and where attention MACs are counted, whatever the attention kind (joint, divided
 space/time, windows, pooled).
 """
@@ -185,8 +185,7 @@ class AttentionCore(nn.Module):
     def fused_attention(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBias | None,
                         drop: float = 0.0) -> Tensor:
         """The fused kernel (``F.scaled_dot_product_attention``), one call per run of a :class:`GroupedBias`; in
-        bfloat16 inference on a CPU with native bfloat16 products, :func:`blocked_attention` where the bias is a
-        tensor or None."""
+        bfloat16 inference on a CPU where it is slow in bfloat16, :func:`blocked_attention`."""
         if isinstance(bias, GroupedBias):
             return self._fused_grouped(q, k, v, bias, drop)
         if bias is not None:
@@ -196,12 +195,17 @@ class AttentionCore(nn.Module):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop, scale=self.scale)
 
     def _fused_grouped(self, q: Tensor, k: Tensor, v: Tensor, bias: GroupedBias, drop: float) -> Tensor:
-        """The fused kernel on each run of groups with its own bias; the results side by side."""
+        """The fused kernel (or :func:`blocked_attention`) on each run of groups with its own bias; the results side
+        by side."""
         parts, start = [], 0
+        blocked = not drop and _cpu_bfloat16_products(q, k, v)
         for part, size in zip(bias.parts, bias.sizes):
             end = start + size
-            out = F.scaled_dot_product_attention(q[start:end], k[start:end], v[start:end],
-                                                 attn_mask=part.to(q.dtype), dropout_p=drop, scale=self.scale)
+            if blocked:
+                out = blocked_attention(q[start:end], k[start:end], v[start:end], part.to(q.dtype), self.scale)
+            else:
+                out = F.scaled_dot_product_attention(q[start:end], k[start:end], v[start:end],
+                                                     attn_mask=part.to(q.dtype), dropout_p=drop, scale=self.scale)
             parts.append(out.transpose(1, 2))
             start = end
         # (G, N_q, heads, d) in memory, as the fused CPU kernel lays out its own output: heads merge as a view
@@ -212,21 +216,35 @@ class AttentionCore(nn.Module):
 _LOGIT_BLOCK_BYTES = 4 << 20
 
 
+@functools.cache
+def fused_attention_slow_in_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 products natively (:func:`onednn_bfloat16`) without AMX tiles, which the
+    fused attention kernel's own bfloat16 products need (without them it takes as long in bfloat16 as in float32:
+    AVX-512 BF16 alone, as on AMD's Zen 4 and 5). False where PyTorch cannot tell."""
+    try:
+        amx = bool(torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # no way to tell: keep the fused kernel
+        return False
+    return not amx and onednn_bfloat16()
+
+
 def _cpu_bfloat16_products(q: Tensor, k: Tensor, v: Tensor) -> bool:
-    """Whether :func:`blocked_attention` takes an attention: bfloat16 inference on a CPU with native bfloat16
-    products (where the fused kernel runs no faster in bfloat16 than in float32)."""
+    """Whether :func:`blocked_attention` takes an attention: bfloat16 inference on a CPU where the fused kernel is
+    slow in bfloat16 (:func:`fused_attention_slow_in_bfloat16`)."""
     return (q.dtype == k.dtype == v.dtype == torch.bfloat16 and q.device.type == "cpu" and
-            (inference() or not (q.requires_grad or k.requires_grad or v.requires_grad)) and onednn_bfloat16())
+            (inference() or not (q.requires_grad or k.requires_grad or v.requires_grad))
+            and fused_attention_slow_in_bfloat16())
 
 
 def blocked_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float) -> Tensor:
     """``softmax(q·kᵀ·scale + bias)·v`` as bfloat16 matrix products, a few MiB of logits at a time: the query rows
     of one (group, head) in blocks where its logits are larger, else several whole (group, head) pairs.
 
-    On a CPU with native bfloat16 products (AMX) PyTorch's fused kernel takes as long in bfloat16 as in float32
-    (ViT-B at 1568 tokens: 47 ms a layer either way, 2 threads); these products take half that. The logits are
-    rounded to bfloat16 before the softmax (the fused kernel keeps them in float32), which moves whole models'
-    logits by no more than their bfloat16 weights and activations already do (``bench/dtype.py``). The output has
+    Where the CPU has native bfloat16 products but no AMX tiles (:func:`fused_attention_slow_in_bfloat16`),
+    PyTorch's fused kernel takes as long in bfloat16 as in float32 (ViT-B at 1568 tokens on an AMD EPYC with
+    AVX-512 BF16, 2 threads: 47 ms a layer either way); these products take about half that. The logits are rounded
+    to bfloat16 before the softmax (the fused kernel keeps them in float32), which moves whole models' logits by no
+    more than their bfloat16 weights and activations already do (``bench/dtype.py`` prints both). The output has
     the fused kernel's ``(G, N_q, heads, d_v)`` memory, so that the heads merge as a view."""
     groups, heads, n_q, _ = q.shape
     n_k = k.shape[2]
