@@ -6,8 +6,8 @@ weights) and how far bfloat16's logits are from float32's.
 On a CPU with AMX or AVX-512 BF16 (``videoattn_core.run.devices.native_bfloat16``) oneDNN computes bfloat16 matmuls in
 hardware; elsewhere they are emulated. Where the CPU has AVX-512 BF16 but no AMX tiles, bfloat16 attention runs as
 blocked bfloat16 products (``videoattn_core.models.layers.blocked_attention``): the bfloat16 forward is then also
-timed with PyTorch's fused kernel instead (``fused``, in the same alternation), and its logits' error printed beside. Writes
-``bench/results/dtype.json`` (``--out``).
+timed with PyTorch's fused kernel instead (``fused``, in the same alternation), and its logits' error printed
+beside. Writes ``bench/results/dtype.json`` (``--out``).
 """
 
 from __future__ import annotations
@@ -41,12 +41,12 @@ def fused_kernel(enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    chosen = layers._cpu_bfloat16_products
-    layers._cpu_bfloat16_products = lambda *tensors: False
+    chosen = layers._takes_blocked_attention
+    layers._takes_blocked_attention = lambda *tensors: False
     try:
         yield
     finally:
-        layers._cpu_bfloat16_products = chosen
+        layers._takes_blocked_attention = chosen
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -182,3 +182,9 @@ def test_the_fused_kernel_counts_as_slow_in_bfloat16_only_without_amx(monkeypatc
     monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported")  # a PyTorch that cannot tell: the fused kernel
     assert not layers.fused_attention_slow_in_bfloat16()
     layers.fused_attention_slow_in_bfloat16.cache_clear()
+
+
+def test_blocked_attention_of_no_queries_or_no_groups_is_empty():
+    for shape in [(1, 2, 0, 8), (0, 2, 5, 8)]:
+        q = torch.zeros(shape, dtype=torch.bfloat16)
+        assert layers.blocked_attention(q, q, q, None, 0.5).shape == shape

@@ -2,9 +2,9 @@
 
 Every attention of every family computes ``softmax(q·kᵀ·scale + bias)·v`` in :class:`AttentionCore`. That one
 module is where the fused kernel (``F.scaled_dot_product_attention``; in bfloat16 inference on a CPU whose native
-bfloat16 products it cannot use, :func:`blocked_attention`) or the explicit softmax path is chosen, where the inspection engine
-captures probabilities, and where attention MACs are counted, whatever the attention kind (joint, divided
-space/time, windows, pooled).
+bfloat16 products it cannot use, :func:`blocked_attention`) or the explicit softmax path is chosen, where the
+inspection engine captures probabilities, and where attention MACs are counted, whatever the attention kind
+(joint, divided space/time, windows, pooled).
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ class AttentionCore(nn.Module):
             return self._fused_grouped(q, k, v, bias, drop)
         if bias is not None:
             bias = bias.to(q.dtype)
-        if not drop and _cpu_bfloat16_products(q, k, v):
+        if not drop and _takes_blocked_attention(q, k, v):
             return blocked_attention(q, k, v, bias, self.scale)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop, scale=self.scale)
 
@@ -198,7 +198,7 @@ class AttentionCore(nn.Module):
         """The fused kernel (or :func:`blocked_attention`) on each run of groups with its own bias; the results side
         by side."""
         parts, start = [], 0
-        blocked = not drop and _cpu_bfloat16_products(q, k, v)
+        blocked = not drop and _takes_blocked_attention(q, k, v)
         for part, size in zip(bias.parts, bias.sizes):
             end = start + size
             if blocked:
@@ -228,7 +228,7 @@ def fused_attention_slow_in_bfloat16() -> bool:
     return not amx and onednn_bfloat16()
 
 
-def _cpu_bfloat16_products(q: Tensor, k: Tensor, v: Tensor) -> bool:
+def _takes_blocked_attention(q: Tensor, k: Tensor, v: Tensor) -> bool:
     """Whether :func:`blocked_attention` takes an attention: bfloat16 inference on a CPU where the fused kernel is
     slow in bfloat16 (:func:`fused_attention_slow_in_bfloat16`)."""
     return (q.dtype == k.dtype == v.dtype == torch.bfloat16 and q.device.type == "cpu" and
@@ -252,7 +252,7 @@ def blocked_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scal
     qs, kt = q * scale, k.transpose(-2, -1)
     if bias is not None:
         bias = bias[(None,) * (4 - bias.dim())]
-    unit = n_q * n_k * q.element_size()  # the logits of one (group, head)
+    unit = max(1, n_q * n_k * q.element_size())  # the logits of one (group, head)
     if unit > _LOGIT_BLOCK_BYTES:
         blocks = -(-unit // _LOGIT_BLOCK_BYTES)
         rows = -(-n_q // blocks)
