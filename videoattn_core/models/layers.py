@@ -262,8 +262,7 @@ def blocked_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scal
                     rs = slice(r0, r0 + rows)
                     logits = qs[g, h, rs] @ kt[g, h]
                     if bias is not None:
-                        logits += bias[g if bias.shape[0] > 1 else 0, h if bias.shape[1] > 1 else 0,
-                                       rs if bias.shape[2] > 1 else slice(None)]
+                        logits += _bias_block(bias, slice(g, g + 1), rs, slice(h, h + 1))[0, 0]
                     torch.ops.aten._softmax.out(logits, -1, False, out=logits)
                     torch.mm(logits, v[g, h], out=out[g, h, rs])
         return out
@@ -275,7 +274,7 @@ def blocked_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scal
             hs = slice(h0, h0 + per_heads)
             logits = qs[gs, hs] @ kt[gs, hs]
             if bias is not None:
-                logits += bias[gs if bias.shape[0] > 1 else slice(None), hs if bias.shape[1] > 1 else slice(None)]
+                logits += _bias_block(bias, gs, slice(None), hs)
             torch.ops.aten._softmax.out(logits, -1, False, out=logits)
             out[gs, hs] = logits @ v[gs, hs]
     return out
@@ -302,10 +301,11 @@ def _bias_runs(bias: Tensor | GroupedBias | None, groups: int) -> list[tuple[int
     return [(0, groups, bias)]
 
 
-def _bias_block(bias: Tensor, groups: slice, rows: slice) -> Tensor:
+def _bias_block(bias: Tensor, groups: slice, rows: slice, heads: slice = slice(None)) -> Tensor:
     """The part of a ``(G or 1, heads or 1, N_q or 1, N_k or 1)`` bias that covers ``groups`` (relative to its
-    run) and query ``rows``."""
-    return bias[groups if bias.shape[0] > 1 else slice(None), :, rows if bias.shape[2] > 1 else slice(None)]
+    run), query ``rows`` and ``heads``."""
+    return bias[groups if bias.shape[0] > 1 else slice(None), heads if bias.shape[1] > 1 else slice(None),
+                rows if bias.shape[2] > 1 else slice(None)]
 
 
 def _add_product(out: Tensor, a: Tensor, b: Tensor) -> None:
