@@ -165,6 +165,7 @@ def test_attention_core_takes_the_blocked_path_in_bfloat16_inference_where_the_f
         assert not fused(q, k, v)
         assert fused(q.float(), k.float(), v.float())  # float32 keeps the fused kernel (the exactness promises)
     assert fused(*(t.detach().requires_grad_() for t in (q, k, v)))  # autograd too (the kernel has a backward)
+    assert fused(q, k, v)  # grad mode, even with nothing to differentiate (as oneDNN's linear: inference only)
     monkeypatch.setattr(layers, "fused_attention_slow_in_bfloat16", lambda: False)  # AMX: the kernel's own products
     with torch.no_grad():
         assert fused(q, k, v)

@@ -229,11 +229,10 @@ def fused_attention_slow_in_bfloat16() -> bool:
 
 
 def _takes_blocked_attention(q: Tensor, k: Tensor, v: Tensor) -> bool:
-    """Whether :func:`blocked_attention` takes an attention: bfloat16 inference on a CPU where the fused kernel is
-    slow in bfloat16 (:func:`fused_attention_slow_in_bfloat16`)."""
-    return (q.dtype == k.dtype == v.dtype == torch.bfloat16 and q.device.type == "cpu" and
-            (inference() or not (q.requires_grad or k.requires_grad or v.requires_grad))
-            and fused_attention_slow_in_bfloat16())
+    """Whether :func:`blocked_attention` takes an attention: bfloat16 inference outside ``torch.compile`` (as for
+    oneDNN's linear, :func:`_onednn_call`) on a CPU where the fused kernel is slow in bfloat16
+    (:func:`fused_attention_slow_in_bfloat16`)."""
+    return _onednn_call(q, k) and v.dtype == q.dtype and fused_attention_slow_in_bfloat16()
 
 
 def blocked_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float) -> Tensor:
