@@ -9,7 +9,8 @@ offers ``pairs()``: preset name → a builder of ``(ours, reference, x)``, where
 weights (loaded through ``vac.load_checkpoint``) so both compute the same logits; the script checks that they do
 before timing. Both are built on the CPU in float32, then moved to ``--device`` in ``--dtype``. Ours and the
 reference then run alternately, ``--rounds`` times each after one warm-up, and the best wall time and the best
-CPU time (all threads) of each are kept. Printed, and written to ``bench/results/vs_reference.json``: ours /
+CPU time (all threads) of each are kept. ``--allocator`` (``kept`` by default, as the app and the command line
+run ours) applies to both models: the reference takes the same heaps. Printed, and written to ``bench/results/vs_reference.json``: ours /
 reference (≤ 0.85 is the goal), and the fraction of the matmul peak (measured in the same run) that each reaches.
 """
 
@@ -30,8 +31,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import videoattn_core as vac  # noqa: E402
-from run import DTYPES, matmul_throughput, synchronize  # noqa: E402
-from videoattn_core.run.devices import flush_denormals  # noqa: E402
+from run import DTYPES, add_allocator_argument, matmul_throughput, synchronize, use_allocator  # noqa: E402
 
 
 def reference_pairs() -> dict:
@@ -92,10 +92,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "vs_reference.json")
+    add_allocator_argument(parser)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    flush_denormals()  # as the app and the command line run (both models here), before the first parallel operation
+    use_allocator(args.allocator, args.device)  # for both models; with denormals flushed, as the app runs
     pairs = reference_pairs()
     presets = [p.strip() for p in args.presets.split(",")] if args.presets else list(pairs)
     missing = [p for p in presets if p not in pairs]
@@ -110,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = matmul_throughput(device, dtype)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"# {name} ({args.device}, {args.dtype}), torch {torch.__version__}, {torch.get_num_threads()} "
-          f"threads; matmul peak {peak / 1e9:.1f} GFLOP/s")
+          f"threads, allocator {args.allocator} (both); matmul peak {peak / 1e9:.1f} GFLOP/s")
     print(f"{'preset':22s} {'ours':>8s} {'reference':>9s} {'ratio':>6s} {'cpu ratio':>9s} {'ours/peak':>9s} "
           f"{'ref/peak':>8s} {'max |diff|':>10s}")
     rows = []
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{row['reference_fraction_of_peak']:8.1%} {row['max_abs_difference']:10.2e}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"device": name, "dtype": args.dtype, "torch": torch.__version__,
-                                    "threads": torch.get_num_threads(),
+                                    "threads": torch.get_num_threads(), "allocator": args.allocator,
                                     "matmul_peak_gflops": peak / 1e9, "rows": rows}, indent=1))
     print(f"# written to {args.out}")
     return 0

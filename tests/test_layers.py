@@ -3,9 +3,13 @@ as one product compute what ``F.linear`` and the convolution define."""
 
 from __future__ import annotations
 
+import copy
+import pickle
+
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torch.profiler import ProfilerActivity, profile
 
 from videoattn_core.models import layers
@@ -189,3 +193,82 @@ def test_blocked_attention_of_no_queries_or_no_groups_is_empty():
     for shape in [(1, 2, 0, 8), (0, 2, 5, 8)]:
         q = torch.zeros(shape, dtype=torch.bfloat16)
         assert layers.blocked_attention(q, q, q, None, 0.5).shape == shape
+
+
+def _two_linears() -> tuple[layers.Linear, layers.Linear]:
+    torch.manual_seed(0)
+    first, second = layers.Linear(96, 80), layers.Linear(80, 64)  # PyTorch's initialisation: nonzero biases
+    return first.to(torch.bfloat16).eval(), second.to(torch.bfloat16).eval()
+
+
+def _exact_pair(x: torch.Tensor, first: nn.Linear, second: nn.Linear) -> torch.Tensor:
+    def f(t, layer):
+        return F.linear(t, layer.weight.double(), None if layer.bias is None else layer.bias.double())
+    return f(f(x.double(), first), second)
+
+
+def _relative(ours: torch.Tensor, exact: torch.Tensor) -> float:
+    return float((ours.double() - exact).norm() / exact.norm())
+
+
+@native
+@pytest.mark.parametrize("biases", [(True, True), (True, False), (False, True), (False, False)])
+def test_composed_linear_is_the_two_layers_map(biases):
+    torch.manual_seed(0)
+    first = layers.Linear(96, 80, bias=biases[0]).to(torch.bfloat16).eval()
+    second = layers.Linear(80, 64, bias=biases[1]).to(torch.bfloat16).eval()
+    x = torch.randn(3, 37, 96).to(torch.bfloat16)
+    composed = layers.ComposedLinear()
+    with torch.no_grad():
+        parameters = composed.parameters(x, first, second)
+        out = composed.apply(x, parameters)
+        two = second(first(x))
+    exact = _exact_pair(x, first, second)
+    assert out.shape == two.shape == (3, 37, 64) and out.dtype == torch.bfloat16
+    assert _relative(out, exact) <= 2 * _relative(two, exact) + 1e-3
+
+
+@native
+def test_composed_linear_follows_changes_to_its_layers():
+    first, second = _two_linears()
+    composed = layers.ComposedLinear()
+    x = torch.randn(5, 96).to(torch.bfloat16)
+
+    def checked():
+        parameters = composed.parameters(x, first, second)
+        exact = _exact_pair(x, first, second)
+        assert _relative(composed.apply(x, parameters), exact) <= 2 * _relative(second(first(x)), exact) + 1e-3
+        return parameters
+
+    with torch.no_grad():
+        a = checked()
+        assert composed.parameters(x, first, second) is a  # derived once, then reused
+        first.weight.mul_(2)  # in place
+        b = checked()
+        assert b is not a
+        second.load_state_dict({"weight": torch.randn(64, 80) / 9, "bias": torch.randn(64)})
+        c = checked()
+        assert c is not b
+        first.bias = nn.Parameter(torch.randn(80).to(torch.bfloat16))  # replaced
+        assert checked() is not c
+    assert copy.deepcopy(composed)._value is None and pickle.loads(pickle.dumps(composed))._value is None
+
+
+def test_composed_linear_leaves_the_two_layers_where_they_must_run():
+    first, second = _two_linears()
+    composed = layers.ComposedLinear()
+    x = torch.randn(5, 96).to(torch.bfloat16)
+    assert composed.parameters(x, first, second) is None  # grad mode: autograd needs both layers
+    with torch.no_grad():
+        float32 = [copy.deepcopy(layer).float() for layer in (first, second)]
+        assert composed.parameters(x.float(), *float32) is None  # float32
+        first.train()
+        assert composed.parameters(x, first, second) is None  # training: dropout may sit between them
+        first.eval()
+        handle = second.register_forward_hook(lambda *args: None)
+        assert composed.parameters(x, first, second) is None  # a hook must see both calls
+        handle.remove()
+        handle = nn.modules.module.register_module_forward_pre_hook(lambda *args: None)
+        assert composed.parameters(x, first, second) is None
+        handle.remove()
+        assert (composed.parameters(x, first, second) is not None) == layers.onednn_bfloat16()

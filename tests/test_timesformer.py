@@ -11,6 +11,8 @@ from safetensors.torch import save_file
 import official_keys
 import videoattn_core as vac
 from reference import Reference, assert_both_paths_match, relative_error
+from torch.profiler import ProfilerActivity, profile
+from videoattn_core.models import layers
 
 VARIANTS = {
     "timesformer_divided": "divided_space_time",
@@ -276,3 +278,34 @@ def test_wrong_input_shape_says_what_is_expected(shape):
 def test_integer_input_rejected():
     with pytest.raises(ValueError, match="float tensor"):
         _small()(torch.zeros(1, 3, 4, 32, 32, dtype=torch.uint8))
+
+
+@pytest.mark.skipif(not layers.onednn_bfloat16(), reason="this CPU has no native bfloat16 (AMX, AVX-512 BF16)")
+def test_bfloat16_inference_runs_the_temporal_projections_as_one_product_and_keeps_the_logits():
+    """In bfloat16 inference the temporal attention's ``proj`` and ``temporal_fc`` run composed (one product a block
+    fewer); the logits stay as close to the float64 network's as the two products', and a hook on either layer
+    sees its call (the two products then run)."""
+    model = _small(depth=3)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 0.05) if p.dim() > 1 else p.uniform_(-0.05, 0.05)  # temporal_fc and the biases nonzero
+    x = torch.randn(2, 3, 4, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        exact = model.double()(x.double())
+        model.bfloat16()
+
+        def forward() -> tuple[torch.Tensor, int]:
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                out = model(x.bfloat16())
+            return out, sum(event.name == "mkldnn::_linear_pointwise" for event in prof.events())
+
+        composed, products = forward()
+        seen = []
+        handle = model.blocks[1].temporal_fc.register_forward_hook(lambda *args: seen.append(1))
+        two, two_products = forward()
+        handle.remove()
+    linears = sum(isinstance(m, layers.Linear) for m in model.modules())
+    assert products == linears - 3 + 1  # a product a block fewer; the patch embedding is one more (a product)
+    assert seen == [1] and two_products == products + 1  # the hooked block runs both layers, the others compose
+    assert relative_error(composed.double(), exact) <= 2 * relative_error(two.double(), exact) + 1e-3
+    assert composed.argmax(-1).tolist() == exact.argmax(-1).tolist()

@@ -484,6 +484,64 @@ class Linear(nn.Linear):
         return F.linear(x, self.weight, bias)
 
 
+def watched(*modules: nn.Module) -> bool:
+    """Whether a forward hook of these modules, or a global one, would see their calls (layer records, timings)."""
+    return (any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+            or bool(nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks))
+
+
+class ComposedLinear:
+    """``second(first(x))`` as one linear map, for two :class:`Linear` layers with nothing between them at
+    inference: weight ``W₂·W₁``, bias ``W₂·b₁ + b₂``. The composed parameters are derived from the layers' own
+    when first asked for, and again whenever either layer's weight or bias is replaced, moved or changed in place
+    (``load_state_dict``, an optimizer's step, an in-place operation; not a write through ``.data``, which
+    PyTorch does not count); a copy of the model (``copy.deepcopy``, pickling) starts without them.
+
+    Taken only where :meth:`parameters` says so: bfloat16 inference on oneDNN (:func:`_onednn_call`), both layers
+    in eval mode (no dropout between them) and unwatched by forward hooks (:func:`watched`), which must see both
+    calls. The product is the same map; its numbers differ from two products' by bfloat16 rounding (one rounding of
+    the output fewer, one of the composed weight more). Float32 and autograd keep the two layers."""
+
+    __slots__ = ("_key", "_value")
+
+    def __init__(self) -> None:
+        self._key: tuple | None = None
+        self._value: tuple[Tensor, Tensor | None] | None = None
+
+    def __deepcopy__(self, memo: dict) -> ComposedLinear:
+        return ComposedLinear()
+
+    def __reduce__(self):
+        return ComposedLinear, ()
+
+    def parameters(self, x: Tensor, first: nn.Linear, second: nn.Linear) -> tuple[Tensor, Tensor | None] | None:
+        """``(weight, bias)`` of ``second ∘ first`` for an input ``x``, or None where the two layers must run."""
+        if first.training or second.training or not _onednn_call(x, first.weight) or watched(first, second):
+            return None
+        tensors = [t for t in (first.weight, first.bias, second.weight, second.bias) if t is not None]
+        # inference tensors (made under torch.inference_mode) keep no version to tell a change by
+        if any(t.dtype != torch.bfloat16 or t.is_inference() for t in tensors):
+            return None
+        key = tuple((id(t), t.data_ptr(), t._version, t.device) for t in tensors)
+        if key != self._key:
+            weight = second.weight @ first.weight  # float32 sums, rounded once
+            bias = None
+            if first.bias is not None or second.bias is not None:
+                bias = torch.zeros(second.out_features, dtype=torch.float32, device=x.device)
+                if first.bias is not None:
+                    bias += second.weight.float() @ first.bias.float()
+                if second.bias is not None:
+                    bias += second.bias.float()
+                bias = bias.to(torch.bfloat16)
+            self._key, self._value = key, (weight, bias)
+        return self._value
+
+    @staticmethod
+    def apply(x: Tensor, parameters: tuple[Tensor, Tensor | None]) -> Tensor:
+        """The composed map on ``x``, given what :meth:`parameters` returned."""
+        return _onednn_linear(x, *parameters)
+
+
 class _PatchConv:
     """A convolution that cuts its input into non-overlapping patches (kernel = stride, no padding), which in
     bfloat16 inference on a CPU with native bfloat16 runs as one matrix product of the patches, laid out

@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from ..config import ModelConfig, hparam, require, require_multiple
 from ..registry import HFMapping, register_family, register_preset
 from ..weights.checkpoints import CheckpointLayout, hf_config_fields, rename_keys, require_hf_activation
-from .layers import (AttentionCore, AttentionLayout, Conv2d, DropPath, Linear, Mlp, check_video_input,
-                     drop_path_rates, inference, split_qkv)
+from .layers import (AttentionCore, AttentionLayout, ComposedLinear, Conv2d, DropPath, Linear, Mlp,
+                     check_video_input, drop_path_rates, inference, split_qkv)
 
 ATTENTION_TYPES = ("divided_space_time", "joint_space_time", "space_only")
 
@@ -106,12 +106,13 @@ class Attention(nn.Module):
         offset = (pos[:, None] - pos[None, :]).clamp(-(self.relative_frames - 1), self.relative_frames - 1)
         return self.relative_position_bias_table[offset + self.relative_frames - 1].permute(2, 0, 1)
 
-    def forward(self, x: Tensor, layout: AttentionLayout) -> Tensor:
-        # x: (G, N, C) with G groups of N tokens
+    def forward(self, x: Tensor, layout: AttentionLayout, project: bool = True) -> Tensor:
+        """x: (G, N, C) with G groups of N tokens. Without ``project``, the heads' outputs side by side, before
+        ``proj`` (which the caller then applies, composed with what follows it)."""
         q, k, v = split_qkv(self.qkv(x), self.num_heads)
         bias = self.relative_bias(x.shape[1]).unsqueeze(0) if self.relative_frames else None
-        out = self.core(q, k, v, bias, layout)  # (G, heads, N, head_dim)
-        return self.proj_drop(self.proj(rearrange(out, "g h n d -> g n (h d)")))
+        out = rearrange(self.core(q, k, v, bias, layout), "g h n d -> g n (h d)")  # core: (G, heads, N, head_dim)
+        return self.proj_drop(self.proj(out)) if project else out
 
 
 class Block(nn.Module):
@@ -130,6 +131,7 @@ class Block(nn.Module):
                 config, "time", relative_frames=config.num_frames if config.temporal_relative_bias else None)
             self.temporal_fc = Linear(dim, dim)
             self.temporal_fc.inspection_category = "attention"  # projects the temporal attention's residual
+            self.temporal_projection = ComposedLinear()  # temporal_fc ∘ temporal_attn.proj, at inference
         self.drop_path = DropPath(drop_path)
         self.norm2 = nn.LayerNorm(dim, eps=config.norm_eps)
         self.mlp = Mlp(dim, int(dim * config.mlp_ratio), drop=config.drop_rate)
@@ -176,11 +178,15 @@ class Block(nn.Module):
         b, n, c = x.shape  # n = 1 + H·W·T
         cls, patches = x[:, :1], x[:, 1:]
 
-        # temporal attention: (b h w) t c is a view of the (h w t)-ordered patches
+        # temporal attention: (b h w) t c is a view of the (h w t)-ordered patches; its output projection and
+        # temporal_fc are one product where they can be (ComposedLinear: bfloat16 on oneDNN, eval mode, no hooks)
         xt = patches.reshape(b * h * w, t, c)
-        res = self.temporal_attn(self.temporal_norm1(xt), AttentionLayout("time", grid, "(b h w)", "t"))
+        composed = self.temporal_projection.parameters(xt, self.temporal_attn.proj, self.temporal_fc)
+        res = self.temporal_attn(self.temporal_norm1(xt), AttentionLayout("time", grid, "(b h w)", "t"),
+                                 project=composed is None)
+        res = self.temporal_fc(self.drop_path(res)) if composed is None else ComposedLinear.apply(res, composed)
         out = x.new_empty(b, n, c)  # the block's output after attention, filled in place below
-        torch.add(patches, self.temporal_fc(self.drop_path(res)).view(b, n - 1, c), out=out[:, 1:])
+        torch.add(patches, res.view(b, n - 1, c), out=out[:, 1:])
         patches = out[:, 1:].view(b, h * w, t, c)
 
         # spatial attention: one (b t) (1 + h w) c buffer, the CLS token in front of every frame
