@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import time
 
 import pytest
 import torch
@@ -272,3 +273,79 @@ def test_composed_linear_leaves_the_two_layers_where_they_must_run():
         assert composed.parameters(x, first, second) is None
         handle.remove()
         assert (composed.parameters(x, first, second) is not None) == layers.onednn_bfloat16()
+
+
+onednn = pytest.mark.skipif(not (torch.backends.mkldnn.is_available()
+                                 and hasattr(torch.ops.mkldnn, "_linear_pointwise")), reason="no oneDNN here")
+
+
+@pytest.fixture
+def onednn_float32(monkeypatch):
+    """oneDNN's float32 linear taken as the faster (as measured on AMD CPUs), whatever this machine measures."""
+    monkeypatch.setattr(layers, "onednn_float32_faster", lambda: True)
+
+
+@onednn
+@pytest.mark.parametrize("shape", [(100, 96), (2, 50, 96)], ids=["2d", "3d"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_in_float32_where_onednn_is_faster_computes_the_product(onednn_float32, shape, bias):
+    layer = _linear(bias=bias).float()
+    x = torch.randn(shape)
+    with torch.no_grad():
+        assert "mkldnn::_linear_pointwise" in _ops(lambda: layer(x))
+        out = layer(x)
+    exact = F.linear(x.double(), layer.weight.double(), layer.bias.double() if bias else None)
+    assert out.dtype == torch.float32 and out.shape == exact.shape
+    assert float((out.double() - exact).norm() / exact.norm()) < 1e-6  # float32 sums (BLAS: ≈ 2e-7 here)
+
+
+@onednn
+def test_linear_in_float32_through_onednn_has_the_gradients_of_f_linear(onednn_float32):
+    layer = _linear().float()
+    x = torch.randn(2, 50, 96)
+    for needs in [(True, True, True), (True, False, False), (False, True, True)]:
+        expected, got = [], []
+        for path in ("onednn", "f.linear"):
+            xi = x.clone().requires_grad_(needs[0])
+            layer.weight.requires_grad_(needs[1])
+            layer.bias.requires_grad_(needs[2])
+            layer.zero_grad()
+            out = layer(xi) if path == "onednn" else F.linear(xi, layer.weight, layer.bias)
+            grad_out = torch.linspace(-1, 1, out.numel()).reshape(out.shape)
+            out.backward(grad_out)
+            grads = [t.grad for t, need in zip((xi, layer.weight, layer.bias), needs) if need]
+            (got if path == "onednn" else expected).append(grads)
+            if path == "onednn":
+                assert "mkldnn::_linear_pointwise" in _ops(lambda: layer(x.clone().requires_grad_(needs[0])))
+        for a, b in zip(got[0], expected[0]):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+@onednn
+def test_linear_in_float32_keeps_f_linear_for_few_rows_and_where_onednn_is_not_faster(monkeypatch, onednn_float32):
+    layer = _linear().float()
+    with torch.no_grad():
+        assert "mkldnn::_linear_pointwise" not in _ops(lambda: layer(torch.randn(3, 96)))  # a classifier's rows
+        monkeypatch.setattr(layers, "onednn_float32_faster", lambda: False)
+        assert "mkldnn::_linear_pointwise" not in _ops(lambda: layer(torch.randn(100, 96)))
+
+
+@onednn
+def test_onednn_float32_counts_as_faster_only_when_measured_faster(monkeypatch):
+    def slowed(call):
+        def slow(*args, **kwargs):
+            time.sleep(0.002)
+            return call(*args, **kwargs)
+        return slow
+
+    try:
+        for slowed_path, faster in [("_onednn_linear", False), ("F", True)]:
+            layers.onednn_float32_faster.cache_clear()
+            with monkeypatch.context() as patch:
+                if slowed_path == "F":
+                    patch.setattr(layers.F, "linear", slowed(F.linear))
+                else:
+                    patch.setattr(layers, "_onednn_linear", slowed(layers._onednn_linear))
+                assert layers.onednn_float32_faster() is faster
+    finally:
+        layers.onednn_float32_faster.cache_clear()

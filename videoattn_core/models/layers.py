@@ -10,6 +10,7 @@ inspection engine captures probabilities, and where attention MACs are counted, 
 from __future__ import annotations
 
 import functools
+import time
 from dataclasses import dataclass
 from typing import Callable
 
@@ -465,9 +466,72 @@ def _onednn_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
+#: float32 products with fewer rows stay with PyTorch's BLAS (a classifier's one row: oneDNN is slower there)
+_ONEDNN_FLOAT32_ROWS = 64
+
+
+@functools.cache
+def onednn_float32_faster() -> bool:
+    """Whether oneDNN's linear multiplies float32 matrices clearly (≥ 1.3×) faster than ``F.linear`` here: measured
+    once per process on a 256 × 512 · 512 × 512 product, the best of five calls each.
+
+    PyTorch's float32 ``F.linear`` goes to its BLAS (MKL in the PyPI wheels), which takes its AVX2 code on AMD
+    CPUs; oneDNN uses their AVX-512 units: on an AMD EPYC (Zen 5, 2 threads) 1.5-2.2× as fast at ViT shapes,
+    whole float32 forwards 0.57-0.70× the time (``bench/run.py``). Where the BLAS is as fast (Intel CPUs), nothing
+    changes. Both sum in float32: the products differ in the order of their sums only (≈ 1e-7 relative)."""
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    generator = torch.Generator().manual_seed(0)
+    x, weight = torch.randn(256, 512, generator=generator), torch.randn(512, 512, generator=generator)
+    calls = {"blas": lambda: F.linear(x, weight), "onednn": lambda: _onednn_linear(x, weight, None)}
+    best = dict.fromkeys(calls, float("inf"))
+    try:
+        with torch.no_grad():
+            for _ in range(6):  # the first round warms both up
+                for name, call in calls.items():
+                    start = time.perf_counter()
+                    call()
+                    best[name] = min(best[name], time.perf_counter() - start) if _ else best[name]
+    except RuntimeError:  # oneDNN refuses float32 here
+        return False
+    return best["blas"] > 1.3 * best["onednn"]
+
+
+def _onednn_float32_call(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool:
+    """Whether a float32 product of ``x`` and ``weight`` goes to oneDNN's linear: on the CPU, outside
+    ``torch.compile``, with at least :data:`_ONEDNN_FLOAT32_ROWS` rows, where oneDNN is the faster
+    (:func:`onednn_float32_faster`)."""
+    return (x.dtype == weight.dtype == torch.float32 and (bias is None or bias.dtype == torch.float32)
+            and x.device.type == weight.device.type == "cpu" and x.dim() >= 2 and x.shape[-1] > 0
+            and x.numel() >= _ONEDNN_FLOAT32_ROWS * x.shape[-1] and not torch.compiler.is_compiling()
+            and onednn_float32_faster())
+
+
+class _OneDNNLinear(torch.autograd.Function):
+    """oneDNN's linear with a backward pass (the op has none): the input's gradient is oneDNN's product with
+    the transposed weight; the weight's and bias's, where asked for, come from PyTorch's own ops."""
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        ctx.save_for_backward(x if weight.requires_grad else None, weight)
+        return _onednn_linear(x, weight, bias)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: Tensor):
+        x, weight = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        rows = grad.reshape(-1, grad.shape[-1])
+        grad_x = _onednn_linear(grad, weight.t(), None) if needs[0] else None
+        grad_weight = rows.t() @ x.reshape(-1, x.shape[-1]) if needs[1] else None
+        grad_bias = rows.sum(0) if needs[2] else None
+        return grad_x, grad_weight, grad_bias
+
+
 class Linear(nn.Linear):
     """``nn.Linear`` (the same parameters and state-dict keys) whose call may bring its own bias, and whose
-    bfloat16 inference on a CPU with native bfloat16 goes straight to oneDNN's linear.
+    bfloat16 inference on a CPU with native bfloat16 goes straight to oneDNN's linear, as do its float32 products
+    (inference and autograd) where oneDNN is the faster (:func:`onednn_float32_faster`).
 
     ``bias``, when given, is added instead of the module's (VideoMAE's bias-free qkv projection takes its learned q
     and v biases, around a zero k bias, there: the product adds them rather than another pass over the output).
@@ -480,6 +544,10 @@ class Linear(nn.Linear):
     def forward(self, x: Tensor, bias: Tensor | None = None) -> Tensor:
         bias = self.bias if bias is None else bias
         if _onednn_call(x, self.weight) and (bias is None or bias.dtype == torch.bfloat16):
+            return _onednn_linear(x, self.weight, bias)
+        if _onednn_float32_call(x, self.weight, bias):
+            if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, self.weight, bias)):
+                return _OneDNNLinear.apply(x, self.weight, bias)
             return _onednn_linear(x, self.weight, bias)
         return F.linear(x, self.weight, bias)
 
