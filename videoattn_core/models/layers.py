@@ -503,6 +503,7 @@ def _onednn_float32_call(x: Tensor, weight: Tensor, bias: Tensor | None) -> bool
     (:func:`onednn_float32_faster`)."""
     return (x.dtype == weight.dtype == torch.float32 and (bias is None or bias.dtype == torch.float32)
             and x.device.type == weight.device.type == "cpu" and x.dim() >= 2 and x.shape[-1] > 0
+            and weight.is_contiguous()  # oneDNN runs a strided weight through a reference kernel, 100s of times slower
             and x.numel() >= _ONEDNN_FLOAT32_ROWS * x.shape[-1] and not torch.compiler.is_compiling()
             and onednn_float32_faster())
 
