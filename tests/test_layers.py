@@ -352,3 +352,52 @@ def test_onednn_float32_counts_as_faster_only_when_measured_faster(monkeypatch):
                 assert layers.onednn_float32_faster() is faster
     finally:
         layers.onednn_float32_faster.cache_clear()
+
+
+@onednn
+@pytest.mark.parametrize("block_bytes", [4 << 20, 6000], ids=["default-blocks", "row-blocks"])
+@pytest.mark.parametrize("shape,n_k,bias_shape", [
+    ((2, 3, 50, 32), 50, None),
+    ((1, 4, 300, 16), 120, (1, 4, 300, 120)),  # pooled keys, a bias per head
+    ((6, 2, 24, 16), 24, (6, 1, 1, 24)),  # a bias per group, broadcast over heads and rows
+    ((3, 2, 40, 16), 40, (1, 2, 40, 40)),  # one bias for every group
+], ids=["plain", "pooled-bias", "group-bias", "shared-bias"])
+def test_pairwise_attention_in_float32_computes_the_definition(monkeypatch, block_bytes, shape, n_k, bias_shape):
+    """Within float32 rounding of the float64 definition (as the fused kernel is); ``row-blocks`` cuts each pair's
+    rows into blocks of a few rows. q, k and v are strided views, as a fused projection's output gives them."""
+    monkeypatch.setattr(layers, "_LOGIT_BLOCK_BYTES", block_bytes)
+    g = torch.Generator().manual_seed(0)
+    groups, heads, n_q, d = shape
+    q = torch.randn(groups, n_q, heads, d, generator=g).transpose(1, 2)
+    k, v = torch.randn(2, groups, n_k, heads, d, generator=g).transpose(2, 3).unbind(0)
+    bias = torch.randn(bias_shape, generator=g) if bias_shape else None
+    scale = d ** -0.5
+    exact = _exact_attention(q, k, v, bias, scale)
+    out = layers.pairwise_attention(q, k, v, bias, scale)
+    fused = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=scale)
+    assert out.shape == exact.shape and out.dtype == torch.float32
+    assert out.transpose(1, 2).is_contiguous()  # the fused kernel's layout: heads merge as a view
+    error, fused_error = ((t.double() - exact).abs().max().item() for t in (out, fused))
+    assert error < 1e-5 * exact.abs().max().item() and error < 4 * fused_error + 1e-6
+
+
+@onednn
+def test_attention_core_takes_the_pairwise_path_in_float32_inference_for_large_pairs(monkeypatch, onednn_float32):
+    core = layers.AttentionCore("joint", scale=0.25)
+    q, k, v = (torch.randn(1, 2, 300, 16) for _ in range(3))
+    bias = layers.GroupedBias((torch.randn(1, 2, 300, 300),), (1,))
+
+    def pairwise(*tensors) -> bool:
+        ops = _ops(lambda: core(*tensors))
+        return "mkldnn::_linear_pointwise" in ops and not any("flash_attention" in op for op in ops)
+
+    monkeypatch.setattr(layers, "_PAIR_MACS", 300 * 300 * 16)
+    with torch.no_grad():
+        assert pairwise(q, k, v) and pairwise(q, k, v, bias)
+        torch.testing.assert_close(core(q, k, v, bias), F.scaled_dot_product_attention(
+            q, k, v, attn_mask=bias.parts[0], scale=0.25), rtol=1e-5, atol=1e-6)
+        assert not pairwise(q[:, :, :299], k, v)  # a smaller pair: the fused kernel
+    assert not pairwise(*(t.requires_grad_() for t in (q, k, v)))  # autograd: the fused kernel and its backward
+    monkeypatch.setattr(layers, "onednn_float32_faster", lambda: False)
+    with torch.no_grad():
+        assert not pairwise(q.detach(), k.detach(), v.detach())

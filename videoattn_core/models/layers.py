@@ -2,7 +2,8 @@
 
 Every attention of every family computes ``softmax(q·kᵀ·scale + bias)·v`` in :class:`AttentionCore`. That one
 module is where the fused kernel (``F.scaled_dot_product_attention``; in bfloat16 inference on a CPU whose native
-bfloat16 products it cannot use, :func:`blocked_attention`) or the explicit softmax path is chosen, where the
+bfloat16 products it cannot use, :func:`blocked_attention`; in float32 inference of large (group, head) pairs where
+oneDNN's products are the faster, :func:`pairwise_attention`) or the explicit softmax path is chosen, where the
 inspection engine captures probabilities, and where attention MACs are counted, whatever the attention kind
 (joint, divided space/time, windows, pooled).
 """
@@ -193,6 +194,8 @@ class AttentionCore(nn.Module):
             bias = bias.to(q.dtype)
         if not drop and _takes_blocked_attention(q, k, v):
             return blocked_attention(q, k, v, bias, self.scale)
+        if not drop and _takes_pairwise_attention(q, k, v):
+            return pairwise_attention(q, k, v, bias, self.scale)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop, scale=self.scale)
 
     def _fused_grouped(self, q: Tensor, k: Tensor, v: Tensor, bias: GroupedBias, drop: float) -> Tensor:
@@ -200,10 +203,13 @@ class AttentionCore(nn.Module):
         by side."""
         parts, start = [], 0
         blocked = not drop and _takes_blocked_attention(q, k, v)
+        pairwise = not drop and _takes_pairwise_attention(q, k, v)
         for part, size in zip(bias.parts, bias.sizes):
             end = start + size
             if blocked:
                 out = blocked_attention(q[start:end], k[start:end], v[start:end], part.to(q.dtype), self.scale)
+            elif pairwise:
+                out = pairwise_attention(q[start:end], k[start:end], v[start:end], part.to(q.dtype), self.scale)
             else:
                 out = F.scaled_dot_product_attention(q[start:end], k[start:end], v[start:end],
                                                      attn_mask=part.to(q.dtype), dropout_p=drop, scale=self.scale)
@@ -277,6 +283,49 @@ def blocked_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scal
                 logits += _bias_block(bias, gs, slice(None), hs)
             torch.ops.aten._softmax.out(logits, -1, False, out=logits)
             out[gs, hs] = logits @ v[gs, hs]
+    return out
+
+
+#: float32 attention whose (group, head) pairs each take at least this many multiply-adds (N_q·N_k·d) runs as
+#: :func:`pairwise_attention` where oneDNN's products are the faster; smaller ones (Swin's windows) keep the fused kernel
+_PAIR_MACS = 1 << 24
+
+
+def _takes_pairwise_attention(q: Tensor, k: Tensor, v: Tensor) -> bool:
+    """Whether :func:`pairwise_attention` takes a float32 attention: inference on the CPU outside ``torch.compile``
+    (:func:`inference`), pairs of at least :data:`_PAIR_MACS` multiply-adds, where oneDNN's float32 products are
+    the faster (:func:`onednn_float32_faster`)."""
+    return (q.dtype == k.dtype == v.dtype == torch.float32 and q.device.type == "cpu" and inference()
+            and q.shape[2] * k.shape[2] * q.shape[3] >= _PAIR_MACS and onednn_float32_faster())
+
+
+def pairwise_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float) -> Tensor:
+    """``softmax(q·kᵀ·scale + bias)·v`` as oneDNN's float32 products, one (group, head) pair and a few MiB of
+    logits at a time.
+
+    Where PyTorch's BLAS runs float32 products at half the speed of oneDNN (:func:`onednn_float32_faster`: AMD
+    CPUs), its fused kernel does too: on an AMD EPYC (Zen 5, 2 threads) these take 0.60-0.65× its time for pairs
+    of 39-270 M multiply-adds (ViT-B/L at 784-2048 tokens, MViTv2's pooled stages), about as long at Swin's
+    5 M (which keeps the fused kernel, :data:`_PAIR_MACS`). Every sum is float32, as in the fused kernel; the
+    softmax takes each row's exact maximum where the kernel takes a running one (≈ 1e-7 relative). The output
+    has the fused kernel's ``(G, N_q, heads, d_v)`` memory, so that the heads merge as a view."""
+    groups, heads, n_q, _ = q.shape
+    n_k = k.shape[2]
+    out = q.new_empty(groups, n_q, heads, v.shape[-1]).transpose(1, 2)
+    if bias is not None:
+        bias = bias[(None,) * (4 - bias.dim())]
+    rows = max(1, min(n_q, _LOGIT_BLOCK_BYTES // max(1, n_k * q.element_size())))
+    for g in range(groups):
+        for h in range(heads):
+            # oneDNN's weights contiguous: it runs a strided one through a reference kernel, 100s of times slower
+            qs, keys, values_t = q[g, h] * scale, k[g, h].contiguous(), v[g, h].t().contiguous()
+            for r0 in range(0, n_q, rows):
+                rs = slice(r0, r0 + rows)
+                logits = _onednn_linear(qs[rs], keys, None)
+                if bias is not None:
+                    logits += _bias_block(bias, slice(g, g + 1), rs, slice(h, h + 1))[0, 0]
+                torch.ops.aten._softmax.out(logits, -1, False, out=logits)
+                out[g, h, rs] = _onednn_linear(logits, values_t, None)
     return out
 
 
