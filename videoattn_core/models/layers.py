@@ -526,8 +526,8 @@ def onednn_float32_faster() -> bool:
 
     PyTorch's float32 ``F.linear`` goes to its BLAS (MKL in the PyPI wheels), which takes its AVX2 code on AMD
     CPUs; oneDNN uses their AVX-512 units: on an AMD EPYC (Zen 5, 2 threads) 1.5-2.2× as fast at ViT shapes,
-    whole float32 forwards 0.57-0.70× the time (``bench/run.py``). Where the BLAS is as fast (Intel CPUs), nothing
-    changes. Both sum in float32: the products differ in the order of their sums only (≈ 1e-7 relative)."""
+    whole float32 forwards 0.57-0.70× the time with the BLAS's (one process, alternating). Where the BLAS is as
+    fast (Intel CPUs), nothing changes. Both sum in float32: the products differ in the order of their sums only (≈ 1e-7 relative)."""
     if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
         return False
     generator = torch.Generator().manual_seed(0)
@@ -536,11 +536,12 @@ def onednn_float32_faster() -> bool:
     best = dict.fromkeys(calls, float("inf"))
     try:
         with torch.no_grad():
-            for _ in range(6):  # the first round warms both up
+            for round_ in range(6):
                 for name, call in calls.items():
                     start = time.perf_counter()
                     call()
-                    best[name] = min(best[name], time.perf_counter() - start) if _ else best[name]
+                    if round_:  # the first round warms both up
+                        best[name] = min(best[name], time.perf_counter() - start)
     except RuntimeError:  # oneDNN refuses float32 here
         return False
     return best["blas"] > 1.3 * best["onednn"]
