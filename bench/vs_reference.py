@@ -10,8 +10,9 @@ weights (loaded through ``vac.load_checkpoint``) so both compute the same logits
 before timing. Both are built on the CPU in float32, then moved to ``--device`` in ``--dtype``. Ours and the
 reference then run alternately, ``--rounds`` times each after one warm-up, and the best wall time and the best
 CPU time (all threads) of each are kept. ``--allocator`` (``kept`` by default, as the app and the command line
-run ours) applies to both models: the reference takes the same heaps. Printed, and written to ``bench/results/vs_reference.json``: ours /
-reference (≤ 0.85 is the goal), and the fraction of the matmul peak (measured in the same run) that each reaches.
+run ours) applies to both models: the reference takes the same heaps. Printed, and written to
+``bench/results/vs_reference.json``: ours / reference (≤ 0.85 is the goal), and the fraction of the matmul peak
+(measured in the same run) that each reaches.
 """
 
 from __future__ import annotations

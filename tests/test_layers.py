@@ -322,7 +322,8 @@ def test_linear_in_float32_through_onednn_has_the_gradients_of_f_linear(onednn_f
 
 
 @onednn
-def test_linear_in_float32_keeps_f_linear_for_few_rows_a_strided_weight_and_where_onednn_is_not_faster(monkeypatch, onednn_float32):
+def test_linear_in_float32_keeps_f_linear_for_few_rows_a_strided_weight_and_where_onednn_is_not_faster(
+        monkeypatch, onednn_float32):
     layer = _linear().float()
     with torch.no_grad():
         assert "mkldnn::_linear_pointwise" not in _ops(lambda: layer(torch.randn(3, 96)))  # a classifier's rows

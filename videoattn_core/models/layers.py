@@ -254,24 +254,14 @@ def blocked_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scal
     the fused kernel's ``(G, N_q, heads, d_v)`` memory, so that the heads merge as a view."""
     groups, heads, n_q, _ = q.shape
     n_k = k.shape[2]
+    unit = max(1, n_q * n_k * q.element_size())  # the logits of one (group, head)
+    if unit > _LOGIT_BLOCK_BYTES:  # one pair's rows in blocks
+        blocks = -(-unit // _LOGIT_BLOCK_BYTES)
+        return _attention_by_rows(q, k, v, bias, scale, rows=-(-n_q // blocks), onednn=False)
     out = q.new_empty(groups, n_q, heads, v.shape[-1]).transpose(1, 2)
     qs, kt = q * scale, k.transpose(-2, -1)
     if bias is not None:
         bias = bias[(None,) * (4 - bias.dim())]
-    unit = max(1, n_q * n_k * q.element_size())  # the logits of one (group, head)
-    if unit > _LOGIT_BLOCK_BYTES:
-        blocks = -(-unit // _LOGIT_BLOCK_BYTES)
-        rows = -(-n_q // blocks)
-        for g in range(groups):
-            for h in range(heads):
-                for r0 in range(0, n_q, rows):
-                    rs = slice(r0, r0 + rows)
-                    logits = qs[g, h, rs] @ kt[g, h]
-                    if bias is not None:
-                        logits += _bias_block(bias, slice(g, g + 1), rs, slice(h, h + 1))[0, 0]
-                    torch.ops.aten._softmax.out(logits, -1, False, out=logits)
-                    torch.mm(logits, v[g, h], out=out[g, h, rs])
-        return out
     per_heads = min(heads, _LOGIT_BLOCK_BYTES // unit)
     per_groups = max(1, _LOGIT_BLOCK_BYTES // (unit * heads)) if per_heads == heads else 1
     for g0 in range(0, groups, per_groups):
@@ -287,7 +277,8 @@ def blocked_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scal
 
 
 #: float32 attention whose (group, head) pairs each take at least this many multiply-adds (N_q·N_k·d) runs as
-#: :func:`pairwise_attention` where oneDNN's products are the faster; smaller ones (Swin's windows) keep the fused kernel
+#: :func:`pairwise_attention` where oneDNN's products are the faster; smaller ones (Swin's windows) keep the fused
+#: kernel
 _PAIR_MACS = 1 << 24
 
 
@@ -309,23 +300,33 @@ def pairwise_attention(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, sca
     5 M (which keeps the fused kernel, :data:`_PAIR_MACS`). Every sum is float32, as in the fused kernel; the
     softmax takes each row's exact maximum where the kernel takes a running one (≈ 1e-7 relative). The output
     has the fused kernel's ``(G, N_q, heads, d_v)`` memory, so that the heads merge as a view."""
+    rows = max(1, min(q.shape[2], _LOGIT_BLOCK_BYTES // max(1, k.shape[2] * q.element_size())))
+    return _attention_by_rows(q, k, v, bias, scale, rows, onednn=True)
+
+
+def _attention_by_rows(q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, scale: float, rows: int,
+                       onednn: bool) -> Tensor:
+    """``softmax(q·kᵀ·scale + bias)·v`` one (group, head) pair and ``rows`` query rows at a time, as PyTorch's
+    products or (``onednn``) oneDNN's linear; the output in the fused kernel's ``(G, N_q, heads, d_v)`` memory."""
     groups, heads, n_q, _ = q.shape
-    n_k = k.shape[2]
     out = q.new_empty(groups, n_q, heads, v.shape[-1]).transpose(1, 2)
     if bias is not None:
         bias = bias[(None,) * (4 - bias.dim())]
-    rows = max(1, min(n_q, _LOGIT_BLOCK_BYTES // max(1, n_k * q.element_size())))
     for g in range(groups):
         for h in range(heads):
-            # oneDNN's weights contiguous: it runs a strided one through a reference kernel, 100s of times slower
-            qs, keys, values_t = q[g, h] * scale, k[g, h].contiguous(), v[g, h].t().contiguous()
+            qs = q[g, h] * scale
+            if onednn:  # its weights contiguous: it runs a strided one through a reference kernel, 100s of times slower
+                keys, values_t = k[g, h].contiguous(), v[g, h].t().contiguous()
             for r0 in range(0, n_q, rows):
                 rs = slice(r0, r0 + rows)
-                logits = _onednn_linear(qs[rs], keys, None)
+                logits = _onednn_linear(qs[rs], keys, None) if onednn else qs[rs] @ k[g, h].t()
                 if bias is not None:
                     logits += _bias_block(bias, slice(g, g + 1), rs, slice(h, h + 1))[0, 0]
                 torch.ops.aten._softmax.out(logits, -1, False, out=logits)
-                out[g, h, rs] = _onednn_linear(logits, values_t, None)
+                if onednn:
+                    out[g, h, rs] = _onednn_linear(logits, values_t, None)
+                else:
+                    torch.mm(logits, v[g, h], out=out[g, h, rs])
     return out
 
 
@@ -527,7 +528,8 @@ def onednn_float32_faster() -> bool:
     PyTorch's float32 ``F.linear`` goes to its BLAS (MKL in the PyPI wheels), which takes its AVX2 code on AMD
     CPUs; oneDNN uses their AVX-512 units: on an AMD EPYC (Zen 5, 2 threads) 1.5-2.2× as fast at ViT shapes,
     whole float32 forwards 0.57-0.70× the time with the BLAS's (one process, alternating). Where the BLAS is as
-    fast (Intel CPUs), nothing changes. Both sum in float32: the products differ in the order of their sums only (≈ 1e-7 relative)."""
+    fast (Intel CPUs), nothing changes. Both sum in float32: the products differ in the order of their sums only
+    (≈ 1e-7 relative)."""
     if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
         return False
     generator = torch.Generator().manual_seed(0)

@@ -73,14 +73,11 @@ class CompiledModel(nn.Module):
 
     def _instrumented(self) -> bool:
         """A capture or gradient sink or a forward hook sits on the eager model: only the eager forward sees them."""
-        from ..models.layers import AttentionCore
+        from ..models.layers import AttentionCore, watched
 
-        for module in self._orig_mod.modules():
-            if module._forward_hooks or module._forward_pre_hooks:
-                return True
-            if isinstance(module, AttentionCore) and (module.sink is not None or module.gradient_sink is not None):
-                return True
-        return bool(nn.modules.module._global_forward_hooks or nn.modules.module._global_forward_pre_hooks)
+        modules = list(self._orig_mod.modules())
+        return watched(*modules) or any(
+            isinstance(m, AttentionCore) and (m.sink is not None or m.gradient_sink is not None) for m in modules)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self.fallback_reason is not None or self._instrumented():
