@@ -186,12 +186,16 @@ class AttentionCore(nn.Module):
 
     def fused_attention(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | GroupedBias | None,
                         drop: float = 0.0) -> Tensor:
-        """The fused kernel (``F.scaled_dot_product_attention``), one call per run of a :class:`GroupedBias`; in
-        bfloat16 inference on a CPU where it is slow in bfloat16, :func:`blocked_attention`."""
+        """The fused kernel (``F.scaled_dot_product_attention``) or, where it is the slower, :func:`blocked_attention`
+        or :func:`pairwise_attention` (:meth:`_kernel`); one call per run of a :class:`GroupedBias`."""
         if isinstance(bias, GroupedBias):
             return self._fused_grouped(q, k, v, bias, drop)
-        if bias is not None:
-            bias = bias.to(q.dtype)
+        return self._kernel(q, k, v, None if bias is None else bias.to(q.dtype), drop)
+
+    def _kernel(self, q: Tensor, k: Tensor, v: Tensor, bias: Tensor | None, drop: float) -> Tensor:
+        """:func:`blocked_attention` in bfloat16 inference on a CPU where the fused kernel is slow in bfloat16,
+        :func:`pairwise_attention` in float32 inference of large pairs where oneDNN's products are the faster, else
+        the fused kernel."""
         if not drop and _takes_blocked_attention(q, k, v):
             return blocked_attention(q, k, v, bias, self.scale)
         if not drop and _takes_pairwise_attention(q, k, v):
@@ -199,21 +203,11 @@ class AttentionCore(nn.Module):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop, scale=self.scale)
 
     def _fused_grouped(self, q: Tensor, k: Tensor, v: Tensor, bias: GroupedBias, drop: float) -> Tensor:
-        """The fused kernel (or :func:`blocked_attention`) on each run of groups with its own bias; the results side
-        by side."""
+        """:meth:`_kernel` on each run of groups with its own bias; the results side by side."""
         parts, start = [], 0
-        blocked = not drop and _takes_blocked_attention(q, k, v)
-        pairwise = not drop and _takes_pairwise_attention(q, k, v)
         for part, size in zip(bias.parts, bias.sizes):
             end = start + size
-            if blocked:
-                out = blocked_attention(q[start:end], k[start:end], v[start:end], part.to(q.dtype), self.scale)
-            elif pairwise:
-                out = pairwise_attention(q[start:end], k[start:end], v[start:end], part.to(q.dtype), self.scale)
-            else:
-                out = F.scaled_dot_product_attention(q[start:end], k[start:end], v[start:end],
-                                                     attn_mask=part.to(q.dtype), dropout_p=drop, scale=self.scale)
-            parts.append(out.transpose(1, 2))
+            parts.append(self._kernel(q[start:end], k[start:end], v[start:end], part.to(q.dtype), drop).transpose(1, 2))
             start = end
         # (G, N_q, heads, d) in memory, as the fused CPU kernel lays out its own output: heads merge as a view
         return torch.cat(parts).transpose(1, 2)
