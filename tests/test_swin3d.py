@@ -21,7 +21,8 @@ from videoattn_core.attention.maps import capture_all
 from reference import Reference, assert_both_paths_match, relative_error
 from videoattn_core.models.layers import AttentionCore
 from videoattn_core.models.windows import (
-    MASK_VALUE, batched_windows, grouped_windows, layout_groups, shift_attention_mask, shifted_window_order,
+    MASK_VALUE, batched_windows, grouped_windows, layout_groups, position_bias, relative_position_index,
+    shift_attention_mask, shifted_window_order,
 )
 
 
@@ -454,3 +455,27 @@ def test_meta_window_tables_have_the_real_ones_shapes_and_counts():
     for ours, theirs in zip(shifted_window_order(grid, window, shift, torch.device("meta")),
                             shifted_window_order(grid, window, shift)):
         assert ours.is_meta and ours.shape == theirs.shape and ours.dtype == theirs.dtype
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_position_bias_reads_the_table_as_the_official_code(dtype):
+    """The window bias is the official lookup ``table[index.view(-1)].view(N, N, heads).permute(2, 0, 1)``, bitwise
+    in every dtype (half precision is gathered in float32 on the CPU: a faster path that must not change a value),
+    and the table's gradient flows through it."""
+    window = (2, 3, 4)
+    index = relative_position_index(window)
+    n, heads = index.shape[0], 5
+    rows = math.prod(2 * w - 1 for w in window)
+    table = torch.randn(rows, heads, generator=torch.Generator().manual_seed(0)).to(dtype)
+    official = table[index.reshape(-1)].view(n, n, heads).permute(2, 0, 1).unsqueeze(0)
+    bias = position_bias(table, index)
+    assert bias.dtype == dtype and bias.is_contiguous()
+    assert torch.equal(bias, official)
+
+    table.requires_grad_(True)
+    weights = torch.randn(official.shape, generator=torch.Generator().manual_seed(1)).to(dtype)
+    (position_bias(table, index).float() * weights.float()).sum().backward()
+    expected = torch.zeros(rows, heads, dtype=torch.float64).index_add_(
+        0, index.reshape(-1), weights.double()[0].permute(1, 2, 0).reshape(-1, heads))
+    torch.testing.assert_close(table.grad.double(), expected, rtol=1e-2 if dtype != torch.float32 else 1e-6,
+                               atol=1e-2 if dtype != torch.float32 else 1e-6)

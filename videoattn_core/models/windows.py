@@ -157,9 +157,14 @@ def _relative_position_index(window: tuple[int, ...], table_window: tuple[int, .
 def position_bias(table: Tensor, index: Tensor) -> Tensor:
     """``(1, heads, N, N)`` attention bias read from a relative position ``table (offsets, heads)`` at the
     ``(N, N)`` rows of ``index``: gathered from the transposed table, so that it is laid out as the attention
-    kernel reads it (not a permuted view), by ``index_select`` (half the time of indexing with a tensor)."""
+    kernel reads it (not a permuted view), by ``index_select`` (half the time of indexing with a tensor).
+
+    On the CPU a half-precision table is gathered in float32 and rounded back, the same numbers (every bfloat16 or
+    float16 value is a float32): PyTorch's CPU ``index_select`` gathers 2-byte elements one at a time and float32
+    ones in vector registers, 4× the speed (Video Swin-B's 16-head windows: 5.6 → 1.3 ms a block in bfloat16)."""
     n = index.shape[-1]
-    return table.t().index_select(1, index.reshape(-1)).view(1, table.shape[1], n, n)
+    source = table.float() if table.device.type == "cpu" and table.element_size() == 2 else table
+    return source.t().index_select(1, index.reshape(-1)).to(table.dtype).view(1, table.shape[1], n, n)
 
 
 def _token_tables(device: torch.device, *lengths: int) -> tuple[Tensor, ...] | None:
