@@ -143,6 +143,32 @@ def _one_graph_at_batches(compiled, eager, rtol: float, atol: float) -> int:
     return graphs
 
 
+def test_window_tables_carry_the_mark_torch_compiler_sets():
+    """The window index tables are marked constant as ``torch.compiler.assume_constant_result`` marks a function
+    (the attribute set directly: calling it imports TorchDynamo at import time). Fails if PyTorch marks otherwise."""
+    from videoattn_core.models.windows import CONSTANT_RESULT_MARK, grouped_windows, shifted_window_order
+
+    def probe():
+        return 0
+
+    before = set(vars(probe))
+    torch.compiler.assume_constant_result(probe)
+    assert set(vars(probe)) - before == {CONSTANT_RESULT_MARK}
+    assert getattr(probe, CONSTANT_RESULT_MARK) is True
+    assert all(getattr(f, CONSTANT_RESULT_MARK, False) is True for f in (grouped_windows, shifted_window_order))
+
+
+def test_importing_the_library_does_not_load_torchdynamo():
+    """``import videoattn_core`` (every command, the app's start) leaves TorchDynamo unloaded: ~1 s of import."""
+    import subprocess
+    import sys
+
+    code = "import sys, videoattn_core, videoattn_core.cli.main; print('torch._dynamo' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "False", out.stderr
+
+
 @pytest.mark.parametrize("case", SMALL, ids=[_small_id(c) for c in SMALL])
 def test_every_family_traces_as_one_graph_at_any_batch(case):
     model, _ = _small(case)

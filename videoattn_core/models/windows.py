@@ -120,26 +120,28 @@ def relative_position_index(window: Grid, table_window: Grid | None = None) -> T
     return index.clone() if device.type == "cpu" else index.to(device)
 
 
+#: the mark ``torch.compiler.assume_constant_result`` sets on a function (tests/test_compile.py checks it still is)
+CONSTANT_RESULT_MARK = "_dynamo_marked_constant"
+
+
 def _index_table(fn):
     """``functools.lru_cache`` for the index tables a forward looks up: they are worked out once per grid and kept
     across forwards like buffers, so they are built with no dispatch mode active (a forward's memory count, live
     or on the meta device, sees the same tensors whether or not the table was cached before it ran).
 
     Under ``torch.compile`` a table is a constant of the graph: worked out once while tracing, not traced (its
-    ``unique`` and ``int`` would break the graph in two at every block, and the rest would run at every call)."""
+    ``unique`` and ``int`` would break the graph in two at every block, and the rest would run at every call). The
+    mark is set as ``torch.compiler.assume_constant_result`` sets it, without calling it: that imports TorchDynamo,
+    a second of every process's start."""
     cached = functools.lru_cache(maxsize=32)(fn)
 
+    @functools.wraps(fn)
     def table(*args):
         with _disable_current_modes():
             return cached(*args)
 
-    constant = torch.compiler.assume_constant_result(table)
-
-    @functools.wraps(fn)
-    def lookup(*args):
-        return constant(*args) if torch.compiler.is_compiling() else table(*args)
-
-    return lookup
+    setattr(table, CONSTANT_RESULT_MARK, True)
+    return table
 
 
 @_index_table
