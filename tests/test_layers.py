@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import pickle
-import time
 
 import pytest
 import torch
@@ -337,8 +336,9 @@ def test_linear_in_float32_keeps_f_linear_for_few_rows_a_strided_weight_and_wher
 @onednn
 def test_onednn_float32_counts_as_faster_only_when_measured_faster(monkeypatch):
     def slowed(call):
-        def slow(*args, **kwargs):
-            time.sleep(0.05)  # far beyond the noise of a loaded machine (the product takes ~1 ms)
+        def slow(*args, **kwargs):  # CPU time, which the measurement counts (a sleep is not)
+            for _ in range(4):
+                call(*args, **kwargs)
             return call(*args, **kwargs)
         return slow
 
@@ -353,6 +353,40 @@ def test_onednn_float32_counts_as_faster_only_when_measured_faster(monkeypatch):
                 assert layers.onednn_float32_faster() is faster
     finally:
         layers.onednn_float32_faster.cache_clear()
+
+
+@onednn
+def test_onednn_float32_measurement_counts_one_threads_cpu_time(monkeypatch):
+    """Every process on a machine must choose alike, loaded or not: the measurement runs on one thread (the count
+    restored after) and counts CPU time, so time off the CPU — here a sleep, on a loaded machine a thread waiting
+    for a core — does not make a path look slower."""
+    import time
+
+    threads_seen = []
+
+    def asleep(call):
+        def slow(*args, **kwargs):
+            threads_seen.append(torch.get_num_threads())
+            time.sleep(0.02)
+            return call(*args, **kwargs)
+        return slow
+
+    before, choices = torch.get_num_threads(), []
+    try:
+        for path in ("F", "_onednn_linear"):
+            layers.onednn_float32_faster.cache_clear()
+            with monkeypatch.context() as patch:
+                if path == "F":
+                    patch.setattr(layers.F, "linear", asleep(F.linear))
+                else:
+                    patch.setattr(layers, "_onednn_linear", asleep(layers._onednn_linear))
+                choices.append(layers.onednn_float32_faster())
+    finally:
+        layers.onednn_float32_faster.cache_clear()
+    # counted, the sleeps (20x the product) would make oneDNN faster with the BLAS asleep and slower the other way
+    assert choices[0] is choices[1]
+    assert threads_seen and set(threads_seen) == {1}
+    assert torch.get_num_threads() == before
 
 
 @onednn

@@ -11,6 +11,7 @@ inspection engine captures probabilities, and where attention MACs are counted, 
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -514,32 +515,46 @@ def _onednn_linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 _ONEDNN_FLOAT32_ROWS = 64
 
 
+_MEASURING = threading.Lock()  # one measurement at a time: it sets the process's thread count, then restores it
+
+
 @functools.cache
 def onednn_float32_faster() -> bool:
     """Whether oneDNN's linear multiplies float32 matrices clearly (≥ 1.3×) faster than ``F.linear`` here: measured
-    once per process on a 256 × 512 · 512 × 512 product, the best of five calls each.
+    once per process on a 256 × 512 · 512 × 512 product, the best of ten calls each, on one thread and in that
+    thread's CPU time.
 
     PyTorch's float32 ``F.linear`` goes to its BLAS (MKL in the PyPI wheels), which takes its AVX2 code on AMD
     CPUs; oneDNN uses their AVX-512 units: on an AMD EPYC (Zen 5, 2 threads) 1.5-2.2× as fast at ViT shapes,
-    whole float32 forwards 0.57-0.70× the time with the BLAS's (one process, alternating). Where the BLAS is as
-    fast (Intel CPUs), nothing changes. Both sum in float32: the products differ in the order of their sums only
-    (≈ 1e-7 relative)."""
+    whole float32 forwards 0.57-0.70× the time with the BLAS's (one process, alternating); on a Zen 4 (whose
+    AVX-512 runs at half width) 1.03-1.22×, and the BLAS stays. Where the BLAS is as fast (Intel CPUs), nothing
+    changes. Both sum in float32: the products differ in the order of their sums only (≈ 1e-7 relative).
+
+    One thread's CPU time is what the choice rests on because every process on a machine must make the same one
+    (the app's server and a command give the same numbers): timed on the wall clock with every thread, a loaded
+    machine slows the BLAS's threads more than oneDNN's, and a Zen 4 under load measured oneDNN ≥ 1.3× faster in 8
+    processes of 10 and slower in every one when idle."""
     if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
         return False
     generator = torch.Generator().manual_seed(0)
     x, weight = torch.randn(256, 512, generator=generator), torch.randn(512, 512, generator=generator)
     calls = {"blas": lambda: F.linear(x, weight), "onednn": lambda: _onednn_linear(x, weight, None)}
     best = dict.fromkeys(calls, float("inf"))
-    try:
-        with torch.no_grad():
-            for round_ in range(6):
-                for name, call in calls.items():
-                    start = time.perf_counter()
-                    call()
-                    if round_:  # the first round warms both up
-                        best[name] = min(best[name], time.perf_counter() - start)
-    except RuntimeError:  # oneDNN refuses float32 here
-        return False
+    with _MEASURING:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with torch.no_grad():
+                for round_ in range(11):
+                    for name, call in calls.items():
+                        start = time.thread_time()
+                        call()
+                        if round_:  # the first round warms both up
+                            best[name] = min(best[name], time.thread_time() - start)
+        except RuntimeError:  # oneDNN refuses float32 here
+            return False
+        finally:
+            torch.set_num_threads(threads)
     return best["blas"] > 1.3 * best["onednn"]
 
 
