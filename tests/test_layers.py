@@ -333,6 +333,21 @@ def test_linear_in_float32_keeps_f_linear_for_few_rows_a_strided_weight_and_wher
         assert "mkldnn::_linear_pointwise" not in _ops(lambda: layer(torch.randn(100, 96)))
 
 
+def _choice_with_one_path_wrapped(monkeypatch, path: str, wrap) -> bool:
+    """:func:`layers.onednn_float32_faster`'s choice, measured afresh, with one product (``"F"``: PyTorch's
+    ``F.linear``; ``"onednn"``) wrapped by ``wrap``."""
+    layers.onednn_float32_faster.cache_clear()
+    try:
+        with monkeypatch.context() as patch:
+            if path == "F":
+                patch.setattr(layers.F, "linear", wrap(F.linear))
+            else:
+                patch.setattr(layers, "_onednn_linear", wrap(layers._onednn_linear))
+            return layers.onednn_float32_faster()
+    finally:
+        layers.onednn_float32_faster.cache_clear()
+
+
 @onednn
 def test_onednn_float32_counts_as_faster_only_when_measured_faster(monkeypatch):
     def slowed(call):
@@ -342,17 +357,8 @@ def test_onednn_float32_counts_as_faster_only_when_measured_faster(monkeypatch):
             return call(*args, **kwargs)
         return slow
 
-    try:
-        for slowed_path, faster in [("_onednn_linear", False), ("F", True)]:
-            layers.onednn_float32_faster.cache_clear()
-            with monkeypatch.context() as patch:
-                if slowed_path == "F":
-                    patch.setattr(layers.F, "linear", slowed(F.linear))
-                else:
-                    patch.setattr(layers, "_onednn_linear", slowed(layers._onednn_linear))
-                assert layers.onednn_float32_faster() is faster
-    finally:
-        layers.onednn_float32_faster.cache_clear()
+    assert _choice_with_one_path_wrapped(monkeypatch, "onednn", slowed) is False
+    assert _choice_with_one_path_wrapped(monkeypatch, "F", slowed) is True
 
 
 @onednn
@@ -371,18 +377,8 @@ def test_onednn_float32_measurement_counts_one_threads_cpu_time(monkeypatch):
             return call(*args, **kwargs)
         return slow
 
-    before, choices = torch.get_num_threads(), []
-    try:
-        for path in ("F", "_onednn_linear"):
-            layers.onednn_float32_faster.cache_clear()
-            with monkeypatch.context() as patch:
-                if path == "F":
-                    patch.setattr(layers.F, "linear", asleep(F.linear))
-                else:
-                    patch.setattr(layers, "_onednn_linear", asleep(layers._onednn_linear))
-                choices.append(layers.onednn_float32_faster())
-    finally:
-        layers.onednn_float32_faster.cache_clear()
+    before = torch.get_num_threads()
+    choices = [_choice_with_one_path_wrapped(monkeypatch, path, asleep) for path in ("F", "onednn")]
     # counted, the sleeps (20x the product) would make oneDNN faster with the BLAS asleep and slower the other way
     assert choices[0] is choices[1]
     assert threads_seen and set(threads_seen) == {1}
